@@ -1,0 +1,46 @@
+"""Connections to an OMOP CDM: a DuckDB file (default) or a PostgreSQL URL, through Ibis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import ibis
+from ibis.backends import BaseBackend
+
+from follicle.errors import DatabaseError
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def dialect_of(target: str | Path) -> str:
+    """The SQL dialect of a target: ``"postgres"`` for a postgresql:// URL, else ``"duckdb"``."""
+    scheme = urlparse(str(target)).scheme
+    return "postgres" if scheme in POSTGRES_SCHEMES else "duckdb"
+
+
+def connect(target: str | Path, *, read_only: bool = False) -> BaseBackend:
+    """Open an Ibis connection to *target* (a DuckDB file path or a ``postgresql://`` URL).
+
+    A DuckDB target opened ``read_only`` must exist; the error names the path.
+    """
+    target = str(target)
+    try:
+        if dialect_of(target) == "postgres":
+            return ibis.connect(target)
+        path = Path(target)
+        if read_only and not path.exists():
+            raise DatabaseError(f"database file not found: {path}")
+        return ibis.duckdb.connect(str(path), read_only=read_only)
+    except DatabaseError:
+        raise
+    except Exception as exc:  # driver errors differ by backend; report them uniformly
+        raise DatabaseError(f"cannot connect to {redact(target)}: {exc}") from exc
+
+
+def redact(target: str) -> str:
+    """The target with any password replaced by ``***`` (for messages and results)."""
+    parsed = urlparse(target)
+    if parsed.password:
+        return target.replace(f":{parsed.password}@", ":***@")
+    return target
