@@ -1,0 +1,1 @@
+"""run: the end-to-end comparative study pipeline (cohorts -> PS -> matching -> outcomes -> report)."""
