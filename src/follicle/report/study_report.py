@@ -1,0 +1,118 @@
+"""Render a comparative study's results (already aggregate and suppressed) as one HTML file.
+
+The page is self-contained: figures are embedded as data URIs, styles are inline, there is no
+script and nothing is fetched, so it opens offline and can be e-mailed as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+_env = Environment(loader=PackageLoader("follicle.report", "templates"), autoescape=select_autoescape(["html", "j2"]))
+
+
+def fmt_num(value: Any, digits: int = 2) -> str:
+    """A number for a table cell; suppressed labels and missing values pass through as text."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}f}"
+
+
+def fmt_p(p: Any) -> str:
+    if p is None or isinstance(p, str):
+        return "-" if p is None else p
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def fmt_ci(est: Any, low: Any, high: Any, digits: int = 2) -> str:
+    if est is None or isinstance(est, str):
+        return "withheld" if isinstance(est, str) else "-"
+    return f"{fmt_num(est, digits)} ({fmt_num(low, digits)}-{fmt_num(high, digits)})"
+
+
+def _outcome_row(o: dict[str, Any], km_uri: str | None) -> dict[str, Any]:
+    return {
+        "outcome": o["outcome"],
+        "negative_control": o.get("negative_control", False),
+        "events_target": fmt_num(o.get("events_target")),
+        "events_comparator": fmt_num(o.get("events_comparator")),
+        "py_target": fmt_num(o.get("person_years_target"), 0),
+        "py_comparator": fmt_num(o.get("person_years_comparator"), 0),
+        "fu_text": f"{fmt_num(o.get('mean_followup_days_target'), 0)} / {fmt_num(o.get('mean_followup_days_comparator'), 0)}",
+        "risk_text": f"{fmt_num(o.get('risk_target'), 4)} / {fmt_num(o.get('risk_comparator'), 4)}",
+        "rd_text": fmt_ci(o.get("rd"), o.get("rd_ci_low"), o.get("rd_ci_high"), 4),
+        "rr_text": fmt_ci(o.get("rr"), o.get("rr_ci_low"), o.get("rr_ci_high")),
+        "or_text": fmt_ci(o.get("or"), o.get("or_ci_low"), o.get("or_ci_high")),
+        "hr_text": fmt_ci(o.get("hr"), o.get("hr_ci_low"), o.get("hr_ci_high")),
+        "logrank_text": fmt_p(o.get("logrank_p")),
+        "ph_text": fmt_p(o.get("ph_test_p")),
+        "evalue_text": f"{fmt_num(o.get('evalue'))} ({fmt_num(o.get('evalue_ci'))})",
+        "km": km_uri,
+    }
+
+
+def render_study_report(
+    results: dict[str, Any],
+    figures: dict[str, Any],
+    *,
+    methods: str,
+    caveats: list[str],
+) -> str:
+    """HTML text of the report.
+
+    *results* follows docs/results-schema.md; *figures* maps ``forest`` and, per comparison id,
+    ``love``, ``preference`` and ``km`` (outcome -> data URI) to embedded images.
+    """
+    comparisons, summary = [], []
+    for comp in results["comparisons"]:
+        figs = figures.get(comp["id"], {})
+        outcomes = [_outcome_row(o, figs.get("km", {}).get(o["outcome"])) for o in comp["outcomes"]]
+        for o in comp["outcomes"]:
+            summary.append({
+                "comparison": comp["title"], "outcome": o["outcome"],
+                "negative_control": o.get("negative_control", False),
+                "n_target": fmt_num(o.get("n_target")), "n_comparator": fmt_num(o.get("n_comparator")),
+                "events_target": fmt_num(o.get("events_target")), "events_comparator": fmt_num(o.get("events_comparator")),
+                "hr_text": fmt_ci(o.get("hr"), o.get("hr_ci_low"), o.get("hr_ci_high")),
+                "calibrated_text": fmt_ci(o.get("calibrated_hr", o.get("hr")), o.get("calibrated_ci_low"),
+                                          o.get("calibrated_ci_high")) if o.get("calibrated_ci_low") is not None else "-",
+                "p_text": fmt_p(o.get("p")),
+            })
+        attrition: dict[str, list[dict[str, str]]] = {}
+        for step in comp["attrition"]:
+            attrition.setdefault(step["cohort"], []).append({"step": step["step"], "count": fmt_num(step["count"])})
+        diagnostics = [
+            {**d, "value_text": fmt_num(d.get("value"), 3), "threshold_text": d.get("threshold_text", fmt_num(d.get("threshold"), 2))}
+            for d in comp["diagnostics"]
+        ]
+        table1 = [
+            {k: (fmt_num(v, 3) if k.startswith("smd") else fmt_num(v, 1) if isinstance(v, float) else v) for k, v in r.items()}
+            for r in comp["table1"]
+        ]
+        comparisons.append({
+            "id": comp["id"], "title": comp["title"], "target": comp["target"], "comparator": comp["comparator"],
+            "attrition": attrition, "diagnostics": diagnostics, "table1": table1, "outcomes": outcomes,
+            "love": figs.get("love"), "preference": figs.get("preference"),
+        })
+    return _env.get_template("study_report.html.j2").render(
+        title=results.get("title", "Follicle study report"),
+        description=results.get("description"),
+        version=results["follicle_version"],
+        spec_hash=results["spec_hash"],
+        cdm_fingerprint=results["cdm_fingerprint"],
+        min_cell_count=results["min_cell_count"],
+        summary=summary,
+        forest=figures.get("forest"),
+        methods=methods,
+        caveats=caveats,
+        comparisons=comparisons,
+    )

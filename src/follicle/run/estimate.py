@@ -1,0 +1,132 @@
+"""Per-outcome estimates in a matched cohort: KM, log-rank, Cox HR, PH test, risks, rates, E-value.
+
+Pure functions over the analysis-table columns of one outcome (no I/O). Each returns plain,
+unsuppressed numbers; :mod:`follicle.run.results` applies small-cell suppression before anything
+leaves the machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from follicle.causal import evalue
+from follicle.study.settings import OutcomeModelSettings
+from follicle.survival import (
+    CoxPH,
+    compare_survival,
+    cox_zph,
+    fit_outcome_model,
+    followup_by_group,
+    incidence_rate,
+    numbers_at_risk,
+    risk_comparison,
+)
+
+DAYS_PER_YEAR = 365.25
+
+
+@dataclass
+class OutcomeEstimate:
+    """Everything reported for one comparison x outcome (unsuppressed; see results.py)."""
+
+    outcome: str
+    negative_control: bool
+    numbers: dict[str, Any]
+    curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+    at_risk: pd.DataFrame | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def outcome_frame(table: pd.DataFrame, outcome: str, set_ids: np.ndarray) -> pd.DataFrame:
+    """Matched people at risk of *outcome*: those with it before the time at risk are dropped."""
+    frame = pd.DataFrame({
+        "treatment": table["treatment"].to_numpy(),
+        "time": table[f"{outcome}_days"].to_numpy(dtype=float),
+        "event": table[f"{outcome}_event"].to_numpy(dtype=bool),
+        "prior": table[f"{outcome}_prior"].to_numpy(dtype=bool),
+        "set_id": set_ids,
+    })
+    frame = frame[(frame["set_id"] >= 0) & ~frame["prior"]]
+    # a day-0 event or censoring gets half a day, as survival software needs time > 0
+    frame["time"] = np.maximum(frame["time"], 0.5)
+    return frame.reset_index(drop=True)
+
+
+def estimate_outcome(
+    frame: pd.DataFrame,
+    outcome: str,
+    *,
+    negative_control: bool,
+    settings: OutcomeModelSettings,
+    labels: tuple[str, str],
+    risk_window: float | None,
+    tick_days: float = 365.25,
+) -> OutcomeEstimate:
+    """All statistics of one outcome in the matched cohort *frame* (see :func:`outcome_frame`)."""
+    t = frame["treatment"].to_numpy()
+    time, event = frame["time"].to_numpy(), frame["event"].to_numpy()
+    target, comparator = t == 1, t == 0
+    numbers: dict[str, Any] = {
+        "n_target": int(target.sum()), "n_comparator": int(comparator.sum()),
+        "events_target": int(event[target].sum()), "events_comparator": int(event[comparator].sum()),
+    }
+    warnings: list[str] = []
+    fu = followup_by_group(time, event, t)
+    for arm, value in (("target", 1), ("comparator", 0)):
+        py = float(time[t == value].sum()) / DAYS_PER_YEAR
+        numbers[f"person_years_{arm}"] = py
+        numbers[f"mean_followup_days_{arm}"] = float(fu.loc[value, "mean"]) if value in fu.index else None
+        numbers[f"median_followup_days_{arm}"] = float(fu.loc[value, "median"]) if value in fu.index else None
+        if py > 0:
+            ir = incidence_rate(numbers[f"events_{arm}"], py, per=1000)
+            numbers |= {f"ir_per_1000py_{arm}": ir.rate, f"ir_ci_low_{arm}": ir.ci_low, f"ir_ci_high_{arm}": ir.ci_high}
+
+    enough = numbers["events_target"] > 0 and numbers["events_comparator"] > 0 and target.any() and comparator.any()
+    if not enough:
+        warnings.append("no events in at least one arm: HR and risk ratios not estimated")
+        return OutcomeEstimate(outcome, negative_control, numbers, warnings=warnings)
+
+    risks = risk_comparison(time, event, t, window=risk_window, estimator="crude")
+    numbers |= {
+        "risk_target": risks.treated.risk, "risk_comparator": risks.comparator.risk,
+        "rd": risks.rd, "rd_ci_low": risks.rd_ci_low, "rd_ci_high": risks.rd_ci_high,
+        "rr": risks.rr, "rr_ci_low": risks.rr_ci_low, "rr_ci_high": risks.rr_ci_high,
+        "or": risks.or_, "or_ci_low": risks.or_ci_low, "or_ci_high": risks.or_ci_high,
+    }
+    comp = compare_survival(time, event, t)
+    numbers["logrank_chisq"] = comp.logrank.chisq
+    numbers["logrank_p"] = comp.logrank.p
+
+    pair = frame["set_id"].to_numpy()
+    cox = fit_outcome_model(time, event, t, ties=settings.ties, robust_se=settings.robust_se,
+                            stratify_by_pair=settings.stratify_by_pair, pair_id=pair)
+    row = cox.row()
+    numbers |= {"log_hr": row["coef"], "se_log_hr": row["se"], "hr": row["hr"], "hr_ci_low": row["ci_low"],
+                "hr_ci_high": row["ci_high"], "p": row["p"]}
+    warnings += list(cox.warnings)
+
+    try:
+        model = CoxPH(ties=settings.ties).fit(t.reshape(-1, 1).astype(float), time, event)
+        zph = cox_zph(model, t.reshape(-1, 1).astype(float), time, event)
+        numbers["ph_test_chisq"] = float(zph.table["chisq"].iloc[-1])
+        numbers["ph_test_p"] = float(zph.table["p"].iloc[-1])
+    except Exception as exc:  # the PH test is a diagnostic: report why it is missing, keep the estimate
+        warnings.append(f"PH test not computed: {exc}")
+
+    rare = max(numbers["events_target"] / max(numbers["n_target"], 1),
+               numbers["events_comparator"] / max(numbers["n_comparator"], 1)) < 0.15
+    ev = evalue(row["hr"], row["ci_low"], row["ci_high"], measure="HR", rare=rare)
+    numbers["evalue"] = ev.evalue_estimate
+    numbers["evalue_ci"] = ev.evalue_ci
+
+    ticks = np.arange(0, float(time.max()) + 1, tick_days)
+    curves = {}
+    for value, label in ((1, labels[0]), (0, labels[1])):
+        table = comp.curves[value].table
+        curves[label] = table[["time", "survival", "ci_low", "ci_high", "n_risk"]].rename(columns={"n_risk": "at_risk"})
+    at_risk = numbers_at_risk({labels[0]: comp.curves[1], labels[1]: comp.curves[0]}, ticks)
+    return OutcomeEstimate(outcome, negative_control, numbers, curves=curves, at_risk=at_risk, warnings=warnings)

@@ -1,0 +1,205 @@
+"""The comparative study as a row of cached steps.
+
+cohorts -> analysis table -> propensity model -> matching -> balance -> per outcome (KM, log-rank,
+Cox, risks, PH test, E-value) -> negative-control calibration. Each step's artefact is stored under
+the hash of the spec parts that produced it and the CDM fingerprint (:mod:`follicle.run.cache`),
+so changing one outcome recomputes only that outcome, and a changed CDM recomputes everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from follicle.causal import (
+    balance_table,
+    calibrate_ci,
+    calibrate_p,
+    equipoise,
+    fit_null,
+    fit_propensity,
+    match,
+    preference_score,
+    ps_auc,
+)
+from follicle.run import diagnostics as dx
+from follicle.run.cache import ArtifactStore
+from follicle.run.estimate import OutcomeEstimate, estimate_outcome, outcome_frame
+from follicle.run.table1 import table1
+from follicle.study.hashing import part_hashes
+from follicle.study.population import Population
+from follicle.study.spec import StudySpec
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class PropensityStep:
+    """Propensity model, matched sets and balance of one comparison (unsuppressed)."""
+
+    ps: np.ndarray
+    preference: np.ndarray
+    set_ids: np.ndarray
+    auc: float
+    equipoise: float
+    n_covariates: int
+    balance: pd.DataFrame
+    table1: pd.DataFrame
+    n_target_before: int
+    n_comparator_before: int
+    n_target: int
+    n_comparator: int
+    caliper_width: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ComparisonRun:
+    """Everything computed for one comparison."""
+
+    name: str
+    target: str
+    comparator: str
+    attrition: pd.DataFrame
+    propensity: PropensityStep
+    treatment: np.ndarray
+    outcomes: list[OutcomeEstimate]
+    diagnostics: list[dx.Diagnostic]
+    null: dict[str, float] | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def dense_covariates(table: pd.DataFrame) -> pd.DataFrame:
+    """The dense propensity covariates of an analysis table: age, female sex, every ``cov_`` column."""
+    cols: dict[str, Any] = {}
+    if "age" in table:
+        cols["age"] = table["age"].astype(float)
+    if "sex" in table:
+        cols["female"] = (table["sex"] == "F").astype(float)
+    for c in table.columns:
+        if c.startswith("cov_"):
+            cols[c.removeprefix("cov_")] = table[c].astype(float)
+    return pd.DataFrame(cols, index=table.index)
+
+
+def design_matrix(population: Population) -> tuple[Any, list[str]]:
+    """Dense covariates, plus the sparse ones (one column per covariate id) when the spec asks for them."""
+    dense = dense_covariates(population.table)
+    dense = dense.loc[:, dense.std(ddof=0) > 0]  # a constant column carries no information
+    names = list(dense.columns)
+    sp = population.sparse_covariates
+    if sp is None or sp.empty:
+        return dense.to_numpy(), names
+    row = pd.Index(population.table["person_id"]).get_indexer(sp["person_id"])
+    ids, col = np.unique(sp["covariate_id"].to_numpy(), return_inverse=True)
+    keep = row >= 0
+    mat = sparse.csr_matrix((sp["value"].to_numpy(dtype=float)[keep], (row[keep], col[keep])),
+                            shape=(len(population.table), len(ids)))
+    ref = population.covariate_ref.set_index("covariate_id")["covariate_name"] if len(population.covariate_ref) else {}
+    names += [str(ref.get(i, i)) for i in ids]
+    return sparse.hstack([sparse.csr_matrix(dense.to_numpy()), mat], format="csr"), names
+
+
+def propensity_step(spec: StudySpec, population: Population) -> PropensityStep:
+    """Fit the PS model, match, and measure balance, with the spec's settings."""
+    table = population.table
+    t = table["treatment"].to_numpy().astype(int)
+    X, names = design_matrix(population)
+    model = fit_propensity(X, t, **spec.analysis.propensity.model_dump())
+    ps = model.ps_
+    result = match(ps, t, **spec.analysis.matching.model_dump())
+    set_ids = result.set_ids()
+    weights = result.weights()
+    threshold = spec.analysis.balance_threshold
+    balance = balance_table(X, t, weights_after=weights, threshold=threshold, feature_names=names)
+    dense = dense_covariates(table)
+    dense_bal = balance.set_index("covariate").reindex(dense.columns).reset_index()
+    dense_bal["covariate"] = dense.columns
+    matched = set_ids >= 0
+    return PropensityStep(
+        ps=ps, preference=preference_score(ps, t), set_ids=set_ids, auc=ps_auc(ps, t), equipoise=equipoise(ps, t),
+        n_covariates=len(names), balance=balance, table1=table1(dense, t, weights, dense_bal),
+        n_target_before=int((t == 1).sum()), n_comparator_before=int((t == 0).sum()),
+        n_target=int((matched & (t == 1)).sum()), n_comparator=int((matched & (t == 0)).sum()),
+        caliper_width=float(result.caliper_width),
+    )
+
+
+def _calibrate(outcomes: list[OutcomeEstimate]) -> dict[str, float] | None:
+    """Fit the empirical null on the negative controls and calibrate every estimate in place."""
+    controls = [o.numbers for o in outcomes if o.negative_control and "log_hr" in o.numbers]
+    if len(controls) < 3:
+        return None
+    null = fit_null([c["log_hr"] for c in controls], [c["se_log_hr"] for c in controls])
+    for o in outcomes:
+        if "log_hr" not in o.numbers:
+            continue
+        b, se = o.numbers["log_hr"], o.numbers["se_log_hr"]
+        cal = calibrate_ci(null, b, se)
+        o.numbers |= {"calibrated_p": float(calibrate_p(null, [b], [se])[0]),
+                      "calibrated_hr": float(np.exp(cal.log_rr)),
+                      "calibrated_ci_low": float(np.exp(cal.ci_low)), "calibrated_ci_high": float(np.exp(cal.ci_high))}
+    return {"mean": float(null.mean), "sd": float(null.sd), "n_controls": int(null.n_controls)}
+
+
+def run_comparison(
+    spec: StudySpec,
+    name: str,
+    extract: Callable[[], Population],
+    store: ArtifactStore,
+    fingerprint: str,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> ComparisonRun:
+    """One comparison through every step, each cached under its hash (see module docstring)."""
+    say = progress or (lambda _msg: None)
+    comp = spec.comparisons[name]
+    hashes = part_hashes(spec, name)
+    say(f"{name}: cohorts and analysis table")
+    pop_key = store.key(fingerprint, hashes["population"], *[hashes[f"outcome:{o}"] for o in _outcomes(spec, name)])
+    population = store.get_or_compute("population", pop_key, extract, force=force)
+    say(f"{name}: propensity model and matching")
+    ps_step = store.get_or_compute("propensity", store.key(fingerprint, pop_key, hashes["propensity"]),
+                                   lambda: propensity_step(spec, population), force=force)
+    t = population.table["treatment"].to_numpy().astype(int)
+    labels = (comp.target, comp.comparator)
+    window = spec.time_at_risk.max_follow_up_days
+    estimates = []
+    for outcome in _outcomes(spec, name):
+        say(f"{name}: outcome {outcome}")
+        key = store.key(fingerprint, pop_key, hashes["propensity"], hashes[f"outcome:{outcome}"])
+        estimates.append(store.get_or_compute(
+            "outcome", key,
+            lambda o=outcome: estimate_outcome(
+                outcome_frame(population.table, o, ps_step.set_ids), o,
+                negative_control=o in comp.negative_controls, settings=spec.analysis.outcome_model,
+                labels=labels, risk_window=float(window) if window else None),
+            force=force))
+    null = _calibrate(estimates)
+    max_smd = float(np.nanmax(np.abs(ps_step.balance["smd_after"]))) if len(ps_step.balance) else float("nan")
+    total_events = sum(o.numbers["events_target"] + o.numbers["events_comparator"]
+                       for o in estimates if not o.negative_control) / max(1, len(comp.outcomes))
+    diags = [
+        dx.balance_diagnostic(max_smd, spec.analysis.balance_threshold),
+        dx.equipoise_diagnostic(ps_step.equipoise),
+        dx.mdrr_diagnostic(dx.mdrr(int(total_events), ps_step.n_target, ps_step.n_comparator)),
+        dx.ease_diagnostic(null["mean"] if null else None, null["sd"] if null else None),
+    ]
+    return ComparisonRun(name, comp.target, comp.comparator, population.attrition, ps_step, t, estimates, diags,
+                         null, warnings=list(population.warnings))
+
+
+def _outcomes(spec: StudySpec, name: str) -> list[str]:
+    comp = spec.comparisons[name]
+    return list(dict.fromkeys(comp.outcomes + comp.negative_controls))
+
+
+def default_store(out_dir: Path) -> ArtifactStore:
+    return ArtifactStore(Path(out_dir) / ".cache")

@@ -1,0 +1,63 @@
+"""The study report: figures from the run (aggregate, small numbers hidden) and the HTML page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from follicle.report.figures import km_plot, love_plot, preference_plot, to_data_uri
+from follicle.report.forest import ForestRow, forest_plot
+from follicle.report.privacy import suppress_count
+from follicle.report.study_report import render_study_report
+from follicle.run.narrative import caveats, methods_paragraph
+from follicle.run.pipeline import ComparisonRun
+from follicle.study.spec import StudySpec
+
+
+def hr_forest(results: dict[str, Any]) -> Any:
+    """Forest plot of HRs: one block per comparison, one row per outcome (negative controls last)."""
+    rows: list[ForestRow] = []
+    for comp in results["comparisons"]:
+        rows.append(ForestRow(label=comp["title"], kind="header"))
+        for o in sorted(comp["outcomes"], key=lambda o: o["negative_control"]):
+            label = o["outcome"] + (" (NC)" if o["negative_control"] else "")
+            if o.get("hr") is None:
+                rows.append(ForestRow(label=label, kind="note", note="not estimated"))
+            else:
+                rows.append(ForestRow(label=label, estimate=o["hr"], ci_low=o["hr_ci_low"], ci_high=o["hr_ci_high"]))
+    return forest_plot(rows, log_scale=True, xlabel="hazard ratio (95% CI)", label_header="Outcome",
+                       estimate_header="HR [95% CI]", favours=("favours target", "favours comparator"),
+                       show_weights=False)
+
+
+def _at_risk_text(at_risk: pd.DataFrame, min_cell: int) -> pd.DataFrame:
+    return at_risk.map(lambda v: suppress_count(int(v), min_cell))
+
+
+def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -> dict[str, Any]:
+    """Data URIs of every figure, keyed as :func:`render_study_report` expects."""
+    out: dict[str, Any] = {"forest": to_data_uri(hr_forest(results))}
+    for run in runs:
+        ps = run.propensity
+        km = {}
+        for o in run.outcomes:
+            if o.at_risk is None or not o.curves:
+                continue
+            km[o.outcome] = to_data_uri(km_plot(o.curves, _at_risk_text(o.at_risk, min_cell),
+                                                title=o.outcome.replace("_", " "), min_cell_count=min_cell))
+        out[run.name] = {
+            "love": to_data_uri(love_plot(ps.balance)),
+            "preference": to_data_uri(preference_plot(ps.preference, run.treatment, (run.target, run.comparator))),
+            "km": km,
+        }
+    return out
+
+
+def study_report_html(spec: StudySpec, runs: list[ComparisonRun], results: dict[str, Any]) -> str:
+    return render_study_report(results, figures(runs, results, spec.min_cell_count),
+                               methods=methods_paragraph(spec), caveats=caveats(spec, results))
+
+
+__all__ = ["study_report_html", "hr_forest", "np"]

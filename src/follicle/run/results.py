@@ -1,0 +1,164 @@
+"""Results of a study run as aggregate, suppressed data: results.json and Parquet tables.
+
+Counts from 1 to ``min_cell_count - 1`` leave as ``"<N"``; an estimate that would let a reader
+recover a suppressed count is withheld (set to None and named in ``withheld``): risks, risk
+differences, ratios and incidence rates of an arm with a suppressed event count, and every
+estimate of an outcome whose matched arms are suppressed. Schema: docs/results-schema.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from follicle import __version__
+from follicle.report.privacy import is_small, suppress_columns, suppress_count
+from follicle.run.estimate import OutcomeEstimate
+from follicle.run.pipeline import ComparisonRun
+from follicle.study.hashing import spec_hash
+from follicle.study.spec import StudySpec
+
+COUNT_KEYS = ("n_target", "n_comparator", "events_target", "events_comparator", "n_target_before",
+              "n_comparator_before", "count", "persons")
+_EVENT_DEPENDENT = ("risk_{arm}", "ir_per_1000py_{arm}", "ir_ci_low_{arm}", "ir_ci_high_{arm}")
+_CONTRASTS = ("rd", "rd_ci_low", "rd_ci_high", "rr", "rr_ci_low", "rr_ci_high", "or", "or_ci_low", "or_ci_high")
+_ALL_ESTIMATES = _CONTRASTS + ("hr", "hr_ci_low", "hr_ci_high", "log_hr", "se_log_hr", "p", "logrank_p",
+                               "logrank_chisq", "ph_test_p", "ph_test_chisq", "evalue", "evalue_ci",
+                               "calibrated_p", "calibrated_hr", "calibrated_ci_low", "calibrated_ci_high",
+                               "person_years_target", "person_years_comparator", "mean_followup_days_target",
+                               "mean_followup_days_comparator", "median_followup_days_target",
+                               "median_followup_days_comparator")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def outcome_record(o: OutcomeEstimate, min_cell: int) -> dict[str, Any]:
+    """One comparison x outcome row, suppressed."""
+    rec = {k: _clean(v) for k, v in o.numbers.items()}
+    withheld: list[str] = []
+    if is_small(rec["n_target"], min_cell) or is_small(rec["n_comparator"], min_cell):
+        withheld += [k for k in _ALL_ESTIMATES + tuple(f.format(arm=a) for f in _EVENT_DEPENDENT
+                                                         for a in ("target", "comparator")) if rec.get(k) is not None]
+    for arm in ("target", "comparator"):
+        if is_small(rec[f"events_{arm}"], min_cell):
+            withheld += [f.format(arm=arm) for f in _EVENT_DEPENDENT if rec.get(f.format(arm=arm)) is not None]
+            withheld += [k for k in _CONTRASTS if rec.get(k) is not None]
+    for k in dict.fromkeys(withheld):
+        rec[k] = None
+    for k in COUNT_KEYS:
+        if k in rec:
+            rec[k] = suppress_count(rec[k], min_cell)
+    rec = {"outcome": o.outcome, "negative_control": o.negative_control, **rec,
+           "withheld": sorted(set(withheld)), "warnings": list(o.warnings)}
+    return rec
+
+
+def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
+    min_cell = spec.min_cell_count
+    ps = run.propensity
+    attrition = [
+        {"cohort": r.cohort, "step": r.step, "description": r.description, "count": suppress_count(int(r.persons), min_cell)}
+        for r in run.attrition.itertuples()
+    ]
+    table1 = ps.table1.copy()
+    return {
+        "id": run.name,
+        "title": f"{run.target} vs {run.comparator}",
+        "target": run.target,
+        "comparator": run.comparator,
+        "n_target_before": suppress_count(ps.n_target_before, min_cell),
+        "n_comparator_before": suppress_count(ps.n_comparator_before, min_cell),
+        "n_target": suppress_count(ps.n_target, min_cell),
+        "n_comparator": suppress_count(ps.n_comparator, min_cell),
+        "propensity": {"auc": _clean(ps.auc), "equipoise": _clean(ps.equipoise), "n_covariates": ps.n_covariates,
+                       "caliper_width": _clean(ps.caliper_width)},
+        "diagnostics": [{k: _clean(v) for k, v in d.to_dict().items()} for d in run.diagnostics],
+        "empirical_null": run.null,
+        "attrition": attrition,
+        "table1": [{k: _clean(v) for k, v in r.items()} for r in table1.to_dict(orient="records")],
+        "balance": [{k: _clean(v) for k, v in r.items()} for r in ps.balance.to_dict(orient="records")],
+        "outcomes": [outcome_record(o, min_cell) for o in run.outcomes],
+        "warnings": run.warnings,
+    }
+
+
+def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str) -> dict[str, Any]:
+    """The whole results document (aggregate only)."""
+    return {
+        "schema": "follicle.results/1",
+        "title": spec.description.split(".")[0] if spec.description else spec.name,
+        "description": spec.description,
+        "follicle_version": __version__,
+        "spec_hash": spec_hash(spec),
+        "cdm_fingerprint": fingerprint,
+        "min_cell_count": spec.min_cell_count,
+        "spec": spec.model_dump(mode="json"),
+        "comparisons": [comparison_record(r, spec) for r in runs],
+    }
+
+
+def tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Flat tables of the results document (for Parquet), already suppressed."""
+    rows = {"estimates": [], "attrition": [], "table1": [], "diagnostics": [], "balance": []}
+    for comp in results["comparisons"]:
+        for o in comp["outcomes"]:
+            rows["estimates"].append({"comparison": comp["id"], **{k: v for k, v in o.items()
+                                                                     if k not in ("withheld", "warnings")},
+                                      "withheld": ",".join(o["withheld"])})
+        for key in ("attrition", "table1", "diagnostics", "balance"):
+            rows[key] += [{"comparison": comp["id"], **r} for r in comp[key]]
+    out = {}
+    for name, recs in rows.items():
+        frame = pd.DataFrame(recs)
+        # mixed int / "<10" columns are stored as text so the Parquet schema is stable
+        for col in frame.columns:
+            if frame[col].map(lambda v: isinstance(v, str)).any() and col not in ("comparison",):
+                frame[col] = frame[col].map(lambda v: None if v is None else str(v))
+        out[name] = frame
+    return out
+
+
+def write_outputs(out_dir: Path, files: dict[str, bytes]) -> None:
+    """Write every output into a temporary folder, then move each into *out_dir* (all or nothing)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-results-", dir=out_dir))
+    try:
+        for name, data in files.items():
+            path = tmp / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        for name in files:
+            target = out_dir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / name, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def json_bytes(results: dict[str, Any]) -> bytes:
+    return (json.dumps(results, indent=2, allow_nan=False, default=str) + "\n").encode()
+
+
+__all__ = ["assemble", "tables", "write_outputs", "suppress_columns", "COUNT_KEYS"]

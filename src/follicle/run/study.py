@@ -1,0 +1,64 @@
+"""Run a study spec on a CDM end to end and write results.json, Parquet tables and report.html."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from follicle.cdm.connect import connect
+from follicle.cdm.fingerprint import fingerprint as cdm_fingerprint
+from follicle.run.cache import ArtifactStore
+from follicle.run.pipeline import ComparisonRun, Progress, default_store, run_comparison
+from follicle.run.report import study_report_html
+from follicle.run.results import assemble, json_bytes, parquet_bytes, tables, write_outputs
+from follicle.study.population import StudySession, build_population
+from follicle.study.spec import StudySpec
+
+
+@dataclass
+class StudyRun:
+    """What a run produced: the results document, the per-comparison runs and the cache counters."""
+
+    results: dict[str, Any]
+    runs: list[ComparisonRun]
+    store: ArtifactStore
+    out_dir: Path
+
+
+def run_study(
+    spec: StudySpec,
+    target: str | Path,
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> StudyRun:
+    """Every comparison of *spec* on the CDM at *target*; outputs written to *out_dir* at the end.
+
+    Nothing in *out_dir* changes unless the whole run succeeds (outputs are written to a
+    temporary folder and renamed), so a failed run leaves the previous results intact.
+    """
+    out_dir = Path(out_dir)
+    store = default_store(out_dir)
+    con = connect(target, read_only=True)
+    session: StudySession | None = None
+    try:
+        fp = cdm_fingerprint(con)
+        runs = []
+        for name in spec.comparisons:
+            def extract(name: str = name) -> Any:
+                nonlocal session
+                session = session or StudySession(spec, con)
+                return build_population(spec, con, name, session=session)
+
+            runs.append(run_comparison(spec, name, extract, store, fp, force=force, progress=progress))
+    finally:
+        if session is not None:
+            session.close()
+        con.disconnect()
+    results = assemble(spec, runs, fp)
+    files = {"results.json": json_bytes(results), "report.html": study_report_html(spec, runs, results).encode()}
+    files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in tables(results).items()}
+    write_outputs(out_dir, files)
+    return StudyRun(results, runs, store, out_dir)
