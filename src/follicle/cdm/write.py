@@ -98,3 +98,9 @@ def _write_duckdb(tables: Mapping[str, Table], path: Path, version: str) -> dict
         return counts
     finally:
         con.disconnect()
+
+
+def init_cdm(target: str | Path, *, version: str = "5.4", overwrite: bool = False) -> list[str]:
+    """Create the empty tables of CDM *version* at *target* (official DDL); return their names."""
+    write_cdm({}, target, version=version, overwrite=overwrite)
+    return list(schema.tables(version))
