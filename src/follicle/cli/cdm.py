@@ -113,10 +113,10 @@ def check(
         counts = {s: sum(r.status == s for r in results) for s in _STYLE}
         table = Table(title=f"{redact(db)}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
         wide = console.width >= 140
-        table.add_column("status")
-        table.add_column("check", no_wrap=True)
-        for col in ("violating", "of rows", "share %", "limit %"):
-            table.add_column(col, justify="right")
+        table.add_column("status", no_wrap=True)
+        table.add_column("check", overflow="fold")
+        for col in ("violating", "rows", "%", "max %"):
+            table.add_column(col, justify="right", no_wrap=True)
         if wide:
             table.add_column("what is counted")
         for r in results:
