@@ -23,7 +23,9 @@ with unique ids, observation periods do not end before they start. Everything el
 On GiBleed this gives WARN for exactly the data's known quirks (duplicate drug_exposure,
 measurement and observation ids; 2,649 orphan observation periods; events outside any
 observation period: 80 drug_exposure rows, and also 85 condition_occurrence, 15
-procedure_occurrence, 4 measurement and 3 observation rows) and PASS elsewhere.
+procedure_occurrence, 4 measurement and 3 observation rows; 443 condition_era rows with concept 0,
+against DQD's 0% for era tables) and PASS elsewhere; the test suite recomputes each of these
+counts from the CSV files with pandas.
 
 References
 ----------

@@ -66,6 +66,8 @@ def load_cdm(
     is_pg = dialect_of(target) == "postgres"
     if not is_pg:
         path = Path(target)
+        if not path.parent.is_dir():
+            raise DatabaseError(f"cannot create {path}: folder {path.parent} does not exist")
         if path.exists() and not overwrite:
             raise DatabaseError(f"database file already exists: {path} (use --overwrite to replace it)")
     with source.opened(src) as root:
@@ -166,8 +168,11 @@ def _load_csv(con: duckdb.DuckDBPyConnection, table: str, file: Path, version: s
     targets = _mapping(table, header, file, version, result)
     ddl = {c: t for c, t, _ in schema.tables(version)[table]}
     types = [schema.duckdb_type(ddl[c]) if c else "VARCHAR" for c in targets]
+    # dates are read as timestamps (the table casts them to DATE): exports write "2010-01-01" or
+    # "2010-01-01 00:00:00" for the same column, and both are fine
+    read_types = ["TIMESTAMP" if t == "DATE" else t for t in types]
     # Source columns get neutral names c0, c1, ... so no text from the file reaches the SQL.
-    struct = ", ".join(f"'c{i}': '{t}'" for i, t in enumerate(types))
+    struct = ", ".join(f"'c{i}': '{t}'" for i, t in enumerate(read_types))
     pairs = [(c, f"c{i}") for i, c in enumerate(targets) if c]
     if not pairs:
         return 0

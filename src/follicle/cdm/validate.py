@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 _INT = re.compile(r"^\s*[+-]?\d+(\.0*)?\s*$")
@@ -31,7 +31,7 @@ def _is_float(v: str) -> bool:
 
 def _is_date(v: str) -> bool:
     try:
-        date.fromisoformat(v.strip()[:10])
+        datetime.fromisoformat(v.strip())
     except ValueError:
         return False
     return True
@@ -49,7 +49,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "INTEGER": ("an integer", lambda v: _is_int(v, "INTEGER")),
     "BIGINT": ("an integer", lambda v: _is_int(v, "BIGINT")),
     "DOUBLE": ("a number", _is_float),
-    "DATE": ("a date (YYYY-MM-DD)", _is_date),
+    "DATE": ("a date (YYYY-MM-DD)", _is_date),  # a date-time is accepted and truncated
     "TIMESTAMP": ("a timestamp (YYYY-MM-DD HH:MM:SS)", _is_timestamp),
 }
 

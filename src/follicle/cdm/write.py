@@ -57,6 +57,8 @@ def write_cdm(
             copy_to_postgres(stage, str(target), version, overwrite=overwrite)
         return counts
     path = Path(target)
+    if not path.parent.is_dir():
+        raise DatabaseError(f"cannot create {path}: folder {path.parent} does not exist")
     if path.exists() and not overwrite:
         raise DatabaseError(f"database file already exists: {path} (use overwrite)")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
