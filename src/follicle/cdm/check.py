@@ -99,11 +99,23 @@ class _Spec:
     severity: Literal["fatal", "warn"]
     threshold: float
     needs: tuple[tuple[str, tuple[str, ...]], ...]  # (table, columns) that must exist
-    count: Callable[[BaseBackend], tuple[int, int]]  # (violating, total)
+    count: Callable[[BaseBackend], tuple[int, int] | _Pred]  # (violating, total), or deferred
     source: str = DQD
 
 
-def _agg(t: ibis.Table, bad: ibis.Value) -> tuple[int, int]:
+@dataclass(frozen=True)
+class _Pred:
+    """A count of rows of one table matching *bad*, evaluated later with the table's other checks."""
+
+    table: ibis.Table
+    bad: ibis.Value
+
+
+def _agg(t: ibis.Table, bad: ibis.Value) -> _Pred:
+    return _Pred(t, bad)
+
+
+def _count_now(t: ibis.Table, bad: ibis.Value) -> tuple[int, int]:
     row = t.aggregate(total=t.count(), bad=t.count(where=bad)).execute().iloc[0]
     return int(row["bad"]), int(row["total"])
 
@@ -205,9 +217,9 @@ def _duplicates(t: ibis.Table, pk: str) -> tuple[int, int]:
     return int(row["total"]) - int(row["distinct"]), int(row["total"])
 
 
-def _orphans(t: ibis.Table, person: ibis.Table) -> tuple[int, int]:
-    bad = t.anti_join(person, t.person_id == person.person_id).count().execute()
-    return int(bad), int(t.count().execute())
+def _orphans(t: ibis.Table, person: ibis.Table) -> _Pred:
+    ids = person.filter(person.person_id.notnull()).person_id  # NOT IN a set holding NULL is never true
+    return _Pred(t, t.person_id.notnull() & ~t.person_id.isin(ids))
 
 
 def _outside(con: BaseBackend, table: str, start: str) -> tuple[int, int]:
@@ -224,14 +236,14 @@ def _before_birth(con: BaseBackend, table: str, start: str) -> tuple[int, int]:
     t, p = con.table(table), con.table("person")
     births = p.select(pid=p.person_id, birth=_birth(p))
     j = t.join(births, t.person_id == births.pid)
-    return _agg(j, j[start] < j.birth)
+    return _count_now(j, j[start] < j.birth)
 
 
 def _after_death(con: BaseBackend, table: str, start: str) -> tuple[int, int]:
     t, d = con.table(table), con.table("death")
     deaths = d.group_by(pid=d.person_id).aggregate(death=d.death_date.min())
     j = t.join(deaths, t.person_id == deaths.pid)
-    return _agg(j, j[start] > j.death + ibis.interval(days=60))
+    return _count_now(j, j[start] > j.death + ibis.interval(days=60))
 
 
 def _status(severity: str, threshold: float, share: float) -> Status:
@@ -257,23 +269,36 @@ def run_checks(con: BaseBackend) -> list[CheckResult]:
     """Run every check on the CDM behind *con*; one :class:`CheckResult` per check."""
     con = _Cached(con)  # type: ignore[assignment]
     present = con.present
-    out = []
+    out: list[CheckResult] = []
+    pending: dict[int, tuple[ibis.Table, list[tuple[CheckResult, ibis.Value]]]] = {}
     for spec in _specs():
         res = CheckResult(id=spec.id, category=spec.category, description=spec.description,
                           severity=spec.severity, threshold=spec.threshold, source=spec.source)
+        out.append(res)
         missing = [t for t, _ in spec.needs if t not in present]
         if not missing:
             missing = [f"{t}.{c}" for t, cols in spec.needs for c in cols
                        if c not in con.table(t).schema().names]
         if missing:
             res.note = f"not evaluated: {', '.join(missing)} absent"
+            continue
+        value = spec.count(con)
+        if isinstance(value, _Pred):  # one scan per table for all its simple checks
+            pending.setdefault(id(value.table), (value.table, []))[1].append((res, value.bad))
         else:
-            bad, total = spec.count(con)
-            share = 100.0 * bad / total if total else 0.0
-            res.violating, res.total, res.share = bad, total, round(share, 4)
-            res.status = _status(spec.severity, spec.threshold, share)
-        out.append(res)
+            _finish(res, *value)
+    for table, items in pending.values():
+        aggs = {f"b{i}": table.count(where=bad) for i, (_, bad) in enumerate(items)}
+        row = table.aggregate(total=table.count(), **aggs).execute().iloc[0]
+        for i, (res, _) in enumerate(items):
+            _finish(res, int(row[f"b{i}"]), int(row["total"]))
     return out
+
+
+def _finish(res: CheckResult, bad: int, total: int) -> None:
+    share = 100.0 * bad / total if total else 0.0
+    res.violating, res.total, res.share = bad, total, round(share, 4)
+    res.status = _status(res.severity, res.threshold, share)
 
 
 def failed_fatal(results: list[CheckResult]) -> list[CheckResult]:
