@@ -22,14 +22,14 @@ def _drop_person(src: Path) -> str:
 
 def _non_numeric_person_id(src: Path) -> str:
     replace_line(src / "DRUG_EXPOSURE.csv", 5, lambda line: re.sub(r"^(\d+),\d+,", r"\1,abc,", line))
-    return r"DRUG_EXPOSURE\.csv, line 5, column person_id: 'abc' is not an integer"
+    return r"DRUG_EXPOSURE\.csv, row 4 \(line 5\), column person_id: 'abc' is not an integer"
 
 
 def _end_before_start(src: Path) -> str:
     # OBSERVATION_PERIOD.csv line 3: observation_period_id,person_id,start,end,type -> end = start - years
     replace_line(src / "OBSERVATION_PERIOD.csv", 3,
                  lambda line: ",".join(p if i != 3 else "1900-01-01" for i, p in enumerate(line.split(","))))
-    return (r"OBSERVATION_PERIOD\.csv, line 3, column observation_period_end_date: 1900-01-01 is before "
+    return (r"OBSERVATION_PERIOD\.csv, row 2 \(line 3\), column observation_period_end_date: 1900-01-01 is before "
             r"observation_period_start_date")
 
 
@@ -39,7 +39,7 @@ def _truncated(src: Path) -> str:
     cut = data.rfind(b"\n", 0, len(data) // 2) + 40  # 40 bytes into a row in the middle of the file
     path.write_bytes(data[:cut])
     line = data[:cut].count(b"\n") + 1
-    return rf"CONDITION_OCCURRENCE\.csv, line {line}: \d+ fields, expected 16 \(truncated or badly quoted row\)"
+    return rf"CONDITION_OCCURRENCE\.csv, row {line - 1} \(line {line}\): \d+ fields, expected 16 \(truncated or badly quoted row\)"
 
 
 def _unreadable(src: Path) -> str:
@@ -49,7 +49,7 @@ def _unreadable(src: Path) -> str:
 
 def _bad_date(src: Path) -> str:
     replace_line(src / "PERSON.csv", 4, lambda line: line.replace(" 00:00:00", "T25:99:00", 1))
-    return r"PERSON\.csv, line 4, column birth_datetime: '[^']+' is not a timestamp"
+    return r"PERSON\.csv, row 3 \(line 4\), column birth_datetime: '[^']+' is not a timestamp"
 
 
 CORRUPTIONS = {

@@ -72,5 +72,5 @@ def test_one_bad_cell_is_named(rows, data, junk):
         path.write_text("\n".join(lines) + "\n")
         with pytest.raises(InputError) as info:
             load_cdm(folder, folder / "cdm.duckdb")
-        assert f"PERSON.csv, line {line}, column {col}: '{junk}'" in info.value.render()
+        assert f"PERSON.csv, row {line - 1} (line {line}), column {col}: '{junk}'" in info.value.render()
         assert sorted(p.name for p in folder.iterdir()) == ["PERSON.csv", "observation_period.csv"]

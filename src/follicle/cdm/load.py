@@ -230,7 +230,7 @@ def _check_periods(con: duckdb.DuckDBPyConnection, files: dict[str, tuple[Path, 
     if not rows:
         return
     file, fmt = files["observation_period"]
-    where = (lambda r: f"line {r + 2}") if fmt == "csv" else (lambda r: f"row {r + 1}")
+    where = (lambda r: f"row {r + 1} (line {r + 2})") if fmt == "csv" else (lambda r: f"row {r + 1}")
     raise InputError(
         f"cannot load {file.name}: observation periods end before they start",
         problems=[

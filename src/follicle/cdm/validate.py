@@ -62,20 +62,19 @@ def diagnose_csv(path: Path, types: list[str], *, limit: int = 10) -> list[str]:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = next(reader, None) or []
-            for row in reader:
+            for row_no, row in enumerate(reader, start=1):
                 line = reader.line_num
                 if len(row) != len(types):
                     problems.append(
-                        f"{name}, line {line}: {len(row)} fields, expected {len(types)} "
+                        f"{name}, row {row_no} (line {line}): {len(row)} fields, expected {len(types)} "
                         "(truncated or badly quoted row)"
                     )
                 else:
                     for col, (value, kind) in enumerate(zip(row, types, strict=True)):
                         parser = _PARSERS.get(kind)
                         if value != "" and parser and not parser[1](value):
-                            problems.append(
-                                f"{name}, line {line}, column {header[col]}: {value[:40]!r} is not {parser[0]}"
-                            )
+                            where = f"{name}, row {row_no} (line {line}), column {header[col]}"
+                            problems.append(f"{where}: {value[:40]!r} is not {parser[0]}")
                 if len(problems) >= limit:
                     break
     except UnicodeDecodeError as exc:
