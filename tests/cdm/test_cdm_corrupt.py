@@ -39,7 +39,8 @@ def _truncated(src: Path) -> str:
     cut = data.rfind(b"\n", 0, len(data) // 2) + 40  # 40 bytes into a row in the middle of the file
     path.write_bytes(data[:cut])
     line = data[:cut].count(b"\n") + 1
-    return rf"CONDITION_OCCURRENCE\.csv, row {line - 1} \(line {line}\): \d+ fields, expected 16 \(truncated or badly quoted row\)"
+    return (rf"CONDITION_OCCURRENCE\.csv, row {line - 1} \(line {line}\): \d+ fields, expected 16 "
+            r"\(truncated or badly quoted row\)")
 
 
 def _unreadable(src: Path) -> str:

@@ -50,7 +50,8 @@ def test_gibleed_summary_agrees_with_pandas(gibleed_db, gibleed_dir):
 def test_small_cells_are_masked(synthea_load):
     s = _summary(synthea_load[0], min_cell_count=10)
     assert s.persons == 28
-    values = list(s.year_of_birth.values()) + [v for rows in s.top.values() for c in rows for v in (c.records, c.persons)]
+    values = list(s.year_of_birth.values())
+    values += [v for rows in s.top.values() for c in rows for v in (c.records, c.persons)]
     assert "<10" in values
     assert all(v == "<10" or v == 0 or v >= 10 for v in values)
     s5 = _summary(synthea_load[0], min_cell_count=30)

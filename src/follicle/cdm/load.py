@@ -81,7 +81,9 @@ def load_cdm(
             )
         target_tables = schema.tables(version)
         result.skipped_files = found.unknown + [
-            f"{p.name} (table {t} is not in CDM {version})" for t, (p, _) in found.files.items() if t not in target_tables
+            f"{p.name} (table {t} is not in CDM {version})"
+            for t, (p, _) in found.files.items()
+            if t not in target_tables
         ]
         files = {t: v for t, v in found.files.items() if t in target_tables}
         if is_pg:

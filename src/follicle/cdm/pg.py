@@ -79,7 +79,8 @@ def copy_to_postgres(
                         cp.write(chunk)
                 csv_path.unlink()
     except psycopg.Error as exc:
-        raise DatabaseError(f"PostgreSQL load into {redact(target)} failed, nothing written: {str(exc).strip()}") from exc
+        message = f"PostgreSQL load into {redact(target)} failed, nothing written: {str(exc).strip()}"
+        raise DatabaseError(message) from exc
     finally:
         duck.close()
         conn.close()
