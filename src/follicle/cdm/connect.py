@@ -44,3 +44,21 @@ def redact(target: str) -> str:
     if parsed.password:
         return target.replace(f":{parsed.password}@", ":***@")
     return target
+
+
+def list_tables(con: BaseBackend) -> list[str]:
+    """Names of the tables in the connection's current schema.
+
+    ``BaseBackend.list_tables`` of ibis-framework 12.0.0 calls ``fetch_arrow_table`` on a DuckDB
+    2.0 connection, which no longer has it; read DuckDB's catalog directly there.
+    """
+    try:
+        return list(con.list_tables())
+    except AttributeError:
+        if con.name != "duckdb":
+            raise
+        rows = con.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_catalog = current_database()"
+        ).fetchall()
+        return sorted(r[0] for r in rows)

@@ -1,17 +1,20 @@
 """Write in-memory tables into a new OMOP CDM, atomically.
 
-Used by the synthetic world and the loaders: every table of the CDM version is created from
-the official DDL; the given tables are inserted with their columns cast to the DDL types; a
+Used by the synthetic world and ``cdm init``: every table of the CDM version is created from
+the official DDL; the given tables are inserted with their columns cast to the DDL types. A
 DuckDB target is built in a temporary file beside the target and renamed into place only when
-complete, so a failure leaves no database behind.
+complete; a PostgreSQL target (``postgresql://user:pw@host/db[/schema]``) is staged in a
+temporary DuckDB file and copied in one transaction. Either way a failure leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
@@ -32,7 +35,8 @@ def write_cdm(
     """Create a CDM at *target* holding *tables*; return rows written per table.
 
     Tables not given are created empty. Column names are matched case-insensitively to the DDL;
-    unknown table or column names raise :class:`DatabaseError` naming them.
+    unknown table or column names raise :class:`DatabaseError` naming them. An existing target
+    (DuckDB file, or CDM tables in the PostgreSQL schema) is replaced only with ``overwrite``.
     """
     known = schema.tables(version)
     problems = [f"unknown CDM {version} table: {name}" for name in tables if name.lower() not in known]
@@ -45,8 +49,16 @@ def write_cdm(
         raise DatabaseError("cannot write CDM", problems=problems)
 
     if dialect_of(target) == "postgres":
-        raise DatabaseError("write_cdm to PostgreSQL goes through follicle.cdm.load (transactional load)")
+        from follicle.cdm.pg import copy_to_postgres
+
+        with tempfile.TemporaryDirectory(prefix="follicle-stage-") as tmp:
+            stage = Path(tmp) / "stage.duckdb"
+            counts = _write_duckdb(tables, stage, version)
+            copy_to_postgres(stage, str(target), version, overwrite=overwrite)
+        return counts
     path = Path(target)
+    if not path.parent.is_dir():
+        raise DatabaseError(f"cannot create {path}: folder {path.parent} does not exist")
     if path.exists() and not overwrite:
         raise DatabaseError(f"database file already exists: {path} (use overwrite)")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -77,11 +89,20 @@ def _write_duckdb(tables: Mapping[str, Table], path: Path, version: str) -> dict
             arrow = arrow.rename_columns([c.lower() for c in arrow.column_names])
             cols = [c for c, _, _ in schema.tables(version)[name] if c in arrow.column_names]
             raw.register("_follicle_src", arrow)
-            col_list = ", ".join(cols)
-            raw.execute(f"INSERT INTO {name} ({col_list}) SELECT {col_list} FROM _follicle_src")
+            col_list = ", ".join(map(schema.quote, cols))
+            try:
+                raw.execute(f"INSERT INTO {name} ({col_list}) SELECT {col_list} FROM _follicle_src")
+            except duckdb.Error as exc:
+                raise DatabaseError(f"cannot write table {name}: {str(exc).splitlines()[0]}") from exc
             raw.unregister("_follicle_src")
             counts[name] = arrow.num_rows
         raw.execute("CHECKPOINT")
         return counts
     finally:
         con.disconnect()
+
+
+def init_cdm(target: str | Path, *, version: str = "5.4", overwrite: bool = False) -> list[str]:
+    """Create the empty tables of CDM *version* at *target* (official DDL); return their names."""
+    write_cdm({}, target, version=version, overwrite=overwrite)
+    return list(schema.tables(version))
