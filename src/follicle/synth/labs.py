@@ -66,5 +66,5 @@ def simulate_labs(p: dict, d: dict, t: dict, rng: np.random.Generator) -> dict[s
         out["concept_id"].append(np.full(m, cid))
         out["value"].append(np.round(val, 2 if median < 20 else 0))
         out["unit_concept_id"].append(np.full(m, unit_id))
-        out["unit"].append(np.full(m, unit))
+        out["unit"].append(np.full(m, list(LABS).index(name), dtype=np.int32))
     return {k: np.concatenate(v) for k, v in out.items()}

@@ -3,7 +3,7 @@
 Response (SALT <= 20 by week 36 on systemic treatment) is logistic in disease duration <= 4
 years, prior IV methylprednisolone pulse, baseline SALT <= 95, female sex and ophiasis, with a
 class-specific intercept (``ResponseConfig``). Responders' SALT falls exponentially (time constant
-60 days) to a final value below 18; non-responders' to 75-100 % of baseline (and above 20). After
+60 days) to a final value below 16; non-responders' to 75-100 % of baseline (and at least 22). After
 the last course ends, a share relapses: SALT climbs back towards baseline (time constant 120 days).
 Regional values (top 40 %, back 24 %, sides 18 % each; Olsen 2004) are drawn around the total and
 the recorded total is their weighted sum.
@@ -39,8 +39,8 @@ def simulate_salt(cfg: WorldConfig, p: dict, d: dict, t: dict, rng: np.random.Ge
     dur = (t["index_day"] - d["aa_onset_day"]) / DAYS_PER_YEAR
     prob = response_probability(cfg, t["class1"], dur, t["ivmp"], salt0, p["female"], d["subtype"] == 1)
     responder = treated & (rng.random(n) < prob)
-    final = np.where(responder, np.minimum(salt0, rng.random(n) * 18.0),
-                     np.where(salt0 > 20, np.maximum(salt0 * (0.75 + 0.25 * rng.random(n)), 20.5), salt0))
+    final = np.where(responder, np.minimum(salt0, rng.random(n) * 16.0),
+                     np.where(salt0 > 20, np.maximum(salt0 * (0.75 + 0.25 * rng.random(n)), 22.0), salt0))
     stop = np.where(t["switch"], -1, t["end1"])  # last course end (second course ends are not tracked)
     relapse_p = np.array([rc.relapse_share[c] for c in CLASSES])[np.maximum(t["class1"], 0)]
     relapse = treated & (rng.random(n) < relapse_p)
@@ -72,7 +72,7 @@ def simulate_salt(cfg: WorldConfig, p: dict, d: dict, t: dict, rng: np.random.Ge
     at_stop = base + (final[person] - base) * (1 - np.exp(-np.maximum(stop[person] - t["index_day"][person], 0) / 60.0))
     back = at_stop + (base - at_stop) * (1 - np.exp(-np.maximum(dday - stop[person], 0) / 120.0))
     total = np.where(~tr, base, np.where(stopped & relapse[person], back, np.where(stopped, at_stop, on)))
-    total = np.clip(total + rng.normal(0, 1.0, len(total)) * (total > 0) * (total < 100), 0, 100)
+    total = np.clip(total + rng.normal(0, 0.5, len(total)) * (total > 0) * (total < 100), 0, 100)
 
     # regional pattern: ophiasis spares the top; patchy varies; totalis/universalis uniform
     sub = d["subtype"][person]

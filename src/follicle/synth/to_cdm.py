@@ -36,38 +36,66 @@ def _date(days: np.ndarray) -> pa.Array:
 
 
 def _i64(x) -> pa.Array:
-    return pa.array(np.asarray(x, dtype=np.int64), pa.int64())
+    """An integer column; CDM integer columns are 32-bit, so int32 (half the memory of int64)."""
+    return pa.array(np.asarray(x, dtype=np.int32), pa.int32())
 
 
-def _icd_lookup(codes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source ids, standard ids and valid-start days for a list of ICD-10-CM codes."""
-    src, std = zip(*(bundled.icd10cm(c) for c in codes))
-    start = {r["concept_id"]: r["valid_start_date"] for r in bundled._concept_rows()}
-    valid = np.array([(date.fromisoformat(str(start[s])) - EPOCH).days for s in src])
-    return np.array(src), np.array(std), valid
+def _lookup(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique values, index of each value): np.unique for arrays with few distinct values."""
+    uniq = np.unique(values[:: max(1, len(values) // 100_000)])
+    pos = np.searchsorted(uniq, values)
+    pos = np.minimum(pos, len(uniq) - 1)
+    missing = uniq[pos] != values
+    if missing.any():  # the sample missed a rare value: fall back to the exact method
+        return np.unique(values, return_inverse=True)
+    return uniq, pos
+
+
+def _dict(indices: np.ndarray, values: list[str] | np.ndarray) -> pa.Array:
+    """A dictionary-encoded string column (fast to build and to load)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(indices, dtype=np.int32)),
+                                          pa.array([str(v) for v in values], pa.string()))
+
+
+class _Icd:
+    """All ICD-10-CM codes of the bundled vocabulary as aligned arrays (index = code position)."""
+
+    def __init__(self) -> None:
+        rows = [r for r in bundled._concept_rows() if r["vocabulary_id"] == "ICD10CM"]
+        self.codes = [str(r["concept_code"]) for r in rows]
+        self.pos = {c: i for i, c in enumerate(self.codes)}
+        self.src = np.array([r["concept_id"] for r in rows])
+        mapping = bundled.maps_to()
+        self.std = np.array([mapping[r["concept_id"]] for r in rows])
+        self.valid = np.array([(date.fromisoformat(str(r["valid_start_date"])) - EPOCH).days for r in rows])
+
+    def index(self, codes) -> np.ndarray:
+        return np.array([self.pos[c] for c in codes])
 
 
 def _conditions(w: World) -> dict[str, np.ndarray]:
-    """All condition records as (person, day, code string, inpatient)."""
+    """All condition records as (person, day, ICD code index, inpatient) plus concept ids."""
     p, d, t = w._p, w._d, w._t
+    icd = _Icd()
     persons, days, codes, inpt = [], [], [], []
 
     def add(person, dd, code, inpatient=False):
         persons.append(person)
         days.append(dd)
-        codes.append(np.asarray(code, dtype=object))
+        codes.append(code)
         inpt.append(np.full(len(person), inpatient))
 
     aa = np.flatnonzero(d["aa"])
-    add(aa, d["aa_dx_day"][aa], d["aa_code"][aa])
+    aa_idx = icd.index(["L63.9", "L63.8", "L63.2", "L63.0", "L63.1"])
+    aa_code = np.select([d["aa_code"] == c for c in ("L63.9", "L63.8", "L63.2", "L63.0")], aa_idx[:4], aa_idx[4])
+    add(aa, d["aa_dx_day"][aa], aa_code[aa])
     tr = np.flatnonzero(t["treated"])
-    add(tr, t["index_day"][tr], d["aa_code"][tr])  # AA coded again at the treatment visit
+    add(tr, t["index_day"][tr], aa_code[tr])  # AA coded again at the treatment visit
     rng = np.random.default_rng(w.seed + 7)
     for spec in w.config.confounders:
         has = np.flatnonzero(p[spec.name])
-        code_list = np.array(list(spec.codes), dtype=object)
-        code = code_list[p[f"{spec.name}_code"][has]]
-        add(has, p[f"{spec.name}_day"][has], code)
+        code_list = icd.index(list(spec.codes))
+        add(has, p[f"{spec.name}_day"][has], code_list[p[f"{spec.name}_code"][has]])
         again = has[t["treated"][has] & (spec.name != "psych_history")]
         dd = np.maximum(t["index_day"][again] - rng.integers(1, 61, len(again)), p["obs_start"][again])
         add(again, np.maximum(dd, p[f"{spec.name}_day"][again]), code_list[p[f"{spec.name}_code"][again]])
@@ -76,22 +104,18 @@ def _conditions(w: World) -> dict[str, np.ndarray]:
         if proc.kind != "condition":
             continue
         sel = rec["proc"] == k
-        code_list = np.array(list(proc.codes), dtype=object)
+        code_list = icd.index(list(proc.codes))
         add(rec["person"][sel], rec["day"][sel], code_list[rec["code"][sel]], proc.inpatient)
     out = {"person": np.concatenate(persons), "day": np.concatenate(days),
            "code": np.concatenate(codes), "inpatient": np.concatenate(inpt)}
     # a code not yet valid on the record day (F32.A before Oct 2021) is written as F32.9
-    uniq, inv = np.unique(out["code"], return_inverse=True)
-    src, std, valid = _icd_lookup(list(uniq))
-    early = out["day"] < valid[inv]
-    if early.any():
-        fallback = {"F32.A": "F32.9"}
-        out["code"] = np.where(early, np.vectorize(lambda c: fallback.get(c, c), otypes=[object])(out["code"]),
-                               out["code"])
-        uniq, inv = np.unique(out["code"], return_inverse=True)
-        src, std, valid = _icd_lookup(list(uniq))
-    out["source_concept_id"] = src[inv]
-    out["concept_id"] = std[inv]
+    early = out["day"] < icd.valid[out["code"]]
+    fallback = np.arange(len(icd.codes))
+    fallback[icd.pos["F32.A"]] = icd.pos["F32.9"]
+    out["code"] = np.where(early, fallback[out["code"]], out["code"])
+    out["source_concept_id"] = icd.src[out["code"]]
+    out["concept_id"] = icd.std[out["code"]]
+    out["code_values"] = icd.codes
     return out
 
 
@@ -138,8 +162,11 @@ def build_tables(w: World) -> dict[str, pa.Table]:
                          p["smoking_day"][smk]])
     vi = np.concatenate([cond["inpatient"], np.zeros(len(vp) - len(cond["person"]), bool)])
     key = (vp.astype(np.int64) * 65536 + vd.astype(np.int64)) * 2 + vi
+    del vp, vd, vi
     ukey, inv = np.unique(key, return_inverse=True)
-    visit_id = inv + 1
+    del key
+    visit_id = (inv + 1).astype(np.int32)
+    del inv
     v_inp = (ukey % 2).astype(bool)
     v_day = (ukey // 2) % 65536
     v_person = ukey // 2 // 65536
@@ -162,9 +189,9 @@ def build_tables(w: World) -> dict[str, pa.Table]:
         "birth_datetime": pa.array(bd.astype("datetime64[us]"), pa.timestamp("us")),
         "race_concept_id": _i64(np.array([RACE_IDS[r] for r in RACES])[p["race"]]),
         "ethnicity_concept_id": _i64(np.where(p["hispanic"], 38003563, 38003564)),
-        "gender_source_value": np.where(p["female"], "F", "M"),
-        "race_source_value": np.array(RACES)[p["race"]],
-        "ethnicity_source_value": np.where(p["hispanic"], "Hispanic", "Not Hispanic"),
+        "gender_source_value": _dict(p["female"], ["M", "F"]),
+        "race_source_value": _dict(p["race"], list(RACES)),
+        "ethnicity_source_value": _dict(p["hispanic"], ["Not Hispanic", "Hispanic"]),
     })
     tables["observation_period"] = pa.table({
         "observation_period_id": _i64(np.arange(1, n + 1)), "person_id": _i64(np.arange(1, n + 1)),
@@ -179,19 +206,19 @@ def build_tables(w: World) -> dict[str, pa.Table]:
         "visit_concept_id": _i64(np.where(v_inp, INPATIENT, OUTPATIENT)),
         "visit_start_date": _date(v_day), "visit_end_date": _date(v_end),
         "visit_type_concept_id": _i64(np.full(len(ukey), EHR)),
-        "visit_source_value": np.where(v_inp, "IP", "OP"),
+        "visit_source_value": _dict(v_inp, ["OP", "IP"]),
     })
     m = len(cond["person"])
     tables["condition_occurrence"] = pa.table({
         "condition_occurrence_id": _i64(np.arange(1, m + 1)), "person_id": _i64(cond["person"] + 1),
         "condition_concept_id": _i64(cond["concept_id"]), "condition_start_date": _date(cond["day"]),
         "condition_type_concept_id": _i64(np.full(m, EHR)), "visit_occurrence_id": _i64(seg(0)),
-        "condition_source_value": pa.array(cond["code"].astype(str)),
+        "condition_source_value": _dict(cond["code"], cond["code_values"]),
         "condition_source_concept_id": _i64(cond["source_concept_id"]),
     })
     m = len(drug["person"])
     names = bundled.names()
-    uniq, inv = np.unique(drug["concept_id"], return_inverse=True)
+    uniq, inv = _lookup(drug["concept_id"])
     tables["drug_exposure"] = pa.table({
         "drug_exposure_id": _i64(np.arange(1, m + 1)), "person_id": _i64(drug["person"] + 1),
         "drug_concept_id": _i64(drug["concept_id"]), "drug_exposure_start_date": _date(drug["start"]),
@@ -199,24 +226,24 @@ def build_tables(w: World) -> dict[str, pa.Table]:
         "refills": _i64(drug["refills"]), "quantity": pa.array(drug["quantity"].astype(float)),
         "days_supply": _i64(drug["days_supply"]), "route_concept_id": _i64(drug["route"]),
         "visit_occurrence_id": _i64(seg(1)),
-        "drug_source_value": pa.array(np.array([names[int(u)] for u in uniq], dtype=object)[inv].astype(str)),
+        "drug_source_value": _dict(inv, [names[int(u)] for u in uniq]),
         "drug_source_concept_id": _i64(drug["concept_id"]),
-        "route_source_value": np.where(drug["route"] == TOPICAL, "topical", "oral"),
+        "route_source_value": _dict(drug["route"] == TOPICAL, ["oral", "topical"]),
     })
     tables["measurement"] = _measurements(p, salt, labs, bmi_day, seg(2), seg(3), seg(4))
     tables["procedure_occurrence"] = pa.table({
         "procedure_occurrence_id": _i64(np.arange(1, len(ivmp) + 1)), "person_id": _i64(ivmp + 1),
         "procedure_concept_id": _i64(np.full(len(ivmp), IVMP)), "procedure_date": _date(t["ivmp_day"][ivmp]),
         "procedure_type_concept_id": _i64(np.full(len(ivmp), EHR)), "visit_occurrence_id": _i64(seg(5)),
-        "procedure_source_value": np.full(len(ivmp), "IVMP"),
+        "procedure_source_value": _dict(np.zeros(len(ivmp)), ["IVMP"]),
     })
     tables["observation"] = pa.table({
         "observation_id": _i64(np.arange(1, len(smk) + 1)), "person_id": _i64(smk + 1),
         "observation_concept_id": _i64(np.full(len(smk), SMOKING_STATUS)),
         "observation_date": _date(p["smoking_day"][smk]),
         "observation_type_concept_id": _i64(np.full(len(smk), EHR)),
-        "value_as_string": np.full(len(smk), "Current every day smoker"),
-        "visit_occurrence_id": _i64(visit_id[off[6]:]), "observation_source_value": np.full(len(smk), "72166-2"),
+        "value_as_string": _dict(np.zeros(len(smk)), ["Current every day smoker"]),
+        "visit_occurrence_id": _i64(visit_id[off[6]:]), "observation_source_value": _dict(np.zeros(len(smk)), ["72166-2"]),
     })
     tables["cdm_source"] = pa.table({
         "cdm_source_name": ["Follicle synthetic alopecia areata world"], "cdm_source_abbreviation": ["follicle-synth"],
@@ -238,10 +265,15 @@ def _measurements(p, salt, labs, bmi_day, salt_visits, lab_visits, bmi_visits) -
     person = np.concatenate([salt["person"], labs["person"], np.arange(n)])
     concept = np.concatenate([salt["concept_id"], labs["concept_id"], np.full(n, BMI)])
     src = {**code, **loinc}
-    uniq, inv = np.unique(concept, return_inverse=True)
+    uniq, inv = _lookup(concept)
     m = len(person)
-    unit_sv = np.concatenate([np.full(len(salt["person"]), None, dtype=object), labs["unit"].astype(object),
-                              np.full(n, "kg/m2", dtype=object)])
+    from follicle.synth.labs import LABS
+
+    unit_values = [u[2] for u in LABS.values()] + ["kg/m2"]
+    unit_idx = np.concatenate([np.zeros(len(salt["person"]), np.int32), labs["unit"], np.full(n, len(LABS))])
+    valid = np.concatenate([np.zeros(len(salt["person"]), bool), np.ones(len(labs["person"]) + n, bool)])
+    unit_sv = pa.DictionaryArray.from_arrays(pa.array(unit_idx.astype(np.int32), mask=~valid),
+                                             pa.array(unit_values, pa.string()))
     return pa.table({
         "measurement_id": _i64(np.arange(1, m + 1)), "person_id": _i64(person + 1),
         "measurement_concept_id": _i64(concept),
@@ -252,6 +284,6 @@ def _measurements(p, salt, labs, bmi_day, salt_visits, lab_visits, bmi_visits) -
         "unit_concept_id": _i64(np.concatenate([np.zeros(len(salt["person"]), int), labs["unit_concept_id"],
                                                 np.zeros(n, int)])),
         "visit_occurrence_id": _i64(np.concatenate([salt_visits, lab_visits, bmi_visits])),
-        "measurement_source_value": pa.array(np.array([src[int(u)] for u in uniq], dtype=object)[inv].astype(str)),
-        "unit_source_value": pa.array(unit_sv, pa.string()),
+        "measurement_source_value": _dict(inv, [src[int(u)] for u in uniq]),
+        "unit_source_value": unit_sv,
     })

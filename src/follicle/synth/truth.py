@@ -122,7 +122,11 @@ def compute_truth(w: World, *, max_followup_days: int | None = None) -> dict[str
                 times.append(np.where(ev, tt, follow)[keep])
                 events.append(ev[keep])
             z = np.r_[np.ones(keep.sum()), np.zeros(keep.sum())]
-            beta, se = cox_binary(np.r_[times[0], times[1]], np.r_[events[0], events[1]], z)
+            same = all(len({cfg.process(pn).class_hr[c] for c in CLASSES}) == 1 for pn in so.processes)
+            if same:  # no class effect at all: both potential outcomes coincide, HR = 1 exactly
+                beta, se = 0.0, float("nan")
+            else:
+                beta, se = cox_binary(np.r_[times[0], times[1]], np.r_[events[0], events[1]], z)
             conditional = {pn: cfg.process(pn).class_hr[tname] / cfg.process(pn).class_hr[cname]
                            for pn in so.processes}
             effects.append({
