@@ -1,0 +1,179 @@
+"""The simulated world: person-level arrays, and views of them for statistics and the CDM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from follicle.errors import InputError
+from follicle.synth._util import DAYS_PER_YEAR
+from follicle.synth.config import CLASSES, CONFOUNDERS, WorldConfig
+from follicle.synth.disease import SUBTYPES, covariates, simulate_disease
+from follicle.synth.labs import simulate_labs
+from follicle.synth.outcomes import simulate_outcomes
+from follicle.synth.population import simulate_population
+from follicle.synth.salt import simulate_salt
+from follicle.synth.treatment import prescriptions, simulate_treatment
+
+_STREAMS = ("population", "disease", "treatment", "prescriptions", "outcomes", "salt", "labs", "truth")
+
+
+def _rngs(seed: int) -> dict[str, np.random.Generator]:
+    seqs = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+    return {name: np.random.default_rng(s) for name, s in zip(_STREAMS, seqs)}
+
+
+def anchor_covariates(p: dict, d: dict, t: dict) -> dict[str, np.ndarray]:
+    """Covariates at each person's anchor date (index if treated, else AA diagnosis, else mid-observation)."""
+    mid = (p["obs_start"] + p["obs_end"]) // 2
+    anchor = np.where(t["treated"], t["index_day"], np.where(d["aa"], d["aa_dx_day"], mid))
+    age = (anchor - p["birth_day"]) / DAYS_PER_YEAR
+    return covariates(p, (age - 45) / 10, d["severe"])
+
+
+def simulate(config: WorldConfig | None = None, persons: int = 10_000, seed: int = 0,
+             progress: Any = None) -> World:
+    """Simulate a world of *persons* persons from *config* (default world if None) with *seed*.
+
+    *progress*, if given, is called as ``progress(step_name)`` after each step.
+    """
+    if not isinstance(persons, (int, np.integer)) or persons < 1:
+        raise InputError(f"persons must be a positive integer; got {persons!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer; got {seed!r}")
+    cfg = config or WorldConfig()
+    r = _rngs(int(seed))
+    tick = progress or (lambda _s: None)
+    p = simulate_population(cfg, persons, r["population"]); tick("population")  # noqa: E702
+    d = simulate_disease(cfg, p, r["disease"]); tick("disease")  # noqa: E702
+    t = simulate_treatment(cfg, p, d, r["treatment"])
+    rx = prescriptions(cfg, p, t, r["prescriptions"]); tick("treatment")  # noqa: E702
+    cov = anchor_covariates(p, d, t)
+    first, records = simulate_outcomes(cfg, p, t, cov, r["outcomes"]); tick("outcomes")  # noqa: E702
+    resp, salt_rows = simulate_salt(cfg, p, d, t, r["salt"])
+    lab_rows = simulate_labs(p, d, t, r["labs"]); tick("salt and labs")  # noqa: E702
+    return World(config=cfg, seed=int(seed), _p=p, _d=d, _t=t, _rx=rx, _cov=cov, _first=first,
+                 _records=records, _resp=resp, _salt_rows=salt_rows, _lab_rows=lab_rows)
+
+
+@dataclass
+class World:
+    """A simulated world. Build with :func:`simulate`; day numbers count from 1970-01-01."""
+
+    config: WorldConfig
+    seed: int
+    _p: dict = field(repr=False)
+    _d: dict = field(repr=False)
+    _t: dict = field(repr=False)
+    _rx: dict = field(repr=False)
+    _cov: dict = field(repr=False)
+    _first: dict = field(repr=False)
+    _records: dict = field(repr=False)
+    _resp: dict = field(repr=False)
+    _salt_rows: dict = field(repr=False)
+    _lab_rows: dict = field(repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self._p["female"])
+
+    @property
+    def persons(self) -> pd.DataFrame:
+        """One row per person (person_id = row + 1): demographics, confounders, AA, treatment,
+        first event day of each outcome process (``event_<process>``, -1 = none), censoring."""
+        p, d, t = self._p, self._d, self._t
+        cols: dict[str, Any] = {
+            "person_id": np.arange(1, self.n + 1), "female": p["female"], "birth_day": p["birth_day"],
+            "race": np.array(["white", "black", "asian", "unknown"])[p["race"]], "hispanic": p["hispanic"],
+            "obs_start": p["obs_start"], "obs_end": p["obs_end"], "death_day": p["death_day"],
+            **{c: p[c] for c in CONFOUNDERS}, "bmi": p["bmi"],
+            "aa": d["aa"], "aa_dx_day": d["aa_dx_day"], "aa_onset_day": d["aa_onset_day"],
+            "aa_subtype": np.where(d["subtype"] >= 0, np.array(SUBTYPES)[np.maximum(d["subtype"], 0)], ""),
+            "aa_code": d["aa_code"], "salt_baseline": d["salt0"], "severe": d["severe"],
+            "treated": t["treated"], "index_day": t["index_day"], "age_index": t["age_index"],
+            "class1": _names(t["class1"]), "drug1": _drug_names(t, "drug1"), "n_rx1": t["n_rx1"],
+            "course1_end": t["end1"], "switch": t["switch"], "start2": np.where(t["switch"], t["start2"], -1),
+            "class2": _names(t["class2"]), "drug2": _drug_names(t, "drug2"),
+            "ivmp": t["ivmp"], "ivmp_day": t["ivmp_day"], "topical_ruxolitinib_start": t["topical_start"],
+            **self._resp,
+        }
+        for name, days in self._first.items():
+            cols[f"event_{name}"] = days
+        return pd.DataFrame(cols)
+
+    def outcome_day(self, outcome: str) -> np.ndarray:
+        """First day of a study outcome (union of its processes), -1 if none."""
+        so = next((s for s in self.config.study_outcomes if s.name == outcome), None)
+        if so is None:
+            raise InputError(f"unknown outcome {outcome!r}; known: {[s.name for s in self.config.study_outcomes]}")
+        days = np.stack([self._first[p] for p in so.processes])
+        days = np.where(days < 0, np.iinfo(np.int64).max, days).min(axis=0)
+        return np.where(days == np.iinfo(np.int64).max, -1, days)
+
+    def cohort_frame(self, target: str, comparator: str, *, min_prescriptions: int = 2,
+                     exclude_psych_history: bool = True) -> pd.DataFrame:
+        """A quick analysis table without OMOP, for replicate simulations.
+
+        New users of *target* or *comparator* as first systemic class (index = first prescription),
+        with >= *min_prescriptions* prescriptions in the first course, optionally without any
+        psychiatric/sleep history before index. Per outcome: ``<o>_event``, ``<o>_time``
+        (days from index to event or censoring) and ``<o>_prior`` (outcome before index).
+        Columns ``age_index``, ``female`` and the confounders are the covariates.
+        """
+        for c in (target, comparator):
+            if c not in CLASSES:
+                raise InputError(f"class must be one of {list(CLASSES)}; got {c!r}")
+        t, p = self._t, self._p
+        k1 = t["class1"]
+        sel = t["treated"] & np.isin(k1, [CLASSES.index(target), CLASSES.index(comparator)])
+        sel &= t["n_rx1"] >= min_prescriptions
+        idx = t["index_day"]
+        n_rx_obs = np.bincount(self._rx["person"][self._rx["course"] == 1], minlength=self.n)
+        sel &= n_rx_obs >= min_prescriptions
+        if exclude_psych_history:
+            sel &= ~(p["psych_history"] & (p["psych_history_day"] < idx))
+            for so in self.config.study_outcomes:
+                if so.group == "neuropsychiatric":
+                    od = self.outcome_day(so.name)
+                    sel &= ~((od >= 0) & (od < idx))
+        rows = np.flatnonzero(sel)
+        df = pd.DataFrame({
+            "person_id": rows + 1, "treatment": (k1[rows] == CLASSES.index(target)).astype(int),
+            "index_day": idx[rows], "age_index": t["age_index"][rows], "female": p["female"][rows].astype(int),
+            "severe": self._d["severe"][rows].astype(int),
+            **{c: p[c][rows].astype(int) for c in CONFOUNDERS if c != "psych_history"},
+            "censor_day": p["obs_end"][rows],
+        })
+        for so in self.config.study_outcomes:
+            od = self.outcome_day(so.name)[rows]
+            prior = (od >= 0) & (od < idx[rows])
+            event = (od >= idx[rows]) & ~prior
+            df[f"{so.name}_prior"] = prior
+            df[f"{so.name}_event"] = event
+            df[f"{so.name}_time"] = np.where(event, od - idx[rows], p["obs_end"][rows] - idx[rows])
+        return df
+
+    def to_cdm(self) -> dict[str, pa.Table]:
+        """OMOP CDM v5.4 tables (clinical + bundled vocabulary) as Arrow tables."""
+        from follicle.synth.to_cdm import build_tables
+
+        return build_tables(self)
+
+    def truth(self, *, max_followup_days: int | None = None) -> dict[str, Any]:
+        """Ground truth (JSON-able): every parameter and the true HR of each comparison x outcome."""
+        from follicle.synth.truth import compute_truth
+
+        return compute_truth(self, max_followup_days=max_followup_days)
+
+
+def _names(k: np.ndarray) -> np.ndarray:
+    return np.where(k >= 0, np.array(CLASSES)[np.maximum(k, 0)], "")
+
+
+def _drug_names(t: dict, key: str) -> np.ndarray:
+    names = np.array(t["drugs"].names)
+    return np.where(t[key] >= 0, names[np.maximum(t[key], 0)], "")

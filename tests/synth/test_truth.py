@@ -1,0 +1,62 @@
+"""Ground truth: the Cox kernel against lifelines, and the marginal HR in cases with a known answer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifelines import CoxPHFitter
+
+from follicle.synth import WorldConfig, cox_binary, simulate
+
+
+def test_cox_binary_matches_lifelines_breslow_no_ties():
+    rng = np.random.default_rng(3)
+    n = 3000
+    z = rng.integers(0, 2, n)
+    t = rng.exponential(1 / np.exp(0.4 * z))
+    c = rng.exponential(2.0, n)
+    time, event = np.minimum(t, c), t <= c
+    beta, se = cox_binary(time, event, z)
+    cph = CoxPHFitter().fit(pd.DataFrame({"T": time, "E": event, "z": z}), "T", "E")
+    assert beta == pytest.approx(cph.params_["z"], rel=1e-6)
+    assert se == pytest.approx(cph.standard_errors_["z"], rel=1e-5)
+
+
+def test_negative_controls_have_true_hr_one(truth):
+    nc = [e for e in truth["effects"] if e["group"] == "negative_control"]
+    assert len(nc) >= 2 * 5
+    for e in nc:
+        assert e["true_hr"] == pytest.approx(1.0, abs=1e-9)
+    json.dumps(truth)  # JSON-able
+
+
+def test_marginal_equals_conditional_without_covariate_effects():
+    """With no covariate effects and no switching the HR is collapsible: marginal = conditional."""
+    base = WorldConfig()
+    procs = [p.model_copy(update={"log_hr": {}}) for p in base.processes]
+    cfg = base.model_copy(update={
+        "processes": procs,
+        "treatment": base.treatment.model_copy(update={"switch_share": 0.0}),
+        "truth": base.truth.model_copy(update={"target_persons": 150_000}),
+    })
+    w = simulate(cfg, persons=20_000, seed=4)
+    effects = {(e["comparison"], e["outcome"]): e for e in w.truth()["effects"]}
+    e = effects[("jaki_vs_corticosteroid", "insomnia")]
+    assert e["true_hr"] == pytest.approx(e["conditional_hr"], rel=0.03)
+
+
+def test_marginal_is_attenuated_towards_one_with_strong_covariates(truth):
+    """Non-collapsibility: with covariate effects the marginal HR lies between 1 and the conditional HR."""
+    e = next(e for e in truth["effects"]
+             if e["comparison"] == "jaki_vs_corticosteroid" and e["outcome"] == "insomnia")
+    assert e["conditional_hr"] < e["true_hr"] < 1.0
+
+
+def test_truth_states_estimand_and_parameters(world, truth):
+    assert "marginal" in truth["estimand"] and "counterfactual" in truth["method"]
+    assert WorldConfig.model_validate(truth["parameters"]) == world.config
+    pairs = {(e["comparison"], e["outcome"]) for e in truth["effects"]}
+    assert len(pairs) == 2 * len(world.config.study_outcomes)
