@@ -4,6 +4,7 @@ tests do not depend on it.)"""
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -36,16 +37,26 @@ def load_csv_cdm(folder: Path, target: Path, *, version: str, tables: tuple[str,
     return target
 
 
-def copy_to_postgres(duck_path: Path, pg_url: str, *, tables: tuple[str, ...] = STUDY_TABLES) -> tuple[object, str]:
-    """Copy *tables* of a DuckDB CDM into a new uniquely named PostgreSQL schema; returns (con, schema)."""
+def copy_to_postgres(duck_path: Path, pg_url: str, *, version: str = "5.3",
+                     tables: tuple[str, ...] = STUDY_TABLES) -> tuple[object, str]:
+    """Copy *tables* of a DuckDB CDM into a new uniquely named PostgreSQL schema (DDL, then COPY);
+    returns (Ibis connection, schema)."""
     name = f"follicle_study_{uuid.uuid4().hex[:10]}"
     pg = ibis.connect(pg_url)
-    pg.raw_sql(f"CREATE SCHEMA {name}").close()
+    raw = pg.con  # the psycopg connection, for DDL and COPY (bulk load)
     src = duckdb.connect(str(duck_path), read_only=True)
     try:
-        for table in tables:
-            frame = src.execute(f"SELECT * FROM {table}").df()
-            pg.create_table(table, frame, database=name)
+        with raw.cursor() as cur:
+            cur.execute(f"CREATE SCHEMA {name}")
+            for stmt in schema.create_statements(version, "postgres", schema=name):
+                cur.execute(stmt)
+            for table in tables:
+                cols = [r[0] for r in src.execute(f"DESCRIBE {table}").fetchall()]
+                with tempfile.NamedTemporaryFile(suffix=".csv") as tmp:
+                    src.execute(f"COPY {table} TO '{tmp.name}' (HEADER false, FORMAT csv)")
+                    with cur.copy(f"COPY {name}.{table} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)") as copy:
+                        copy.write(Path(tmp.name).read_bytes())
+        raw.commit()
     finally:
         src.close()
     return pg, name

@@ -24,6 +24,11 @@ from follicle.study.spec import CohortSpec, Criterion, RouteFilter, StudySpec, W
 FEMALE, MALE = 8532, 8507
 
 
+def as_int(flag: ir.BooleanValue) -> ir.IntegerValue:
+    """1/0 from a boolean, NULL as 0 (PostgreSQL cannot cast boolean to bigint)."""
+    return ibis.ifelse(flag.fill_null(False), 1, 0).cast("int64")
+
+
 @dataclass
 class CompiledCohort:
     """A cohort as expressions: ``candidates`` (one row per person with an entry event, plus step
@@ -45,7 +50,7 @@ class CompiledCohort:
         cond: ir.BooleanValue = ibis.literal(True)
         for flag, _ in self.steps:
             cond = cond & t[flag]
-            aggs[flag] = cond.cast("int64").sum()
+            aggs[flag] = as_int(cond).sum().fill_null(0)
         return t.aggregate(**aggs)
 
 
@@ -106,7 +111,7 @@ def cohort_end(entry: ir.Table, gap_days: int) -> ir.Table:
     e = e.mutate(run_end=e.end_date.max().over(running))
     ordered = ibis.window(group_by=e.person_id, order_by=[e.start_date, e.end_date])
     e = e.mutate(prev_end=e.run_end.lag().over(ordered))
-    brk = (e.prev_end.notnull() & (e.start_date > (e.prev_end + ibis.interval(days=gap_days)).cast("date"))).cast("int64")
+    brk = as_int(e.prev_end.notnull() & (e.start_date > (e.prev_end + ibis.interval(days=gap_days)).cast("date")))
     e = e.mutate(brk=brk)
     cum = ibis.window(group_by=e.person_id, order_by=[e.start_date, e.end_date], preceding=None, following=0)
     e = e.mutate(era=e.brk.sum().over(cum))
@@ -123,8 +128,9 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
         if crit.cohort:
             compile_cohort(crit.cohort, spec, cdm, store, done)
 
-    entry = route_filtered(store.events(cs.entry.concept_set), cs.route, store)
+    entry = store.persist(route_filtered(store.events(cs.entry.concept_set), cs.route, store), f"entry_{name}")
     first = entry.group_by("person_id").aggregate(index_date=entry.start_date.min())
+    first = store.persist(first, f"first_{name}")
     ends = cohort_end(entry, cs.exposure_gap_days)
     t = attach(first, ends)
 
@@ -170,11 +176,11 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
         washout = Window(start=-cs.washout_days, end=-1)
         for i, set_name in enumerate(cs.washout_concept_sets or [cs.entry.concept_set]):
             flag = f"s_washout_{i}"
-            t = _add_flag(t, _hits(t, store.events(set_name), washout, flag), flag, negate=True)
+            t = _add_flag(t, _hits(first, store.events(set_name), washout, flag), flag, negate=True)
             steps.append((flag, f"no {set_name} in the {cs.washout_days} days before index (new user)"))
     if cs.min_exposures is not None:
         me = cs.min_exposures
-        c = t.select(hp=t.person_id, hi=t.index_date)
+        c = first.select(hp=first.person_id, hi=first.index_date)
         j = c.join(entry.select("person_id", "start_date"), c.hp == entry.person_id)
         j = j.filter(in_window(j.start_date, j.hi, me.window))
         counts = j.group_by(person_id=j.hp).aggregate(n_exp=j.start_date.nunique())
@@ -188,7 +194,7 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
         t = t.drop("n_exp")
     for i, crit in enumerate(cs.require):
         flag = f"s_require_{i}"
-        t = _add_flag(t, _hits(t, _criterion_events(crit, store, done), crit.window, flag), flag, negate=False)
+        t = _add_flag(t, _hits(first, _criterion_events(crit, store, done), crit.window, flag), flag, negate=False)
         steps.append((flag, f"has {_criterion_label(crit)} {_window_label(crit.window)}"))
     if cs.age is not None:
         cond: ir.BooleanValue = ibis.literal(True)
@@ -199,9 +205,9 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
         step("s_age", f"age at index {cs.age.min if cs.age.min is not None else 0}-{cs.age.max if cs.age.max is not None else 'any'}", cond)
     for i, crit in enumerate(cs.exclude):
         flag = f"s_exclude_{i}"
-        t = _add_flag(t, _hits(t, _criterion_events(crit, store, done), crit.window, flag), flag, negate=True)
+        t = _add_flag(t, _hits(first, _criterion_events(crit, store, done), crit.window, flag), flag, negate=True)
         steps.append((flag, f"no {_criterion_label(crit)} {_window_label(crit.window)}"))
-    compiled = CompiledCohort(name=name, candidates=t, steps=steps)
+    compiled = CompiledCohort(name=name, candidates=store.persist(t, f"cohort_{name}"), steps=steps)
     done[name] = compiled
     return compiled
 

@@ -129,6 +129,7 @@ class EventStore:
     def __init__(self, cdm: Cdm, resolved: dict[str, ResolvedConceptSet], needed: set[str], *, materialize: bool = True) -> None:
         self.cdm = cdm
         self.resolved = resolved
+        self.materialize = materialize
         self._domains: dict[str, ir.Table] = {}
         self._temp: list[str] = []
         by_domain: dict[str, list[ResolvedConceptSet]] = {}
@@ -139,11 +140,16 @@ class EventStore:
         for domain, sets in by_domain.items():
             base = generic_events(cdm, domain)
             expr = base.filter(ibis.or_(*[concept_predicate(base, rs) for rs in sets]))
-            if materialize:
-                name = ibis.util.gen_name(f"follicle_{domain}")
-                expr = cdm.con.create_table(name, expr, temp=True)
-                self._temp.append(name)
-            self._domains[domain] = expr
+            self._domains[domain] = self.persist(expr, domain)
+
+    def persist(self, expr: ir.Table, label: str) -> ir.Table:
+        """*expr* computed once into a temporary table (when materializing), else *expr* itself."""
+        if not self.materialize:
+            return expr
+        name = ibis.util.gen_name(f"follicle_{label}")
+        table = self.cdm.con.create_table(name, expr, temp=True)
+        self._temp.append(name)
+        return table
 
     def events(self, name: str) -> ir.Table:
         """Events of concept set *name* (generic columns)."""

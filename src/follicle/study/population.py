@@ -14,7 +14,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from follicle.study.cohorts import FEMALE, MALE, CompiledCohort, attach, compile_cohort, in_window
+from follicle.study.cohorts import FEMALE, MALE, CompiledCohort, as_int, attach, compile_cohort, in_window
 from follicle.study.events import Cdm, EventStore, generic_events
 from follicle.study.spec import StudySpec
 from follicle.vocab.resolve import ResolvedConceptSet, VocabularySource, resolve_concept_set
@@ -174,7 +174,7 @@ def _covariate_flags(session: StudySession, pop: ir.Table) -> ir.Table:
     cov = session.spec.covariates
     out = pop
     if cov.demographics:
-        out = out.mutate(cov_age=out.age, cov_female=(out.gender_concept_id == FEMALE).cast("int64").fill_null(0))
+        out = out.mutate(cov_age=out.age, cov_female=as_int(out.gender_concept_id == FEMALE))
     for name in cov.concept_sets:
         ev = session.store.events(name).select("person_id", "start_date")
         p = pop.select(k=pop.person_id, hi=pop.index_date)
@@ -217,7 +217,7 @@ def _build(session: StudySession, comparison: str) -> Population:
     pop = time_at_risk(session, members)
     has_tar = pop.tar_end >= pop.tar_start
     steps.append({"step": "time_at_risk", "description": "people with time at risk (both arms)", "expr": pop.filter(has_tar).count()})
-    pop = pop.filter(has_tar)
+    pop = session.store.persist(pop.filter(has_tar), f"population_{comparison}")
     for i, s in enumerate(steps):
         attrition.loc[len(attrition)] = {"cohort": comparison, "step_index": i, "step": s["step"],
                                         "description": s["description"], "persons": int(con.execute(s["expr"]))}
@@ -235,7 +235,7 @@ def _build(session: StudySession, comparison: str) -> Population:
         d = wide[f"{name}_date"]
         wide = wide.mutate(
             **{
-                f"{name}_event": d.notnull().cast("int64"),
+                f"{name}_event": as_int(d.notnull()),
                 f"{name}_days": ibis.coalesce(d, wide.tar_end).delta(wide.index_date, unit="day"),
                 f"{name}_prior": wide[f"{name}_prior"].fill_null(0),
             }
