@@ -164,7 +164,7 @@ class VocabularySource:
             used.append(rel_name)
         if not used:
             return result, "concept_ancestor is empty and no relationships are available: concepts used without descendants"
-        return result, "concept_ancestor is empty: descendants taken from " + " and ".join(used)
+        return result, "the CDM's concept_ancestor is empty or missing: descendants taken from " + " and ".join(used)
 
     def _children_of(self, rel: ir.Table) -> Any:
         def children_of(parents: frozenset[int]) -> list[tuple[int, int]]:
