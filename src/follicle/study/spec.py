@@ -1,0 +1,211 @@
+"""The study specification: pydantic models that round-trip YAML and JSON.
+
+A study is data: concept sets, cohorts, outcomes, time at risk, covariates, comparisons and
+analysis settings. Execution settings (paths, threads, connections) are not part of it. All
+problems of a spec are reported at once, each naming its field (see :mod:`follicle.study.validate`
+for the rules that relate fields to each other).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from follicle.errors import SpecError
+from follicle.study.settings import AnalysisSettings
+from follicle.vocab.conceptset import ConceptSet
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
+Days = Annotated[int, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Window(_Model):
+    """Days relative to the index date, both ends inclusive; ``None`` leaves that end open."""
+
+    start: int | None = None
+    end: int | None = 0
+
+
+class Criterion(_Model):
+    """At least one event of a concept set (or membership of another cohort) in a window."""
+
+    concept_set: Name | None = None
+    cohort: Name | None = None
+    window: Window = Field(default_factory=lambda: Window(start=None, end=-1))
+
+
+class EntryEvent(_Model):
+    """The index event: the first event of ``concept_set`` (first exposure or first diagnosis)."""
+
+    concept_set: Name
+    occurrence: Literal["first"] = "first"
+
+
+class MinExposures(_Model):
+    """At least ``count`` exposures (distinct days) to the entry concept set within ``window``."""
+
+    count: int = Field(2, ge=1)
+    window: Window = Field(default_factory=lambda: Window(start=0, end=None))
+
+
+class RouteFilter(_Model):
+    """Which drug exposures count as entry exposures.
+
+    ``include`` keeps only these ``route_concept_id`` values, ``exclude`` drops them, and
+    ``exclude_concept_set`` drops exposures to those drug concepts (e.g. a topical dose form).
+    Exposures with an unknown route (0 or NULL) are kept unless ``keep_unknown`` is false.
+    """
+
+    include: list[int] = Field(default_factory=list)
+    exclude: list[int] = Field(default_factory=list)
+    exclude_concept_set: Name | None = None
+    keep_unknown: bool = True
+
+
+class AgeRange(_Model):
+    """Age at index in whole years (year of index minus year of birth, the OHDSI convention)."""
+
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+
+
+class CohortSpec(_Model):
+    """A cohort: entry event, then inclusion and exclusion steps, each counted in the attrition."""
+
+    description: str = ""
+    entry: EntryEvent
+    route: RouteFilter | None = None
+    prior_observation_days: Days = 0
+    washout_days: Days | None = None
+    washout_concept_sets: list[Name] = Field(default_factory=list)
+    min_exposures: MinExposures | None = None
+    require: list[Criterion] = Field(default_factory=list)
+    age: AgeRange | None = None
+    exclude: list[Criterion] = Field(default_factory=list)
+    exposure_gap_days: Days = 30
+
+
+class OutcomeSpec(_Model):
+    """An outcome: its first event in the time at risk; people with an event before the time at
+    risk (within ``prior_lookback_days``, all history when None) are flagged ``<name>_prior`` and
+    belong out of that outcome's analysis."""
+
+    concept_set: Name
+    description: str = ""
+    prior_lookback_days: Days | None = None
+
+
+class TimeAtRisk(_Model):
+    """Start and end of follow-up, anchored on the index date or the cohort end (end of the first
+    continuous exposure), with censoring at observation end and death and a maximum follow-up."""
+
+    start_offset: int = 1
+    start_anchor: Literal["index", "cohort_end"] = "index"
+    end_offset: int = 99999
+    end_anchor: Literal["index", "cohort_end"] = "index"
+    censor_at_observation_end: bool = True
+    censor_at_death: bool = True
+    max_follow_up_days: Annotated[int, Field(gt=0)] | None = None
+
+
+class CovariateSpec(_Model):
+    """Covariates for the propensity model.
+
+    ``demographics`` adds age and sex; ``concept_sets`` adds one 0/1 column per set (any event in
+    ``window``); ``all_conditions`` / ``all_drugs`` add every condition / drug concept in the window
+    as sparse features, as OHDSI FeatureExtraction does (the compared drugs themselves left out).
+    """
+
+    demographics: bool = True
+    concept_sets: list[Name] = Field(default_factory=list)
+    window: Window = Field(default_factory=lambda: Window(start=-365, end=0))
+    all_conditions: bool = False
+    all_drugs: bool = False
+
+
+class ComparisonSpec(_Model):
+    """Target vs comparator cohort, the outcomes to estimate, and negative-control outcomes.
+
+    ``overlap`` says what happens to people in both cohorts: ``exclude`` drops them;
+    ``first_exposure`` keeps them in the cohort they entered first (same-day entries dropped).
+    """
+
+    target: Name
+    comparator: Name
+    outcomes: list[Name] = Field(default_factory=list)
+    negative_controls: list[Name] = Field(default_factory=list)
+    overlap: Literal["exclude", "first_exposure"] = "exclude"
+
+
+class StudySpec(_Model):
+    """A comparative cohort study, as data."""
+
+    name: Name
+    description: str = ""
+    concept_sets: dict[Name, ConceptSet]
+    cohorts: dict[Name, CohortSpec]
+    outcomes: dict[Name, OutcomeSpec] = Field(default_factory=dict)
+    time_at_risk: TimeAtRisk = Field(default_factory=TimeAtRisk)
+    covariates: CovariateSpec = Field(default_factory=CovariateSpec)
+    comparisons: dict[Name, ComparisonSpec]
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    min_cell_count: int = Field(10, ge=1)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(cls, data: Any, handler: Any) -> StudySpec:
+        from follicle.study.validate import combine, cross_field_problems
+
+        cross = cross_field_problems(data)
+        try:
+            spec = handler(data)
+        except ValidationError as exc:
+            raise combine(exc.errors(), cross) from None
+        if cross:
+            raise combine([], cross)
+        return spec
+
+    # -- serialisation --------------------------------------------------------------------------
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> StudySpec:
+        return cls.model_validate(yaml.safe_load(text))
+
+    @classmethod
+    def from_json(cls, text: str) -> StudySpec:
+        return cls.model_validate_json(text)
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read a study spec from a YAML or JSON file; every problem is listed in one :class:`SpecError`."""
+    path = Path(path)
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise SpecError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a study spec is a mapping of fields; got {type(data).__name__}")
+    return parse_spec(data, source=str(path))
+
+
+def parse_spec(data: dict[str, Any], *, source: str = "study spec") -> StudySpec:
+    """Validate *data* as a :class:`StudySpec`, turning pydantic errors into one :class:`SpecError`."""
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
+        raise SpecError(f"{source}: {len(problems)} problem(s)", problems=problems) from None
