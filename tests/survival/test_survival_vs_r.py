@@ -15,6 +15,8 @@ from follicle.survival.cox import CoxPH, fit_outcome_model
 from follicle.survival.followup import followup_summary
 from follicle.survival.kaplan_meier import kaplan_meier, kaplan_meier_by_group
 from follicle.survival.logrank import logrank_test
+from follicle.survival.rates import incidence_rates, rate_ratio
+from follicle.survival.risks import risk_comparison
 from follicle.survival.zph import cox_zph
 from rbridge import run_r
 from survdata import matched_cohort
@@ -62,6 +64,9 @@ out("flat_median", nn(summary(flat)$table[c("median", "0.95LCL", "0.95UCL")]))
 out("lr2", survdiff(Surv(time, event) ~ treat, data = d)$chisq)
 out("lr3", survdiff(Surv(time, event) ~ grp3, data = d)$chisq)
 out("lrst", survdiff(Surv(time, event) ~ treat + strata(sex), data = d)$chisq)
+sk <- summary(kg, times = 8)
+out("kmw_surv", sk$surv); out("kmw_se", sk$std.err); out("kmw_low", sk$lower); out("kmw_high", sk$upper)
+pt <- poisson.test(c(d1, d0), c(t1, t0)); out("rr_pois", c(pt$estimate, pt$conf.int, pt$p.value))
 rk <- survfit(Surv(time, 1 - event) ~ 1, data = d)
 out("fu_median", nn(summary(rk)$table[c("median", "0.95LCL", "0.95UCL")]))
 """
@@ -74,7 +79,10 @@ def data() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def ref(rscript: str, data: pd.DataFrame) -> dict[str, list[float]]:
-    return run_r(rscript, R_CODE, {"d": data})
+    py = data.groupby("treat")["time"].sum()
+    ev = data.groupby("treat")["event"].sum()
+    head = f"d1 <- {int(ev[1])}; d0 <- {int(ev[0])}; t1 <- {float(py[1])!r}; t0 <- {float(py[0])!r}\n"
+    return run_r(rscript, head + R_CODE, {"d": data})
 
 
 def close(got, want) -> None:
@@ -186,3 +194,20 @@ def test_logrank_chisq(data, ref):
 def test_reverse_km_median_followup(data, ref):
     fu = followup_summary(data["time"], data["event"])
     close([fu.median_reverse_km, fu.median_reverse_km_ci_low, fu.median_reverse_km_ci_high], ref["fu_median"])
+
+
+def test_km_risk_at_window_end(data, ref):
+    res = risk_comparison(data["time"], data["event"], data["treat"], window=8, estimator="km")
+    arms = [res.comparator, res.treated]  # R orders strata treat=0, treat=1
+    close([1 - a.risk for a in arms], ref["kmw_surv"])
+    close([np.sqrt(a.variance) for a in arms], ref["kmw_se"])
+    close([1 - a.ci_high for a in arms], ref["kmw_low"])
+    close([1 - a.ci_low for a in arms], ref["kmw_high"])
+    assert res.rd == pytest.approx(arms[1].risk - arms[0].risk, rel=1e-12)
+
+
+def test_rate_ratio_exact_matches_poisson_test(data, ref):
+    rates = incidence_rates(data["time"], data["event"], data["treat"], time_unit="years", per=1.0)
+    r0, r1 = rates.iloc[0], rates.iloc[1]
+    rr = rate_ratio(int(r1.events), r1.person_years, int(r0.events), r0.person_years)
+    close([rr.rate_ratio, rr.ci_low, rr.ci_high, rr.p], ref["rr_pois"])
