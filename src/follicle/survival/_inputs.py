@@ -49,7 +49,7 @@ def as_time(values: Any, name: str = "time") -> np.ndarray:
     negative = arr < 0
     if negative.any():
         raise InputError(
-            f"column '{name}' must hold times >= 0; got {arr[negative][0]!r} (rows {_first_rows(negative)}, counting from 0)"
+            f"column '{name}' must hold times >= 0; got {float(arr[negative][0])!r} (rows {_first_rows(negative)}, counting from 0)"
         )
     return arr
 
@@ -65,7 +65,8 @@ def as_event(values: Any, n: int, name: str = "event") -> np.ndarray:
     coerced = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isin(coerced, (0.0, 1.0))
     if bad.any():
-        example = series[bad].iloc[0] if isinstance(series, pd.Series) else coerced[bad][0]
+        example = series[bad].iloc[0]
+        example = example.item() if hasattr(example, "item") else example
         raise InputError(
             f"column '{name}' must hold event indicators 1 (event) or 0 (censored); got {example!r} "
             f"(rows {_first_rows(bad)}, counting from 0)"

@@ -224,13 +224,13 @@ class CoxPH:
 
 def _summary(beta: np.ndarray, se: np.ndarray, names: list[str], conf_level: float) -> pd.DataFrame:
     zq = stats.norm.ppf(1 - (1 - conf_level) / 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         z = beta / se
-    return pd.DataFrame(
-        {"coef": beta, "se": se, "hr": np.exp(beta), "ci_low": np.exp(beta - zq * se),
-         "ci_high": np.exp(beta + zq * se), "z": z, "p": 2 * stats.norm.sf(np.abs(z))},
-        index=pd.Index(names, name="term"),
-    )[SUMMARY_COLUMNS]
+        return pd.DataFrame(
+            {"coef": beta, "se": se, "hr": np.exp(beta), "ci_low": np.exp(beta - zq * se),
+             "ci_high": np.exp(beta + zq * se), "z": z, "p": 2 * stats.norm.sf(np.abs(z))},
+            index=pd.Index(names, name="term"),
+        )[SUMMARY_COLUMNS]
 
 
 def fit_outcome_model(
