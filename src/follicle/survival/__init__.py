@@ -5,6 +5,7 @@ survival package (``survfit``, ``survdiff``, ``coxph``, ``cox.zph``) to 1e-6 rel
 tests/survival/test_survival_vs_r.py.
 """
 
+from follicle.survival.compare import GroupComparison, compare_survival
 from follicle.survival.cox import CoxPH, CoxResult, fit_outcome_model
 from follicle.survival.followup import FollowUp, followup_by_group, followup_summary
 from follicle.survival.kaplan_meier import (
@@ -30,12 +31,14 @@ __all__ = [
     "CoxPH",
     "CoxResult",
     "FollowUp",
+    "GroupComparison",
     "IncidenceRate",
     "KaplanMeierResult",
     "LogRankResult",
     "RateRatio",
     "RiskComparison",
     "ZphResult",
+    "compare_survival",
     "cox_zph",
     "fit_outcome_model",
     "followup_by_group",

@@ -37,26 +37,26 @@ def risk_table(
     n = len(time)
     if group is None:
         group = np.zeros(n, dtype=np.int64)
-    if stratum is None:
-        uniq, inv = np.unique(time, return_inverse=True)
-        strat_of = np.zeros(len(uniq), dtype=np.int64)
-        times = uniq
-    else:
-        order = np.lexsort((time, stratum))
-        ts, ss = time[order], stratum[order]
-        new = np.empty(n, dtype=bool)
-        new[0] = True
-        new[1:] = (ts[1:] != ts[:-1]) | (ss[1:] != ss[:-1])
-        gid_sorted = np.cumsum(new) - 1
-        inv = np.empty(n, dtype=np.int64)
-        inv[order] = gid_sorted
-        times = ts[new]
+    order = np.argsort(time) if stratum is None else np.lexsort((time, stratum))
+    ts = time[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(ts[1:], ts[:-1], out=new[1:])
+    if stratum is not None:
+        ss = stratum[order]
+        new[1:] |= ss[1:] != ss[:-1]
         strat_of = ss[new]
+    times = ts[new]
+    if stratum is None:
+        strat_of = np.zeros(len(times), dtype=np.int64)
+    gid = np.cumsum(new) - 1  # distinct-time index, in sorted order
+    group = group[order]
+    event = event[order]
+    del order
     n_t = len(times)
-    key = inv.reshape(-1) * n_groups + group
+    key = gid * n_groups + group
     total = np.bincount(key, minlength=n_t * n_groups).reshape(n_t, n_groups)
-    events = np.bincount(key, weights=event.astype(np.float64), minlength=n_t * n_groups)
-    events = np.rint(events).astype(np.int64).reshape(n_t, n_groups)
+    events = np.bincount(key[event.astype(bool)], minlength=n_t * n_groups).reshape(n_t, n_groups)
     # reverse cumulative sum within stratum: at risk at t = count with time >= t in the stratum
     rev = np.cumsum(total[::-1], axis=0)[::-1]
     if stratum is not None and n_t:

@@ -16,6 +16,7 @@ Brookmeyer R, Crowley J. A confidence interval for the median survival time. Bio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -23,17 +24,24 @@ import pandas as pd
 from scipy import stats
 
 from follicle.survival._inputs import as_groups, as_time_event, check_choice, check_conf_level
-from follicle.survival._risktable import risk_table
+from follicle.survival._risktable import RiskTable, risk_table
 
 CONF_TYPES = ("log-log", "log", "plain")
 TABLE_COLUMNS = ["time", "n_risk", "n_event", "n_censor", "survival", "std_err", "ci_low", "ci_high"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class KaplanMeierResult:
-    """A Kaplan-Meier curve: ``table`` (one row per distinct time) and its median with CI."""
+    """A Kaplan-Meier curve: arrays per distinct time (``table`` as a DataFrame) and the median with CI."""
 
-    table: pd.DataFrame
+    time: np.ndarray
+    n_risk: np.ndarray
+    n_event: np.ndarray
+    n_censor: np.ndarray
+    survival: np.ndarray
+    std_err: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
     n: int
     events: int
     median: float
@@ -43,24 +51,26 @@ class KaplanMeierResult:
     conf_type: str
     label: Any = field(default=None)
 
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """One row per distinct time: time, n_risk, n_event, n_censor, survival, std_err, ci_low, ci_high."""
+        return pd.DataFrame({c: getattr(self, c) for c in TABLE_COLUMNS})
+
     def survival_at(self, times: Any) -> np.ndarray:
         """S(t) at *times* (right-continuous step function; 1 before the first time)."""
-        return _step(self.table["time"].to_numpy(), self.table["survival"].to_numpy(), times, 1.0)
+        return _step(self.time, self.survival, times, 1.0)
 
     def variance_at(self, times: Any) -> np.ndarray:
         """Greenwood variance of S(t) at *times*: S(t)^2 * sum d / (n (n - d))."""
-        se = _step(self.table["time"].to_numpy(), self.table["std_err"].to_numpy(), times, 0.0)
-        return (self.survival_at(times) * se) ** 2
+        return (self.survival_at(times) * _step(self.time, self.std_err, times, 0.0)) ** 2
 
     def at_risk(self, times: Any) -> np.ndarray:
         """Numbers at risk (time >= t) at *times*, as printed under KM plots."""
-        t = self.table["time"].to_numpy()
-        n_risk = self.table["n_risk"].to_numpy()
         q = np.atleast_1d(np.asarray(times, dtype=float))
-        idx = np.searchsorted(t, q, side="left")  # first row with time >= q
+        idx = np.searchsorted(self.time, q, side="left")  # first row with time >= q
         out = np.zeros(len(q), dtype=np.int64)
-        inside = idx < len(t)
-        out[inside] = n_risk[idx[inside]]
+        inside = idx < len(self.time)
+        out[inside] = self.n_risk[idx[inside]]
         return out
 
 
@@ -97,14 +107,11 @@ def _findq(x: np.ndarray, y: np.ndarray, p: float, tol: float = np.sqrt(np.finfo
     if np.all(np.isnan(y)) or np.nanmax(y) < p:
         return float("nan")
     xmax = x[-1]
-    # drop repeated y values (keep the first), and then missing ones, as R's findq and approx do
-    _, first = np.unique(y, return_index=True)
-    keep = np.zeros(len(y), dtype=bool)
-    keep[first] = True
-    nan_pos = np.flatnonzero(np.isnan(y))
-    keep[nan_pos] = False
-    if len(nan_pos):
-        keep[nan_pos[0]] = False
+    # drop missing values, then repeated y values keeping the first (as R's findq and approx do;
+    # y is a cumulative incidence, so repeats are adjacent)
+    ok = ~np.isnan(y)
+    x, y = x[ok], y[ok]
+    keep = np.r_[True, y[1:] != y[:-1]]
     x, y = x[keep], y[keep]
     if len(y) == 0:
         return float("nan")
@@ -136,15 +143,11 @@ def _km_from_counts(
         term = np.where(n_event > 0, n_event / (n_risk * (n_risk - n_event).astype(float)), 0.0)
         std_err = np.sqrt(np.cumsum(term))
     low, high = confidence_limits(surv, std_err, conf_level, conf_type)
-    table = pd.DataFrame(
-        {"time": time, "n_risk": n_risk, "n_event": n_event, "n_censor": n_censor,
-         "survival": surv, "std_err": std_err, "ci_low": low, "ci_high": high}
-    )
     x = np.r_[0.0, time]
     median = _findq(x, np.r_[0.0, 1 - surv], 0.5)
     med_low = _findq(x, np.r_[0.0, 1 - low], 0.5)
     med_high = _findq(x, np.r_[0.0, 1 - high], 0.5)
-    return KaplanMeierResult(table, int(n_risk[0]) if len(n_risk) else 0, int(n_event.sum()), median, med_low,
+    return KaplanMeierResult(time, n_risk, n_event, n_censor, surv, std_err, low, high, int(n_risk[0]) if len(n_risk) else 0, int(n_event.sum()), median, med_low,
                              med_high, conf_level, conf_type, label)
 
 
@@ -175,7 +178,11 @@ def kaplan_meier_by_group(
     check_choice("conf_type", conf_type, CONF_TYPES)
     t, e = as_time_event(time, event)
     codes, labels = as_groups(group, len(t), min_groups=1)
-    rt = risk_table(t, e, codes, len(labels))
+    return curves_from_table(risk_table(t, e, codes, len(labels)), labels, conf_level, conf_type)
+
+
+def curves_from_table(rt: RiskTable, labels: list[Any], conf_level: float, conf_type: str) -> dict[Any, KaplanMeierResult]:
+    """One curve per group column of a risk table (rows where the group has observations)."""
     out: dict[Any, KaplanMeierResult] = {}
     for k, label in enumerate(labels):
         seen = (rt.n_event[:, k] + rt.n_censor[:, k]) > 0

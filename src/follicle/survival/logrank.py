@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from follicle.survival._inputs import as_groups, as_time_event, column_name, require_events
-from follicle.survival._risktable import risk_table
+from follicle.survival._risktable import RiskTable, risk_table
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,12 @@ def logrank_test(time: Any, event: Any, group: Any, *, strata: Any = None) -> Lo
     codes, labels = as_groups(group, len(t), column_name(group, "group"))
     require_events(e, column_name(event, "event"), "the log-rank test")
     s_codes = None if strata is None else as_groups(strata, len(t), column_name(strata, "strata"), min_groups=1)[0]
+    return logrank_from_table(risk_table(t, e, codes, len(labels), s_codes), codes, labels, strata is not None)
+
+
+def logrank_from_table(rt: RiskTable, codes: np.ndarray, labels: list[Any], stratified: bool) -> LogRankResult:
+    """Log-rank statistic from per-time counts (shared with the Kaplan-Meier curves)."""
     k = len(labels)
-    rt = risk_table(t, e, codes, k, s_codes)
     n_risk = rt.n_risk.astype(np.float64)
     n_event = rt.n_event.astype(np.float64)
     n = n_risk.sum(axis=1)
@@ -81,4 +85,4 @@ def logrank_test(time: Any, event: Any, group: Any, *, strata: Any = None) -> Lo
             {"group": labels, "n": counts, "observed": observed, "expected": expected,
              "o_minus_e_sq_over_e": diff**2 / expected}
         )
-    return LogRankResult(chisq, df, float(stats.chi2.sf(chisq, df)), table, variance, strata is not None)
+    return LogRankResult(chisq, df, float(stats.chi2.sf(chisq, df)), table, variance, stratified)

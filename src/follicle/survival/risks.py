@@ -117,12 +117,11 @@ def _arm(t: np.ndarray, e: np.ndarray, label: Any, window: float | None, estimat
     km = kaplan_meier(t, e, conf_level=conf_level)
     s = float(km.survival_at([window])[0])
     var = float(km.variance_at([window])[0])
-    tab = km.table
-    idx = np.searchsorted(tab["time"].to_numpy(), window, side="right") - 1
+    idx = np.searchsorted(km.time, window, side="right") - 1
     if idx < 0 or s == 1.0:
         low_s, high_s = 1.0, 1.0
     else:
-        low_s, high_s = float(tab["ci_low"].iloc[idx]), float(tab["ci_high"].iloc[idx])
+        low_s, high_s = float(km.ci_low[idx]), float(km.ci_high[idx])
     return ArmRisk(label, n, events, 1 - s, 1 - high_s, 1 - low_s, var)
 
 
