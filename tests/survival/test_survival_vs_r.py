@@ -49,6 +49,11 @@ for (ties in c("efron", "breslow")) {
   out(paste0(ties, "_pairrob_se"), sqrt(diag(f$var)))
   f <- coxph(Surv(time, event) ~ treat + age, weights = w, robust = TRUE, data = d, ties = ties, control = ctl)
   out(paste0(ties, "_w_coef"), coef(f)); out(paste0(ties, "_w_se"), sqrt(diag(f$var)))
+  f <- coxph(Surv(time, event) ~ treat, weights = w, cluster = pair, data = d, ties = ties, control = ctl)
+  out(paste0(ties, "_w1_coef"), coef(f)); out(paste0(ties, "_w1_se"), sqrt(diag(f$var)))
+  f <- coxph(Surv(time, event) ~ treat, data = d, ties = ties, control = ctl)
+  z <- cox.zph(f, transform = "km")
+  out(paste0(ties, "_t_zph"), c(z$table[, "chisq"], z$table[, "p"]))
 }
 km <- survfit(Surv(time, event) ~ 1, data = d, conf.type = "log-log")
 out("km_time", km$time); out("km_nrisk", km$n.risk); out("km_nevent", km$n.event)
@@ -211,3 +216,15 @@ def test_rate_ratio_exact_matches_poisson_test(data, ref):
     r0, r1 = rates.iloc[0], rates.iloc[1]
     rr = rate_ratio(int(r1.events), r1.person_years, int(r0.events), r0.person_years)
     close([rr.rate_ratio, rr.ci_low, rr.ci_high, rr.p], ref["rr_pois"])
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_single_binary_treatment_paths(data, ref, ties):
+    # one binary covariate: the collapsed fast kernel (zph) and the weighted binary kernel (IPW)
+    m = CoxPH(ties=ties).fit(data[["treat"]], data["time"], data["event"])
+    z = cox_zph(m, data[["treat"]], data["time"], data["event"])
+    close(np.r_[z.table["chisq"], z.table["p"]], ref[f"{ties}_t_zph"])
+    res = fit_outcome_model(data["time"], data["event"], data["treat"], ties=ties, weights=data["w"],
+                            pair_id=data["pair"])
+    close(res.coef, ref[f"{ties}_w1_coef"])
+    close(res.se, ref[f"{ties}_w1_se"])

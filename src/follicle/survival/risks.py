@@ -91,19 +91,20 @@ def _wald(est: float, se: float, z: float, log: bool) -> tuple[float, float]:
 
 def _compare(t: ArmRisk, c: ArmRisk, z: float, estimator: str) -> tuple[float, ...]:
     with np.errstate(divide="ignore", invalid="ignore"):
-        rd = t.risk - c.risk
+        pt, pc = np.float64(t.risk), np.float64(c.risk)
+        rd = pt - pc
         rd_se = np.sqrt(t.variance + c.variance)
-        rr = t.risk / c.risk
-        odds_t, odds_c = t.risk / (1 - t.risk), c.risk / (1 - c.risk)
-        or_ = odds_t / odds_c
+        rr = pt / pc
+        or_ = (pt / (1 - pt)) / (pc / (1 - pc))
         if estimator == "crude":
             a, b, cc, d = t.events, t.n - t.events, c.events, c.n - c.events
             rr_se = np.sqrt(1 / a - 1 / t.n + 1 / cc - 1 / c.n) if a > 0 and cc > 0 else np.nan
             or_se = np.sqrt(1 / a + 1 / b + 1 / cc + 1 / d) if min(a, b, cc, d) > 0 else np.nan
         else:
-            rr_se = np.sqrt(t.variance / t.risk**2 + c.variance / c.risk**2)
-            or_se = np.sqrt(t.variance / (t.risk * (1 - t.risk)) ** 2 + c.variance / (c.risk * (1 - c.risk)) ** 2)
-    return (rd, *_wald(rd, rd_se, z, False), rr, *_wald(rr, rr_se, z, True), or_, *_wald(or_, or_se, z, True))
+            rr_se = np.sqrt(t.variance / pt**2 + c.variance / pc**2)
+            or_se = np.sqrt(t.variance / (pt * (1 - pt)) ** 2 + c.variance / (pc * (1 - pc)) ** 2)
+    return (float(rd), *_wald(rd, rd_se, z, False), float(rr), *_wald(rr, rr_se, z, True), float(or_),
+            *_wald(or_, or_se, z, True))
 
 
 def _arm(t: np.ndarray, e: np.ndarray, label: Any, window: float | None, estimator: str, conf_level: float) -> ArmRisk:
