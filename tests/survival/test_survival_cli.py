@@ -82,3 +82,21 @@ def test_bad_input_is_one_clear_message(csv_path, tmp_path, change, args, messag
 def test_missing_file(tmp_path):
     res = invoke(tmp_path / "nope.csv", "--time", "t", "--event", "e")
     assert res.exit_code == 2 and "file not found" in res.output
+
+
+def test_followup_rates_and_window_risks(csv_path):
+    res = invoke(csv_path, "--time", "time", "--event", "event", "--group", "arm", "--window", "6", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    d = pd.read_csv(csv_path)
+    crude = out["risk_at_window"]["crude"]
+    assert crude["estimator"] == "crude" and crude["treated"]["arm"] == "jaki"
+    hit = (d.event == 1) & (d.time <= 6)
+    assert crude["treated"]["risk"] == pytest.approx(hit[d.arm == "jaki"].mean())
+    assert {"rd", "rr", "or", "rd_ci_low", "or_ci_high"} <= set(crude)
+    assert out["risk_at_window"]["km"]["estimator"] == "km"
+    rates = {r["group"]: r for r in out["incidence_per_1000_person_years"]}
+    sub = d[d.arm == "control"]
+    assert rates["control"]["rate"] == pytest.approx(sub.event.sum() / (sub.time.sum() / 365.25) * 1000)
+    fu = {r["group"]: r for r in out["followup"]}
+    assert fu["control"]["median"] == pytest.approx(sub.time.median())

@@ -144,3 +144,18 @@ def test_cox_depends_on_time_only_through_ranks(seed, ties):
     d_gen = kernel.prepare(t, event.astype(bool), X.to_numpy(float), strata=np.zeros(n, dtype=np.int64), ties=ties)
     d_gen.bin_log_n0 = None  # force the general p-covariate likelihood
     assert kernel.newton(d_gen)[0] == pytest.approx(a.coef_, rel=1e-8, abs=1e-10)
+
+
+@pytest.mark.slow
+def test_large_binary_cox_matches_lifelines():
+    # the bench (bench/bench_survival.py) times 1M rows; this checks the coefficient at 200k rows
+    rng = np.random.default_rng(2)
+    n = 200_000
+    x = rng.integers(0, 2, n)
+    t = rng.exponential(1 / np.exp(-0.4 * x))
+    c = rng.exponential(2.0, n)
+    d = pd.DataFrame({"t": np.ceil(np.minimum(t, c) * 365), "e": (t <= c).astype(int), "x": x})
+    ours = fit_outcome_model(d["t"], d["e"], d["x"], robust_se=False)
+    ref = CoxPHFitter().fit(d, "t", "e")
+    assert ours.coef[0] == pytest.approx(ref.params_["x"], rel=1e-6)
+    assert ours.se[0] == pytest.approx(ref.standard_errors_["x"], rel=1e-5)

@@ -16,12 +16,27 @@ from rich.table import Table
 
 from follicle.cli._common import JsonFlag, console, guarded, print_json
 from follicle.errors import InputError
-from follicle.survival import CoxPH, cox_zph, kaplan_meier_by_group, logrank_test
+from follicle.survival import (
+    CoxPH,
+    cox_zph,
+    followup_by_group,
+    incidence_rates,
+    kaplan_meier_by_group,
+    logrank_test,
+    risk_comparison,
+)
 
 
 class Ties(str, Enum):
     efron = "efron"
     breslow = "breslow"
+
+
+class TimeUnit(str, Enum):
+    days = "days"
+    weeks = "weeks"
+    months = "months"
+    years = "years"
 
 
 def _read_csv(path: Path, needed: list[str]) -> pd.DataFrame:
@@ -69,7 +84,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def run_survival(
-    path: Path, time: str, event: str, group: str | None, covariates: list[str], ties: str, conf_level: float
+    path: Path, time: str, event: str, group: str | None, covariates: list[str], ties: str, conf_level: float,
+    time_unit: str = "days", window: float | None = None,
 ) -> dict[str, Any]:
     """Compute everything the command reports, as a JSON-ready dict."""
     needed = [time, event] + ([group] if group else []) + covariates
@@ -86,9 +102,22 @@ def run_survival(
          .to_dict(orient="records")}
         for lab, c in curves.items()
     ]
+    fu = followup_by_group(t, e, grp)
+    out["followup"] = _records(fu[["n", "events", "person_time", "mean", "median", "q1", "q3",
+                                   "median_reverse_km"]].rename_axis("group"))
+    rates = incidence_rates(t, e, grp, time_unit=time_unit, per=1000.0, conf_level=conf_level)
+    out["incidence_per_1000_person_years"] = rates.to_dict(orient="records")
     if group:
         lr = logrank_test(t, e, frame[group])
         out["logrank"] = {"chisq": lr.chisq, "df": lr.df, "p": lr.p, "groups": _records(lr.table.set_index("group"))}
+    if group and window is not None:
+        labels = sorted(frame[group].unique(), key=str)
+        if len(labels) == 2:
+            out["risk_at_window"] = {
+                est: _risk_dict(risk_comparison(t, e, frame[group], window=window, estimator=est, treated=labels[1],
+                                                conf_level=conf_level))
+                for est in ("crude", "km")
+            }
     if group or covariates:
         X, terms = _design(frame, group, covariates)
         model = CoxPH(ties=ties, conf_level=conf_level).fit(X, t, e)
@@ -98,6 +127,12 @@ def run_survival(
                       "coefficients": _records(model.summary_)}
         out["ph_test"] = {"transform": "km", "terms": _records(zph.table)}
     return out
+
+
+def _risk_dict(res: Any) -> dict[str, Any]:
+    d = res.to_dict()
+    d["or"] = d.pop("or_")
+    return d
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -114,6 +149,21 @@ def _print(res: dict[str, Any]) -> None:
         km.add_row(str(row["group"]), str(row["n"]), str(row["events"]), _fmt(row["median"]),
                    _fmt(row["median_ci_low"]), _fmt(row["median_ci_high"]))
     console.print(km)
+    fu = Table(title=f"Follow-up ({res['time']}) and incidence per 1,000 person-years")
+    for c in ("group", "mean", "median", "reverse-KM median", "person-years", "rate", "ci_low", "ci_high"):
+        fu.add_column(c)
+    for f, r in zip(res["followup"], res["incidence_per_1000_person_years"]):
+        fu.add_row(str(f["group"]), _fmt(f["mean"]), _fmt(f["median"]), _fmt(f["median_reverse_km"]),
+                   _fmt(r["person_years"], 5), _fmt(r["rate"], 4), _fmt(r["ci_low"], 4), _fmt(r["ci_high"], 4))
+    console.print(fu)
+    for est, rc in res.get("risk_at_window", {}).items():
+        console.print(
+            f"Risk by {rc['window']:g} ({est}): {rc['treated']['arm']} {rc['treated']['risk']:.4f} vs "
+            f"{rc['comparator']['arm']} {rc['comparator']['risk']:.4f}; RD {rc['rd']:.4f} "
+            f"[{_fmt(rc['rd_ci_low'], 4)}, {_fmt(rc['rd_ci_high'], 4)}], RR {_fmt(rc['rr'], 4)} "
+            f"[{_fmt(rc['rr_ci_low'], 4)}, {_fmt(rc['rr_ci_high'], 4)}], OR {_fmt(rc['or'], 4)} "
+            f"[{_fmt(rc['or_ci_low'], 4)}, {_fmt(rc['or_ci_high'], 4)}]"
+        )
     if "logrank" in res:
         lr = res["logrank"]
         console.print(f"Log-rank test: chisq = {lr['chisq']:.4g} on {lr['df']} df, p = {lr['p']:.4g}")
@@ -147,11 +197,18 @@ def register(group: typer.Typer) -> None:
         covariates: Annotated[str | None, typer.Option("--covariates", help="Comma-separated Cox covariates.")] = None,
         ties: Annotated[Ties, typer.Option("--ties", help="Tie handling in the Cox model.")] = Ties.efron,
         conf_level: Annotated[float, typer.Option("--conf-level", min=0.5, max=0.999)] = 0.95,
+        time_unit: Annotated[TimeUnit, typer.Option("--time-unit", help="Unit of the time column.")] = TimeUnit.days,
+        window: Annotated[float | None, typer.Option(
+            "--window", help="Risk window end (time units): crude and 1-KM risk per arm, RD, RR, OR.")] = None,
         json_out: JsonFlag = False,
     ) -> None:
-        """Kaplan-Meier medians and curves, log-rank test, Cox model and PH test on your CSV."""
+        """Kaplan-Meier medians and curves, log-rank test, Cox model and PH test on your CSV.
+
+        Also follow-up (mean, median, reverse-KM median) and incidence per 1,000 person-years per
+        group; with --window and a two-level --group, the risk per arm at the window end.
+        """
         covs = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else []
-        res = run_survival(data, time, event, group_col, covs, ties.value, conf_level)
+        res = run_survival(data, time, event, group_col, covs, ties.value, conf_level, time_unit.value, window)
         if json_out:
             print_json(res)
         else:

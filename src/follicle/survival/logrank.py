@@ -58,19 +58,18 @@ def logrank_test(time: Any, event: Any, group: Any, *, strata: Any = None) -> Lo
 def logrank_from_table(rt: RiskTable, codes: np.ndarray, labels: list[Any], stratified: bool) -> LogRankResult:
     """Log-rank statistic from per-time counts (shared with the Kaplan-Meier curves)."""
     k = len(labels)
-    n_risk = rt.n_risk.astype(np.float64)
-    n_event = rt.n_event.astype(np.float64)
+    use = np.flatnonzero(rt.n_event.any(axis=1))  # only event times contribute
+    n_risk = rt.n_risk[use].astype(np.float64)
+    n_event = rt.n_event[use].astype(np.float64)
     n = n_risk.sum(axis=1)
     d = n_event.sum(axis=1)
-    use = d > 0
-    n, d, n_risk, n_event = n[use], d[use], n_risk[use], n_event[use]
     frac = n_risk / n[:, None]
     expected = (frac * d[:, None]).sum(axis=0)
     observed = n_event.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(n > 1, d * (n - d) / (n - 1), 0.0)
     # V_jk = sum_t w_t * f_j (delta_jk - f_k)
-    variance = np.einsum("t,tj,tk->jk", w, frac, -frac)
+    variance = -(frac * w[:, None]).T @ frac
     variance[np.diag_indices(k)] += (w[:, None] * frac).sum(axis=0)
     diff = observed - expected
     sub = variance[1:, 1:]
