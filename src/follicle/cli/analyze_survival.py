@@ -1,9 +1,215 @@
-"""CLI command: follicle analyze survival (placeholder until its issue lands)."""
+"""CLI command: ``follicle analyze survival DATA.csv --time T --event E [--group G] ...``.
+
+Thin: read the CSV, check the columns, call :mod:`follicle.survival`, print tables or JSON.
+"""
 
 from __future__ import annotations
 
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
 import typer
+from rich.table import Table
+
+from follicle.cli._common import JsonFlag, console, guarded, print_json
+from follicle.errors import InputError
+from follicle.survival import (
+    CoxPH,
+    cox_zph,
+    followup_by_group,
+    incidence_rates,
+    kaplan_meier_by_group,
+    logrank_test,
+    risk_comparison,
+)
+
+
+class Ties(str, Enum):
+    efron = "efron"
+    breslow = "breslow"
+
+
+class TimeUnit(str, Enum):
+    days = "days"
+    weeks = "weeks"
+    months = "months"
+    years = "years"
+
+
+def _read_csv(path: Path, needed: list[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise FileNotFoundError(2, "No such file", str(path))
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read as CSV ({exc})") from None
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{path}: column{'s' if len(missing) > 1 else ''} not found: {', '.join(repr(c) for c in missing)}",
+            problems=[f"columns in the file: {', '.join(map(str, frame.columns))}"],
+        )
+    return frame
+
+
+def _design(frame: pd.DataFrame, group: str | None, covariates: list[str]) -> tuple[pd.DataFrame, dict[str, list[int]]]:
+    """Numeric design matrix; a non-numeric (or multi-level group) column becomes 0/1 dummies, one term."""
+    blocks: list[pd.DataFrame] = []
+    terms: dict[str, list[int]] = {}
+    col = 0
+    for name in ([group] if group else []) + covariates:
+        s = frame[name]
+        if s.isna().any():
+            rows = np.flatnonzero(s.isna().to_numpy())[:5].tolist()
+            raise InputError(f"column '{name}' has missing values (rows {rows}, counting from 0)")
+        levels = sorted(s.unique(), key=str)
+        numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+        if numeric and (name != group or set(levels) <= {0, 1}):
+            block = pd.DataFrame({name: s.astype(float)})
+        else:
+            if len(levels) < 2:
+                raise InputError(f"column '{name}' has a single value ({levels[0]!r}): nothing to compare")
+            block = pd.DataFrame({f"{name}={lev}": (s == lev).astype(float) for lev in levels[1:]})
+        blocks.append(block)
+        terms[name] = list(range(col, col + block.shape[1]))
+        col += block.shape[1]
+    return pd.concat(blocks, axis=1), terms
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.reset_index().to_dict(orient="records")
+
+
+def run_survival(
+    path: Path, time: str, event: str, group: str | None, covariates: list[str], ties: str, conf_level: float,
+    time_unit: str = "days", window: float | None = None,
+) -> dict[str, Any]:
+    """Compute everything the command reports, as a JSON-ready dict."""
+    needed = [time, event] + ([group] if group else []) + covariates
+    frame = _read_csv(path, needed)
+    t, e = frame[time], frame[event]
+    out: dict[str, Any] = {"file": str(path), "time": time, "event": event, "group": group, "n": int(len(frame))}
+    grp = frame[group] if group else pd.Series(np.repeat("all", len(frame)), name="group")
+    curves = kaplan_meier_by_group(t, e, grp, conf_level=conf_level)
+    out["events"] = int(sum(c.events for c in curves.values()))
+    out["kaplan_meier"] = [
+        {"group": lab, "n": c.n, "events": c.events, "median": c.median, "median_ci_low": c.median_ci_low,
+         "median_ci_high": c.median_ci_high,
+         "curve": c.table[["time", "n_risk", "n_event", "n_censor", "survival", "ci_low", "ci_high"]]
+         .to_dict(orient="records")}
+        for lab, c in curves.items()
+    ]
+    fu = followup_by_group(t, e, grp)
+    out["followup"] = _records(fu[["n", "events", "person_time", "mean", "median", "q1", "q3",
+                                   "median_reverse_km"]].rename_axis("group"))
+    rates = incidence_rates(t, e, grp, time_unit=time_unit, per=1000.0, conf_level=conf_level)
+    out["incidence_per_1000_person_years"] = rates.to_dict(orient="records")
+    if group:
+        lr = logrank_test(t, e, frame[group])
+        out["logrank"] = {"chisq": lr.chisq, "df": lr.df, "p": lr.p, "groups": _records(lr.table.set_index("group"))}
+    if group and window is not None:
+        labels = sorted(frame[group].unique(), key=str)
+        if len(labels) == 2:
+            out["risk_at_window"] = {
+                est: _risk_dict(risk_comparison(t, e, frame[group], window=window, estimator=est, treated=labels[1],
+                                                conf_level=conf_level))
+                for est in ("crude", "km")
+            }
+    if group or covariates:
+        X, terms = _design(frame, group, covariates)
+        model = CoxPH(ties=ties, conf_level=conf_level).fit(X, t, e)
+        zph = cox_zph(model, X, t, e, terms=terms)
+        out["cox"] = {"ties": ties, "n": model.n_, "events": model.events_, "loglik": model.loglik_,
+                      "converged": model.converged_, "warnings": list(model.warnings_),
+                      "coefficients": _records(model.summary_)}
+        out["ph_test"] = {"transform": "km", "terms": _records(zph.table)}
+    return out
+
+
+def _risk_dict(res: Any) -> dict[str, Any]:
+    d = res.to_dict()
+    d["or"] = d.pop("or_")
+    return d
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "NA"
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+
+
+def _print(res: dict[str, Any]) -> None:
+    km = Table(title=f"Kaplan-Meier ({res['file']}): median {res['time']} with CI")
+    for c in ("group", "n", "events", "median", "ci_low", "ci_high"):
+        km.add_column(c)
+    for row in res["kaplan_meier"]:
+        km.add_row(str(row["group"]), str(row["n"]), str(row["events"]), _fmt(row["median"]),
+                   _fmt(row["median_ci_low"]), _fmt(row["median_ci_high"]))
+    console.print(km)
+    fu = Table(title=f"Follow-up ({res['time']}) and incidence per 1,000 person-years")
+    for c in ("group", "mean", "median", "reverse-KM median", "person-years", "rate", "ci_low", "ci_high"):
+        fu.add_column(c)
+    for f, r in zip(res["followup"], res["incidence_per_1000_person_years"]):
+        fu.add_row(str(f["group"]), _fmt(f["mean"]), _fmt(f["median"]), _fmt(f["median_reverse_km"]),
+                   _fmt(r["person_years"], 5), _fmt(r["rate"], 4), _fmt(r["ci_low"], 4), _fmt(r["ci_high"], 4))
+    console.print(fu)
+    for est, rc in res.get("risk_at_window", {}).items():
+        console.print(
+            f"Risk by {rc['window']:g} ({est}): {rc['treated']['arm']} {rc['treated']['risk']:.4f} vs "
+            f"{rc['comparator']['arm']} {rc['comparator']['risk']:.4f}; RD {rc['rd']:.4f} "
+            f"[{_fmt(rc['rd_ci_low'], 4)}, {_fmt(rc['rd_ci_high'], 4)}], RR {_fmt(rc['rr'], 4)} "
+            f"[{_fmt(rc['rr_ci_low'], 4)}, {_fmt(rc['rr_ci_high'], 4)}], OR {_fmt(rc['or'], 4)} "
+            f"[{_fmt(rc['or_ci_low'], 4)}, {_fmt(rc['or_ci_high'], 4)}]"
+        )
+    if "logrank" in res:
+        lr = res["logrank"]
+        console.print(f"Log-rank test: chisq = {lr['chisq']:.4g} on {lr['df']} df, p = {lr['p']:.4g}")
+    if "cox" in res:
+        cox = Table(title=f"Cox proportional hazards ({res['cox']['ties']} ties)")
+        for c in ("term", "coef", "se", "hr", "ci_low", "ci_high", "p"):
+            cox.add_column(c)
+        for r in res["cox"]["coefficients"]:
+            cox.add_row(str(r["term"]), *(_fmt(r[k], 4) for k in ("coef", "se", "hr", "ci_low", "ci_high", "p")))
+        console.print(cox)
+        for w in res["cox"]["warnings"]:
+            console.print(f"[yellow]warning:[/] {w}")
+        ph = Table(title="Proportional-hazards test (cox.zph, transform km)")
+        for c in ("term", "chisq", "df", "p"):
+            ph.add_column(c)
+        for r in res["ph_test"]["terms"]:
+            ph.add_row(str(r["term"]), _fmt(r["chisq"], 4), str(r["df"]), _fmt(r["p"], 4))
+        console.print(ph)
 
 
 def register(group: typer.Typer) -> None:
-    """Add this command to the analyze group."""
+    """Add the ``survival`` command to the analyze group."""
+
+    @group.command("survival")
+    @guarded
+    def survival(
+        data: Annotated[Path, typer.Argument(help="CSV file, one row per subject.")],
+        time: Annotated[str, typer.Option("--time", help="Column with follow-up time (>= 0).")],
+        event: Annotated[str, typer.Option("--event", help="Column with the event indicator (1 event, 0 censored).")],
+        group_col: Annotated[str | None, typer.Option("--group", help="Column with the group to compare.")] = None,
+        covariates: Annotated[str | None, typer.Option("--covariates", help="Comma-separated Cox covariates.")] = None,
+        ties: Annotated[Ties, typer.Option("--ties", help="Tie handling in the Cox model.")] = Ties.efron,
+        conf_level: Annotated[float, typer.Option("--conf-level", min=0.5, max=0.999)] = 0.95,
+        time_unit: Annotated[TimeUnit, typer.Option("--time-unit", help="Unit of the time column.")] = TimeUnit.days,
+        window: Annotated[float | None, typer.Option(
+            "--window", help="Risk window end (time units): crude and 1-KM risk per arm, RD, RR, OR.")] = None,
+        json_out: JsonFlag = False,
+    ) -> None:
+        """Kaplan-Meier medians and curves, log-rank test, Cox model and PH test on your CSV.
+
+        Also follow-up (mean, median, reverse-KM median) and incidence per 1,000 person-years per
+        group; with --window and a two-level --group, the risk per arm at the window end.
+        """
+        covs = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else []
+        res = run_survival(data, time, event, group_col, covs, ties.value, conf_level, time_unit.value, window)
+        if json_out:
+            print_json(res)
+        else:
+            _print(res)

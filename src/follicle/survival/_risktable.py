@@ -1,0 +1,70 @@
+"""Risk-set counts per distinct time (and stratum and group), from one sort: O(n log n).
+
+Kaplan-Meier and the log-rank test both need, at every distinct time, how many are at risk
+(time >= t) and how many have the event, per group. Counts are integers, so the reverse
+cumulative sums below are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RiskTable:
+    """Counts at each distinct (stratum, time), times ascending within stratum.
+
+    Arrays ``n_risk``, ``n_event`` and ``n_censor`` have shape (n_times, n_groups).
+    """
+
+    time: np.ndarray
+    stratum: np.ndarray
+    n_risk: np.ndarray
+    n_event: np.ndarray
+    n_censor: np.ndarray
+
+
+def risk_table(
+    time: np.ndarray,
+    event: np.ndarray,
+    group: np.ndarray | None = None,
+    n_groups: int = 1,
+    stratum: np.ndarray | None = None,
+) -> RiskTable:
+    """Per distinct (stratum, time): numbers at risk, events and censorings per group code."""
+    n = len(time)
+    if group is None:
+        group = np.zeros(n, dtype=np.int64)
+    order = np.argsort(time) if stratum is None else np.lexsort((time, stratum))
+    ts = time[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(ts[1:], ts[:-1], out=new[1:])
+    if stratum is not None:
+        ss = stratum[order]
+        new[1:] |= ss[1:] != ss[:-1]
+        strat_of = ss[new]
+    times = ts[new]
+    if stratum is None:
+        strat_of = np.zeros(len(times), dtype=np.int64)
+    gid = np.cumsum(new) - 1  # distinct-time index, in sorted order
+    group = group[order]
+    event = event[order]
+    del order
+    n_t = len(times)
+    key = gid * n_groups + group
+    total = np.bincount(key, minlength=n_t * n_groups).reshape(n_t, n_groups)
+    events = np.bincount(key[event.astype(bool)], minlength=n_t * n_groups).reshape(n_t, n_groups)
+    # reverse cumulative sum within stratum: at risk at t = count with time >= t in the stratum
+    rev = np.cumsum(total[::-1], axis=0)[::-1]
+    if stratum is not None and n_t:
+        last = np.flatnonzero(np.r_[strat_of[1:] != strat_of[:-1], True])  # last row of each stratum
+        after = np.zeros((len(last), n_groups), dtype=rev.dtype)
+        nxt = last + 1
+        inside = nxt < n_t
+        after[inside] = rev[nxt[inside]]
+        which = np.searchsorted(last, np.arange(n_t))  # stratum index of each row
+        rev = rev - after[which]
+    return RiskTable(times, strat_of, rev, events, total - events)
