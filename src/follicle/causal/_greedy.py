@@ -88,22 +88,27 @@ def _heap_pop(d, ti, ci, sa, sb, size):
 
 
 @njit(cache=True)
-def _push_sites(left, right, kind, value, head, end, order, width, d, ti, ci, sa, sb, size):
-    """Push the candidate pair between neighbouring sites ``left`` < ``right`` if it can match."""
-    if left < 0 or right < 0:
-        return size
-    if kind[left] == kind[right]:
-        return size
+def _candidate(left, right, kind, value, head, end, order, width):
+    """(distance, treated, control) of the pair between neighbouring sites, distance -1 if none."""
+    if left < 0 or right < 0 or kind[left] == kind[right]:
+        return -1.0, -1, -1
     dist = value[right] - value[left]
-    if dist > width:
-        return size
-    if head[left] >= end[left] or head[right] >= end[right]:
-        return size
+    if dist > width or head[left] >= end[left] or head[right] >= end[right]:
+        return -1.0, -1, -1
     a = order[head[left]]
     b = order[head[right]]
     if kind[left] == 0:  # left site holds treated units
-        return _heap_push(d, ti, ci, sa, sb, size, dist, a, b, left, right)
-    return _heap_push(d, ti, ci, sa, sb, size, dist, b, a, left, right)
+        return dist, a, b
+    return dist, b, a
+
+
+@njit(cache=True)
+def _push_sites(left, right, kind, value, head, end, order, width, d, ti, ci, sa, sb, size):
+    """Push the candidate pair between neighbouring sites ``left`` < ``right`` if it can match."""
+    dist, tv, cv = _candidate(left, right, kind, value, head, end, order, width)
+    if dist < 0:
+        return size
+    return _heap_push(d, ti, ci, sa, sb, size, dist, tv, cv, left, right)
 
 
 @njit(cache=True)
@@ -127,15 +132,29 @@ def closest_pairs(x, treated, active, width):
     m = idx.shape[0]
     if m == 0:
         return match
-    # sort by (value, control-after-treated, index)
-    ctl = np.zeros(m, np.int64)
+    # sort by (value, control-after-treated, index): a stable sort by value keeps index order
+    # (idx is increasing); runs of equal values are then partitioned treated-first, stably
     vals = np.empty(m, np.float64)
     for k in range(m):
         vals[k] = x[idx[k]]
-        ctl[k] = 0 if treated[idx[k]] else 1
-    by_kind = np.argsort(ctl, kind="mergesort")  # idx is increasing, so ties keep index order
-    perm = by_kind[np.argsort(vals[by_kind], kind="mergesort")]
-    order = idx[perm]
+    order = idx[np.argsort(vals, kind="mergesort")]
+    k = 0
+    while k < m:
+        j = k + 1
+        while j < m and x[order[j]] == x[order[k]]:
+            j += 1
+        if j - k > 1:
+            run = order[k:j].copy()
+            w = k
+            for r in range(run.shape[0]):
+                if treated[run[r]]:
+                    order[w] = run[r]
+                    w += 1
+            for r in range(run.shape[0]):
+                if not treated[run[r]]:
+                    order[w] = run[r]
+                    w += 1
+        k = j
     # sites: runs of equal value, split in a treated part and a control part
     n_sites = 0
     site_first = np.empty(m + 1, np.int64)
@@ -189,27 +208,81 @@ def closest_pairs(x, treated, active, width):
     for k in range(m):
         if treated[order[k]]:
             n_t += 1
-    cap = n_sites + 6 * min(n_t, m - n_t) + 8
+    cap = n_sites + 6 * min(n_t, m - n_t) + 9
     hd = np.empty(cap, np.float64)
     ht = np.empty(cap, np.int64)
     hc = np.empty(cap, np.int64)
     ha = np.empty(cap, np.int64)
     hb = np.empty(cap, np.int64)
-    size = 0
+    # initial candidates (neighbouring sites) sorted once by (distance, treated, control); the
+    # candidates that appear later, as sites empty, go to a heap; the loop merges the two streams
+    sd_ = np.empty(n_sites, np.float64)
+    st_ = np.empty(n_sites, np.int64)
+    sc_ = np.empty(n_sites, np.int64)
+    sa_ = np.empty(n_sites, np.int64)
+    sb_ = np.empty(n_sites, np.int64)
+    ni = 0
     for s in range(n_sites):
         if alive[s]:
-            size = _push_sites(s, nxt[s], kind, value, head, end, order, width, hd, ht, hc, ha, hb, size)
-    while size > 0:
-        size = _heap_pop(hd, ht, hc, ha, hb, size)
-        a = ha[size]
-        b = hb[size]
+            dist, tv, cv = _candidate(s, nxt[s], kind, value, head, end, order, width)
+            if dist >= 0:
+                sd_[ni] = dist
+                st_[ni] = tv
+                sc_[ni] = cv
+                sa_[ni] = s
+                sb_[ni] = nxt[s]
+                ni += 1
+    srt = np.argsort(sd_[:ni], kind="mergesort")
+    k = 0
+    while k < ni:  # ties in distance: order by (treated, control)
+        j = k + 1
+        while j < ni and sd_[srt[j]] == sd_[srt[k]]:
+            j += 1
+        for u in range(k + 1, j):  # insertion sort of a (short) run of equal distances
+            v = srt[u]
+            w = u - 1
+            while w >= k and (st_[srt[w]] > st_[v] or (st_[srt[w]] == st_[v] and sc_[srt[w]] > sc_[v])):
+                srt[w + 1] = srt[w]
+                w -= 1
+            srt[w + 1] = v
+        k = j
+    ptr = 0
+    size = 0
+    top = cap - 1  # the chosen candidate is copied to this slot of the heap arrays
+    while ptr < ni or size > 0:
+        take_sorted = size == 0
+        if not take_sorted and ptr < ni:
+            q = srt[ptr]
+            if sd_[q] != hd[0]:
+                take_sorted = sd_[q] < hd[0]
+            elif st_[q] != ht[0]:
+                take_sorted = st_[q] < ht[0]
+            else:
+                take_sorted = sc_[q] < hc[0]
+        if take_sorted:
+            q = srt[ptr]
+            ptr += 1
+            hd[top] = sd_[q]
+            ht[top] = st_[q]
+            hc[top] = sc_[q]
+            ha[top] = sa_[q]
+            hb[top] = sb_[q]
+        else:
+            size = _heap_pop(hd, ht, hc, ha, hb, size)
+            hd[top] = hd[size]
+            ht[top] = ht[size]
+            hc[top] = hc[size]
+            ha[top] = ha[size]
+            hb[top] = hb[size]
+        a = ha[top]
+        b = hb[top]
         if not (alive[a] and alive[b] and nxt[a] == b):
             continue
         t_site = a if kind[a] == 0 else b
         c_site = b if kind[a] == 0 else a
-        if order[head[t_site]] != ht[size] or order[head[c_site]] != hc[size]:
+        if order[head[t_site]] != ht[top] or order[head[c_site]] != hc[top]:
             continue
-        match[ht[size]] = hc[size]
+        match[ht[top]] = hc[top]
         head[a] += 1
         head[b] += 1
         gap_left = -1
