@@ -1,0 +1,158 @@
+"""Between-study variance (tau^2) estimators, as in metafor's ``rma.uni``; all truncated at 0.
+
+Each estimator takes estimates ``yi``, sampling variances ``vi`` and a design matrix ``X``
+(a column of ones for an intercept-only model) and returns tau^2 >= 0.
+
+References
+----------
+DerSimonian R, Laird N. Meta-analysis in clinical trials. Control Clin Trials 1986;7:177-88 (DL).
+Hedges LV, Olkin I. Statistical Methods for Meta-Analysis. Academic Press 1985 (HE).
+Sidik K, Jonkman JN. Simple heterogeneity variance estimation for meta-analysis.
+    J R Stat Soc C 2005;54:367-84 (SJ).
+Paule RC, Mandel J. Consensus values and weighting factors. J Res Natl Bur Stand 1982;87:377-85 (PM).
+Viechtbauer W. Bias and efficiency of meta-analytic variance estimators in the random-effects
+    model. J Educ Behav Stat 2005;30:261-93 (ML, REML by Fisher scoring).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import brentq
+
+TAU2_METHODS = ("DL", "REML", "PM", "ML", "SJ", "HE")
+
+
+def _design(k: int, X: np.ndarray | None) -> np.ndarray:
+    return np.ones((k, 1)) if X is None else np.asarray(X, dtype=float).reshape(k, -1)
+
+
+def p_matrix(vi_plus_tau2: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """P = W - W X (X'WX)^-1 X'W with W = diag(1 / (vi + tau^2))."""
+    w = 1.0 / vi_plus_tau2
+    WX = X * w[:, None]
+    return np.diag(w) - WX @ np.linalg.solve(X.T @ WX, WX.T)
+
+
+def generalized_q(tau2: float, yi: np.ndarray, vi: np.ndarray, X: np.ndarray) -> float:
+    """Generalized Q statistic y'P(tau^2)y; Q(0) is Cochran's Q (decreasing in tau^2)."""
+    P = p_matrix(vi + tau2, X)
+    return float(yi @ P @ yi)
+
+
+def _loglik(tau2: float, yi: np.ndarray, vi: np.ndarray, X: np.ndarray, reml: bool) -> float:
+    k, p = X.shape
+    w = 1.0 / (vi + tau2)
+    WX = X * w[:, None]
+    XtWX = X.T @ WX
+    beta = np.linalg.solve(XtWX, WX.T @ yi)
+    rss = float(np.sum(w * (yi - X @ beta) ** 2))
+    if reml:
+        return (
+            -0.5 * (k - p) * np.log(2 * np.pi)
+            - 0.5 * np.sum(np.log(vi + tau2))
+            - 0.5 * np.linalg.slogdet(XtWX)[1]
+            - 0.5 * rss
+        )
+    return -0.5 * k * np.log(2 * np.pi) - 0.5 * np.sum(np.log(vi + tau2)) - 0.5 * rss
+
+
+def tau2_he(yi: np.ndarray, vi: np.ndarray, X: np.ndarray) -> float:
+    """Hedges (method of moments with unit weights): (RSS_ols - tr(P_ols V)) / (k - p)."""
+    k, p = X.shape
+    P = np.eye(k) - X @ np.linalg.solve(X.T @ X, X.T)
+    rss = float(yi @ P @ yi)
+    return (rss - float(np.trace(P * vi[None, :]))) / (k - p)
+
+
+def tau2_dl(yi: np.ndarray, vi: np.ndarray, X: np.ndarray) -> float:
+    """DerSimonian-Laird: (Q - (k - p)) / tr(P) with inverse-variance weights."""
+    k, p = X.shape
+    P = p_matrix(vi, X)
+    return (float(yi @ P @ yi) - (k - p)) / float(np.trace(P))
+
+
+def tau2_sj(yi: np.ndarray, vi: np.ndarray, X: np.ndarray) -> float:
+    """Sidik-Jonkman: tau0^2 * y'P(tau0^2)y / (k - p), tau0^2 = mean squared deviation of yi."""
+    k, p = X.shape
+    tau0 = float(np.mean((yi - yi.mean()) ** 2))
+    P = p_matrix(vi + tau0, X)
+    return tau0 * float(yi @ P @ yi) / (k - p)
+
+
+def tau2_pm(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, *, xtol: float = 1e-14) -> float:
+    """Paule-Mandel: the tau^2 at which the generalized Q equals its expectation k - p."""
+    k, p = X.shape
+    target = k - p
+    if generalized_q(0.0, yi, vi, X) < target:
+        return 0.0
+    hi = 100.0
+    while generalized_q(hi, yi, vi, X) > target:
+        hi *= 10.0
+        if hi > 1e12:
+            raise ArithmeticError("Paule-Mandel: no root of Q(tau2) = k - p below 1e12")
+    return float(brentq(lambda t: generalized_q(t, yi, vi, X) - target, 0.0, hi, xtol=xtol, rtol=1e-15))
+
+
+def _fisher_scoring(
+    yi: np.ndarray, vi: np.ndarray, X: np.ndarray, reml: bool, threshold: float, maxiter: int
+) -> float:
+    """metafor's Fisher scoring for (RE)ML, started at max(0, HE), steps halved to stay >= 0."""
+    tau2 = max(0.0, tau2_he(yi, vi, X))
+    for _ in range(maxiter):
+        old = tau2
+        w = 1.0 / (vi + tau2)
+        P = p_matrix(vi + tau2, X)
+        PP = P @ P
+        if reml:
+            adj = (float(yi @ PP @ yi) - float(np.trace(P))) / float(np.trace(PP))
+        else:
+            adj = (float(yi @ PP @ yi) - float(np.sum(w))) / float(np.sum(w**2))
+        if not np.isfinite(adj):
+            adj = 0.0
+        while tau2 + adj < 0:
+            adj /= 2
+        tau2 = tau2 + adj
+        if abs(old - tau2) <= threshold:
+            break
+    else:
+        raise ArithmeticError(f"Fisher scoring for tau2 did not converge in {maxiter} iterations")
+    # metafor's ll0check: a stuck local maximum below the likelihood at tau2 = 0
+    if tau2 > threshold and _loglik(0.0, yi, vi, X, reml) - _loglik(tau2, yi, vi, X, reml) > 1e-10:
+        tau2 = 0.0
+    return tau2
+
+
+def estimate_tau2(
+    yi: object,
+    vi: object,
+    method: str = "REML",
+    X: np.ndarray | None = None,
+    *,
+    threshold: float = 1e-10,
+    maxiter: int = 1000,
+) -> float:
+    """Estimate tau^2 by *method* (DL, REML, PM, ML, SJ, HE), truncated at 0.
+
+    ``threshold`` is the Fisher-scoring convergence criterion for ML/REML (metafor's default
+    is 1e-5; Follicle iterates further, to 1e-10).
+    """
+    yi_ = np.asarray(yi, dtype=float)
+    vi_ = np.asarray(vi, dtype=float)
+    k = yi_.size
+    X_ = _design(k, X)
+    if k <= X_.shape[1]:
+        return 0.0
+    ymc = yi_ - yi_.mean()  # metafor estimates from centred yi (same result with an intercept)
+    if method == "DL":
+        t = tau2_dl(ymc, vi_, X_)
+    elif method == "HE":
+        t = tau2_he(ymc, vi_, X_)
+    elif method == "SJ":
+        t = tau2_sj(ymc, vi_, X_)
+    elif method == "PM":
+        t = tau2_pm(ymc, vi_, X_)
+    elif method in ("REML", "ML"):
+        t = _fisher_scoring(ymc, vi_, X_, method == "REML", threshold, maxiter)
+    else:
+        raise ValueError(f"The 'method' parameter must be one of {TAU2_METHODS}. Got {method!r} instead.")
+    return max(0.0, float(t))
