@@ -23,6 +23,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import chi2
 
+from follicle.synthesis._zeroin import zeroin
 from follicle.synthesis.tau2 import _design, generalized_q, p_matrix
 
 
@@ -75,12 +76,15 @@ def qprofile_tau2_ci(
     level: float = 0.95,
     tau2_hint: float = 0.0,
     xtol: float = 1e-12,
+    r_tol: float | None = None,
 ) -> tuple[float, float]:
     """Q-profile confidence interval for tau^2 (Viechtbauer 2007), as metafor's ``confint``.
 
     The bounds solve ``Q(tau^2) = chi2_{df, 1-alpha/2}`` (lower) and ``chi2_{df, alpha/2}``
     (upper); a bound is 0 when Q(0) is already below its quantile. The search runs on
     [0, max(100, 10 tau2_hint)] as metafor does; a bound beyond it is returned as that limit.
+    ``r_tol`` switches to R's ``uniroot`` algorithm with that tolerance (metafor's default is
+    ``eps**0.25``, about 1.2e-4, which moves I^2 bounds in the third decimal).
     """
     yi_ = np.asarray(yi, dtype=float)
     vi_ = np.asarray(vi, dtype=float)
@@ -100,6 +104,8 @@ def qprofile_tau2_ci(
     q0, qmax = q(0.0), q(tmax)
 
     def root(target: float) -> float:
+        if r_tol is not None:
+            return zeroin(lambda t: q(t) - target, 0.0, tmax, tol=r_tol)
         return float(brentq(lambda t: q(t) - target, 0.0, tmax, xtol=xtol, rtol=4 * np.finfo(float).eps))
 
     if q0 < crit_l:
