@@ -133,7 +133,14 @@ def forest_plot(
     ax.set_ylim(n - 0.5, -1.0)
     ys = np.arange(n)
 
-    vals = [v for r in rows if r.kind in ("study", "summary") for v in (r.ci_low, r.ci_high, r.pi_low, r.pi_high)]
+    # Axis range: study intervals and summary point estimates; the last summary row (the overall
+    # result) in full. Wider subgroup intervals are clipped and marked with arrows.
+    summaries = [r for r in rows if r.kind == "summary"]
+    vals = [v for r in rows if r.kind == "study" for v in (r.ci_low, r.ci_high)]
+    vals += [r.estimate for r in summaries]
+    if summaries:
+        last = summaries[-1]
+        vals += [last.ci_low, last.ci_high, last.pi_low, last.pi_high]
     finite = [v for v in vals if v is not None and np.isfinite(v) and (v > 0 or not log_scale)]
     ref = 1.0 if log_scale else 0.0
     if xlim is None and finite:
@@ -171,6 +178,10 @@ def forest_plot(
                 closed=True, facecolor="#b03a2e", edgecolor="#7b241c", zorder=3,
             )
             ax.add_patch(poly)
+            if xlim is not None and r.ci_low < xlim[0]:
+                ax.plot(xlim[0], y, marker="<", ms=6, color="#7b241c", zorder=4, clip_on=False)
+            if xlim is not None and r.ci_high > xlim[1]:
+                ax.plot(xlim[1], y, marker=">", ms=6, color="#7b241c", zorder=4, clip_on=False)
             if r.pi_low is not None and r.pi_high is not None:
                 ax.plot([r.pi_low, r.ci_low], [y, y], color="#b03a2e", lw=2.2, zorder=2, solid_capstyle="butt")
                 ax.plot([r.ci_high, r.pi_high], [y, y], color="#b03a2e", lw=2.2, zorder=2, solid_capstyle="butt")
@@ -213,7 +224,7 @@ def forest_plot(
     if title:
         fig.text(0.02, 1 - 0.3 / height, title, fontsize=11, fontweight="bold", va="center")
     if favours:
-        fy = (0.32 + (0.35 if footer else 0)) / height
+        fy = (0.42 + (0.35 if footer else 0)) / height
         left_x = 0.36 + 0.33 * _frac(ax, ref) - 0.01
         fig.text(left_x, fy, f"\u2190 {favours[0]}", ha="right", fontsize=8)
         fig.text(left_x + 0.02, fy, f"{favours[1]} \u2192", ha="left", fontsize=8)
@@ -231,10 +242,13 @@ def _frac(ax: plt.Axes, x: float) -> float:
 
 def _log_ticks(ax: plt.Axes) -> None:
     lo, hi = ax.get_xlim()
-    cands = [0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 4, 5, 10, 20, 50, 100, 200, 500, 1000]
+    if math.log10(hi / lo) > 2.5:
+        cands = [10.0**e for e in range(-4, 7)]
+    elif math.log10(hi / lo) > 1.2:
+        cands = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500]
+    else:
+        cands = [0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.75, 1, 1.25, 1.5, 2, 3, 4, 5, 10]
     ticks = [t for t in cands if lo <= t <= hi]
-    if len(ticks) > 8:
-        ticks = [t for t in ticks if t in (0.01, 0.1, 0.5, 1, 2, 10, 100, 1000)]
     ax.set_xticks(ticks)
     ax.set_xticklabels([f"{t:g}" for t in ticks])
     ax.minorticks_off()
@@ -244,21 +258,39 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def save_figures(figures: dict[Path, Figure]) -> list[Path]:
+    """Write each figure (PNG or SVG by suffix) to a temporary file beside its target, then rename
+    them all; on any failure nothing is left behind and no target is touched."""
+    paths = [Path(p) for p in figures]
+    for path in paths:
+        if path.suffix.lower() not in (".png", ".svg"):
+            raise ValueError(f"figure path must end in .png or .svg; got {path.name!r}")
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, fig in zip(paths, figures.values()):
+            fmt = path.suffix.lower().lstrip(".")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=f".{fmt}", dir=path.parent)
+            os.close(fd)
+            temps.append((tmp, path))
+            fig.savefig(tmp, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
+            os.chmod(tmp, _umask_mode())
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
+        for fig in figures.values():
+            plt.close(fig)
+    return paths
+
+
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write *fig* as PNG or SVG (by suffix) to a temporary file, then rename it into place."""
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in ("png", "svg"):
-        raise ValueError(f"figure path must end in .png or .svg; got {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=f".{fmt}", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
+    return save_figures({Path(path): fig})[0]

@@ -57,9 +57,9 @@ def funnel_plot(
     ax.set_ylabel("Standard error", fontsize=9)
     ax.set_xlabel(xlabel, fontsize=9)
     ax.tick_params(labelsize=8)
-    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     if title:
-        ax.set_title(title, fontsize=10)
+        fig.suptitle(title, fontsize=10)
     for side in ("right", "top"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
