@@ -327,7 +327,7 @@ def _pool_tables(effects: EffectSizes, method: str, level: float, add: float, to
         method=method,
         knha=False,
         level=level,
-        k=k_yi,
+        k=int(tables.shape[0]),  # metafor's k: all tables, including double-zero ones
         estimate=est,
         se=se,
         ci_low=est - crit * se,

@@ -93,11 +93,22 @@ def tau2_pm(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, *, xtol: float = 1e-1
     return float(brentq(lambda t: generalized_q(t, yi, vi, X) - target, 0.0, hi, xtol=xtol, rtol=1e-15))
 
 
+def _score_at_zero(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, reml: bool) -> float:
+    """Derivative (times 2) of the (restricted) log-likelihood in tau^2 at tau^2 = 0."""
+    P = p_matrix(vi, X)
+    if reml:
+        return float(yi @ P @ P @ yi) - float(np.trace(P))
+    w = 1.0 / vi
+    return float(yi @ P @ P @ yi) - float(np.sum(w))
+
+
 def _fisher_scoring(
     yi: np.ndarray, vi: np.ndarray, X: np.ndarray, reml: bool, threshold: float, maxiter: int
 ) -> float:
     """metafor's Fisher scoring for (RE)ML, started at max(0, HE), steps halved to stay >= 0."""
     tau2 = max(0.0, tau2_he(yi, vi, X))
+    if _score_at_zero(yi, vi, X, reml) <= 0 and tau2 == 0.0:
+        return 0.0  # the (restricted) likelihood decreases from tau2 = 0: the maximum is on the boundary
     for _ in range(maxiter):
         old = tau2
         w = 1.0 / (vi + tau2)
@@ -116,8 +127,10 @@ def _fisher_scoring(
             break
     else:
         raise ArithmeticError(f"Fisher scoring for tau2 did not converge in {maxiter} iterations")
-    # metafor's ll0check: a stuck local maximum below the likelihood at tau2 = 0
-    if tau2 > threshold and _loglik(0.0, yi, vi, X, reml) - _loglik(tau2, yi, vi, X, reml) > 1e-10:
+    # metafor's ll0check: a stuck local maximum below the likelihood at tau2 = 0; and a crawl
+    # towards the boundary (score <= 0 at 0 and no better likelihood inside) ends at exactly 0
+    ll0, ll = _loglik(0.0, yi, vi, X, reml), _loglik(tau2, yi, vi, X, reml)
+    if ll0 - ll > 1e-10 or (_score_at_zero(yi, vi, X, reml) <= 0 and ll0 >= ll - 1e-12):
         tau2 = 0.0
     return tau2
 
