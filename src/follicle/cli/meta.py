@@ -22,6 +22,7 @@ MEASURES = ("OR", "RR", "RD", "MD", "SMD", "GEN")
 METHODS = ("EE", "MH", "PETO", "DL", "REML", "PM", "ML", "SJ", "HE")
 _XLABEL = {"OR": "Odds ratio", "RR": "Risk ratio", "RD": "Risk difference", "MD": "Mean difference",
            "SMD": "Standardized mean difference (Hedges' g)", "GEN": "Estimate", "PETO": "Odds ratio (Peto)"}
+_XLABEL_RATIO = "Ratio (generic)"
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -126,8 +127,9 @@ def _forest_for_spec(out: dict[str, Any], spec: Any) -> Any:
     else:
         rows = rows_from_meta(overall)
         footer = heterogeneity_note(overall)
-    favours = ("favours placebo", "favours JAK inhibitor") if ratio else None
-    return forest_plot(rows, log_scale=ratio, xlabel=_XLABEL.get(spec.measure, "Estimate"), title=spec.title or spec.name,
+    favours = (f"favours {spec.favours[0]}", f"favours {spec.favours[1]}") if spec.favours else None
+    xlabel = _XLABEL_RATIO if spec.ratio else _XLABEL.get(spec.measure, "Estimate")
+    return forest_plot(rows, log_scale=ratio, xlabel=xlabel, title=spec.title or spec.name,
                        label_header="Study / comparison", estimate_header=f"{spec.measure} [95% CI]",
                        favours=favours, footer=footer)
 
@@ -152,6 +154,8 @@ def register(app: typer.Typer) -> None:
         measure: Annotated[str, typer.Option("--measure", help="OR|RR|RD|MD|SMD|GEN")] = "OR",
         method: Annotated[str, typer.Option("--method", help="EE|MH|PETO|DL|REML|PM|ML|SJ|HE")] = "REML",
         knha: Annotated[bool, typer.Option("--knha", help="Hartung-Knapp adjustment (t with k-1 df).")] = False,
+        ratio: Annotated[bool, typer.Option("--ratio", help="GEN: estimates are log ratios (log HR/OR/RR); "
+                         "also report them exponentiated.")] = False,
         level: Annotated[float, typer.Option("--level", help="Confidence level.")] = 0.95,
         add: Annotated[float, typer.Option("--add", help="Continuity correction added to zero-cell tables.")] = 0.5,
         to: Annotated[str, typer.Option("--to", help="Which tables get the correction: only0|all|if0all|none.")] = "only0",
@@ -195,7 +199,7 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"--to must be only0, all, if0all or none; got {to!r}")
             try:
                 ms = MetaSpec(name=data.stem.replace(" ", "_") or "data", data=str(data), measure=m, method=meth,
-                              knha=knha, level=level, continuity=Continuity(add=add, to=to, drop00=drop00))
+                              knha=knha, ratio=ratio, level=level, continuity=Continuity(add=add, to=to, drop00=drop00))
             except Exception as exc:
                 if exc.__class__.__name__ == "ValidationError":
                     raise InputError(_first_error(exc)) from None

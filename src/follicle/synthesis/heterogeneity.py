@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.stats import chi2
+from scipy.special import chdtrc, chdtri
 
 from follicle.synthesis._zeroin import zeroin
-from follicle.synthesis.tau2 import _design, generalized_q, p_matrix
+from follicle.synthesis.tau2 import _design, generalized_q, p_forms
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,14 @@ def heterogeneity(yi: object, vi: object, X: np.ndarray | None = None) -> Hetero
     k, p = X_.shape
     if k <= p:
         return Heterogeneity(q=0.0, df=0, q_p=1.0, s2=0.0, i2_conventional=0.0)
-    P = p_matrix(vi_, X_)
-    q = max(0.0, float(yi_ @ P @ yi_))
+    q, tr_p, _, _ = p_forms(yi_, 1.0 / vi_, X_)
+    q = max(0.0, q)
     df = k - p
     return Heterogeneity(
         q=q,
         df=df,
-        q_p=float(chi2.sf(q, df)),
-        s2=df / float(np.trace(P)),
+        q_p=float(chdtrc(df, q)),
+        s2=df / tr_p,
         i2_conventional=conventional_i2(q, df),
     )
 
@@ -94,8 +94,8 @@ def qprofile_tau2_ci(
     if df < 1:
         return float("nan"), float("nan")
     alpha = 1 - level
-    crit_u = chi2.isf(alpha / 2, df)  # for the lower bound
-    crit_l = chi2.ppf(alpha / 2, df)  # for the upper bound
+    crit_u = float(chdtri(df, alpha / 2))  # chi2 upper alpha/2 quantile, for the lower bound
+    crit_l = float(chdtri(df, 1 - alpha / 2))  # lower alpha/2 quantile, for the upper bound
     tmax = max(100.0, 10 * tau2_hint)
 
     def q(t: float) -> float:

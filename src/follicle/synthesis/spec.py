@@ -72,10 +72,14 @@ class MetaSpec(_Model):
     where: dict[str, list[str]] = Field(default_factory=dict, description="keep rows whose column is in the list")
     measure: Literal["OR", "RR", "RD", "MD", "SMD", "GEN"] = "OR"
     method: Literal["EE", "MH", "PETO", "DL", "REML", "PM", "ML", "SJ", "HE"] = "REML"
+    ratio: bool = Field(False, description="GEN only: estimates are log ratios (exponentiate results)")
     knha: bool = False
     level: float = Field(0.95, gt=0, lt=1)
     continuity: Continuity = Field(default_factory=Continuity)
     subgroup: str | None = Field(None, description="column whose values define subgroups")
+    favours: tuple[str, str] | None = Field(
+        None, description="forest-plot labels for the left and right of the null line, e.g. [placebo, JAK inhibitor]"
+    )
     grade: GradeSpec | None = None
 
     @model_validator(mode="after")
@@ -83,6 +87,8 @@ class MetaSpec(_Model):
         assert set(METHODS) >= {self.method}
         if self.method in ("MH", "PETO") and MEASURE_LAYOUT[self.measure] != "binary":
             raise ValueError(f"method {self.method} needs a binary measure (OR, RR, RD); got {self.measure}")
+        if self.ratio and self.measure != "GEN":
+            raise ValueError("ratio applies to measure GEN only (OR and RR are ratios already)")
         if self.method in ("MH", "PETO", "EE") and self.knha:
             raise ValueError(f"knha applies to random-effects methods, not {self.method}")
         return self
@@ -119,7 +125,7 @@ def _judgement(name: str, j: Judgement | None) -> DomainRating | None:
 def analyse(frame: pd.DataFrame, spec: MetaSpec, source: str = "data") -> MetaResult:
     """Pool the rows of *frame* as *spec* says."""
     es = effects_from_frame(frame, measure=spec.measure, add=spec.continuity.add, to=spec.continuity.to,
-                            drop00=spec.drop00_for() and spec.method not in ("MH", "PETO"), source=source)
+                            drop00=spec.drop00_for() and spec.method not in ("MH", "PETO"), source=source, ratio=spec.ratio)
     return meta_analysis(es, method=spec.method, knha=spec.knha, level=spec.level, add=spec.continuity.add,
                          to=spec.continuity.to, drop00=spec.drop00_for())
 
@@ -135,7 +141,7 @@ def run_spec(spec: MetaSpec, frame: pd.DataFrame, source: str = "data") -> dict[
     overall = analyse(frame, spec, source)
     out: dict[str, Any] = {"spec": spec.model_dump(mode="json"), "spec_hash": spec.spec_hash(), "overall": overall}
     es = effects_from_frame(frame, measure=spec.measure, add=spec.continuity.add, to=spec.continuity.to,
-                            drop00=spec.drop00_for() and spec.method not in ("MH", "PETO"), source=source)
+                            drop00=spec.drop00_for() and spec.method not in ("MH", "PETO"), source=source, ratio=spec.ratio)
     kw = {"method": spec.method, "knha": spec.knha, "level": spec.level}
     if spec.subgroup:
         if spec.subgroup not in frame.columns:

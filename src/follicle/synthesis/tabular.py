@@ -53,8 +53,13 @@ def effects_from_frame(
     to: str = "only0",
     drop00: bool = False,
     source: str = "data",
+    ratio: bool = False,
 ) -> EffectSizes:
     """Validate *frame* and compute study effect sizes for *measure*.
+
+    Raises
+    ------
+    ratio : for GEN: the estimates are log ratios (log HR, log OR...); results get an ``exp`` block.
 
     Raises
     ------
@@ -129,4 +134,4 @@ def effects_from_frame(
             num["mean_t"], num["sd_t"], num["n_t"], num["mean_c"], num["sd_c"], num["n_c"],
             measure=measure, labels=studies,
         )
-    return generic_effects(num["estimate"], num["se"], labels=studies)
+    return generic_effects(num["estimate"], num["se"], labels=studies, measure="RATIO" if ratio else "GEN")

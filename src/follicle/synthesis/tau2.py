@@ -27,16 +27,42 @@ def _design(k: int, X: np.ndarray | None) -> np.ndarray:
 
 
 def p_matrix(vi_plus_tau2: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """P = W - W X (X'WX)^-1 X'W with W = diag(1 / (vi + tau^2))."""
+    """P = W - W X (X'WX)^-1 X'W with W = diag(1 / (vi + tau^2)) (dense; for small k and checks)."""
     w = 1.0 / vi_plus_tau2
     WX = X * w[:, None]
     return np.diag(w) - WX @ np.linalg.solve(X.T @ WX, WX.T)
 
 
+def p_forms(y: np.ndarray, w: np.ndarray, X: np.ndarray) -> tuple[float, float, float, float]:
+    """y'Py, tr(P), y'PPy, tr(PP) for P = W - WX(X'WX)^-1X'W, in O(k p^2) without forming P.
+
+    With A = (X'WX)^-1 and residuals r = y - X A X'Wy: Py = w r, so y'Py = sum w r^2 and
+    y'PPy = sum (w r)^2; tr(P) = sum w - tr(A X'W^2X); tr(PP) = sum w^2 - 2 tr(A X'W^3X) +
+    tr((A X'W^2X)^2).
+    """
+    XtW = X.T * w
+    A = np.linalg.inv(XtW @ X)
+    r = y - X @ (A @ (XtW @ y))
+    wr = w * r
+    B2 = A @ (XtW * w) @ X
+    B3 = A @ (XtW * w**2) @ X
+    return (
+        float(np.sum(wr * r)),
+        float(np.sum(w) - np.trace(B2)),
+        float(np.sum(wr**2)),
+        float(np.sum(w**2) - 2 * np.trace(B3) + np.trace(B2 @ B2)),
+    )
+
+
 def generalized_q(tau2: float, yi: np.ndarray, vi: np.ndarray, X: np.ndarray) -> float:
     """Generalized Q statistic y'P(tau^2)y; Q(0) is Cochran's Q (decreasing in tau^2)."""
-    P = p_matrix(vi + tau2, X)
-    return float(yi @ P @ yi)
+    w = 1.0 / (vi + tau2)
+    if X.shape[1] == 1 and np.all(X == 1.0):  # intercept only: Q = sum w (y - weighted mean)^2
+        r = yi - np.dot(w, yi) / w.sum()
+        return float(np.dot(w, r * r))
+    XtW = X.T * w
+    r = yi - X @ np.linalg.solve(XtW @ X, XtW @ yi)
+    return float(np.sum(w * r * r))
 
 
 def _loglik(tau2: float, yi: np.ndarray, vi: np.ndarray, X: np.ndarray, reml: bool) -> float:
@@ -59,24 +85,24 @@ def _loglik(tau2: float, yi: np.ndarray, vi: np.ndarray, X: np.ndarray, reml: bo
 def tau2_he(yi: np.ndarray, vi: np.ndarray, X: np.ndarray) -> float:
     """Hedges (method of moments with unit weights): (RSS_ols - tr(P_ols V)) / (k - p)."""
     k, p = X.shape
-    P = np.eye(k) - X @ np.linalg.solve(X.T @ X, X.T)
-    rss = float(yi @ P @ yi)
-    return (rss - float(np.trace(P * vi[None, :]))) / (k - p)
+    XtX_inv = np.linalg.inv(X.T @ X)
+    r = yi - X @ (XtX_inv @ (X.T @ yi))
+    tr_pv = float(np.sum(vi) - np.trace(XtX_inv @ (X.T * vi) @ X))
+    return (float(r @ r) - tr_pv) / (k - p)
 
 
 def tau2_dl(yi: np.ndarray, vi: np.ndarray, X: np.ndarray) -> float:
     """DerSimonian-Laird: (Q - (k - p)) / tr(P) with inverse-variance weights."""
     k, p = X.shape
-    P = p_matrix(vi, X)
-    return (float(yi @ P @ yi) - (k - p)) / float(np.trace(P))
+    q, tr_p, _, _ = p_forms(yi, 1.0 / vi, X)
+    return (q - (k - p)) / tr_p
 
 
 def tau2_sj(yi: np.ndarray, vi: np.ndarray, X: np.ndarray) -> float:
     """Sidik-Jonkman: tau0^2 * y'P(tau0^2)y / (k - p), tau0^2 = mean squared deviation of yi."""
     k, p = X.shape
     tau0 = float(np.mean((yi - yi.mean()) ** 2))
-    P = p_matrix(vi + tau0, X)
-    return tau0 * float(yi @ P @ yi) / (k - p)
+    return tau0 * generalized_q(tau0, yi, vi, X) / (k - p)
 
 
 def tau2_pm(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, *, xtol: float = 1e-14) -> float:
@@ -95,11 +121,9 @@ def tau2_pm(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, *, xtol: float = 1e-1
 
 def _score_at_zero(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, reml: bool) -> float:
     """Derivative (times 2) of the (restricted) log-likelihood in tau^2 at tau^2 = 0."""
-    P = p_matrix(vi, X)
-    if reml:
-        return float(yi @ P @ P @ yi) - float(np.trace(P))
     w = 1.0 / vi
-    return float(yi @ P @ P @ yi) - float(np.sum(w))
+    _, tr_p, ypp, _ = p_forms(yi, w, X)
+    return ypp - (tr_p if reml else float(np.sum(w)))
 
 
 def _fisher_scoring(
@@ -112,12 +136,8 @@ def _fisher_scoring(
     for _ in range(maxiter):
         old = tau2
         w = 1.0 / (vi + tau2)
-        P = p_matrix(vi + tau2, X)
-        PP = P @ P
-        if reml:
-            adj = (float(yi @ PP @ yi) - float(np.trace(P))) / float(np.trace(PP))
-        else:
-            adj = (float(yi @ PP @ yi) - float(np.sum(w))) / float(np.sum(w**2))
+        _, tr_p, ypp, tr_pp = p_forms(yi, w, X)
+        adj = (ypp - tr_p) / tr_pp if reml else (ypp - float(np.sum(w))) / float(np.sum(w**2))
         if not np.isfinite(adj):
             adj = 0.0
         while tau2 + adj < 0:
