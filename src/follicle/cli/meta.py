@@ -1,9 +1,253 @@
-"""CLI commands: meta (placeholder until its issue lands)."""
+"""CLI: ``follicle meta`` - meta-analysis of a CSV of studies or of a spec file.
+
+Reads the data, calls :mod:`follicle.synthesis`, prints a table or JSON and writes the forest and
+funnel plots only after every computation succeeded (each to a temporary file, then renamed).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import numpy as np
+import pandas as pd
 import typer
+from rich.table import Table
+
+from follicle.cli._common import JsonFlag, console, guarded, print_json
+from follicle.errors import InputError, SpecError
+
+MEASURES = ("OR", "RR", "RD", "MD", "SMD", "GEN")
+METHODS = ("EE", "MH", "PETO", "DL", "REML", "PM", "ML", "SJ", "HE")
+_XLABEL = {"OR": "Odds ratio", "RR": "Risk ratio", "RD": "Risk difference", "MD": "Mean difference",
+           "SMD": "Standardized mean difference (Hedges' g)", "GEN": "Estimate", "PETO": "Odds ratio (Peto)"}
+_XLABEL_RATIO = "Ratio (generic)"
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"{path}: not a readable CSV file ({exc})") from None
+
+
+def _load_data(ref: str, base: Path) -> tuple[pd.DataFrame, str]:
+    if ref.startswith("bundled:"):
+        from follicle.synthesis.data import load_jaki_rct
+
+        name = ref.split(":", 1)[1]
+        if name != "jaki_rct_salt20":
+            raise SpecError(f"data: unknown bundled data set {name!r} (known: jaki_rct_salt20)")
+        return load_jaki_rct(), ref
+    path = (base / ref) if not Path(ref).is_absolute() else Path(ref)
+    return _read_csv(path), str(path)
+
+
+def _write_figures(figures: dict[Path, Any]) -> None:
+    """Save every figure to a temporary file next to its target, then rename them all."""
+    from follicle.report.forest import save_figures
+
+    if figures:
+        save_figures(figures)
+
+
+def _check_fig_path(opt: str, path: Optional[Path]) -> None:
+    if path is not None and path.suffix.lower() not in (".png", ".svg"):
+        raise InputError(f"{opt} must name a .png or .svg file; got {path}")
+
+
+def _result_json(obj: Any) -> Any:
+    from follicle.synthesis.pooling import MetaResult
+
+    if isinstance(obj, MetaResult):
+        return obj.to_dict()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _result_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: _result_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_result_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _print_result(res: Any, title: str) -> None:
+    ratio = res.is_ratio
+    tr = np.exp if ratio else (lambda v: v)
+    table = Table(title=title)
+    for col in ("Study", "Estimate", "95% CI", "Weight %"):
+        table.add_column(col, justify="left" if col == "Study" else "right")
+    for lab, y, v, w in zip(res.labels, res.yi, res.vi, res.weights):
+        s = float(np.sqrt(v))
+        table.add_row(lab, f"{tr(y):.3f}", f"{tr(y - 1.959964 * s):.3f} to {tr(y + 1.959964 * s):.3f}", f"{w:.1f}")
+    table.add_row(f"[bold]Pooled ({res.method}{', HK' if res.knha else ''})[/]", f"[bold]{tr(res.estimate):.3f}[/]",
+                  f"{tr(res.ci_low):.3f} to {tr(res.ci_high):.3f}", "100.0")
+    console.print(table)
+    console.print(
+        f"k = {res.k}; prediction interval {tr(res.pi_low):.3f} to {tr(res.pi_high):.3f}; "
+        f"tau^2 = {res.tau2:.4f} [{res.tau2_ci_low:.4f}, {res.tau2_ci_high:.4f}]; "
+        f"I^2 = {res.i2:.1f}% (conventional {res.i2_conventional:.1f}%); H^2 = {res.h2:.2f}; "
+        f"Q = {res.q:.3f} (df {res.q_df}, p = {res.q_p:.3g})",
+        highlight=False,
+    )
+    if res.dropped:
+        console.print(f"dropped (no events or all events in both arms): {', '.join(res.dropped)}")
+
+
+def _forest_for_spec(out: dict[str, Any], spec: Any) -> Any:
+    from follicle.report.forest import ForestRow, forest_plot, heterogeneity_note, rows_from_meta
+
+    overall = out["overall"]
+    ratio = overall.is_ratio
+    rows: list[ForestRow] = []
+    if "subgroups" in out:
+        sg = out["subgroups"]
+        by_label = dict(zip(overall.labels, rows_from_meta(overall)[:-1]))
+        groups = list(sg["groups"]) + [g for g in sg["single_study_groups"]]
+        labels_by_group = {g: r.labels for g, r in sg["groups"].items()}
+        frame_groups = out.get("_study_groups", {})
+        for g in groups:
+            rows.append(ForestRow(str(g), kind="header"))
+            members = labels_by_group.get(g) or [s for s, gg in frame_groups.items() if gg == g]
+            total_w = sum(by_label[s].weight or 0 for s in members)
+            rows += [dataclasses.replace(by_label[s]) for s in members]
+            if g in sg["groups"]:
+                sub = rows_from_meta(sg["groups"][g], summary_label=f"Subtotal ({len(members)} comparisons)")[-1]
+                rows.append(dataclasses.replace(sub, weight=total_w))
+        rows.append(rows_from_meta(overall)[-1])
+        p = sg["pval"]
+        footer = (heterogeneity_note(overall) + f"\nTest for subgroup differences: Q = {sg['q_between']:.2f} "
+                  f"(df = {sg['df']}), p = {p:.3f}")
+    else:
+        rows = rows_from_meta(overall)
+        footer = heterogeneity_note(overall)
+    favours = (f"favours {spec.favours[0]}", f"favours {spec.favours[1]}") if spec.favours else None
+    xlabel = _XLABEL_RATIO if spec.ratio else _XLABEL.get(spec.measure, "Estimate")
+    return forest_plot(rows, log_scale=ratio, xlabel=xlabel, title=spec.title or spec.name,
+                       label_header="Study / comparison", estimate_header=f"{spec.measure} [95% CI]",
+                       favours=favours, footer=footer)
+
+
+def _funnel(res: Any, measure: str, tf: Any = None) -> Any:
+    from follicle.report.funnel import funnel_plot
+
+    xlabel = {"OR": "log odds ratio", "RR": "log risk ratio"}.get(measure, _XLABEL.get(measure, "Estimate"))
+    kw: dict[str, Any] = {}
+    if tf is not None and tf.k0 > 0:
+        kw = {"filled_yi": tf.filled_yi, "filled_sei": np.sqrt(tf.filled_vi), "filled_estimate": tf.adjusted.estimate}
+    return funnel_plot(res.yi, np.sqrt(res.vi), estimate=res.estimate, xlabel=xlabel, **kw)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to *app*."""
+    """Add the ``meta`` command to *app*."""
+
+    @app.command("meta")
+    @guarded
+    def meta(
+        data: Annotated[Optional[Path], typer.Argument(help="CSV of studies (binary, continuous or generic columns).")] = None,
+        measure: Annotated[str, typer.Option("--measure", help="OR|RR|RD|MD|SMD|GEN")] = "OR",
+        method: Annotated[str, typer.Option("--method", help="EE|MH|PETO|DL|REML|PM|ML|SJ|HE")] = "REML",
+        knha: Annotated[bool, typer.Option("--knha", help="Hartung-Knapp adjustment (t with k-1 df).")] = False,
+        ratio: Annotated[bool, typer.Option("--ratio", help="GEN: estimates are log ratios (log HR/OR/RR); "
+                         "also report them exponentiated.")] = False,
+        level: Annotated[float, typer.Option("--level", help="Confidence level.")] = 0.95,
+        add: Annotated[float, typer.Option("--add", help="Continuity correction added to zero-cell tables.")] = 0.5,
+        to: Annotated[str, typer.Option("--to", help="Which tables get the correction: only0|all|if0all|none.")] = "only0",
+        drop00: Annotated[Optional[bool], typer.Option("--drop00/--keep00", help="Drop double-zero studies "
+                          "(default as metafor: keep for EE/random effects, drop for MH/PETO).")] = None,
+        forest: Annotated[Optional[Path], typer.Option("--forest", help="Write a forest plot (.png or .svg).")] = None,
+        funnel: Annotated[Optional[Path], typer.Option("--funnel", help="Write a funnel plot (.png or .svg).")] = None,
+        spec: Annotated[Optional[Path], typer.Option("--spec", help="Run a meta-analysis spec (YAML or JSON).")] = None,
+        json_out: JsonFlag = False,
+    ) -> None:
+        """Pool studies: equal/random effects, Mantel-Haenszel or Peto, with heterogeneity and plots."""
+        from follicle.synthesis.spec import Continuity, MetaSpec, run_spec
+
+        _check_fig_path("--forest", forest)
+        _check_fig_path("--funnel", funnel)
+        if spec is not None:
+            if data is not None:
+                raise InputError("give either DATA.csv or --spec, not both")
+            if not spec.is_file():
+                raise InputError(f"{spec}: spec file not found")
+            text = spec.read_text(encoding="utf-8")
+            try:
+                ms = MetaSpec.from_json(text) if spec.suffix.lower() == ".json" else MetaSpec.from_yaml(text)
+            except Exception as exc:  # yaml errors; pydantic errors are rendered by `guarded`
+                if exc.__class__.__name__ == "ValidationError":
+                    raise
+                raise SpecError(f"{spec}: not valid YAML/JSON ({exc})") from None
+            base = spec.resolve().parent
+            if ms.data.startswith("bundled:"):
+                base = Path.cwd()
+            frame, source = _load_data(ms.data, base)
+        else:
+            if data is None:
+                raise InputError("give a DATA.csv argument or --spec FILE")
+            m, meth = measure.upper(), method.upper()
+            if m not in MEASURES:
+                raise InputError(f"--measure must be one of {'|'.join(MEASURES)}; got {measure!r}")
+            if meth not in METHODS:
+                raise InputError(f"--method must be one of {'|'.join(METHODS)}; got {method!r}")
+            if to not in ("only0", "all", "if0all", "none"):
+                raise InputError(f"--to must be only0, all, if0all or none; got {to!r}")
+            try:
+                ms = MetaSpec(name=data.stem.replace(" ", "_") or "data", data=str(data), measure=m, method=meth,
+                              knha=knha, ratio=ratio, level=level, continuity=Continuity(add=add, to=to, drop00=drop00))
+            except Exception as exc:
+                if exc.__class__.__name__ == "ValidationError":
+                    raise InputError(_first_error(exc)) from None
+                raise
+            frame, source = _read_csv(data), str(data)
+        try:
+            out = run_spec(ms, frame, source=source)
+        except KeyError as exc:
+            raise SpecError(str(exc.args[0])) from None
+        except (ValueError, ArithmeticError) as exc:
+            raise InputError(f"{source}: {exc}") from None
+        overall = out["overall"]
+        figures: dict[Path, Any] = {}
+        if forest is not None:
+            if "subgroups" in out:
+                keep = frame["study"].astype(str).str.strip()
+                out["_study_groups"] = dict(zip(keep, frame[ms.subgroup].astype(str)))
+            figures[forest] = _forest_for_spec(out, ms)
+            out.pop("_study_groups", None)
+        if funnel is not None:
+            if overall.method in ("MH", "PETO"):
+                figures[funnel] = _funnel(overall, ms.measure)
+            else:
+                from follicle.synthesis.bias import trim_and_fill
+
+                figures[funnel] = _funnel(overall, ms.measure, trim_and_fill(overall))
+        _write_figures(figures)
+        if json_out:
+            print_json(_result_json(overall) if spec is None else _result_json(out))
+        else:
+            _print_result(overall, ms.title or ms.name)
+            if "subgroups" in out:
+                sg = out["subgroups"]
+                for g, r in sg["groups"].items():
+                    tr = np.exp if r.is_ratio else (lambda v: v)
+                    console.print(f"  {g}: {tr(r.estimate):.3f} [{tr(r.ci_low):.3f}, {tr(r.ci_high):.3f}] (k = {r.k})")
+                console.print(f"Test for subgroup differences: Q = {sg['q_between']:.3f} (df {sg['df']}), "
+                              f"p = {sg['pval']:.3g}", highlight=False)
+            if "grade" in out:
+                prof = out["grade"]["profile"]
+                console.print(f"GRADE certainty: [bold]{prof.certainty}[/]")
+                for d in prof.domains:
+                    console.print(f"  {d.domain}: {d.rating}{' (suggested)' if d.suggested else ''} - {d.reason}",
+                                  highlight=False, markup=False)
+                for k, v in out["grade"]["summary_of_findings"].items():
+                    console.print(f"  {k}: {v}", highlight=False, markup=False)
+
+
+def _first_error(exc: Exception) -> str:
+    errs = exc.errors()  # type: ignore[attr-defined]
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errs)
