@@ -91,7 +91,8 @@ def km_plot(
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="upper left")
     ticks = [float(c) for c in at_risk.columns]
-    ax.set_xlim(0, max(ticks) / 365.25 if ticks else None)
+    if ticks and max(ticks) > 0:
+        ax.set_xlim(0, max(ticks) / 365.25)
     ax.set_xticks([t / 365.25 for t in ticks], [f"{t / 365.25:g}" for t in ticks])
     ax.set_xlabel("years since index")
     tab.axis("off")

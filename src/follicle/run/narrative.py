@@ -80,7 +80,8 @@ def caveats(spec: StudySpec, results: dict[str, Any]) -> list[str]:
     for comp in results["comparisons"]:
         for d in comp["diagnostics"]:
             if d["status"] == "FAIL":
-                out.append(f"{comp['title']}: diagnostic '{d['name']}' failed ({d['value']:.3g}, rule {d['threshold_text']}).")
+                value = "not finite" if d["value"] is None else f"{d['value']:.3g}"
+                out.append(f"{comp['title']}: diagnostic '{d['name']}' failed ({value}, rule {d['threshold_text']}).")
             elif d["status"] == "NOT_EVALUATED":
                 out.append(f"{comp['title']}: diagnostic '{d['name']}' could not be evaluated.")
         for o in comp["outcomes"]:

@@ -22,8 +22,8 @@ from follicle.causal import (
     calibrate_ci,
     calibrate_p,
     equipoise,
+    PropensityModel,
     fit_null,
-    fit_propensity,
     match,
     preference_score,
     ps_auc,
@@ -111,7 +111,7 @@ def propensity_step(spec: StudySpec, population: Population) -> PropensityStep:
     table = population.table
     t = table["treatment"].to_numpy().astype(int)
     X, names = design_matrix(population)
-    model = fit_propensity(X, t, **spec.analysis.propensity.model_dump())
+    model = PropensityModel(**spec.analysis.propensity.model_dump()).fit(X, t, feature_names=names)
     ps = model.ps_
     result = match(ps, t, **spec.analysis.matching.model_dump())
     set_ids = result.set_ids()

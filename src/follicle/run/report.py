@@ -42,8 +42,10 @@ def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -
     for run in runs:
         ps = run.propensity
         km = {}
+        shown = {o["outcome"] for comp in results["comparisons"] if comp["id"] == run.name
+                 for o in comp["outcomes"] if o.get("hr") is not None}
         for o in run.outcomes:
-            if o.at_risk is None or not o.curves:
+            if o.at_risk is None or not o.curves or o.outcome not in shown:
                 continue
             km[o.outcome] = to_data_uri(km_plot(o.curves, _at_risk_text(o.at_risk, min_cell),
                                                 title=o.outcome.replace("_", " "), min_cell_count=min_cell))

@@ -50,7 +50,10 @@ def outcome_record(o: OutcomeEstimate, min_cell: int) -> dict[str, Any]:
     """One comparison x outcome row, suppressed."""
     rec = {k: _clean(v) for k, v in o.numbers.items()}
     withheld: list[str] = []
-    if is_small(rec["n_target"], min_cell) or is_small(rec["n_comparator"], min_cell):
+    # a suppressed arm size or event count makes every estimate revealing (a CI's width alone
+    # betrays a handful of events), so all of them are withheld
+    small = [k for k in ("n_target", "n_comparator", "events_target", "events_comparator") if is_small(rec[k], min_cell)]
+    if small:
         withheld += [k for k in _ALL_ESTIMATES + tuple(f.format(arm=a) for f in _EVENT_DEPENDENT
                                                          for a in ("target", "comparator")) if rec.get(k) is not None]
     for arm in ("target", "comparator"):

@@ -1,0 +1,110 @@
+"""``follicle run`` (a study spec on a CDM) and ``follicle demo`` (synthetic world + bundled study)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from follicle.cli._common import JsonFlag, console, guarded, print_json
+
+STUDIES = Path(__file__).resolve().parents[3] / "studies"
+DEMO_STUDY = "jaki_neuropsych.yaml"
+
+
+def _progress(disable: bool) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                    disable=disable, transient=True)
+
+
+def _summary_rows(results: dict[str, Any], truth: dict[tuple[str, str], float] | None) -> list[dict[str, Any]]:
+    rows = []
+    for comp in results["comparisons"]:
+        for o in comp["outcomes"]:
+            row = {"comparison": comp["id"], "outcome": o["outcome"], "negative_control": o["negative_control"],
+                   "n_target": o["n_target"], "n_comparator": o["n_comparator"],
+                   "events_target": o["events_target"], "events_comparator": o["events_comparator"],
+                   "hr": o.get("hr"), "hr_ci_low": o.get("hr_ci_low"), "hr_ci_high": o.get("hr_ci_high"),
+                   "p": o.get("p")}
+            if truth is not None:
+                true = truth.get((comp["id"], o["outcome"]))
+                row["true_hr"] = true
+                row["covered"] = (None if true is None or row["hr"] is None
+                                  else bool(row["hr_ci_low"] <= true <= row["hr_ci_high"]))
+            rows.append(row)
+    return rows
+
+
+def _print_table(rows: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    with_truth = bool(rows) and "true_hr" in rows[0]
+    for col in ("comparison", "outcome", "n T/C", "events T/C", "HR (95% CI)") + (("true HR", "covered") if with_truth else ()):
+        table.add_column(col, justify="left" if col in ("comparison", "outcome") else "right")
+    for r in rows:
+        hr = "-" if r["hr"] is None else f"{r['hr']:.2f} ({r['hr_ci_low']:.2f}-{r['hr_ci_high']:.2f})"
+        cells = [r["comparison"], r["outcome"] + (" (NC)" if r["negative_control"] else ""),
+                 f"{r['n_target']}/{r['n_comparator']}", f"{r['events_target']}/{r['events_comparator']}", hr]
+        if with_truth:
+            cells += ["-" if r["true_hr"] is None else f"{r['true_hr']:.2f}",
+                      {True: "yes", False: "[red]no[/]", None: "-"}[r["covered"]]]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` and ``demo`` to *app*."""
+
+    @app.command("run")
+    @guarded
+    def run(
+        study: Annotated[Path, typer.Argument(help="Study spec (YAML or JSON).", exists=True, dir_okay=False)],
+        db: Annotated[str, typer.Option("--db", help="CDM: DuckDB file or postgresql:// URL.")] = "cdm.duckdb",
+        out: Annotated[Path, typer.Option("--out", help="Output folder (results.json, tables/, report.html).")] = Path("results"),
+        force: Annotated[bool, typer.Option("--force", help="Recompute every step, ignoring cached artefacts.")] = False,
+        json_out: JsonFlag = False,
+    ) -> None:
+        """Run a comparative study: cohorts, PS matching, outcomes, calibration, results and report."""
+        from follicle.run.study import run_study
+        from follicle.study.spec import load_spec
+
+        spec = load_spec(study)
+        with _progress(json_out) as bar:
+            task = bar.add_task("starting", total=None)
+            done = run_study(spec, db, out, force=force, progress=lambda m: bar.update(task, description=m))
+        rows = _summary_rows(done.results, None)
+        if json_out:
+            print_json({"out": str(out), "results": str(out / "results.json"), "report": str(out / "report.html"),
+                        "computed": dict(done.store.computed), "reused": dict(done.store.reused), "estimates": rows})
+            return
+        _print_table(rows, f"{spec.name}: hazard ratios after matching")
+        console.print(f"results: {out / 'results.json'}  report: {out / 'report.html'}  "
+                      f"(steps computed {sum(done.store.computed.values())}, reused {sum(done.store.reused.values())})")
+
+    @app.command("demo")
+    @guarded
+    def demo(
+        persons: Annotated[int, typer.Option("--persons", min=1000, help="Size of the synthetic world.")] = 60_000,
+        seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the synthetic world.")] = 1,
+        out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("follicle-demo"),
+        json_out: JsonFlag = False,
+    ) -> None:
+        """Build a synthetic AA world, run the bundled JAKi neuropsychiatric study, compare with the truth."""
+        from follicle.run.demo import run_demo
+
+        with _progress(json_out) as bar:
+            task = bar.add_task("synthetic world", total=None)
+            done, truth = run_demo(persons, seed, out, STUDIES / DEMO_STUDY,
+                                   progress=lambda m: bar.update(task, description=m))
+        rows = _summary_rows(done.results, truth)
+        covered = [r["covered"] for r in rows if r["covered"] is not None]
+        if json_out:
+            print_json({"out": str(out), "report": str(out / "report.html"), "estimates": rows,
+                        "coverage": sum(covered) / len(covered) if covered else None})
+            return
+        _print_table(rows, f"Demo: {persons:,}-person synthetic world, estimated vs true hazard ratios")
+        if covered:
+            console.print(f"true HR inside the 95% CI for {sum(covered)} of {len(covered)} comparison x outcome pairs")
+        console.print(f"report: {out / 'report.html'}")
