@@ -130,3 +130,16 @@ def test_bad_spec_is_reported(tmp_path):
     spec = write(tmp_path, "name: x\ndata: bundled:jaki_rct_salt20\nmeasure: OR\nmethod: NOPE\n", "s.yaml")
     res = run("--spec", str(spec))
     assert res.exit_code == 2 and "method" in res.output
+
+
+def test_double_zero_studies_kept_or_dropped_as_metafor(tmp_path):
+    """escalc/rma.uni keep a double-zero study (0.5 added); rma.mh/rma.peto drop it (drop00=TRUE)."""
+    data = str(write(tmp_path, BINARY + "E,0,50,0,50\n"))
+    kept = json.loads(run(data, "--measure", "OR", "--method", "DL", "--json").stdout)
+    assert kept["k"] == 5 and "dropped" not in kept
+    dropped = json.loads(run(data, "--measure", "OR", "--method", "DL", "--drop00", "--json").stdout)
+    assert dropped["k"] == 4 and dropped["dropped"] == ["E"]
+    mh = json.loads(run(data, "--measure", "OR", "--method", "MH", "--json").stdout)
+    assert mh["dropped"] == ["E"] and mh["q_df"] == 3
+    allcc = json.loads(run(data, "--measure", "OR", "--method", "DL", "--to", "all", "--json").stdout)
+    assert allcc["studies"][0]["yi"] != kept["studies"][0]["yi"]  # correction now added to every study

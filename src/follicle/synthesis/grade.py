@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from scipy.stats import norm
 
 Design = Literal["rct", "observational"]
@@ -258,3 +259,25 @@ def evidence_profile(
         certainty_score=score, certainty=LEVELS[score], measure=measure, effect=effect, effect_ci=effect_ci,
         baseline_risk=p0, absolute=absolute, notes=notes,
     )
+
+
+def summary_of_findings(profiles: list[EvidenceProfile]) -> pd.DataFrame:
+    """Summary of Findings table: one row per outcome (GRADE Handbook 5.1; Cochrane Handbook 14.1)."""
+    return pd.DataFrame([p.sof_row() for p in profiles])
+
+
+def profile_table(profile: EvidenceProfile) -> pd.DataFrame:
+    """The evidence profile of one outcome: each domain, its rating, who made it and why."""
+    rows = [
+        {"domain": d.domain, "rating": d.rating, "levels": -d.levels,
+         "source": "suggested from the numbers" if d.suggested else "reviewer judgement (spec)", "reason": d.reason}
+        for d in profile.domains
+    ]
+    rows += [{"domain": f"rating up: {k}", "rating": f"+{v}", "levels": v, "source": "reviewer judgement (spec)",
+              "reason": ""} for k, v in profile.upgrades.items()]
+    start = "High (randomized trials)" if profile.design == "rct" else "Low (observational studies)"
+    rows.insert(0, {"domain": "starting certainty", "rating": start, "levels": 0, "source": "study design",
+                    "reason": "GRADE Handbook 5"})
+    rows.append({"domain": "certainty", "rating": profile.certainty, "levels": profile.certainty_score,
+                 "source": "", "reason": "; ".join(profile.notes)})
+    return pd.DataFrame(rows)
