@@ -127,6 +127,8 @@ def _forest_for_spec(out: dict[str, Any], spec: Any) -> Any:
     else:
         rows = rows_from_meta(overall)
         footer = heterogeneity_note(overall)
+    if spec.note:
+        footer += "\n" + spec.note
     favours = (f"favours {spec.favours[0]}", f"favours {spec.favours[1]}") if spec.favours else None
     xlabel = _XLABEL_RATIO if spec.ratio else _XLABEL.get(spec.measure, "Estimate")
     return forest_plot(rows, log_scale=ratio, xlabel=xlabel, title=spec.title or spec.name,

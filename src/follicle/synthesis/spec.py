@@ -80,6 +80,7 @@ class MetaSpec(_Model):
     favours: tuple[str, str] | None = Field(
         None, description="forest-plot labels for the left and right of the null line, e.g. [placebo, JAK inhibitor]"
     )
+    note: str = Field("", description="one line printed under the forest plot (e.g. how the data were derived)")
     grade: GradeSpec | None = None
 
     @model_validator(mode="after")
