@@ -143,3 +143,20 @@ def test_double_zero_studies_kept_or_dropped_as_metafor(tmp_path):
     assert mh["dropped"] == ["E"] and mh["q_df"] == 3
     allcc = json.loads(run(data, "--measure", "OR", "--method", "DL", "--to", "all", "--json").stdout)
     assert allcc["studies"][0]["yi"] != kept["studies"][0]["yi"]  # correction now added to every study
+
+
+def test_spec_with_relative_csv_and_json_format(tmp_path):
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub", BINARY + "E,20,200,30,210\n", "trials.csv")
+    spec = {"name": "rel", "data": "sub/trials.csv", "measure": "RR", "method": "DL", "knha": True,
+            "grade": {"outcome": "death", "baseline_risk": 0.1}}
+    path = write(tmp_path, json.dumps(spec), "spec.json")
+    res = run("--spec", str(path), "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["overall"]["k"] == 5 and out["overall"]["method"] == "DL"
+    assert out["grade"]["profile"]["absolute"]["control_per_1000"] == pytest.approx(100)
+    assert len(out["spec_hash"]) == 16
+    missing = write(tmp_path, json.dumps(spec | {"data": "nope.csv"}), "spec2.json")
+    res = run("--spec", str(missing))
+    assert res.exit_code == 2 and "nope.csv" in res.output
