@@ -160,3 +160,10 @@ def test_spec_with_relative_csv_and_json_format(tmp_path):
     missing = write(tmp_path, json.dumps(spec | {"data": "nope.csv"}), "spec2.json")
     res = run("--spec", str(missing))
     assert res.exit_code == 2 and "nope.csv" in res.output
+
+
+def test_zero_cell_without_correction_is_reported(tmp_path):
+    data = str(write(tmp_path, BINARY + "E,0,50,3,50\n"))
+    res = run(data, "--measure", "OR", "--to", "none")
+    assert res.exit_code == 2
+    assert "row 5 (study 'E'): effect size or variance not finite" in " ".join(res.output.split())
