@@ -104,3 +104,10 @@ def test_tables():
     assert "suggested" in t.set_index("domain").loc["imprecision", "source"]
     sof = summary_of_findings([p, profile(outcome="o2")])
     assert list(sof["outcome"]) == ["o", "o2"] and "certainty" in sof.columns
+
+
+def test_inconsistency_reason_reports_direction():
+    both = suggest_inconsistency(60, 0.01, 4, [0.3, -0.2, 0.5, 0.1])
+    same = suggest_inconsistency(60, 0.01, 4, [0.3, 0.2, 0.5, 0.1])
+    assert "both sides of no effect" in both.reason and "same side" in same.reason
+    assert "reviewers judge" in both.reason

@@ -187,6 +187,7 @@ def _grade(spec: MetaSpec, frame: pd.DataFrame, res: MetaResult) -> dict[str, An
         inconsistency=_judgement("inconsistency", g.inconsistency),
         imprecision=_judgement("imprecision", g.imprecision),
         upgrades=dict(g.upgrades),
+        study_effects=list(res.yi),
     )
     return {"profile": prof, "summary_of_findings": prof.sof_row(),
             "disclaimer": "GRADE suggestions support and do not replace the reviewers' judgement."}
