@@ -140,7 +140,10 @@ def run_spec(spec: MetaSpec, frame: pd.DataFrame, source: str = "data") -> dict[
         frame = frame[frame[col].astype(str).isin(values)]
     frame = frame.reset_index(drop=True)
     overall = analyse(frame, spec, source)
-    out: dict[str, Any] = {"spec": spec.model_dump(mode="json"), "spec_hash": spec.spec_hash(), "overall": overall}
+    from follicle import __version__
+
+    out: dict[str, Any] = {"spec": spec.model_dump(mode="json"), "spec_hash": spec.spec_hash(),
+                           "follicle_version": __version__, "overall": overall}
     es = effects_from_frame(frame, measure=spec.measure, add=spec.continuity.add, to=spec.continuity.to,
                             drop00=spec.drop00_for() and spec.method not in ("MH", "PETO"), source=source, ratio=spec.ratio)
     kw = {"method": spec.method, "knha": spec.knha, "level": spec.level}
