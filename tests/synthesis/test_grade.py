@@ -6,9 +6,11 @@ from follicle.synthesis.grade import (
     DomainRating,
     evidence_profile,
     optimal_information_size,
+    profile_table,
     risk_from_ratio,
     suggest_imprecision,
     suggest_inconsistency,
+    summary_of_findings,
 )
 
 
@@ -91,3 +93,21 @@ def test_absolute_effects_per_1000():
 def test_large_effect_note_for_observational():
     p = profile(design="observational", effect=0.15, effect_ci=(0.1, 0.25))
     assert any("very large effect" in n for n in p.notes)
+
+
+def test_tables():
+    rob = DomainRating("risk of bias", "serious", "unblinded outcome assessment")
+    p = profile(risk_of_bias=rob)
+    t = profile_table(p)
+    assert t.iloc[0]["rating"].startswith("High") and t.iloc[-1]["rating"] == "Moderate"
+    assert "reviewer judgement" in t.set_index("domain").loc["risk of bias", "source"]
+    assert "suggested" in t.set_index("domain").loc["imprecision", "source"]
+    sof = summary_of_findings([p, profile(outcome="o2")])
+    assert list(sof["outcome"]) == ["o", "o2"] and "certainty" in sof.columns
+
+
+def test_inconsistency_reason_reports_direction():
+    both = suggest_inconsistency(60, 0.01, 4, [0.3, -0.2, 0.5, 0.1])
+    same = suggest_inconsistency(60, 0.01, 4, [0.3, 0.2, 0.5, 0.1])
+    assert "both sides of no effect" in both.reason and "same side" in same.reason
+    assert "reviewers judge" in both.reason

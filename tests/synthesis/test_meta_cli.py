@@ -130,3 +130,40 @@ def test_bad_spec_is_reported(tmp_path):
     spec = write(tmp_path, "name: x\ndata: bundled:jaki_rct_salt20\nmeasure: OR\nmethod: NOPE\n", "s.yaml")
     res = run("--spec", str(spec))
     assert res.exit_code == 2 and "method" in res.output
+
+
+def test_double_zero_studies_kept_or_dropped_as_metafor(tmp_path):
+    """escalc/rma.uni keep a double-zero study (0.5 added); rma.mh/rma.peto drop it (drop00=TRUE)."""
+    data = str(write(tmp_path, BINARY + "E,0,50,0,50\n"))
+    kept = json.loads(run(data, "--measure", "OR", "--method", "DL", "--json").stdout)
+    assert kept["k"] == 5 and "dropped" not in kept
+    dropped = json.loads(run(data, "--measure", "OR", "--method", "DL", "--drop00", "--json").stdout)
+    assert dropped["k"] == 4 and dropped["dropped"] == ["E"]
+    mh = json.loads(run(data, "--measure", "OR", "--method", "MH", "--json").stdout)
+    assert mh["dropped"] == ["E"] and mh["q_df"] == 3
+    allcc = json.loads(run(data, "--measure", "OR", "--method", "DL", "--to", "all", "--json").stdout)
+    assert allcc["studies"][0]["yi"] != kept["studies"][0]["yi"]  # correction now added to every study
+
+
+def test_spec_with_relative_csv_and_json_format(tmp_path):
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub", BINARY + "E,20,200,30,210\n", "trials.csv")
+    spec = {"name": "rel", "data": "sub/trials.csv", "measure": "RR", "method": "DL", "knha": True,
+            "grade": {"outcome": "death", "baseline_risk": 0.1}}
+    path = write(tmp_path, json.dumps(spec), "spec.json")
+    res = run("--spec", str(path), "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["overall"]["k"] == 5 and out["overall"]["method"] == "DL"
+    assert out["grade"]["profile"]["absolute"]["control_per_1000"] == pytest.approx(100)
+    assert len(out["spec_hash"]) == 16
+    missing = write(tmp_path, json.dumps(spec | {"data": "nope.csv"}), "spec2.json")
+    res = run("--spec", str(missing))
+    assert res.exit_code == 2 and "nope.csv" in res.output
+
+
+def test_zero_cell_without_correction_is_reported(tmp_path):
+    data = str(write(tmp_path, BINARY + "E,0,50,3,50\n"))
+    res = run(data, "--measure", "OR", "--to", "none")
+    assert res.exit_code == 2
+    assert "row 5 (study 'E'): effect size or variance not finite" in " ".join(res.output.split())

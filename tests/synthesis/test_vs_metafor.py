@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from follicle.synthesis.bias import egger_test, trim_and_fill
-from follicle.synthesis.effect_sizes import binary_effects, continuous_effects, generic_effects
+from follicle.synthesis.effect_sizes import binary_effects, continuous_effects, generic_effects, proportion_effects
 from follicle.synthesis.pooling import meta_analysis
 from follicle.synthesis.sensitivity import cumulative, leave_one_out, subgroups
 from rbridge import run_r
@@ -65,6 +65,7 @@ DATA = {
     "tfb": generic_data(23, k=16, asym=-2.0),
     "tfc": generic_data(29, k=16, asym=1.5),
     "sg": generic_data(31, k=10).assign(g=["a", "b", "c"] * 3 + ["a"]),
+    "prop": pd.DataFrame({"xi": [0, 5, 17, 40, 60], "ni": [30, 50, 60, 80, 60]}),  # 0 and all-events rows
 }
 TRIMFILL = [("tfa", "REML"), ("tfb", "DL"), ("tfc", "EE")]
 EGGER = [("REML", False), ("DL", True), ("EE", False)]
@@ -118,6 +119,8 @@ est <- se <- c()
 for (g in c("a", "b", "c")) {{ s <- rma(yi, vi, data=sg[sg$g == g, ], method="REML", {CTRL})
   est <- c(est, s$beta); se <- c(se, s$se) }}
 q <- rma(est, sei=se, method="EE"); out("qb", c(q$QE, q$QEp))
+e <- escalc("PLO", xi=xi, ni=ni, data=prop); r <- rma(yi, vi, data=e, method="REML", {CTRL})
+out("plo", c(e$yi, e$vi)); out("plo_b", c(r$beta, r$se, r$tau2))
 """
 
 
@@ -232,3 +235,11 @@ def test_leave_one_out_cumulative_and_subgroup_difference(ref):
     assert cumulative(es, method="REML")["estimate"].tolist() == approx(ref["cum"])
     sg = subgroups(es, d.g.tolist(), method="REML")
     assert [sg.q_between, sg.pval] == approx(ref["qb"])
+
+
+def test_single_proportions_logit(ref):
+    d = DATA["prop"]
+    es = proportion_effects(d.xi, d.ni)
+    assert es.yi.tolist() + es.vi.tolist() == approx(ref["plo"])
+    res = meta_analysis(es, method="REML")
+    assert [res.estimate, res.se, res.tau2] == approx(ref["plo_b"])

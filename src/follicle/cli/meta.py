@@ -127,6 +127,8 @@ def _forest_for_spec(out: dict[str, Any], spec: Any) -> Any:
     else:
         rows = rows_from_meta(overall)
         footer = heterogeneity_note(overall)
+    if spec.note:
+        footer += "\n" + spec.note
     favours = (f"favours {spec.favours[0]}", f"favours {spec.favours[1]}") if spec.favours else None
     xlabel = _XLABEL_RATIO if spec.ratio else _XLABEL.get(spec.measure, "Estimate")
     return forest_plot(rows, log_scale=ratio, xlabel=xlabel, title=spec.title or spec.name,
@@ -238,6 +240,15 @@ def register(app: typer.Typer) -> None:
                     console.print(f"  {g}: {tr(r.estimate):.3f} [{tr(r.ci_low):.3f}, {tr(r.ci_high):.3f}] (k = {r.k})")
                 console.print(f"Test for subgroup differences: Q = {sg['q_between']:.3f} (df {sg['df']}), "
                               f"p = {sg['pval']:.3g}", highlight=False)
+            if "egger" in out:
+                eg = out["egger"]
+                console.print(f"Egger's test (metafor regtest, sei predictor): stat = {eg['stat']:.3f}, "
+                              f"p = {eg['pval']:.3g} {eg['note']}".rstrip(), highlight=False)
+                tf = out["trimfill"]
+                adj = tf["adjusted"]
+                tr2 = np.exp if adj.is_ratio else (lambda v: v)
+                console.print(f"Trim-and-fill (L0): {tf['k0']} missing on the {tf['side']}; adjusted estimate "
+                              f"{tr2(adj.estimate):.3f} [{tr2(adj.ci_low):.3f}, {tr2(adj.ci_high):.3f}]", highlight=False)
             if "grade" in out:
                 prof = out["grade"]["profile"]
                 console.print(f"GRADE certainty: [bold]{prof.certainty}[/]")

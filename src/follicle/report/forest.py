@@ -125,10 +125,11 @@ def forest_plot(
     if show_weights is None:
         show_weights = any(r.weight is not None and r.kind == "study" for r in rows)
     n = len(rows)
-    height = 1.2 + 0.3 * (n + 1) + (0.35 if footer else 0) + (0.35 if favours else 0)
+    foot_h = 0.17 * (footer.count("\n") + 1) + 0.05 if footer else 0.0
+    height = 1.2 + 0.3 * (n + 1) + foot_h + (0.35 if favours else 0)
     fig = plt.figure(figsize=(10.5, height), dpi=150)
     top = 1 - 0.45 / height - (0.3 / height if title else 0)
-    bottom = (0.75 + (0.35 if footer else 0) + (0.3 if favours else 0)) / height
+    bottom = (0.75 + foot_h + (0.3 if favours else 0)) / height
     ax = fig.add_axes((0.36, bottom, 0.33, top - bottom))
     ax.set_ylim(n - 0.5, -1.0)
     ys = np.arange(n)
@@ -224,12 +225,12 @@ def forest_plot(
     if title:
         fig.text(0.02, 1 - 0.3 / height, title, fontsize=11, fontweight="bold", va="center")
     if favours:
-        fy = (0.42 + (0.35 if footer else 0)) / height
+        fy = (0.42 + foot_h) / height
         left_x = 0.36 + 0.33 * _frac(ax, ref) - 0.01
         fig.text(left_x, fy, f"\u2190 {favours[0]}", ha="right", fontsize=8)
         fig.text(left_x + 0.02, fy, f"{favours[1]} \u2192", ha="left", fontsize=8)
     if footer:
-        fig.text(0.02, 0.22 / height, footer, fontsize=8, va="center")
+        fig.text(0.02, 0.12 / height, footer, fontsize=8, va="bottom", linespacing=1.4)
     return fig
 
 

@@ -10,7 +10,7 @@ from follicle.synthesis.effect_sizes import (
     generic_effects,
     proportion_effects,
 )
-from follicle.synthesis.grade import EvidenceProfile, evidence_profile
+from follicle.synthesis.grade import EvidenceProfile, evidence_profile, profile_table, summary_of_findings
 from follicle.synthesis.heterogeneity import heterogeneity, qprofile_tau2_ci
 from follicle.synthesis.pooling import MetaResult, fit_rma, meta_analysis
 from follicle.synthesis.sensitivity import cumulative, leave_one_out, subgroups
@@ -22,5 +22,5 @@ __all__ = [
     "EffectSizes", "binary_effects", "continuous_effects", "generic_effects", "proportion_effects",
     "estimate_tau2", "heterogeneity", "qprofile_tau2_ci", "MetaResult", "fit_rma", "meta_analysis",
     "leave_one_out", "cumulative", "subgroups", "EggerResult", "TrimFillResult", "egger_test", "trim_and_fill",
-    "EvidenceProfile", "evidence_profile", "MetaSpec", "run_spec", "effects_from_frame",
+    "EvidenceProfile", "evidence_profile", "profile_table", "summary_of_findings", "MetaSpec", "run_spec", "effects_from_frame",
 ]

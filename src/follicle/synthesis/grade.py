@@ -22,7 +22,11 @@ Rules and their sources
 * Inconsistency: GRADE Handbook 5.2.3; Guyatt GH et al. GRADE guidelines 7: inconsistency.
   J Clin Epidemiol 2011;64:1294-1302, which use the I^2 bands of the Cochrane Handbook
   (section 10.10.2): 0-40% might not be important, 30-60% moderate, 50-90% substantial,
-  75-100% considerable. Suggested: serious when I^2 >= 50% (substantial or considerable).
+  75-100% considerable. GRADE gives no single cut-off ("somewhat arbitrary", GRADE guidelines 7;
+  GRADE guidance 36, Guyatt et al. J Clin Epidemiol 2023, warns against relying on I^2 alone), so
+  Follicle's suggestion is its own reading of those bands, stated in every reason: serious when
+  I^2 >= 50% (the "substantial" band and above); the reason also says whether study estimates fall
+  on both sides of no effect, which GRADE guidelines 7 names as the case for rating down most.
 * Absolute effects per 1,000 from a baseline (control) risk: GRADE Handbook 5.1 and Cochrane
   Handbook 14.1.5; OR to risk via ``p1 = p0 OR / (1 - p0 + p0 OR)`` (Cochrane Handbook 15.4.4).
 """
@@ -33,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from scipy.stats import norm
 
 Design = Literal["rct", "observational"]
@@ -119,15 +124,28 @@ def suggest_imprecision(
     return DomainRating("imprecision", rating, "; ".join(parts) + f" [{rule}]", suggested=True)
 
 
-def suggest_inconsistency(i2: float, q_p: float, k: int) -> DomainRating:
-    """Suggested inconsistency rating from I^2 (Cochrane Handbook 10.10.2 bands)."""
+def suggest_inconsistency(
+    i2: float, q_p: float, k: int, study_effects: list[float] | None = None, null: float = 0.0
+) -> DomainRating:
+    """Suggested inconsistency rating from I^2 (Cochrane Handbook 10.10.2 bands).
+
+    *study_effects* (analysis scale, e.g. log OR) with *null* (0 for logs and differences) let the
+    reason say whether estimates lie on both sides of no effect.
+    """
     if k < 2:
         return DomainRating("inconsistency", "not serious", "single study: inconsistency not assessable", True)
     band = ("might not be important" if i2 < 30 else "moderate" if i2 < 50 else "substantial" if i2 < 75
             else "considerable")
     rating: Rating = "serious" if i2 >= I2_SUBSTANTIAL else "not serious"
-    reason = (f"I\u00b2 = {i2:.0f}% ({band}), Q p = {q_p:.3g} "
-              f"[rule: serious when I\u00b2 >= {I2_SUBSTANTIAL:.0f}%, Cochrane Handbook 10.10.2 bands via GRADE guidelines 7]")
+    direction = ""
+    if study_effects:
+        above = sum(e > null for e in study_effects)
+        below = sum(e < null for e in study_effects)
+        direction = ("; study estimates on both sides of no effect" if above and below
+                     else "; all study estimates on the same side of no effect")
+    reason = (f"I\u00b2 = {i2:.0f}% ({band}), Q p = {q_p:.3g}{direction} "
+              f"[rule: serious when I\u00b2 >= {I2_SUBSTANTIAL:.0f}% (Follicle's reading of the Cochrane Handbook "
+              f"10.10.2 bands used by GRADE guidelines 7; reviewers judge)]")
     return DomainRating("inconsistency", rating, reason, suggested=True)
 
 
@@ -194,6 +212,7 @@ def evidence_profile(
     inconsistency: DomainRating | None = None,
     imprecision: DomainRating | None = None,
     upgrades: dict[str, int] | None = None,
+    study_effects: list[float] | None = None,
 ) -> EvidenceProfile:
     """Build the evidence profile of one outcome (effect and CI on the ratio scale for OR/RR).
 
@@ -230,7 +249,7 @@ def evidence_profile(
             imprecision = DomainRating("imprecision", "not serious",
                                        "not assessed: no rule for this measure (give a judgement in the spec)")
     if inconsistency is None:
-        inconsistency = suggest_inconsistency(i2, q_p, k)
+        inconsistency = suggest_inconsistency(i2, q_p, k, study_effects)
     missing = "not assessed (no judgement in the spec)"
     domains = [
         risk_of_bias or DomainRating("risk of bias", "not serious", missing),
@@ -258,3 +277,25 @@ def evidence_profile(
         certainty_score=score, certainty=LEVELS[score], measure=measure, effect=effect, effect_ci=effect_ci,
         baseline_risk=p0, absolute=absolute, notes=notes,
     )
+
+
+def summary_of_findings(profiles: list[EvidenceProfile]) -> pd.DataFrame:
+    """Summary of Findings table: one row per outcome (GRADE Handbook 5.1; Cochrane Handbook 14.1)."""
+    return pd.DataFrame([p.sof_row() for p in profiles])
+
+
+def profile_table(profile: EvidenceProfile) -> pd.DataFrame:
+    """The evidence profile of one outcome: each domain, its rating, who made it and why."""
+    rows = [
+        {"domain": d.domain, "rating": d.rating, "levels": -d.levels,
+         "source": "suggested from the numbers" if d.suggested else "reviewer judgement (spec)", "reason": d.reason}
+        for d in profile.domains
+    ]
+    rows += [{"domain": f"rating up: {k}", "rating": f"+{v}", "levels": v, "source": "reviewer judgement (spec)",
+              "reason": ""} for k, v in profile.upgrades.items()]
+    start = "High (randomized trials)" if profile.design == "rct" else "Low (observational studies)"
+    rows.insert(0, {"domain": "starting certainty", "rating": start, "levels": 0, "source": "study design",
+                    "reason": "GRADE Handbook 5"})
+    rows.append({"domain": "certainty", "rating": profile.certainty, "levels": profile.certainty_score,
+                 "source": "", "reason": "; ".join(profile.notes)})
+    return pd.DataFrame(rows)

@@ -320,7 +320,8 @@ def _pool_tables(effects: EffectSizes, method: str, level: float, add: float, to
     df = k_yi - 1
     i2c = conventional_i2(q, df)
     w_all = _table_weights(tables, measure)
-    keep = np.array([lab not in set(shown.dropped) for lab in effects.labels])
+    gone = set(shown.dropped)
+    keep = np.array([lab not in gone for lab in effects.labels])
     w = w_all[keep]
     return MetaResult(
         measure=effects.measure,

@@ -80,6 +80,7 @@ class MetaSpec(_Model):
     favours: tuple[str, str] | None = Field(
         None, description="forest-plot labels for the left and right of the null line, e.g. [placebo, JAK inhibitor]"
     )
+    note: str = Field("", description="one line printed under the forest plot (e.g. how the data were derived)")
     grade: GradeSpec | None = None
 
     @model_validator(mode="after")
@@ -139,7 +140,10 @@ def run_spec(spec: MetaSpec, frame: pd.DataFrame, source: str = "data") -> dict[
         frame = frame[frame[col].astype(str).isin(values)]
     frame = frame.reset_index(drop=True)
     overall = analyse(frame, spec, source)
-    out: dict[str, Any] = {"spec": spec.model_dump(mode="json"), "spec_hash": spec.spec_hash(), "overall": overall}
+    from follicle import __version__
+
+    out: dict[str, Any] = {"spec": spec.model_dump(mode="json"), "spec_hash": spec.spec_hash(),
+                           "follicle_version": __version__, "overall": overall}
     es = effects_from_frame(frame, measure=spec.measure, add=spec.continuity.add, to=spec.continuity.to,
                             drop00=spec.drop00_for() and spec.method not in ("MH", "PETO"), source=source, ratio=spec.ratio)
     kw = {"method": spec.method, "knha": spec.knha, "level": spec.level}
@@ -186,6 +190,7 @@ def _grade(spec: MetaSpec, frame: pd.DataFrame, res: MetaResult) -> dict[str, An
         inconsistency=_judgement("inconsistency", g.inconsistency),
         imprecision=_judgement("imprecision", g.imprecision),
         upgrades=dict(g.upgrades),
+        study_effects=list(res.yi),
     )
     return {"profile": prof, "summary_of_findings": prof.sof_row(),
             "disclaimer": "GRADE suggestions support and do not replace the reviewers' judgement."}

@@ -119,16 +119,27 @@ def effects_from_frame(
                 problems.append(f"{name}: se must be > 0; got {r['se']:g}")
     if problems:
         raise InputError(f"{source}: {len(problems)} problem(s) in the study data", problems=problems)
+    es = _compute(num, studies, layout, measure, add, to, drop00, ratio)
+    bad = [f"{_row_name(studies.index(lab), lab)}: effect size or variance not finite"
+           + (" (a zero cell with no continuity correction: use --to only0 or --add > 0)" if layout == "binary" else "")
+           for lab, y, v in zip(es.labels, es.yi, es.vi) if not (np.isfinite(y) and np.isfinite(v) and v > 0)]
+    if bad:
+        raise InputError(f"{source}: {len(bad)} study(ies) without a usable effect size", problems=bad)
+    if es.k < 2:
+        raise InputError(
+            f"{source}: fewer than 2 studies left after dropping double-zero studies ({', '.join(es.dropped)})"
+        )
+    return es
+
+
+def _compute(
+    num: pd.DataFrame, studies: list[str], layout: str, measure: str, add: float, to: str, drop00: bool, ratio: bool
+) -> EffectSizes:
     if layout == "binary":
-        es = binary_effects(
+        return binary_effects(
             num["events_t"], num["total_t"], num["events_c"], num["total_c"],
             measure=measure, labels=studies, add=add, to=to, drop00=drop00,  # type: ignore[arg-type]
         )
-        if es.k < 2:
-            raise InputError(
-                f"{source}: fewer than 2 studies left after dropping double-zero studies ({', '.join(es.dropped)})"
-            )
-        return es
     if layout == "continuous":
         return continuous_effects(
             num["mean_t"], num["sd_t"], num["n_t"], num["mean_c"], num["sd_c"], num["n_c"],
