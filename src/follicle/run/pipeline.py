@@ -76,15 +76,9 @@ class ComparisonRun:
 
 
 def dense_covariates(table: pd.DataFrame) -> pd.DataFrame:
-    """The dense propensity covariates of an analysis table: age, female sex, every ``cov_`` column."""
-    cols: dict[str, Any] = {}
-    if "age" in table:
-        cols["age"] = table["age"].astype(float)
-    if "sex" in table:
-        cols["female"] = (table["sex"] == "F").astype(float)
-    for c in table.columns:
-        if c.startswith("cov_"):
-            cols[c.removeprefix("cov_")] = table[c].astype(float)
+    """The dense propensity covariates of an analysis table: every ``cov_`` column (demographics
+    included, as ``cov_age`` and ``cov_female``, when the spec asks for them)."""
+    cols = {c.removeprefix("cov_"): table[c].astype(float) for c in table.columns if c.startswith("cov_")}
     return pd.DataFrame(cols, index=table.index)
 
 
