@@ -15,7 +15,7 @@ from follicle.errors import CheckFailed
 Db = Annotated[
     str,
     typer.Option("--db", envvar="FOLLICLE_DB", help="Target CDM: a DuckDB file path or a postgresql:// URL "
-                 "(postgresql://user:pw@host/db[/schema])."),
+                 "(postgresql://user:pw@host/db, or .../db/schema for a schema)."),
 ]
 Version = Annotated[str, typer.Option("--cdm-version", help="OMOP CDM version: 5.4 or 5.3.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing CDM at the target.")]
