@@ -4,6 +4,8 @@ Each variant runs in its own subprocess so that wall time and peak resident memo
 that child, which counts DuckDB's native memory too) are measured separately. The 10x copy repeats
 every data row of each GiBleed CSV ten times (built in a temporary folder, deleted afterwards).
 
+With FOLLICLE_TEST_PG_URL set, a third variant loads into a temporary PostgreSQL schema.
+
 Run: ``PYTHONPATH=src python bench/bench_load.py [--shared ../shared] [--factor 10]``
 """
 
@@ -56,15 +58,35 @@ def _run_pandas(src: str, db: str) -> dict:
     return {"rows": rows}
 
 
+def _run_follicle_pg(src: str, db: str) -> dict:
+    """follicle into PostgreSQL (FOLLICLE_TEST_PG_URL): staged in DuckDB, then COPY in one transaction."""
+    import psycopg
+    from psycopg import sql
+
+    from follicle.cdm.load import load_cdm
+
+    url = os.environ["FOLLICLE_TEST_PG_URL"].rstrip("/")
+    schema = f"follicle_bench_{os.getpid()}"
+    try:
+        result = load_cdm(src, f"{url}/{schema}")
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    return {"rows": sum(result.rows.values())}
+
+
+VARIANTS = {"follicle": _run_follicle, "pandas+duckdb": _run_pandas, "follicle->pg": _run_follicle_pg}
+
+
 def _child(variant: str, src: str, db: str) -> None:
     start = time.perf_counter()
-    out = {"follicle": _run_follicle, "pandas+duckdb": _run_pandas}[variant](src, db)
+    out = VARIANTS[variant](src, db)
     out["seconds"] = time.perf_counter() - start
     print(json.dumps(out))
 
 
 def _measure(variant: str, src: Path, tmp: Path) -> dict:
-    db = tmp / f"{variant.replace('+', '_')}.duckdb"
+    db = tmp / f"{variant.replace('+', '_').replace('->', '_')}.duckdb"
     db.unlink(missing_ok=True)
     proc = subprocess.Popen([sys.executable, __file__, "--child", variant, str(src), str(db)],
                             stdout=subprocess.PIPE, env={**os.environ})
@@ -97,7 +119,9 @@ def main() -> None:
         big = tmp / f"gibleed_x{args.factor}"
         _replicate(gibleed, big, args.factor)
         for label, src in (("gibleed", gibleed), (f"gibleed x{args.factor}", big)):
-            res = {v: _measure(v, src, tmp) for v in ("follicle", "pandas+duckdb")}
+            variants = ["follicle", "pandas+duckdb"]
+            variants += ["follicle->pg"] if os.environ.get("FOLLICLE_TEST_PG_URL") else []
+            res = {v: _measure(v, src, tmp) for v in variants}
             base = res["pandas+duckdb"]["seconds"]
             for v, r in res.items():
                 print(f"{label:<14}{v:<16}{r['rows']:>12,}{r['seconds']:>10.2f}{r['peak_mb']:>10.0f}"

@@ -54,3 +54,10 @@ def test_load_check_summary_pipeline(synthea_dir, tmp_path):
     assert summary.exit_code == 0 and "persons: 28" in summary.output
     fp = runner.invoke(app, ["cdm", "fingerprint", "--db", str(db), "--json"])
     assert len(json.loads(fp.stdout)["fingerprint"]) == 64
+
+
+def test_help_everywhere():
+    for cmd in ([], ["init"], ["load"], ["check"], ["summary"], ["fingerprint"]):
+        result = runner.invoke(app, ["cdm", *cmd, "--help"])
+        assert result.exit_code == 0, (cmd, result.output)
+        assert "Usage" in result.output

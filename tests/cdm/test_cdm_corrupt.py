@@ -143,3 +143,11 @@ def test_postgres_failure_inside_transaction_rolls_back(synthea_dir, tmp_path, p
     finally:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def test_values_that_look_like_markup_are_printed_verbatim(synthea_dir, tmp_path):
+    src = small_copy(synthea_dir, tmp_path / "src")
+    replace_line(src / "PERSON.csv", 2, lambda line: re.sub(r"^\d+,", "[/x],", line))
+    result = runner.invoke(app, ["cdm", "load", str(src), "--db", str(tmp_path / "x.duckdb")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "PERSON.csv, row 1 (line 2), column person_id: '[/x]' is not an integer" in " ".join(result.output.split())

@@ -86,6 +86,15 @@ def test_zip_and_parquet_sources_give_the_same_rows(synthea_dir, tmp_path):
                 f"COPY (SELECT * FROM read_csv(?, all_varchar = true)) TO '{pq / t.lower()}.parquet' (FORMAT parquet)",
                 [str(synthea_dir / f"{t}.csv")],
             )
+        # a table may also be a folder of part files (Spark-style): measurement.parquet/part-*.parquet
+        (pq / "measurement.parquet").unlink()
+        (pq / "measurement.parquet").mkdir()
+        for i, where in enumerate(("measurement_id % 2 = 0", "measurement_id % 2 = 1")):
+            part = pq / "measurement.parquet" / f"part-{i}.parquet"
+            con.execute(
+                f"COPY (SELECT * FROM read_csv(?) WHERE {where}) TO '{part}' (FORMAT parquet)",
+                [str(synthea_dir / "MEASUREMENT.csv")],
+            )
     from_zip = load_cdm(archive, tmp_path / "z.duckdb")
     from_pq = load_cdm(pq, tmp_path / "p.duckdb")
     for t in tables:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from follicle.errors import FollicleError
 
@@ -67,16 +68,17 @@ def guarded(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except FollicleError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.render()}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(exc.render())}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except ValidationError as exc:
             lines = [
                 f"  - {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
             ]
-            err_console.print(f"[bold red]error:[/] invalid {exc.title}:\n" + "\n".join(lines), highlight=False)
+            err_console.print(f"[bold red]error:[/] invalid {escape(exc.title)}:\n" + escape("\n".join(lines)),
+                              highlight=False)
             raise typer.Exit(2) from None
         except FileNotFoundError as exc:
-            err_console.print(f"[bold red]error:[/] file not found: {exc.filename or exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] file not found: {escape(str(exc.filename or exc))}", highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

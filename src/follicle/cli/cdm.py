@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -15,7 +16,7 @@ from follicle.errors import CheckFailed
 Db = Annotated[
     str,
     typer.Option("--db", envvar="FOLLICLE_DB", help="Target CDM: a DuckDB file path or a postgresql:// URL "
-                 "(postgresql://user:pw@host/db[/schema])."),
+                 "(postgresql://user:pw@host/db, or .../db/schema for a schema)."),
 ]
 Version = Annotated[str, typer.Option("--cdm-version", help="OMOP CDM version: 5.4 or 5.3.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing CDM at the target.")]
@@ -46,7 +47,7 @@ def init(db: Db = "cdm.duckdb", cdm_version: Version = "5.4", overwrite: Overwri
     if json:
         print_json({"target": redact(db), "cdm_version": cdm_version, "tables": names})
     else:
-        console.print(f"created {len(names)} CDM {cdm_version} tables in {redact(db)}")
+        console.print(f"created {len(names)} CDM {cdm_version} tables in {escape(redact(db))}")
 
 
 def load(
@@ -71,18 +72,19 @@ def load(
     if json:
         print_json(result.to_dict())
         return
-    table = Table(title=f"{result.target}: CDM {version}, loaded in {result.seconds:.1f} s")
+    table = Table(title=escape(f"{result.target}: CDM {version}, loaded in {result.seconds:.1f} s"))
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, n in result.rows.items():
         table.add_row(name, f"{n:,}")
     console.print(table)
     for name, renames in result.renamed_columns.items():
-        console.print(f"{name}: renamed " + ", ".join(f"{a} -> {b}" for a, b in renames.items()))
+        console.print(escape(f"{name}: renamed " + ", ".join(f"{a} -> {b}" for a, b in renames.items())))
     for name, cols in result.ignored_columns.items():
-        console.print(f"[yellow]{name}: ignored columns not in CDM {version}: {', '.join(cols)}[/]")
+        console.print(f"[yellow]{name}: ignored columns not in CDM {version}: {escape(', '.join(cols))}[/]")
     if result.skipped_files:
-        console.print(f"[yellow]skipped files that are not CDM {version} tables: {', '.join(result.skipped_files)}[/]")
+        skipped = escape(", ".join(result.skipped_files))
+        console.print(f"[yellow]skipped files that are not CDM {version} tables: {skipped}[/]")
 
 
 _STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "NOT EVALUATED": "dim"}
@@ -111,7 +113,7 @@ def check(
                     "fatal_failures": [r.id for r in fatal]})
     else:
         counts = {s: sum(r.status == s for r in results) for s in _STYLE}
-        table = Table(title=f"{redact(db)}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        table = Table(title=escape(f"{redact(db)}: ") + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
         wide = console.width >= 140
         table.add_column("status", no_wrap=True)
         table.add_column("check", overflow="fold")
@@ -125,7 +127,7 @@ def check(
             cells = [f"[{_STYLE[r.status]}]{r.status}[/]", r.id,
                      "" if r.violating is None else f"{r.violating:,}", "" if r.total is None else f"{r.total:,}",
                      "" if r.share is None else f"{r.share:.3f}", f"{r.threshold:g}"]
-            table.add_row(*cells, *([r.note or r.description] if wide else []))
+            table.add_row(*cells, *([escape(r.note or r.description)] if wide else []))
         console.print(table)
     if fatal:
         raise CheckFailed(f"{len(fatal)} fatal data-quality check(s) failed: {', '.join(r.id for r in fatal)}")
@@ -151,14 +153,14 @@ def summary(
         return
     console.print(f"persons: {result.persons}   person-years: {result.person_years:,.1f}   "
                   f"observation: {result.observation_start} to {result.observation_end}")
-    console.print("sex: " + ", ".join(f"{k} {v}" for k, v in result.sex.items()))
+    console.print(escape("sex: " + ", ".join(f"{k} {v}" for k, v in result.sex.items())))
     console.print("year of birth: " + ", ".join(f"{k}: {v}" for k, v in result.year_of_birth.items()))
     for section, rows in result.top.items():
         table = Table(title=f"top {section}")
         for col, just in (("concept_id", "right"), ("concept", "left"), ("records", "right"), ("persons", "right")):
             table.add_column(col, justify=just)
         for r in rows:
-            table.add_row(str(r.concept_id), r.concept_name, str(r.records), str(r.persons))
+            table.add_row(str(r.concept_id), escape(r.concept_name), str(r.records), str(r.persons))
         console.print(table)
 
 
