@@ -17,7 +17,7 @@ DOMAIN = {
     "drug": ("drug_exposure", "drug_concept_id", "drug_source_concept_id", "drug_source_value",
              "drug_exposure_start_date", "drug_exposure_end_date"),
 }
-DAY = pd.Timedelta(days=1)
+DAY = pd.Timedelta(days=1).as_unit("s")
 
 
 def _codes(entry_code: str) -> list[str]:
@@ -36,7 +36,7 @@ class Reference:
         for frame in self.t.values():
             for col in frame.columns:
                 if col.endswith("_date"):
-                    frame[col] = pd.to_datetime(frame[col])
+                    frame[col] = pd.to_datetime(frame[col]).astype("datetime64[s]")  # room for far offsets
         self.spec = spec
         self._events: dict[str, pd.DataFrame] = {}
 
@@ -83,7 +83,7 @@ class Reference:
         norm = df[vcol].astype("string").str.upper().str.replace(".", "", regex=False).fillna("")
 
         def match(ids: set[int], sids: set[int], patterns: list[tuple[str, bool]]) -> pd.Series:
-            m = df[ccol].isin(ids) | df[scol].isin(sids)
+            m = df[ccol].isin(ids) | (df[scol].isin(sids) if scol in df else False)
             for code, prefix in patterns:
                 m |= norm.str.startswith(code) if prefix else norm == code
             return m
@@ -93,7 +93,7 @@ class Reference:
             "person_id": df.loc[keep, "person_id"].astype("int64"),
             "concept_id": df.loc[keep, ccol].astype("int64"),
             "start": df.loc[keep, start],
-            "end": df.loc[keep, end].fillna(df.loc[keep, start]),
+            "end": (df.loc[keep, end] if end in df else df.loc[keep, start]).fillna(df.loc[keep, start]),
             "route": df.loc[keep, "route_concept_id"] if "route_concept_id" in df else 0,
         })
         self._events[name] = out
@@ -188,7 +188,7 @@ class Reference:
                     break
                 run = e if run is None else max(run, e)
             out[pid] = run
-        return pd.Series(out, dtype="datetime64[ns]")
+        return pd.Series(out, dtype="datetime64[s]")
 
     # -- population ----------------------------------------------------------------------------
     def population(self, comparison: str) -> pd.DataFrame:
