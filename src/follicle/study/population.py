@@ -155,35 +155,43 @@ def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
     return m.mutate(tar_start=start, tar_end=end)
 
 
-def _outcome_columns(session: StudySession, pop: ir.Table, name: str) -> ir.Table:
-    """Per person: ``<name>_date`` (first event in the time at risk) and ``<name>_prior``."""
-    spec = session.spec.outcomes[name]
-    ev = session.store.events(spec.concept_set).select("person_id", "start_date")
+def _labelled_events(session: StudySession, sets: dict[str, str]) -> ir.Table:
+    """Events of several concept sets in one table: person_id, start_date, label (the key of *sets*)."""
+    parts = [
+        session.store.events(cs).select("person_id", "start_date", label=ibis.literal(label))
+        for label, cs in sets.items()
+    ]
+    return ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
+
+
+def _outcome_table(session: StudySession, pop: ir.Table, names: list[str]) -> ir.Table:
+    """One row per person with events: ``<o>_date`` (first event in the time at risk) and
+    ``<o>_prior`` (1 when an event precedes the time at risk) for every outcome, in one join."""
+    ev = _labelled_events(session, {n: session.spec.outcomes[n].concept_set for n in names})
     p = pop.select(k=pop.person_id, ts=pop.tar_start, te=pop.tar_end)
     j = p.join(ev, p.k == ev.person_id)
-    in_tar = j.filter((j.start_date >= j.ts) & (j.start_date <= j.te))
-    first = in_tar.group_by(person_id=in_tar.k).aggregate(**{f"{name}_date": in_tar.start_date.min()})
-    before = j.start_date < j.ts
-    if spec.prior_lookback_days is not None:
-        before = before & (j.start_date >= (j.ts - ibis.interval(days=spec.prior_lookback_days)).cast("date"))
-    prior = j.filter(before).select(person_id=j.k).distinct().mutate(**{f"{name}_prior": ibis.literal(1, "int64")})
-    return first, prior
+    in_tar = (j.start_date >= j.ts) & (j.start_date <= j.te)
+    aggs = {}
+    for n in names:
+        before = (j.label == n) & (j.start_date < j.ts)
+        lookback = session.spec.outcomes[n].prior_lookback_days
+        if lookback is not None:
+            before = before & (j.start_date >= (j.ts - ibis.interval(days=lookback)).cast("date"))
+        aggs[f"{n}_date"] = j.start_date.min(where=(j.label == n) & in_tar)
+        aggs[f"{n}_prior"] = as_int(before).max()
+    return j.group_by(person_id=j.k).aggregate(**aggs)
 
 
-def _covariate_flags(session: StudySession, pop: ir.Table) -> ir.Table:
+def _covariate_table(session: StudySession, pop: ir.Table) -> ir.Table | None:
+    """One row per person with any covariate event: ``cov_<set>`` = 1 when the set occurs in the window."""
     cov = session.spec.covariates
-    out = pop
-    if cov.demographics:
-        out = out.mutate(cov_age=out.age, cov_female=as_int(out.gender_concept_id == FEMALE))
-    for name in cov.concept_sets:
-        ev = session.store.events(name).select("person_id", "start_date")
-        p = pop.select(k=pop.person_id, hi=pop.index_date)
-        j = p.join(ev, p.k == ev.person_id)
-        hits = j.filter(in_window(j.start_date, j.hi, cov.window)).select(person_id=j.k).distinct()
-        hits = hits.mutate(**{f"cov_{name}": ibis.literal(1, "int64")})
-        out = attach(out, hits)
-        out = out.mutate(**{f"cov_{name}": out[f"cov_{name}"].fill_null(0)})
-    return out
+    if not cov.concept_sets:
+        return None
+    ev = _labelled_events(session, {n: n for n in cov.concept_sets})
+    p = pop.select(k=pop.person_id, hi=pop.index_date)
+    j = p.join(ev, p.k == ev.person_id)
+    j = j.filter(in_window(j.start_date, j.hi, cov.window))
+    return j.group_by(person_id=j.k).aggregate(**{f"cov_{n}": as_int(j.label == n).max() for n in cov.concept_sets})
 
 
 def build_population(spec: StudySpec, con: Any, comparison: str, *, database: Any = None,
@@ -223,28 +231,32 @@ def _build(session: StudySession, comparison: str) -> Population:
                                         "description": s["description"], "persons": int(con.execute(s["expr"]))}
 
     outcome_names = list(dict.fromkeys(comp.outcomes + comp.negative_controls))
-    wide = _covariate_flags(session, pop)
-    wide = wide.mutate(
-        sex=ibis.cases((wide.gender_concept_id == FEMALE, "F"), (wide.gender_concept_id == MALE, "M"), else_="U"),
-        followup_days=wide.tar_end.delta(wide.index_date, unit="day"),
-        tar_start_day=wide.tar_start.delta(wide.index_date, unit="day"),
-    )
-    for name in outcome_names:
-        first, prior = _outcome_columns(session, pop, name)
-        wide = attach(attach(wide, first), prior)
-        d = wide[f"{name}_date"]
-        wide = wide.mutate(
-            **{
-                f"{name}_event": as_int(d.notnull()),
-                f"{name}_days": ibis.coalesce(d, wide.tar_end).delta(wide.index_date, unit="day"),
-                f"{name}_prior": wide[f"{name}_prior"].fill_null(0),
-            }
-        ).drop(f"{name}_date")
-    cov_cols = [c for c in wide.columns if c.startswith("cov_")]
-    ordered = ["person_id", "treatment", "cohort", "index_date", "age", "sex", "year_of_birth",
-               *cov_cols, "tar_start_day", "followup_days"]
-    for name in outcome_names:
-        ordered += [f"{name}_event", f"{name}_days", f"{name}_prior"]
+    wide = pop
+    covs = _covariate_table(session, pop)
+    if covs is not None:
+        wide = attach(wide, covs)
+    if outcome_names:
+        wide = attach(wide, _outcome_table(session, pop, outcome_names))
+    cols: dict[str, Any] = {
+        "person_id": wide.person_id, "treatment": wide.treatment, "cohort": wide.cohort,
+        "index_date": wide.index_date, "age": wide.age,
+        "sex": ibis.cases((wide.gender_concept_id == FEMALE, "F"), (wide.gender_concept_id == MALE, "M"), else_="U"),
+        "year_of_birth": wide.year_of_birth,
+    }
+    if spec.covariates.demographics:
+        cols["cov_age"] = wide.age
+        cols["cov_female"] = as_int(wide.gender_concept_id == FEMALE)
+    for n in spec.covariates.concept_sets:
+        cols[f"cov_{n}"] = wide[f"cov_{n}"].fill_null(0)
+    cols["tar_start_day"] = wide.tar_start.delta(wide.index_date, unit="day")
+    cols["followup_days"] = wide.tar_end.delta(wide.index_date, unit="day")
+    for n in outcome_names:
+        d = wide[f"{n}_date"]
+        cols[f"{n}_event"] = as_int(d.notnull())
+        cols[f"{n}_days"] = ibis.coalesce(d, wide.tar_end).delta(wide.index_date, unit="day")
+        cols[f"{n}_prior"] = wide[f"{n}_prior"].fill_null(0)
+    wide = wide.select(**cols)
+    ordered = list(cols)
     table = con.execute(wide.select(*ordered).order_by("person_id"))
     table = _tidy(table)
     sparse, ref = _sparse_covariates(session, pop, comp)

@@ -82,11 +82,21 @@ def table_or_none(con: Any, name: str, database: Any = None) -> ir.Table | None:
 
 
 def _load_bundled() -> dict[str, pd.DataFrame]:
+    """The bundled vocabulary subset as data frames keyed by table name ({} when absent).
+
+    Accepts ``bundled.load()`` (data frames) or ``bundled.vocabulary_tables()`` (Arrow tables).
+    """
     try:
-        from follicle.vocab import bundled  # written by the synthetic-world work
+        from follicle.vocab import bundled  # written with the synthetic world
     except ImportError:
         return {}
-    return {k.lower(): v for k, v in bundled.load().items()}
+    if hasattr(bundled, "load"):
+        tables = bundled.load()
+    elif hasattr(bundled, "vocabulary_tables"):
+        tables = bundled.vocabulary_tables()
+    else:
+        return {}
+    return {k.lower(): (v.to_pandas() if hasattr(v, "to_pandas") else v) for k, v in tables.items()}
 
 
 class VocabularySource:
@@ -102,7 +112,7 @@ class VocabularySource:
     def __init__(self, con: Any, *, database: Any = None, bundled: dict[str, pd.DataFrame] | None = None) -> None:
         self.con = con
         self.database = database
-        self._bundled_frames = _load_bundled() if bundled is None else {k.lower(): v for k, v in bundled.items()}
+        self._bundled_frames = None if bundled is None else {k.lower(): v for k, v in bundled.items()}
         self._cdm: dict[str, ir.Table | None] = {}
         self._bundled: dict[str, ir.Table | None] = {}
         self.notes: list[str] = []
@@ -119,6 +129,8 @@ class VocabularySource:
     def bundled_table(self, name: str) -> ir.Table | None:
         """The bundled subset's table *name* as an in-memory Ibis table, or None."""
         if name not in self._bundled:
+            if self._bundled_frames is None:
+                self._bundled_frames = _load_bundled()
             frame = self._bundled_frames.get(name)
             self._bundled[name] = ibis.memtable(frame) if frame is not None and len(frame) else None
         return self._bundled[name]

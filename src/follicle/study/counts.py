@@ -1,0 +1,48 @@
+"""Cohort sizes and attrition for every cohort and comparison of a study, small cells suppressed.
+
+This is what ``follicle cohorts`` prints: counts only (aggregate), never person rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from follicle.study.population import StudySession, comparison_members, time_at_risk
+from follicle.study.spec import StudySpec
+
+
+def suppress(count: int, min_cell_count: int = 10) -> int | str:
+    """*count*, or ``"<min_cell_count"`` when it is between 1 and ``min_cell_count - 1``."""
+    return f"<{min_cell_count}" if 0 < count < min_cell_count else int(count)
+
+
+def cohort_counts(spec: StudySpec, con: Any, *, database: Any = None) -> dict[str, Any]:
+    """Attrition of every cohort and sizes of every comparison, computed in the database.
+
+    Returns ``{"attrition": DataFrame, "comparisons": DataFrame, "warnings": list[str]}``
+    with raw (unsuppressed) counts; apply :func:`suppressed` before anything leaves the machine.
+    """
+    with StudySession(spec, con, database=database) as session:
+        attrition = pd.concat([session.attrition(name) for name in spec.cohorts], ignore_index=True)
+        rows = []
+        for name in spec.comparisons:
+            members, steps = comparison_members(session, name)
+            pop = time_at_risk(session, members)
+            steps.append({"step": "time_at_risk", "description": "people with time at risk (both arms)",
+                          "expr": pop.filter(pop.tar_end >= pop.tar_start).count()})
+            rows += [{"comparison": name, "step": s["step"], "description": s["description"],
+                      "persons": int(con.execute(s["expr"]))} for s in steps]
+        return {"attrition": attrition, "comparisons": pd.DataFrame(rows), "warnings": session.warnings}
+
+
+def suppressed(counts: dict[str, Any], min_cell_count: int) -> dict[str, Any]:
+    """The result of :func:`cohort_counts` as plain records with small counts written ``"<n"``."""
+    out: dict[str, Any] = {"min_cell_count": min_cell_count, "warnings": list(counts["warnings"])}
+    for key in ("attrition", "comparisons"):
+        records = counts[key].to_dict(orient="records")
+        for r in records:
+            r["persons"] = suppress(int(r["persons"]), min_cell_count)
+        out[key] = records
+    return out
