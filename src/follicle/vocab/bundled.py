@@ -222,17 +222,3 @@ def vocabulary_tables() -> dict[str, pa.Table]:
         "relationship": relationship_table(),
     }
 
-
-def load() -> dict[str, "pd.DataFrame"]:
-    """Every bundled vocabulary table as a pandas DataFrame, keyed by CDM table name.
-
-    The concept-set resolver falls back to these when a CDM lacks its vocabulary tables.
-    """
-    import pandas as pd  # noqa: F401  (only needed by callers of this function)
-
-    tables = {
-        "concept": concept_table(), "concept_relationship": concept_relationship_table(),
-        "concept_ancestor": concept_ancestor_table(), "vocabulary": vocabulary_table(),
-        "domain": domain_table(), "concept_class": concept_class_table(), "relationship": relationship_table(),
-    }
-    return {name: table.to_pandas() for name, table in tables.items()}

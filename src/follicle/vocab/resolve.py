@@ -82,20 +82,10 @@ def table_or_none(con: Any, name: str, database: Any = None) -> ir.Table | None:
 
 
 def _load_bundled() -> dict[str, pd.DataFrame]:
-    """The bundled vocabulary subset as data frames keyed by table name ({} when absent).
+    """The bundled vocabulary subset (:func:`follicle.vocab.bundled.vocabulary_tables`) as data frames."""
+    from follicle.vocab import bundled
 
-    Accepts ``bundled.load()`` (data frames) or ``bundled.vocabulary_tables()`` (Arrow tables).
-    """
-    try:
-        from follicle.vocab import bundled  # written with the synthetic world
-    except ImportError:
-        return {}
-    if hasattr(bundled, "load"):
-        tables = bundled.load()
-    elif hasattr(bundled, "vocabulary_tables"):
-        tables = bundled.vocabulary_tables()
-    else:
-        return {}
+    tables = bundled.vocabulary_tables()
     return {k.lower(): (v.to_pandas() if hasattr(v, "to_pandas") else v) for k, v in tables.items()}
 
 
@@ -106,7 +96,7 @@ class VocabularySource:
     ----------
     con : Ibis backend holding the CDM.
     database : schema (or ``(catalog, schema)``) of the CDM tables; None for the default.
-    bundled : tables keyed by name; None loads :func:`follicle.vocab.bundled.load` if available.
+    bundled : tables keyed by name; None loads the bundled subset (:func:`follicle.vocab.bundled.vocabulary_tables`).
     """
 
     def __init__(self, con: Any, *, database: Any = None, bundled: dict[str, pd.DataFrame] | None = None) -> None:
