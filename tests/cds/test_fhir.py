@@ -1,0 +1,168 @@
+"""FHIR R4 -> facts: LOINC mapping (clinical.md §5), unit conversion, bad input, RxNorm mapping (§1.3)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from follicle.cds.fhir import parse_bundle
+from follicle.cds.rxnorm import match_medication
+from follicle.errors import InputError
+
+DATA = Path(__file__).parent / "data" / "patient_bundle.json"
+AS_OF = date(2026, 2, 1)
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def bundle():
+    return json.loads(DATA.read_text())
+
+
+def obs(id_, loinc, value=None, unit=None, when="2026-01-05", **extra):
+    r = {"resourceType": "Observation", "id": id_, "status": "final",
+         "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]}, "effectiveDateTime": when}
+    if value is not None:
+        r["valueQuantity"] = {"value": value} | ({"unit": unit} if unit else {})
+    r.update(extra)
+    return r
+
+
+def with_entries(*resources, base=None):
+    b = copy.deepcopy(base or {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p", "gender": "male", "birthDate": "1980-01-01"}}]})
+    b["entry"] += [{"resource": r} for r in resources]
+    return b
+
+
+def test_sample_bundle_facts():
+    rec = parse_bundle(bundle(), as_of=AS_OF)
+    f = rec.facts
+    assert f.age_years == 35 and f.sex == "female"
+    assert f.lymphocytes.value == 1.4 and f.lymphocytes.unit == "10*3/uL"
+    assert f.neutrophils.value == pytest.approx(3.2)  # 3200 cells/mm3 -> 3.2 10*3/uL
+    assert f.haemoglobin.value == pytest.approx(13.1)  # 131 g/L -> 13.1 g/dL
+    assert f.egfr.value == 52 and f.tb_status == "negative" and f.hbv_status == "negative" and f.hcv_status == "negative"
+    assert [c.name for c in f.concomitant] == ["methotrexate"] and f.concomitant[0].matched_by == "rxcui"
+    assert any("39156-5" in w for w in rec.warnings)  # unknown LOINC skipped with a warning (CLI default)
+
+
+def test_cells_per_mm3_and_10e3_per_ul_agree():
+    a = parse_bundle(with_entries(obs("a", "731-0", 450, "cells/mm3")), as_of=AS_OF).facts.lymphocytes
+    b = parse_bundle(with_entries(obs("a", "731-0", 0.45, "10*3/uL")), as_of=AS_OF).facts.lymphocytes
+    c = parse_bundle(with_entries(obs("a", "731-0", 0.45, "x10E3/uL")), as_of=AS_OF).facts.lymphocytes
+    assert a.value == b.value == c.value == 0.45
+
+
+def test_lab_without_unit_is_an_error_naming_the_observation():
+    with pytest.raises(InputError) as exc:
+        parse_bundle(with_entries(obs("alc7", "731-0", 450)), as_of=AS_OF)
+    assert "Observation/alc7" in exc.value.render() and "no unit" in exc.value.render()
+
+
+def test_unsupported_unit_is_an_error():
+    with pytest.raises(InputError, match="cannot be used") as exc:
+        parse_bundle(with_entries(obs("hb1", "718-7", 8.1, "mmol/L")), as_of=AS_OF)
+    assert "mmol/L" in exc.value.render()
+
+
+def test_unknown_loinc_error_in_strict_mode():
+    b = with_entries(obs("x", "39156-5", 24, "kg/m2"))
+    assert parse_bundle(b, as_of=AS_OF).warnings
+    with pytest.raises(InputError) as exc:
+        parse_bundle(b, as_of=AS_OF, unknown_loinc="error")
+    assert "39156-5" in exc.value.render()
+
+
+def test_bundle_without_patient_is_an_error():
+    b = bundle()
+    b["entry"] = [e for e in b["entry"] if e["resource"]["resourceType"] != "Patient"]
+    with pytest.raises(InputError, match="no Patient"):
+        parse_bundle(b, as_of=AS_OF)
+
+
+def test_newest_egfr_preferred_across_codes():
+    b = with_entries(obs("e1", "33914-3", 40, "mL/min/1.73m2", when="2025-06-01"),
+                     obs("e2", "98979-8", 70, "mL/min/{1.73_m2}", when="2026-01-01"))
+    f = parse_bundle(b, as_of=AS_OF).facts
+    assert f.egfr.value == 70 and len([h for h in f.history if h.analyte == "egfr"]) == 2
+
+
+def test_qualitative_results_read_from_text():
+    b = with_entries(obs("t", "71773-6", valueCodeableConcept={"text": "Positive"}),
+                     obs("h", "5196-1", valueString="Reactive"),
+                     obs("c", "16128-1", valueCodeableConcept={"coding": [{"display": "Not detected"}]}),
+                     obs("q", "2106-3", valueString="negative"),
+                     obs("z", "13955-0", valueString="indeterminate"))
+    rec = parse_bundle(b, as_of=AS_OF)
+    f = rec.facts
+    assert (f.tb_status, f.hbv_status, f.hcv_status, f.pregnant) == ("positive", "hbsag_positive", "negative", False)
+    assert any("Observation/z" in w for w in rec.warnings)
+
+
+def test_zoster_immunization_by_name():
+    imm = {"resourceType": "Immunization", "status": "completed", "vaccineCode": {"text": "Zoster vaccine recombinant (Shingrix)"}}
+    assert parse_bundle(with_entries(imm), as_of=AS_OF).facts.zoster_vaccinated is True
+    assert parse_bundle(with_entries(), as_of=AS_OF).facts.zoster_vaccinated is None  # absence is not evidence
+
+
+@pytest.mark.parametrize("concept,drug,by", [
+    ({"coding": [{"system": RX, "code": "2047232"}]}, "baricitinib", "rxcui"),  # clinical.md §1.3 [V]
+    ({"coding": [{"system": RX, "code": "1357536"}]}, "tofacitinib", "rxcui"),
+    ({"coding": [{"system": RX, "code": "999999", "display": "ritlecitinib 50 MG Oral Capsule"}]}, "ritlecitinib", "name"),
+    ({"text": "LEQSELVI 8 mg tablet"}, "deuruxolitinib", "name"),
+    ({"text": "methylprednisolone 4 MG Oral Tablet"}, "methylprednisolone", "name"),  # not prednisolone
+    ({"text": "probenecid 500 mg"}, "probenecid", "name"),
+])
+def test_rxnorm_mapping(concept, drug, by):
+    m = match_medication(concept)
+    assert m.drug.name == drug and m.matched_by == by
+
+
+def test_topical_ruxolitinib_flagged_and_unknown_drug_none():
+    assert match_medication({"text": "Opzelura (ruxolitinib) 1.5% cream"}).topical is True
+    assert match_medication({"text": "ruxolitinib 5 MG Oral Tablet"}).topical is False
+    assert match_medication({"text": "ibuprofen"}) is None
+
+
+# --- fuzzing: any JSON-ish bundle is either parsed or rejected with InputError, never another exception
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3), max_leaves=8)
+_loinc = st.sampled_from(["731-0", "751-8", "718-7", "777-3", "98979-8", "1742-6", "5196-1", "71773-6", "2106-3", "0000-0"])
+_quantity = st.fixed_dictionaries({}, optional={
+    "value": st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**6), st.text(max_size=3), st.booleans()),
+    "unit": st.one_of(st.sampled_from(["10*3/uL", "cells/mm3", "g/dL", "g/L", "mL/min/1.73m2", "U/L", "", "mmol/L"]), st.text(max_size=5)),
+})
+_observation = st.fixed_dictionaries({"resourceType": st.just("Observation")}, optional={
+    "id": st.text(max_size=4), "status": st.sampled_from(["final", "entered-in-error"]),
+    "code": st.fixed_dictionaries({"coding": st.lists(st.fixed_dictionaries({"system": st.just("http://loinc.org"), "code": _loinc}), max_size=2)}) | _json,
+    "valueQuantity": _quantity | _json, "valueString": st.text(max_size=10) | _json,
+    "effectiveDateTime": st.sampled_from(["2026-01-01", "2026-01-01T10:00:00Z", "not a date", ""]) | _json,
+})
+_patient = st.fixed_dictionaries({"resourceType": st.just("Patient")}, optional={
+    "id": st.text(max_size=4), "gender": st.sampled_from(["female", "male", "x"]) | _json,
+    "birthDate": st.sampled_from(["1980-02-29", "2030-01-01", "1990", "bad"]) | _json})
+_med = st.fixed_dictionaries({"resourceType": st.just("MedicationRequest")}, optional={
+    "status": st.sampled_from(["active", "draft"]) | _json,
+    "medicationCodeableConcept": st.fixed_dictionaries({}, optional={"text": st.sampled_from(["baricitinib 2 mg", "cyclosporine"]) | _json,
+                                                                     "coding": _json}) | _json,
+    "dosageInstruction": _json})
+_resource = st.one_of(_observation, _patient, _med, _json)
+_bundle = st.fixed_dictionaries({"resourceType": st.just("Bundle")}, optional={
+    "entry": st.lists(st.fixed_dictionaries({"resource": _resource}) | _json, max_size=6) | _json})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_bundle | _json)
+def test_fuzzed_bundles_parse_or_fail_cleanly(b):
+    try:
+        rec = parse_bundle(b, as_of=AS_OF)
+    except InputError as exc:
+        assert exc.render()
+    else:
+        assert rec.facts.as_of == AS_OF
