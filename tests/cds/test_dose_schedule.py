@@ -86,6 +86,17 @@ def test_overdue_found_from_lab_history():
     assert [t for t in s.tasks if t.rule_id == "ritlecitinib.monitor.week4"][0].status == "done_late"
 
 
+def test_periodic_interval_without_result_is_missed_or_overdue():
+    start = date(2026, 1, 1)
+    hist = [HistoryEntry(analyte=a, date=date(2026, 5, 10)) for a in ("lymphocytes", "platelets")]
+    s = build_schedule(default_kb(), "ritlecitinib", start, as_of=date(2026, 5, 20), history=hist)
+    per = [t for t in s.tasks if t.rule_id == "ritlecitinib.monitor.every_3_months"]
+    assert [t.status for t in per[:2]] == ["missed", "done"]  # month 3 interval had no result; month 6 has
+    s = build_schedule(default_kb(), "ritlecitinib", start, as_of=date(2026, 5, 20), history=[])
+    per = [t for t in s.tasks if t.rule_id == "ritlecitinib.monitor.every_3_months"]
+    assert [t.status for t in per[:3]] == ["overdue", "due", "upcoming"]
+
+
 def test_upcoming_before_window_opens():
     start = date(2026, 1, 1)
     s = build_schedule(default_kb(), "baricitinib", start, as_of=date(2026, 1, 10))

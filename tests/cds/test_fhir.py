@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+
 
 from follicle.cds.fhir import parse_bundle
 from follicle.cds.rxnorm import match_medication
@@ -131,34 +131,11 @@ def test_topical_ruxolitinib_flagged_and_unknown_drug_none():
 
 
 # --- fuzzing: any JSON-ish bundle is either parsed or rejected with InputError, never another exception
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
-                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3), max_leaves=8)
-_loinc = st.sampled_from(["731-0", "751-8", "718-7", "777-3", "98979-8", "1742-6", "5196-1", "71773-6", "2106-3", "0000-0"])
-_quantity = st.fixed_dictionaries({}, optional={
-    "value": st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**6), st.text(max_size=3), st.booleans()),
-    "unit": st.one_of(st.sampled_from(["10*3/uL", "cells/mm3", "g/dL", "g/L", "mL/min/1.73m2", "U/L", "", "mmol/L"]), st.text(max_size=5)),
-})
-_observation = st.fixed_dictionaries({"resourceType": st.just("Observation")}, optional={
-    "id": st.text(max_size=4), "status": st.sampled_from(["final", "entered-in-error"]),
-    "code": st.fixed_dictionaries({"coding": st.lists(st.fixed_dictionaries({"system": st.just("http://loinc.org"), "code": _loinc}), max_size=2)}) | _json,
-    "valueQuantity": _quantity | _json, "valueString": st.text(max_size=10) | _json,
-    "effectiveDateTime": st.sampled_from(["2026-01-01", "2026-01-01T10:00:00Z", "not a date", ""]) | _json,
-})
-_patient = st.fixed_dictionaries({"resourceType": st.just("Patient")}, optional={
-    "id": st.text(max_size=4), "gender": st.sampled_from(["female", "male", "x"]) | _json,
-    "birthDate": st.sampled_from(["1980-02-29", "2030-01-01", "1990", "bad"]) | _json})
-_med = st.fixed_dictionaries({"resourceType": st.just("MedicationRequest")}, optional={
-    "status": st.sampled_from(["active", "draft"]) | _json,
-    "medicationCodeableConcept": st.fixed_dictionaries({}, optional={"text": st.sampled_from(["baricitinib 2 mg", "cyclosporine"]) | _json,
-                                                                     "coding": _json}) | _json,
-    "dosageInstruction": _json})
-_resource = st.one_of(_observation, _patient, _med, _json)
-_bundle = st.fixed_dictionaries({"resourceType": st.just("Bundle")}, optional={
-    "entry": st.lists(st.fixed_dictionaries({"resource": _resource}) | _json, max_size=6) | _json})
+from fhir_strategies import bundles, json_values  # noqa: E402
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_bundle | _json)
+@given(bundles | json_values)
 def test_fuzzed_bundles_parse_or_fail_cleanly(b):
     try:
         rec = parse_bundle(b, as_of=AS_OF)
@@ -166,3 +143,12 @@ def test_fuzzed_bundles_parse_or_fail_cleanly(b):
         assert exc.render()
     else:
         assert rec.facts.as_of == AS_OF
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "7", True, None])
+def test_non_numeric_or_non_finite_values_are_errors(value):
+    o = obs("v", "718-7", 1, "g/dL")
+    o["valueQuantity"]["value"] = value
+    with pytest.raises(InputError) as exc:
+        parse_bundle(with_entries(o), as_of=AS_OF)
+    assert "Observation/v" in exc.value.render() and "finite number" in exc.value.render()

@@ -20,6 +20,7 @@ malignancy or infection are held), so those facts stay unknown unless given dire
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime
 from typing import Any, Literal
@@ -211,8 +212,9 @@ def parse_resources(
         when = _date(obs.get("effectiveDateTime")) or _date(obs.get("issued"))
         if analyte in NUMERIC:
             q = obs.get("valueQuantity")
-            if not isinstance(q, dict) or isinstance(q.get("value"), bool) or not isinstance(q.get("value"), (int, float)):
-                problems.append(f"{_ref(obs)} (LOINC {known[0]}): valueQuantity.value must be a number")
+            if (not isinstance(q, dict) or isinstance(q.get("value"), bool) or not isinstance(q.get("value"), (int, float))
+                    or not math.isfinite(q["value"])):
+                problems.append(f"{_ref(obs)} (LOINC {known[0]}): valueQuantity.value must be a finite number")
                 continue
             units = [u for u in (q.get("code"), q.get("unit")) if isinstance(u, str) and u.strip()]
             if not units:

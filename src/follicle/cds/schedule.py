@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from follicle.cds.facts import HistoryEntry
     from follicle.cds.kb import KnowledgeBase
 
-TaskStatus = Literal["done", "done_late", "due", "overdue", "upcoming"]
+TaskStatus = Literal["done", "done_late", "missed", "due", "overdue", "upcoming"]
 
 
 class ScheduledTask(BaseModel):
@@ -69,11 +69,17 @@ def add_months(d: date, months: int) -> date:
 
 
 def task_status(
-    analytes: list[str], due_from: date | None, due_by: date, as_of: date, history: list[HistoryEntry]
+    analytes: list[str], due_from: date | None, due_by: date, as_of: date, history: list[HistoryEntry],
+    *, periodic: bool = False,
 ) -> tuple[TaskStatus, date | None, list[str]]:
-    """Status of one task from the lab history: (status, date done, analytes still missing)."""
+    """Status of one task from the lab history: (status, date done, analytes still missing).
+
+    A result after the last day makes a one-off task ``done_late``; for a periodic task that result
+    belongs to a later interval, so the past interval is ``missed`` (later results exist) or
+    ``overdue`` (none since the window opened).
+    """
     done_dates: list[date] = []
-    late_dates: list[date] = []
+    late: dict[str, date] = {}
     missing: list[str] = []
     for a in analytes:
         dates = sorted(h.date for h in history if h.analyte == a and h.date <= as_of and (due_from is None or h.date >= due_from))
@@ -81,13 +87,15 @@ def task_status(
         if in_time:
             done_dates.append(in_time[-1])
         elif dates:
-            late_dates.append(dates[0])
+            late[a] = dates[0]
         else:
             missing.append(a)
+    if periodic and late:
+        return "missed", None, sorted(set(late) | set(missing), key=analytes.index)
     if not missing:
-        if not late_dates:
+        if not late:
             return "done", max(done_dates), []
-        return "done_late", max(late_dates), []
+        return "done_late", max(late.values()), []
     if as_of > due_by:
         return "overdue", None, missing
     if due_from is None or as_of >= due_from:
@@ -127,7 +135,8 @@ def build_schedule(
                 windows.append((prev + timedelta(days=1), due, f"{t.label}, month {k * t.every_months}"))
                 k, prev = k + 1, due
         for due_from, due_by, label in windows:
-            status, done_on, missing = task_status(list(t.analytes), due_from, due_by, as_of, history)
+            status, done_on, missing = task_status(list(t.analytes), due_from, due_by, as_of, history,
+                                                   periodic=t.every_months is not None)
             tasks.append(ScheduledTask(
                 rule_id=rule.id, label=label, analytes=list(t.analytes), due_from=due_from, due_by=due_by,
                 status=status, done_on=done_on, missing_analytes=missing, message=rule.message,
