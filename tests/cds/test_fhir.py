@@ -152,3 +152,10 @@ def test_non_numeric_or_non_finite_values_are_errors(value):
     with pytest.raises(InputError) as exc:
         parse_bundle(with_entries(o), as_of=AS_OF)
     assert "Observation/v" in exc.value.render() and "finite number" in exc.value.render()
+
+
+def test_implausible_birth_date_is_an_input_error():
+    b = with_entries()
+    b["entry"][0]["resource"]["birthDate"] = "1700-01-01"
+    with pytest.raises(InputError, match="out of range"):
+        parse_bundle(b, as_of=AS_OF)

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from follicle.cds.facts import LabValue, PatientFacts
-from follicle.cds.kb import DISCLAIMER, KnowledgeBase, Rule, Source, default_kb
+from follicle.cds.kb import DISCLAIMER, SEVERITY, KnowledgeBase, Rule, Source, default_kb
 from follicle.cds.schedule import Schedule, build_schedule
 from follicle.cds.units import CANONICAL_UNITS
 from follicle.errors import InputError
@@ -80,9 +80,8 @@ class Decision(BaseModel):
 
 
 def _reason(rule: Rule, action: str, observed: str | None = None, threshold: str | None = None) -> Reason:
-    from follicle.cds.kb import SEVERITY
-
-    return Reason(
+    # built from an already validated rule: skip re-validation (hot path of the service)
+    return Reason.model_construct(
         rule_id=rule.id, kind=rule.kind, action=action, severity=SEVERITY[action], message=rule.message,
         observed=observed, threshold=threshold, source=rule.source, also=list(rule.also), status=rule.status,
         flag=rule.flag, basis=rule.basis, checked=rule.checked, note=rule.note,

@@ -25,7 +25,7 @@ import re
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from follicle.cds.facts import Concomitant, HistoryEntry, LabValue, PatientFacts
 from follicle.cds.kb import KnowledgeBase, default_kb
@@ -276,7 +276,12 @@ def parse_resources(
     fields["history"] = history
     if problems:
         raise InputError("FHIR input cannot be used as given", problems=problems)
-    return ParsedRecord(facts=PatientFacts(**fields), medications=meds, warnings=warnings)
+    try:
+        facts = PatientFacts(**fields)
+    except ValidationError as exc:
+        raise InputError("FHIR input gives facts out of range", problems=[
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
+    return ParsedRecord(facts=facts, medications=meds, warnings=warnings)
 
 
 def _texts_of(concept: Any) -> list[str]:

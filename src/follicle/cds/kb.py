@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, PrivateAttr, ValidationError, field_validator, model_validator
 
 from follicle.cds.units import CANONICAL_UNITS, convert
 from follicle.errors import SpecError
 
 KB_DIR = Path(__file__).parent / "kb"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 DISCLAIMER = "This supports, and does not replace, the clinician's judgement."
 
@@ -125,6 +126,7 @@ class Rule(BaseModel):
     basis: Literal["label", "practice"]
     checked: date
     note: str | None = None
+    _converted: dict[str, Threshold] = PrivateAttr(default_factory=dict)
 
     @field_validator("drugs", mode="before")
     @classmethod
@@ -141,7 +143,13 @@ class Rule(BaseModel):
         return "verified" if self.status == "V" else "PARTIALLY VERIFIED"
 
     def threshold_in(self, unit: str) -> Threshold:
-        """The threshold converted to *unit* (the canonical unit of the fact)."""
+        """The threshold converted to *unit* (the canonical unit of the fact); cached per rule."""
+        hit = self._converted.get(unit)
+        if hit is None:
+            hit = self._converted[unit] = self._threshold_in(unit)
+        return hit
+
+    def _threshold_in(self, unit: str) -> Threshold:
         t = self.threshold
         assert t is not None
         conv = [None if x is None else convert(x, t.unit, unit, analyte=self.condition.facts[0]) for x in (t.value, t.low, t.high)]  # type: ignore[union-attr]
@@ -172,12 +180,21 @@ class KnowledgeBase(BaseModel):
     drugs: tuple[DrugEntry, ...]
 
     def for_drug(self, drug: str, *, kinds: set[str] | None = None) -> list[Rule]:
-        return [r for r in self.rules if drug in r.drugs and (kinds is None or r.kind in kinds)]
+        rules = self._by_drug.get(drug, [])
+        return list(rules) if kinds is None else [r for r in rules if r.kind in kinds]
+
+    @functools.cached_property
+    def _by_drug(self) -> dict[str, list[Rule]]:
+        out: dict[str, list[Rule]] = {}
+        for r in self.rules:
+            for d in r.drugs:
+                out.setdefault(d, []).append(r)
+        return out
 
     def drug(self, name: str) -> DrugEntry | None:
         return next((d for d in self.drugs if d.name == name), None)
 
-    @property
+    @functools.cached_property
     def drugs_with_rules(self) -> list[str]:
         names = {d for r in self.rules for d in r.drugs}
         return [d.name for d in self.drugs if d.name in names]
@@ -234,7 +251,7 @@ def load_kb(directory: Path = KB_DIR) -> KnowledgeBase:
     rules: list[Rule] = []
     drugs: list[DrugEntry] = []
     for path in sorted(directory.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_Loader) or {}
         for i, raw in enumerate(data.get("rules", [])):
             try:
                 rule = Rule.model_validate(raw)

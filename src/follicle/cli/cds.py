@@ -116,9 +116,9 @@ def serve(
     import uvicorn
 
     from follicle.service.main import create_app
-    from follicle.service.settings import get_settings
+    from follicle.service.settings import load_settings
 
-    settings = get_settings()
+    settings = load_settings()
     if not settings.auth_enabled:
         console.print("[yellow]JWT verification is OFF (FOLLICLE_CDS_AUTH_ENABLED=false): local demo only.[/]")
     console.print("This service supports, and does not replace, the clinician's judgement.")

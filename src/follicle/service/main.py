@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from follicle import __version__
+from follicle.cds.kb import default_kb
 from follicle.service import errors
 from follicle.service.routers import discovery, feedback, services
 from follicle.service.security import JtiCache
@@ -19,6 +20,7 @@ def create_app() -> FastAPI:
         description="JAK inhibitors in alopecia areata: sourced checks at the point of ordering. "
         "Supports, and does not replace, the clinician's judgement.",
     )
+    default_kb()  # load and validate the knowledge base now, not on the first request
     app.state.jti_cache = JtiCache()
     app.state.feedback = {}
     errors.install(app)

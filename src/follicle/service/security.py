@@ -106,7 +106,7 @@ def verify_token(token: str, *, audience: str, settings: CdsSettings, jti_cache:
     return claims
 
 
-def require_client(
+async def require_client(
     request: Request,
     settings: Annotated[CdsSettings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

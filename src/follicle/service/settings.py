@@ -1,6 +1,7 @@
 """Service settings (environment variables ``FOLLICLE_CDS_*``), read once behind a cached getter.
 
-Tests swap them with ``app.dependency_overrides[get_settings]``.
+``load_settings()`` is the cached getter; ``get_settings`` is the FastAPI dependency over it, which
+tests swap with ``app.dependency_overrides[get_settings]``.
 """
 
 from __future__ import annotations
@@ -50,5 +51,11 @@ class CdsSettings(BaseSettings):
 
 
 @functools.lru_cache(maxsize=1)
-def get_settings() -> CdsSettings:
+def load_settings() -> CdsSettings:
+    """The settings from the environment, read once (the cached getter)."""
     return CdsSettings()
+
+
+async def get_settings() -> CdsSettings:
+    """FastAPI dependency (async, so no thread hop per request); tests override it."""
+    return load_settings()

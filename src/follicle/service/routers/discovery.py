@@ -12,6 +12,6 @@ router = APIRouter(tags=["discovery"])
 
 
 @router.get("/cds-services", response_model=DiscoveryResponse, responses={401: {"model": OperationOutcome}})
-def discovery(client: Client) -> DiscoveryResponse:
+async def discovery(client: Client) -> DiscoveryResponse:
     """List the services (a service id may appear under several hooks)."""
     return DiscoveryResponse(services=SERVICES)

@@ -13,7 +13,7 @@ _ERR = {c: {"model": OperationOutcome} for c in (400, 401, 404, 422)}
 
 
 @router.post("/cds-services/{service_id}/feedback", response_model=FeedbackResponse, responses=_ERR)
-def feedback(service_id: str, body: FeedbackRequest, request: Request, client: Client) -> FeedbackResponse:
+async def feedback(service_id: str, body: FeedbackRequest, request: Request, client: Client) -> FeedbackResponse:
     """Record card outcomes (kept in memory: counts per service and outcome, no patient data)."""
     if service_id not in SERVICE_IDS:
         raise HTTPException(404, f"service {service_id!r} is not offered here")

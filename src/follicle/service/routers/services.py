@@ -29,7 +29,7 @@ router = APIRouter(tags=["services"])
 _ERR: dict[int | str, dict[str, Any]] = {c: {"model": OperationOutcome} for c in (400, 401, 412, 422)}
 
 
-def get_fhir_transport() -> httpx.AsyncBaseTransport | None:
+async def get_fhir_transport() -> httpx.AsyncBaseTransport | None:
     """Transport for fetching from ``fhirServer`` (None = real network); tests override it."""
     return None
 
@@ -113,7 +113,7 @@ async def order_check(body: OrderRequest, client: Client, settings: Settings, tr
                 Concomitant(name=o.drug, classes=kb.drug(o.drug).classes, matched_by=o.matched_by)  # type: ignore[union-attr, arg-type]
                 for o in others
             ]
-        d = evaluate(facts, order.drug, mode="start", start=settings.evaluation_date())
+        d = evaluate(facts, order.drug, mode="start")
         notes = list(record.warnings)
         if order.matched_by == "name":
             notes.append(f"The order was matched to {order.drug} by name ({order.text!r}); no RxNorm ingredient code for it is held.")
