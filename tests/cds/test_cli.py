@@ -47,3 +47,8 @@ def test_check_errors(tmp_path):
     assert r.exit_code == 2 and "39156-5" in r.stderr
     r = runner.invoke(app, ["cds", "check", str(tmp_path / "missing.json"), "--drug", "baricitinib"])
     assert r.exit_code == 2
+
+
+def test_serve_command_is_registered():
+    r = runner.invoke(app, ["cds", "serve", "--help"])
+    assert r.exit_code == 0 and "--port" in r.stdout and "--host" in r.stdout
