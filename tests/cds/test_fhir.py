@@ -159,3 +159,13 @@ def test_implausible_birth_date_is_an_input_error():
     b["entry"][0]["resource"]["birthDate"] = "1700-01-01"
     with pytest.raises(InputError, match="out of range"):
         parse_bundle(b, as_of=AS_OF)
+
+
+def test_aa_diagnosis_from_conditions():
+    icd = {"resourceType": "Condition", "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "L63.1"}]}}
+    sct = {"resourceType": "Condition", "code": {"coding": [{"system": "http://snomed.info/sct", "code": "68225006"}]}}
+    other = {"resourceType": "Condition", "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F32.A"}]}}
+    assert parse_bundle(with_entries(icd), as_of=AS_OF).aa_diagnosis is True
+    assert parse_bundle(with_entries(sct, other), as_of=AS_OF).aa_diagnosis is True
+    assert parse_bundle(with_entries(other), as_of=AS_OF).aa_diagnosis is False
+    assert parse_bundle(with_entries(), as_of=AS_OF).aa_diagnosis is None

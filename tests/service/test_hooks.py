@@ -159,3 +159,14 @@ def test_feedback(client):
     assert r.status_code == 200 and r.json() == {"received": 1}
     assert client.post("/cds-services/nope/feedback", json=body).status_code == 404
     assert client.post("/cds-services/aa-jaki-order-check/feedback", json={"feedback": []}).status_code == 422
+
+
+def test_no_aa_diagnosis_info_card(client):
+    body = order_request()
+    body["prefetch"]["conditions"] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {
+        "resourceType": "Condition", "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F41.1"}]}}}]}
+    cards = client.post(ORDER, json=body).json()["cards"]
+    assert any("No alopecia areata diagnosis" in c["summary"] for c in cards)
+    body["prefetch"]["conditions"]["entry"][0]["resource"]["code"]["coding"][0]["code"] = "L63.9"
+    cards = client.post(ORDER, json=body).json()["cards"]
+    assert not any("No alopecia areata diagnosis" in c["summary"] for c in cards)

@@ -33,6 +33,9 @@ from follicle.cds.rxnorm import match_medication
 from follicle.errors import InputError
 
 LOINC_SYSTEM = "http://loinc.org"
+ICD10CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
+SNOMED_SYSTEM = "http://snomed.info/sct"
+AA_SNOMED = "68225006"
 
 #: LOINC -> (analyte, status in clinical.md §5)
 LOINC: dict[str, tuple[str, str]] = {
@@ -74,11 +77,17 @@ class DrugOrder(BaseModel):
 
 
 class ParsedRecord(BaseModel):
-    """Facts plus what else the resources said: medication orders and warnings."""
+    """Facts plus what else the resources said: medication orders, AA diagnosis, warnings.
+
+    ``aa_diagnosis`` is True when a Condition codes alopecia areata (ICD-10-CM L63.x, clinical.md
+    §1.1; SNOMED 68225006, §1.2), False when Conditions were given and none does (descendant SNOMED
+    codes are not held, so False means "not found", not "absent"), None when no Condition was given.
+    """
 
     facts: PatientFacts
     medications: list[DrugOrder]
     warnings: list[str]
+    aa_diagnosis: bool | None = None
 
 
 def _date(value: Any) -> date | None:
@@ -273,6 +282,15 @@ def parse_resources(
         text = " ".join(_texts_of(vc)).lower()
         if imm.get("status") == "completed" and re.search(r"\b(zoster|shingrix)\b", text):
             fields["zoster_vaccinated"] = True
+    conditions = [r for r in resources if r.get("resourceType") == "Condition"]
+    aa = None
+    if conditions:
+        aa = any(
+            isinstance(c, dict) and (
+                (c.get("system") == ICD10CM_SYSTEM and isinstance(c.get("code"), str) and c["code"].upper().startswith("L63"))
+                or (c.get("system") == SNOMED_SYSTEM and c.get("code") == AA_SNOMED))
+            for cond in conditions for c in ((cond.get("code") or {}).get("coding") or [] if isinstance(cond.get("code"), dict) else [])
+        )
     fields["history"] = history
     if problems:
         raise InputError("FHIR input cannot be used as given", problems=problems)
@@ -281,7 +299,7 @@ def parse_resources(
     except ValidationError as exc:
         raise InputError("FHIR input gives facts out of range", problems=[
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
-    return ParsedRecord(facts=facts, medications=meds, warnings=warnings)
+    return ParsedRecord(facts=facts, medications=meds, warnings=warnings, aa_diagnosis=aa)
 
 
 def _texts_of(concept: Any) -> list[str]:

@@ -96,6 +96,10 @@ async def order_check(body: OrderRequest, client: Client, settings: Settings, tr
     record = await _record(body, ORDER_KEYS, ORDER_REQUIRED, settings, transport)
     kb = default_kb()
     cards = []
+    if record.aa_diagnosis is False:
+        cards.append(info_card("No alopecia areata diagnosis found in the conditions; these checks are for AA",
+                               ["No Condition coded ICD-10-CM L63.x or SNOMED CT 68225006 was found. Descendant SNOMED "
+                                "codes (totalis, universalis) are not held, so a coded subtype may have been missed."]))
     for raw, order in jaki:
         assert order is not None
         if order.topical:
