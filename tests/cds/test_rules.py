@@ -47,6 +47,7 @@ ROWS = [
     ("ritlecitinib.start.tb_latent", {"tb_status": "latent"}, {"tb_status": "negative"}, PFIZER_MI),
     ("ritlecitinib.start.hepatitis", {"hbv_status": "hbsag_positive"}, {"hbv_status": "negative"}, PFIZER_MI),
     ("ritlecitinib.start.hepatitis", {"hcv_status": "positive"}, {"hcv_status": "negative"}, PFIZER_MI),
+    ("ritlecitinib.caution.hbv_core", {"hbv_status": "anti_hbc_positive"}, {"hbv_status": "negative"}, PFIZER_MI),
     ("ritlecitinib.hepatic.severe", {"hepatic_class": "C"}, {"hepatic_class": "A"}, PFIZER_MI),
     ("ritlecitinib.renal.esrd", {"esrd_or_renal_transplant": True}, {"esrd_or_renal_transplant": False}, PFIZER_UK),
     ("ritlecitinib.interaction.cyp3a_inducer", {"concomitant": [med("rifampin", "strong_cyp3a_inducer")]}, {"concomitant": []}, PFIZER_DDI),

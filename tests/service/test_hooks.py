@@ -170,3 +170,12 @@ def test_no_aa_diagnosis_info_card(client):
     body["prefetch"]["conditions"]["entry"][0]["resource"]["code"]["coding"][0]["code"] = "L63.9"
     cards = client.post(ORDER, json=body).json()["cards"]
     assert not any("No alopecia areata diagnosis" in c["summary"] for c in cards)
+
+
+def test_patient_view_shows_lab_reasons_not_start_cautions(client):
+    pt = dict(bundle_resources()[0], birthDate="1950-01-01")  # age >= 65: a start-time caution only
+    body = patient_view_request([med_request(status="active", authored="2026-01-20")])
+    body["prefetch"]["patient"] = pt
+    cards = client.post(VIEW, json=body).json()["cards"]
+    assert not any("65" in c["summary"] for c in cards)
+    assert any("reduce dose" in c["summary"] for c in cards)  # eGFR 52 on therapy: step-down [P]

@@ -107,8 +107,12 @@ def _task_line(t: ScheduledTask) -> str:
 
 
 def monitoring_cards(d: Decision, patient_id: str) -> list[Card]:
-    """Cards for a patient on a JAK inhibitor (patient-view): abnormal labs, overdue and due tasks."""
-    cards = [reason_card(d.drug, r) for r in d.reasons]
+    """Cards for a patient on a JAK inhibitor (patient-view): abnormal labs, overdue and due tasks.
+
+    Only lab-driven reasons (lab thresholds, renal limits, dose step-downs) become cards here; the
+    start-time cautions (age, history) belong to the order check, not to every chart opening.
+    """
+    cards = [reason_card(d.drug, r) for r in d.reasons if r.kind in {"lab_threshold", "renal", "dose_adjustment"}]
     if d.schedule is None:
         return cards
     for status, indicator in (("overdue", "warning"), ("due", "info")):
