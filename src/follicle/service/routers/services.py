@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from follicle.cds.engine import evaluate
 from follicle.cds.facts import Concomitant
@@ -55,13 +55,18 @@ async def _record(body: PatientViewRequest | OrderRequest, keys: list[str], requ
     return record
 
 
+def _send(resp: CdsResponse) -> Response:
+    """Serialise once (the model is already validated; FastAPI would validate it again)."""
+    return Response(resp.model_dump_json(exclude_none=True), media_type="application/json")
+
+
 def _is_jaki(order: DrugOrder | None) -> bool:
     kb = default_kb()
     return order is not None and "jak_inhibitor" in kb.drug(order.drug).classes  # type: ignore[union-attr]
 
 
 @router.post(f"/cds-services/{PATIENT_VIEW_ID}", response_model=CdsResponse, response_model_exclude_none=True, responses=_ERR)
-async def patient_view(body: PatientViewRequest, client: Client, settings: Settings, transport: Transport) -> CdsResponse:
+async def patient_view(body: PatientViewRequest, client: Client, settings: Settings, transport: Transport) -> Response:
     """Monitoring due or overdue, and abnormal labs, for a patient on a JAK inhibitor."""
     record = await _record(body, PATIENT_VIEW_KEYS, PATIENT_VIEW_REQUIRED, settings, transport)
     kb = default_kb()
@@ -79,11 +84,11 @@ async def patient_view(body: PatientViewRequest, client: Client, settings: Setti
             continue
         d = evaluate(record.facts, med.drug, mode="on_treatment", start=med.authored_on)
         cards += monitoring_cards(d, body.context.patientId)
-    return CdsResponse(cards=cards)
+    return _send(CdsResponse(cards=cards))
 
 
 @router.post(f"/cds-services/{ORDER_ID}", response_model=CdsResponse, response_model_exclude_none=True, responses=_ERR)
-async def order_check(body: OrderRequest, client: Client, settings: Settings, transport: Transport) -> CdsResponse:
+async def order_check(body: OrderRequest, client: Client, settings: Settings, transport: Transport) -> Response:
     """Contraindications, dose and missing screening for a draft JAK inhibitor order."""
     drafts = [r for r in resources_of(body.context.draftOrders, where="context.draftOrders") if r.get("resourceType") == "MedicationRequest"]
     if body.hook == "order-select":
@@ -92,7 +97,7 @@ async def order_check(body: OrderRequest, client: Client, settings: Settings, tr
     orders = [(r, parse_medication(r)) for r in drafts]
     jaki = [(r, o) for r, o in orders if _is_jaki(o)]
     if not jaki:
-        return CdsResponse(cards=[])
+        return _send(CdsResponse(cards=[]))
     record = await _record(body, ORDER_KEYS, ORDER_REQUIRED, settings, transport)
     kb = default_kb()
     cards = []
@@ -122,4 +127,4 @@ async def order_check(body: OrderRequest, client: Client, settings: Settings, tr
         if order.matched_by == "name":
             notes.append(f"The order was matched to {order.drug} by name ({order.text!r}); no RxNorm ingredient code for it is held.")
         cards += order_cards(d, body.context.patientId, order.dose_mg, notes)
-    return CdsResponse(cards=cards)
+    return _send(CdsResponse(cards=cards))
