@@ -8,6 +8,7 @@ result; ``history`` keeps every dated result, for finding overdue monitoring tas
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -42,10 +43,13 @@ class LabValue(BaseModel):
     @classmethod
     def of(cls, analyte: str, value: float, unit: str, when: dt.date | None = None, source_id: str | None = None) -> LabValue:
         """Build from a value in any supported *unit*, converting to the canonical unit."""
+        if not math.isfinite(value):
+            raise ValueError(f"{analyte}: value must be finite, got {value}")
         if analyte in {"liver_enzymes", "lipids"}:  # presence only: keep as given
-            return cls(value=value, unit=unit, date=when, source_id=source_id)
+            return cls.model_construct(value=float(value), unit=unit, date=when, source_id=source_id)
         canon = CANONICAL_UNITS[analyte]
-        return cls(value=convert(value, unit, canon, analyte=analyte), unit=canon, date=when, source_id=source_id)
+        # fields are checked here (finite float, canonical unit), so no second validation pass
+        return cls.model_construct(value=convert(value, unit, canon, analyte=analyte), unit=canon, date=when, source_id=source_id)
 
 
 class HistoryEntry(BaseModel):

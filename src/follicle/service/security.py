@@ -12,6 +12,7 @@ Every failure is a 401 with an OperationOutcome body. Verification can be switch
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Annotated, Any
@@ -58,6 +59,20 @@ class JtiCache:
             return True
 
 
+_KEYS: dict[str, jwt.PyJWK] = {}
+
+
+def _public_key(jwk: dict[str, Any], alg: str) -> jwt.PyJWK:
+    """The parsed public key for a JWK and algorithm, cached (parsing costs more than verifying)."""
+    cache_key = alg + json.dumps(jwk, sort_keys=True)
+    key = _KEYS.get(cache_key)
+    if key is None:
+        key = jwt.PyJWK(jwk, algorithm=alg)
+        if len(_KEYS) < 1024:
+            _KEYS[cache_key] = key
+    return key
+
+
 def endpoint_url(request: Request, settings: CdsSettings) -> str:
     """The URL the client called, which ``aud`` must equal."""
     if settings.public_base_url:
@@ -68,10 +83,10 @@ def endpoint_url(request: Request, settings: CdsSettings) -> str:
 def verify_token(token: str, *, audience: str, settings: CdsSettings, jti_cache: JtiCache) -> dict[str, Any]:
     """Check a CDS client's JWT; return its claims or raise :class:`AuthError`."""
     try:
-        header = jwt.get_unverified_header(token)
-        unverified = jwt.decode(token, options={"verify_signature": False})
+        unverified_full = jwt.api_jwt.decode_complete(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise AuthError(f"malformed token ({exc})") from None
+    header, unverified = unverified_full["header"], unverified_full["payload"]
     alg = header.get("alg")
     if alg not in ALLOWED_ALGORITHMS:
         raise AuthError(f"algorithm {alg!r} is not allowed; use an asymmetric algorithm such as ES384 or RS384")
@@ -88,7 +103,7 @@ def verify_token(token: str, *, audience: str, settings: CdsSettings, jti_cache:
     if len(keys) != 1:
         raise AuthError(f"no unique key {kid!r} in the JWK Set of issuer {iss!r}")
     try:
-        key = jwt.PyJWK(keys[0], algorithm=alg)
+        key = _public_key(keys[0], alg)
         claims = jwt.decode(
             token, key=key, algorithms=[alg], audience=audience, issuer=iss, leeway=settings.leeway_seconds,
             options={"require": ["iss", "aud", "exp", "iat", "jti"]},
