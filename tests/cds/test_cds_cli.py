@@ -38,13 +38,13 @@ def test_check_errors(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     r = runner.invoke(app, ["cds", "check", str(bad), "--drug", "baricitinib"])
-    assert r.exit_code == 2 and "not valid JSON" in r.stderr
+    assert r.exit_code == 2 and "not valid JSON" in " ".join(r.stderr.split())
     r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "aspirin"])
-    assert r.exit_code == 2 and "no sourced rules for 'aspirin'" in r.stderr
+    assert r.exit_code == 2 and "no sourced rules for 'aspirin'" in " ".join(r.stderr.split())
     r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--start", "15/01/2026"])
-    assert r.exit_code == 2 and "--start" in r.stderr
+    assert r.exit_code == 2 and "--start" in " ".join(r.stderr.split())
     r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--strict"])
-    assert r.exit_code == 2 and "39156-5" in r.stderr
+    assert r.exit_code == 2 and "39156-5" in " ".join(r.stderr.split())
     r = runner.invoke(app, ["cds", "check", str(tmp_path / "missing.json"), "--drug", "baricitinib"])
     assert r.exit_code == 2
 
@@ -52,3 +52,8 @@ def test_check_errors(tmp_path):
 def test_serve_command_is_registered():
     r = runner.invoke(app, ["cds", "serve", "--help"])
     assert r.exit_code == 0 and "--port" in r.stdout and "--host" in r.stdout
+
+
+def test_check_directory_is_a_clear_error(tmp_path):
+    r = runner.invoke(app, ["cds", "check", str(tmp_path), "--drug", "baricitinib"])
+    assert r.exit_code == 2 and "cannot read" in " ".join(r.stderr.split())

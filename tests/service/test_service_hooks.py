@@ -179,3 +179,26 @@ def test_patient_view_shows_lab_reasons_not_start_cautions(client):
     cards = client.post(VIEW, json=body).json()["cards"]
     assert not any("65" in c["summary"] for c in cards)
     assert any("reduce dose" in c["summary"] for c in cards)  # eGFR 52 on therapy: step-down [P]
+
+
+def test_fhir_server_allow_list_and_id_escaping():
+    from fastapi.testclient import TestClient
+
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.raw_path.decode())
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset", "entry": []})
+
+    app = make_app(allowed_fhir_servers=["https://ehr.example.org/fhir"])
+    app.dependency_overrides[get_fhir_transport] = lambda: httpx.MockTransport(handler)
+    c = TestClient(app, raise_server_exceptions=False)
+    body = order_request(drop=("labs",))
+    body["fhirServer"] = "https://elsewhere.example.org/fhir"
+    r = c.post(ORDER, json=body)
+    assert r.status_code == 412 and "allow-list" in r.text and not seen
+    body["fhirServer"] = "https://ehr.example.org/fhir"
+    body["context"]["patientId"] = "../Patient/x"
+    body["prefetch"]["patient"] = dict(body["prefetch"]["patient"], id="../Patient/x")
+    c.post(ORDER, json=body)
+    assert seen and "patient=..%2FPatient%2Fx" in seen[0]

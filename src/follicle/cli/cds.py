@@ -35,6 +35,10 @@ def run_check(bundle_path: Path, drug: str, start: date | None, as_of: date | No
         bundle = json.loads(Path(bundle_path).read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"{bundle_path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{bundle_path}: cannot read the bundle ({exc})") from None
     as_of = as_of or date.today()
     start = start or as_of
     record = parse_bundle(bundle, as_of=as_of, unknown_loinc="error" if strict else "warn")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from urllib.parse import quote
+
 import httpx
 from fastapi import HTTPException
 
@@ -35,7 +37,7 @@ def render(template: str, context: dict[str, Any]) -> str:
     out = template
     for k, v in context.items():
         if isinstance(v, (str, int)) and not isinstance(v, bool):
-            out = out.replace("{{context." + k + "}}", str(v))
+            out = out.replace("{{context." + k + "}}", quote(str(v), safe=""))  # an id cannot change the path
     if "{{" in out:
         raise PreconditionFailed(f"cannot fill prefetch template {template!r} from the context")
     return out
@@ -51,9 +53,19 @@ async def gather(
     access_token: str | None,
     transport: httpx.AsyncBaseTransport | None,
     timeout: float,
+    allowed_servers: list[str] | None = None,
 ) -> dict[str, list[dict] | None]:
-    """Resources for each key (``None`` = not available and not required)."""
+    """Resources for each key (``None`` = not available and not required).
+
+    ``allowed_servers`` (when given) lists the FHIR base URLs the service may fetch from; another
+    ``fhirServer`` is treated as absent, so nothing is fetched from an unknown host.
+    """
     prefetch = prefetch or {}
+    if fhir_server and allowed_servers is not None and fhir_server.rstrip("/") not in {u.rstrip("/") for u in allowed_servers}:
+        need = [k for k in keys if k not in prefetch and k in required]
+        if need:
+            raise PreconditionFailed(f"required prefetch {', '.join(need)} missing and fhirServer {fhir_server!r} is not on the allow-list")
+        fhir_server = None
     missing = [k for k in keys if k not in prefetch]
     if missing and not fhir_server:
         need = [k for k in missing if k in required]

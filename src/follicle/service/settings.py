@@ -36,6 +36,7 @@ class CdsSettings(BaseSettings):
     trusted_issuers_file: Path | None = Field(None, description="JSON file holding a list of trusted issuers (added to trusted_issuers).")
     leeway_seconds: int = Field(0, ge=0, le=300, description="Clock skew allowed on exp/iat.")
     fhir_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    allowed_fhir_servers: list[str] | None = Field(None, description="FHIR base URLs the service may fetch missing prefetch from; unset = any.")
     today: date | None = Field(None, description="Fix the evaluation date (tests, demos); default: today's date.")
 
     def issuers(self) -> dict[str, TrustedIssuer]:

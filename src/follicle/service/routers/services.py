@@ -44,7 +44,7 @@ async def _record(body: PatientViewRequest | OrderRequest, keys: list[str], requ
     data = await gather(
         keys=keys, required=required, prefetch=body.prefetch, context=ctx, fhir_server=body.fhirServer,
         access_token=body.fhirAuthorization.access_token if body.fhirAuthorization else None,
-        transport=transport, timeout=settings.fhir_timeout_seconds,
+        transport=transport, timeout=settings.fhir_timeout_seconds, allowed_servers=settings.allowed_fhir_servers,
     )
     resources = [r for k in keys for r in (data.get(k) or [])]
     record = parse_resources(resources, as_of=settings.evaluation_date(), unknown_loinc="error")
