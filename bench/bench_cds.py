@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx  # only to wait for the server to come up
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "tests" / "cds" / "data" / "patient_bundle.json"
@@ -59,6 +59,12 @@ def order_body() -> dict:
             "prefetch": {"patient": res[0], "labs": ss(labs), "medications": ss(meds)}}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process *pid* so far (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -81,7 +87,7 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def run_load(port: int, path: str, method: str, body: bytes | None, key, rate: float, duration: float,
-                   max_in_flight: int) -> dict:
+                   max_in_flight: int, alg: str = "ES384") -> dict:
     """Open-loop load: request i is due at i/rate s; a pool of keep-alive connections, one request each at a time.
 
     A minimal HTTP/1.1 client on asyncio streams keeps the load generator's own cost far below the
@@ -93,7 +99,7 @@ async def run_load(port: int, path: str, method: str, body: bytes | None, key, r
     raw: list[bytes] = []
     for _ in range(n):
         tok = jwt.encode({"iss": ISS, "aud": aud, "iat": now, "exp": now + int(duration) + 120, "jti": str(uuid.uuid4())},
-                         key, algorithm="ES384", headers={"kid": "bench"})
+                         key, algorithm=alg, headers={"kid": "bench"})
         head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {tok}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body or b'')}\r\n\r\n").encode()
         raw.append(head + (body or b""))
@@ -146,13 +152,18 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--baseline-duration", type=float, default=20.0)
     ap.add_argument("--max-in-flight", type=int, default=64)
+    ap.add_argument("--alg", choices=["ES384", "RS384"], default="ES384", help="JWT algorithm (both recommended by the spec)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.rate * args.duration > 20_000:
         ap.error("rate*duration above 20000 requests: keep the loop bounded")
 
-    key = ec.generate_private_key(ec.SECP384R1())
-    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())) | {"kid": "bench"}
+    if args.alg == "ES384":
+        key = ec.generate_private_key(ec.SECP384R1())
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())) | {"kid": "bench"}
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())) | {"kid": "bench"}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), FOLLICLE_CDS_AUTH_ENABLED="true",
@@ -170,15 +181,20 @@ def main() -> int:
             raise SystemExit("server did not start")
         body = json.dumps(order_body()).encode()
         # warm-up (imports, first KB load), not measured
-        asyncio.run(run_load(port, ORDER, "POST", body, key, 50, 1, args.max_in_flight))
-        order = asyncio.run(run_load(port, ORDER, "POST", body, key, args.rate, args.duration, args.max_in_flight))
-        disc = asyncio.run(run_load(port, DISC, "GET", None, key, args.rate, args.baseline_duration, args.max_in_flight))
+        asyncio.run(run_load(port, ORDER, "POST", body, key, 50, 1, args.max_in_flight, args.alg))
+        c0 = cpu_seconds(server.pid)
+        order = asyncio.run(run_load(port, ORDER, "POST", body, key, args.rate, args.duration, args.max_in_flight, args.alg))
+        c1 = cpu_seconds(server.pid)
+        disc = asyncio.run(run_load(port, DISC, "GET", None, key, args.rate, args.baseline_duration, args.max_in_flight, args.alg))
+        c2 = cpu_seconds(server.pid)
+        order["server_cpu_ms_per_request"] = (c1 - c0) * 1000 / order["requests"]
+        disc["server_cpu_ms_per_request"] = (c2 - c1) * 1000 / disc["requests"]
         rss = peak_rss_kib(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=10)
     result = {
-        "config": {"rate": args.rate, "duration_s": args.duration, "request_bytes": len(body), "jwt": "ES384",
+        "config": {"rate": args.rate, "duration_s": args.duration, "request_bytes": len(body), "jwt": args.alg,
                    "cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0]},
         "order_sign": order, "discovery_baseline": disc,
         "ratio_p50_order_vs_discovery": order["p50_ms"] / disc["p50_ms"],
@@ -193,6 +209,7 @@ def main() -> int:
         print(f"order-sign  {o['ok']}/{o['requests']} ok at {o['achieved_rps']:.1f} req/s over {o['wall_s']:.1f} s; "
               f"p50 {o['p50_ms']:.2f} ms  p95 {o['p95_ms']:.2f}  p99 {o['p99_ms']:.2f}  max {o['max_ms']:.2f}  errors {o['errors']}")
         print(f"discovery   {d['ok']}/{d['requests']} ok; p50 {d['p50_ms']:.2f} ms  p99 {d['p99_ms']:.2f} ms (baseline: framework + JWT, no engine)")
+        print(f"server CPU per request: order-sign {o['server_cpu_ms_per_request']:.2f} ms, discovery {d['server_cpu_ms_per_request']:.2f} ms")
         print(f"ratio order/discovery: p50 {result['ratio_p50_order_vs_discovery']:.2f}x  p99 {result['ratio_p99_order_vs_discovery']:.2f}x")
         print(f"server peak RSS {result['server_peak_rss_mib']:.0f} MiB; client peak RSS {result['client_peak_rss_mib']:.0f} MiB; "
               f"load avg {result['config']['loadavg_1m']:.2f} on {result['config']['cpus']} CPUs")
