@@ -202,3 +202,14 @@ def test_fhir_server_allow_list_and_id_escaping():
     body["prefetch"]["patient"] = dict(body["prefetch"]["patient"], id="../Patient/x")
     c.post(ORDER, json=body)
     assert seen and "patient=..%2FPatient%2Fx" in seen[0]
+
+
+def test_patient_view_renal_limit_on_treatment_reads_not_recommended(client):
+    labs = [r for r in bundle_resources() if r["resourceType"] == "Observation" and r["id"] != "bmi"]
+    for r in labs:
+        if r["id"] == "egfr":
+            r["valueQuantity"] = {"value": 25, "unit": "mL/min/{1.73_m2}"}
+    body = patient_view_request([med_request(status="active", authored="2026-01-20")], labs=labs)
+    cards = client.post(VIEW, json=body).json()["cards"]
+    crit = [c for c in cards if c["indicator"] == "critical"]
+    assert crit and "not recommended" in crit[0]["summary"] and "do not start" not in crit[0]["summary"]

@@ -45,9 +45,9 @@ def cbc_suggestion(patient_id: str) -> Suggestion:
     )
 
 
-def reason_card(drug: str, r: Reason) -> Card:
+def reason_card(drug: str, r: Reason, *, on_treatment: bool = False) -> Card:
     what = f" ({r.observed}; rule: {r.threshold})" if r.observed and r.threshold else (f" ({r.observed})" if r.observed else "")
-    verb = {"do_not_start": "do not start", "discontinue": "discontinue", "interrupt": "interrupt",
+    verb = {"do_not_start": "not recommended" if on_treatment else "do not start", "discontinue": "discontinue", "interrupt": "interrupt",
             "reduce_dose": "reduce dose", "caution": "caution", "info": "note"}[r.action]
     return Card(
         uuid=str(uuid.uuid4()), summary=short(f"{drug.capitalize()}: {verb}. {r.message}"),
@@ -112,7 +112,7 @@ def monitoring_cards(d: Decision, patient_id: str) -> list[Card]:
     Only lab-driven reasons (lab thresholds, renal limits, dose step-downs) become cards here; the
     start-time cautions (age, history) belong to the order check, not to every chart opening.
     """
-    cards = [reason_card(d.drug, r) for r in d.reasons if r.kind in {"lab_threshold", "renal", "dose_adjustment"}]
+    cards = [reason_card(d.drug, r, on_treatment=True) for r in d.reasons if r.kind in {"lab_threshold", "renal", "dose_adjustment"}]
     if d.schedule is None:
         return cards
     for status, indicator in (("overdue", "warning"), ("due", "info")):
