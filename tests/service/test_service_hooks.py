@@ -213,3 +213,7 @@ def test_patient_view_renal_limit_on_treatment_reads_not_recommended(client):
     cards = client.post(VIEW, json=body).json()["cards"]
     crit = [c for c in cards if c["indicator"] == "critical"]
     assert crit and "not recommended" in crit[0]["summary"] and "do not start" not in crit[0]["summary"]
+
+
+def test_discovery_has_no_null_fields(client):
+    assert "null" not in client.get("/cds-services").text

@@ -11,7 +11,7 @@ from follicle.service.catalog import SERVICES
 router = APIRouter(tags=["discovery"])
 
 
-@router.get("/cds-services", response_model=DiscoveryResponse, responses={401: {"model": OperationOutcome}})
+@router.get("/cds-services", response_model=DiscoveryResponse, response_model_exclude_none=True, responses={401: {"model": OperationOutcome}})
 async def discovery(client: Client) -> DiscoveryResponse:
     """List the services (a service id may appear under several hooks)."""
     return DiscoveryResponse(services=SERVICES)
