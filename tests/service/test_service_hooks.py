@@ -217,3 +217,10 @@ def test_patient_view_renal_limit_on_treatment_reads_not_recommended(client):
 
 def test_discovery_has_no_null_fields(client):
     assert "null" not in client.get("/cds-services").text
+
+
+def test_renewal_is_noted(client):
+    body = order_request()
+    body["prefetch"]["medications"]["entry"].append({"resource": med_request("old", status="active", authored="2025-06-01")})
+    cards = client.post(ORDER, json=body).json()["cards"]
+    assert any("already has an active baricitinib order" in c["detail"] for c in cards)

@@ -124,6 +124,8 @@ async def order_check(body: OrderRequest, client: Client, settings: Settings, tr
             ]
         d = evaluate(facts, order.drug, mode="start")
         notes = list(record.warnings)
+        if any(m.drug == order.drug and m.status in ("active", "on-hold") and not m.topical for m in record.medications):
+            notes.append(f"The patient already has an active {order.drug} order (a renewal?); the checks before starting are shown anyway.")
         if order.matched_by == "name":
             notes.append(f"The order was matched to {order.drug} by name ({order.text!r}); no RxNorm ingredient code for it is held.")
         cards += order_cards(d, body.context.patientId, order.dose_mg, notes)
