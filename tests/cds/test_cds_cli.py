@@ -57,3 +57,18 @@ def test_serve_command_is_registered():
 def test_check_directory_is_a_clear_error(tmp_path):
     r = runner.invoke(app, ["cds", "check", str(tmp_path), "--drug", "baricitinib"])
     assert r.exit_code == 2 and "cannot read" in " ".join(r.stderr.split())
+
+
+def test_check_with_given_facts():
+    args = ["cds", "check", str(DATA), "--drug", "baricitinib", "--as-of", "2026-02-01", "--json",
+            "--fact", "hepatic_class=C", "--fact", "vte_risk_factors=[\"obesity\"]", "--fact", "active_infection=false"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)["decision"]
+    assert d["decision"] == "do-not-start"
+    assert {"baricitinib.hepatic.severe", "baricitinib.caution.vte"} <= {x["rule_id"] for x in d["reasons"]}
+    assert "active_infection" not in {n["fact"] for n in d["not_assessed"]}
+    r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--fact", "shoe_size=9"])
+    assert r.exit_code == 2 and "not a patient fact" in " ".join(r.stderr.split())
+    r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--fact", "hepatic_class=Z"])
+    assert r.exit_code == 2 and "hepatic_class" in " ".join(r.stderr.split())

@@ -25,7 +25,32 @@ def _parse_date(value: str | None, name: str) -> date | None:
         raise InputError(f"{name}: expected a date as YYYY-MM-DD, got {value!r}") from None
 
 
-def run_check(bundle_path: Path, drug: str, start: date | None, as_of: date | None, strict: bool, horizon_months: int) -> dict:
+def _apply_facts(facts, assignments: list[str]):  # type: ignore[no-untyped-def]
+    """Facts the record does not hold, given as ``name=value`` (value read as JSON when it parses)."""
+    from follicle.cds.facts import PatientFacts
+
+    if not assignments:
+        return facts
+    update: dict = {}
+    for a in assignments:
+        name, sep, raw = a.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--fact: expected name=value, got {a!r}")
+        if name.strip() not in PatientFacts.model_fields or name.strip() in {"as_of", "history"}:
+            raise InputError(f"--fact: {name.strip()!r} is not a patient fact", problems=[
+                "facts: " + ", ".join(k for k in PatientFacts.model_fields if k not in {"as_of", "history"})])
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        update[name.strip()] = value
+    data = facts.model_dump()
+    data.update(update)
+    return PatientFacts.model_validate(data)
+
+
+def run_check(bundle_path: Path, drug: str, start: date | None, as_of: date | None, strict: bool, horizon_months: int,
+              fact: list[str] | None = None) -> dict:
     """Load the bundle, evaluate *drug*, and return a JSON-ready result (also used by tests)."""
     from follicle.cds.engine import evaluate
     from follicle.cds.fhir import parse_bundle
@@ -42,12 +67,14 @@ def run_check(bundle_path: Path, drug: str, start: date | None, as_of: date | No
     as_of = as_of or date.today()
     start = start or as_of
     record = parse_bundle(bundle, as_of=as_of, unknown_loinc="error" if strict else "warn")
-    decision = evaluate(record.facts, drug, start=start, horizon_months=horizon_months)
+    facts = _apply_facts(record.facts, fact or [])
+    decision = evaluate(facts, drug, start=start, horizon_months=horizon_months)
     return {
         "disclaimer": DISCLAIMER,
         "bundle": str(bundle_path),
         "decision": decision.model_dump(mode="json"),
-        "facts": record.facts.model_dump(mode="json", exclude={"history"}),
+        "facts": facts.model_dump(mode="json", exclude={"history"}),
+        "facts_given": list(fact or []),
         "warnings": record.warnings,
     }
 
@@ -100,10 +127,11 @@ def check(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD); default: today.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Treat an Observation with an unknown LOINC as an error.")] = False,
     horizon_months: Annotated[int, typer.Option("--horizon-months", min=1, max=120, help="Length of the schedule.")] = 12,
+    fact: Annotated[list[str] | None, typer.Option("--fact", help="A fact the record lacks, as name=value (repeatable), e.g. hepatic_class=A, active_infection=false.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Check a FHIR Bundle for a JAK inhibitor: decision, dose, missing screening, monitoring schedule."""
-    result = run_check(bundle, drug, _parse_date(start, "--start"), _parse_date(as_of, "--as-of"), strict, horizon_months)
+    result = run_check(bundle, drug, _parse_date(start, "--start"), _parse_date(as_of, "--as-of"), strict, horizon_months, fact)
     if json_out:
         print_json(result)
     else:
