@@ -1,0 +1,32 @@
+"""The CDS Hooks 2.0 app: assembles the routers, the error handlers and CORS. Nothing else."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from follicle import __version__
+from follicle.cds.kb import default_kb
+from follicle.service import errors
+from follicle.service.routers import discovery, feedback, services
+from follicle.service.security import JtiCache
+
+
+def create_app() -> FastAPI:
+    """A fresh app (its own replay cache and feedback counts)."""
+    app = FastAPI(
+        title="Follicle CDS Hooks service",
+        version=__version__,
+        description="JAK inhibitors in alopecia areata: sourced checks at the point of ordering. "
+        "Supports, and does not replace, the clinician's judgement.",
+    )
+    default_kb()  # load and validate the knowledge base now, not on the first request
+    app.state.jti_cache = JtiCache()
+    app.state.feedback = {}
+    errors.install(app)
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],
+                       allow_headers=["Authorization", "Content-Type"])
+    app.include_router(discovery.router)
+    app.include_router(services.router)
+    app.include_router(feedback.router)
+    return app

@@ -1,0 +1,1 @@
+"""One router per CDS Hooks resource: discovery, services, feedback."""
