@@ -146,21 +146,27 @@ def run_comparison(
     spec: StudySpec,
     name: str,
     extract: Callable[[], Population],
+    extract_outcome: Callable[[str], pd.DataFrame],
     store: ArtifactStore,
     fingerprint: str,
     *,
     force: bool = False,
     progress: Progress | None = None,
 ) -> ComparisonRun:
-    """One comparison through every step, each cached under its hash (see module docstring)."""
+    """One comparison through every step, each cached under its hash (see module docstring).
+
+    *extract* builds the population without outcome columns; *extract_outcome* returns one
+    outcome's columns (person_id, <o>_event, <o>_days, <o>_prior), so that a changed outcome is
+    extracted and estimated again while everything else is reused.
+    """
     say = progress or (lambda _msg: None)
     comp = spec.comparisons[name]
     hashes = part_hashes(spec, name)
     say(f"{name}: cohorts and analysis table")
-    pop_key = store.key(fingerprint, hashes["population"], *[hashes[f"outcome:{o}"] for o in _outcomes(spec, name)])
+    pop_key = store.key(fingerprint, hashes["population"])
     population = store.get_or_compute("population", pop_key, extract, force=force)
     say(f"{name}: propensity model and matching")
-    ps_step = store.get_or_compute("propensity", store.key(fingerprint, pop_key, hashes["propensity"]),
+    ps_step = store.get_or_compute("propensity", store.key(pop_key, hashes["propensity"]),
                                    lambda: propensity_step(spec, population), force=force)
     t = population.table["treatment"].to_numpy().astype(int)
     labels = (comp.target, comp.comparator)
@@ -168,11 +174,15 @@ def run_comparison(
     estimates = []
     for outcome in _outcomes(spec, name):
         say(f"{name}: outcome {outcome}")
-        key = store.key(fingerprint, pop_key, hashes["propensity"], hashes[f"outcome:{outcome}"])
+        definition = spec.outcomes[outcome]
+        extract_key = store.key(pop_key, definition, spec.concept_sets[definition.concept_set])
+        columns = store.get_or_compute("outcome_extract", extract_key, lambda o=outcome: extract_outcome(o), force=force)
+        table = population.table[["person_id", "treatment"]].merge(columns, on="person_id", how="left", validate="1:1")
+        key = store.key(extract_key, hashes["propensity"], hashes[f"outcome:{outcome}"])
         estimates.append(store.get_or_compute(
             "outcome", key,
-            lambda o=outcome: estimate_outcome(
-                outcome_frame(population.table, o, ps_step.set_ids), o,
+            lambda o=outcome, tb=table: estimate_outcome(
+                outcome_frame(tb, o, ps_step.set_ids), o,
                 negative_control=o in comp.negative_controls, settings=spec.analysis.outcome_model,
                 labels=labels, risk_window=float(window) if window else None),
             force=force))

@@ -12,7 +12,7 @@ from follicle.run.cache import ArtifactStore
 from follicle.run.pipeline import ComparisonRun, Progress, default_store, run_comparison
 from follicle.run.report import study_report_html
 from follicle.run.results import assemble, json_bytes, parquet_bytes, tables, write_outputs
-from follicle.study.population import StudySession, build_population
+from follicle.study.population import StudySession, build_population, outcome_columns
 from follicle.study.spec import StudySpec
 
 
@@ -47,12 +47,18 @@ def run_study(
         fp = cdm_fingerprint(con)
         runs = []
         for name in spec.comparisons:
-            def extract(name: str = name) -> Any:
+            def open_session() -> StudySession:
                 nonlocal session
                 session = session or StudySession(spec, con)
-                return build_population(spec, con, name, session=session)
+                return session
 
-            runs.append(run_comparison(spec, name, extract, store, fp, force=force, progress=progress))
+            def extract(name: str = name) -> Any:
+                return build_population(spec, con, name, session=open_session(), outcomes=[])
+
+            def extract_outcome(outcome: str, name: str = name) -> Any:
+                return outcome_columns(open_session(), name, [outcome])
+
+            runs.append(run_comparison(spec, name, extract, extract_outcome, store, fp, force=force, progress=progress))
     finally:
         if session is not None:
             session.close()

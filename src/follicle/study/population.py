@@ -63,6 +63,7 @@ class StudySession:
         needed = {n for n, rs in self.resolved.items() if rs.domain is not None and self.cdm.has(_table_of(rs.domain))}
         self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize)
         self.cohorts: dict[str, CompiledCohort] = {}
+        self.populations: dict[str, tuple[ir.Table, list[dict[str, Any]]]] = {}
 
     @property
     def warnings(self) -> list[str]:
@@ -195,7 +196,8 @@ def _covariate_table(session: StudySession, pop: ir.Table) -> ir.Table | None:
 
 
 def build_population(spec: StudySpec, con: Any, comparison: str, *, database: Any = None,
-                     session: StudySession | None = None, materialize: bool = True) -> Population:
+                     session: StudySession | None = None, materialize: bool = True,
+                     outcomes: list[str] | None = None) -> Population:
     """Build the analysis table, attrition and sparse covariates of *comparison* in the CDM behind *con*.
 
     Parameters
@@ -205,32 +207,62 @@ def build_population(spec: StudySpec, con: Any, comparison: str, *, database: An
     comparison : key of ``spec.comparisons``.
     database : schema of the CDM tables, if not the default.
     session : an open :class:`StudySession` to reuse across comparisons (else one is opened and closed).
+    outcomes : the outcomes whose columns to add (default: every outcome and negative control of the
+        comparison; ``[]`` for none, then add them one by one with :func:`outcome_columns`).
     """
     if comparison not in spec.comparisons:
         raise KeyError(f"comparison {comparison!r} is not in the spec (have: {', '.join(spec.comparisons)})")
     own = session is None
     session = session or StudySession(spec, con, database=database, materialize=materialize)
     try:
-        return _build(session, comparison)
+        return _build(session, comparison, outcomes)
     finally:
         if own:
             session.close()
 
 
-def _build(session: StudySession, comparison: str) -> Population:
+def _population(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, Any]]]:
+    """The comparison's members with their time at risk, persisted once per session, and the
+    attrition steps as unevaluated count expressions."""
+    if comparison not in session.populations:
+        members, steps = comparison_members(session, comparison)
+        pop = time_at_risk(session, members)
+        has_tar = pop.tar_end >= pop.tar_start
+        steps.append({"step": "time_at_risk", "description": "people with time at risk (both arms)",
+                      "expr": pop.filter(has_tar).count()})
+        session.populations[comparison] = (session.store.persist(pop.filter(has_tar), f"population_{comparison}"), steps)
+    return session.populations[comparison]
+
+
+def _outcome_exprs(wide: ir.Table, name: str) -> dict[str, Any]:
+    d = wide[f"{name}_date"]
+    return {f"{name}_event": as_int(d.notnull()),
+            f"{name}_days": ibis.coalesce(d, wide.tar_end).delta(wide.index_date, unit="day"),
+            f"{name}_prior": wide[f"{name}_prior"].fill_null(0)}
+
+
+def outcome_columns(session: StudySession, comparison: str, names: list[str]) -> pd.DataFrame:
+    """``person_id`` and ``<name>_event``, ``<name>_days``, ``<name>_prior`` of each outcome in *names*,
+    for the population of *comparison* (rows ordered by person_id, as the analysis table)."""
+    pop, _ = _population(session, comparison)
+    wide = attach(pop, _outcome_table(session, pop, names))
+    cols: dict[str, Any] = {"person_id": wide.person_id}
+    for n in names:
+        cols |= _outcome_exprs(wide, n)
+    table = session.cdm.con.execute(wide.select(**cols).order_by("person_id"))
+    return table.astype("int64").reset_index(drop=True)
+
+
+def _build(session: StudySession, comparison: str, outcomes: list[str] | None = None) -> Population:
     spec, con = session.spec, session.cdm.con
     comp = spec.comparisons[comparison]
     attrition = pd.concat([session.attrition(comp.target), session.attrition(comp.comparator)], ignore_index=True)
-    members, steps = comparison_members(session, comparison)
-    pop = time_at_risk(session, members)
-    has_tar = pop.tar_end >= pop.tar_start
-    steps.append({"step": "time_at_risk", "description": "people with time at risk (both arms)", "expr": pop.filter(has_tar).count()})
-    pop = session.store.persist(pop.filter(has_tar), f"population_{comparison}")
+    pop, steps = _population(session, comparison)
     for i, s in enumerate(steps):
         attrition.loc[len(attrition)] = {"cohort": comparison, "step_index": i, "step": s["step"],
                                         "description": s["description"], "persons": int(con.execute(s["expr"]))}
 
-    outcome_names = list(dict.fromkeys(comp.outcomes + comp.negative_controls))
+    outcome_names = list(dict.fromkeys(comp.outcomes + comp.negative_controls)) if outcomes is None else outcomes
     wide = pop
     covs = _covariate_table(session, pop)
     if covs is not None:
@@ -251,10 +283,7 @@ def _build(session: StudySession, comparison: str) -> Population:
     cols["tar_start_day"] = wide.tar_start.delta(wide.index_date, unit="day")
     cols["followup_days"] = wide.tar_end.delta(wide.index_date, unit="day")
     for n in outcome_names:
-        d = wide[f"{n}_date"]
-        cols[f"{n}_event"] = as_int(d.notnull())
-        cols[f"{n}_days"] = ibis.coalesce(d, wide.tar_end).delta(wide.index_date, unit="day")
-        cols[f"{n}_prior"] = wide[f"{n}_prior"].fill_null(0)
+        cols |= _outcome_exprs(wide, n)
     wide = wide.select(**cols)
     ordered = list(cols)
     table = con.execute(wide.select(*ordered).order_by("person_id"))
