@@ -89,7 +89,8 @@ def render_study_report(
             })
         attrition: dict[str, list[dict[str, str]]] = {}
         for step in comp["attrition"]:
-            attrition.setdefault(step["cohort"], []).append({"step": step["step"], "count": fmt_num(step["count"])})
+            attrition.setdefault(step["cohort"], []).append(
+                {"step": step.get("description") or step["step"], "count": fmt_num(step["count"])})
         diagnostics = [
             {**d, "value_text": fmt_num(d.get("value"), 3), "threshold_text": d.get("threshold_text", fmt_num(d.get("threshold"), 2))}
             for d in comp["diagnostics"]

@@ -103,7 +103,7 @@ def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str) -> di
     """The whole results document (aggregate only)."""
     return {
         "schema": "follicle.results/1",
-        "title": spec.description.split(".")[0] if spec.description else spec.name,
+        "title": f"Follicle study report: {spec.name}",
         "description": spec.description,
         "follicle_version": __version__,
         "spec_hash": spec_hash(spec),
