@@ -16,7 +16,8 @@ import numpy as np
 class RiskTable:
     """Counts at each distinct (stratum, time), times ascending within stratum.
 
-    Arrays ``n_risk``, ``n_event`` and ``n_censor`` have shape (n_times, n_groups).
+    Arrays ``n_risk``, ``n_event`` and ``n_censor`` have shape (n_groups, n_times), so
+    each group's counts are contiguous.
     """
 
     time: np.ndarray
@@ -54,17 +55,17 @@ def risk_table(
     event = event[order]
     del order
     n_t = len(times)
-    key = gid * n_groups + group
-    total = np.bincount(key, minlength=n_t * n_groups).reshape(n_t, n_groups)
-    events = np.bincount(key[event.astype(bool)], minlength=n_t * n_groups).reshape(n_t, n_groups)
+    key = group * n_t + gid
+    total = np.bincount(key, minlength=n_t * n_groups).reshape(n_groups, n_t)
+    events = np.bincount(key[event.astype(bool)], minlength=n_t * n_groups).reshape(n_groups, n_t)
     # reverse cumulative sum within stratum: at risk at t = count with time >= t in the stratum
-    rev = np.cumsum(total[::-1], axis=0)[::-1]
+    rev = np.cumsum(total[:, ::-1], axis=1)[:, ::-1]
     if stratum is not None and n_t:
         last = np.flatnonzero(np.r_[strat_of[1:] != strat_of[:-1], True])  # last row of each stratum
-        after = np.zeros((len(last), n_groups), dtype=rev.dtype)
+        after = np.zeros((n_groups, len(last)), dtype=rev.dtype)
         nxt = last + 1
         inside = nxt < n_t
-        after[inside] = rev[nxt[inside]]
+        after[:, inside] = rev[:, nxt[inside]]
         which = np.searchsorted(last, np.arange(n_t))  # stratum index of each row
-        rev = rev - after[which]
+        rev = rev - after[:, which]
     return RiskTable(times, strat_of, rev, events, total - events)

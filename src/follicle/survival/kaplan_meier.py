@@ -167,7 +167,7 @@ def kaplan_meier(time: Any, event: Any, *, conf_level: float = 0.95, conf_type: 
     check_choice("conf_type", conf_type, CONF_TYPES)
     t, e = as_time_event(time, event)
     rt = risk_table(t, e)
-    return _km_from_counts(rt.time, rt.n_risk[:, 0], rt.n_event[:, 0], rt.n_censor[:, 0], conf_level, conf_type)
+    return _km_from_counts(rt.time, rt.n_risk[0], rt.n_event[0], rt.n_censor[0], conf_level, conf_type)
 
 
 def kaplan_meier_by_group(
@@ -185,8 +185,11 @@ def curves_from_table(rt: RiskTable, labels: list[Any], conf_level: float, conf_
     """One curve per group column of a risk table (rows where the group has observations)."""
     out: dict[Any, KaplanMeierResult] = {}
     for k, label in enumerate(labels):
-        seen = (rt.n_event[:, k] + rt.n_censor[:, k]) > 0
-        out[label] = _km_from_counts(rt.time[seen], rt.n_risk[seen, k], rt.n_event[seen, k], rt.n_censor[seen, k],
+        if len(labels) == 1:
+            seen = slice(None)
+        else:
+            seen = np.flatnonzero((rt.n_event[k] + rt.n_censor[k]) > 0)
+        out[label] = _km_from_counts(rt.time[seen], rt.n_risk[k, seen], rt.n_event[k, seen], rt.n_censor[k, seen],
                                      conf_level, conf_type, label)
     return out
 

@@ -45,7 +45,7 @@ def _transform_times(t: np.ndarray, e: np.ndarray, transform: str) -> np.ndarray
     if transform == "rank":
         return stats.rankdata(t, method="average")
     rt = risk_table(t, e)
-    surv = np.cumprod(1.0 - rt.n_event[:, 0] / rt.n_risk[:, 0])
+    surv = np.cumprod(1.0 - rt.n_event[0] / rt.n_risk[0])
     idx = np.searchsorted(rt.time, t, side="left")  # number of distinct times strictly below t
     return 1.0 - np.r_[1.0, surv][idx]
 
