@@ -64,6 +64,12 @@ tab <- summary(kg)$table
 out("kg_median", nn(c(tab[, "median"], tab[, "0.95LCL"], tab[, "0.95UCL"])))
 s1 <- kg[2]
 out("kg1_surv", s1$surv); out("kg1_low", nn(s1$lower)); out("kg1_high", nn(s1$upper)); out("kg1_time", s1$time)
+for (ct in c("log", "plain")) {
+  k2 <- survfit(Surv(time, event) ~ 1, data = d, conf.type = ct)
+  out(paste0("km_", ct), nn(c(k2$lower, k2$upper)))
+}
+fw <- coxph(Surv(time, event) ~ treat + age, weights = w, data = d)
+out("zph_w", cox.zph(fw)$table[, "chisq"])
 flat <- survfit(Surv(time, event) ~ 1, data = data.frame(time = 1:10, event = 1), conf.type = "log-log")
 out("flat_median", nn(summary(flat)$table[c("median", "0.95LCL", "0.95UCL")]))
 out("lr2", survdiff(Surv(time, event) ~ treat, data = d)$chisq)
@@ -228,3 +234,15 @@ def test_single_binary_treatment_paths(data, ref, ties):
                             pair_id=data["pair"])
     close(res.coef, ref[f"{ties}_w1_coef"])
     close(res.se, ref[f"{ties}_w1_se"])
+
+
+def test_kaplan_meier_log_and_plain_ci(data, ref):
+    for conf_type in ("log", "plain"):
+        km = kaplan_meier(data["time"], data["event"], conf_type=conf_type)
+        close(np.r_[km.table["ci_low"], km.table["ci_high"]], ref[f"km_{conf_type}"])
+
+
+def test_cox_zph_with_case_weights(data, ref):
+    X = data[["treat", "age"]]
+    m = CoxPH().fit(X, data["time"], data["event"], weights=data["w"])
+    close(cox_zph(m, X, data["time"], data["event"], weights=data["w"]).table["chisq"], ref["zph_w"])
