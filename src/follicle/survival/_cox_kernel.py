@@ -48,6 +48,8 @@ class CoxData:
     # one binary covariate: beta-free risk-set totals of x = 0 and x = 1 per term (log scale)
     bin_log_n0: np.ndarray | None = None
     bin_log_n1: np.ndarray | None = None
+    bin_n0: np.ndarray | None = None
+    bin_n1: np.ndarray | None = None
     bin_d1: float = 0.0
 
     @property
@@ -175,9 +177,11 @@ def _add_binary_totals(data: CoxData, x1: np.ndarray) -> None:
     r0 = _revcum(data, _group_sum(data, data.w_risk * ~x1))
     d1 = _group_sum(data, data.w_death * x1)
     d0 = _group_sum(data, data.w_death * ~x1)
+    data.bin_n0 = np.maximum(r0[g] - f * d0[g], 0.0)
+    data.bin_n1 = np.maximum(r1[g] - f * d1[g], 0.0)
     with np.errstate(divide="ignore"):
-        data.bin_log_n0 = np.log(np.maximum(r0[g] - f * d0[g], 0.0))
-        data.bin_log_n1 = np.log(np.maximum(r1[g] - f * d1[g], 0.0))
+        data.bin_log_n0 = np.log(data.bin_n0)
+        data.bin_log_n1 = np.log(data.bin_n1)
     data.bin_d1 = float(data.w_death @ x1)
 
 
@@ -218,9 +222,15 @@ def loglik_derivs(data: CoxData, beta: np.ndarray) -> tuple[float, np.ndarray, n
     """Log partial likelihood, its gradient and the information matrix at *beta*."""
     if data.bin_log_n0 is not None:
         b = float(beta[0])
-        log_s0 = np.logaddexp(data.bin_log_n0, data.bin_log_n1 + b)
-        xbar = np.exp(data.bin_log_n1 + b - log_s0)
         tw = data.term_w
+        if abs(b) < 30:  # plain arithmetic is exact enough and several times faster
+            s1 = data.bin_n1 * np.exp(b)
+            s0 = data.bin_n0 + s1
+            log_s0 = np.log(s0)
+            xbar = s1 / s0
+        else:  # log scale, safe from overflow for extreme coefficients
+            log_s0 = np.logaddexp(data.bin_log_n0, data.bin_log_n1 + b)
+            xbar = np.exp(data.bin_log_n1 + b - log_s0)
         ll = b * data.bin_d1 - float(tw @ log_s0)
         grad = data.bin_d1 - float(tw @ xbar)
         info = float(tw @ (xbar * (1.0 - xbar)))
