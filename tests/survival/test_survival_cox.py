@@ -71,6 +71,9 @@ def test_fit_outcome_model_defaults_to_robust_pair_clusters():
     row = res.row()
     assert row["hr"] == pytest.approx(np.exp(row["coef"]))
     assert row["ci_low"] < row["hr"] < row["ci_high"]
+    as_dict = res.to_dict()
+    assert as_dict["terms"][0]["term"] == "treat" and as_dict["terms"][0]["coef"] == row["coef"]
+    assert as_dict["robust"] is True and as_dict["n"] == len(d)
     with pytest.raises(ValueError, match="pair_id"):
         fit_outcome_model(d["time"], d["event"], d["treat"], stratify_by_pair=True)
 

@@ -5,6 +5,7 @@ Thin: read the CSV, check the columns, call :mod:`follicle.survival`, print tabl
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +15,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from follicle.cli._common import JsonFlag, console, guarded, print_json
+from follicle.cli._common import JsonFlag, console, guarded, print_json, to_json
 from follicle.errors import InputError
 from follicle.survival import (
     CoxPH,
@@ -135,6 +136,26 @@ def _risk_dict(res: Any) -> dict[str, Any]:
     return d
 
 
+_COUNT_KEYS = {"n", "events", "n_risk", "n_event", "n_censor", "observed"}
+
+
+def suppress_small_counts(obj: Any, min_cell_count: int) -> Any:
+    """Replace counts 1..min_cell_count-1 by "<min_cell_count" (aggregate-only output rule).
+
+    Applies to the count fields (n, events, n_risk, n_event, n_censor, observed) wherever they
+    appear; estimates are left as they are.
+    """
+    if isinstance(obj, dict):
+        return {
+            k: (f"<{min_cell_count}" if k in _COUNT_KEYS and isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                and 0 < v < min_cell_count else suppress_small_counts(v, min_cell_count))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [suppress_small_counts(v, min_cell_count) for v in obj]
+    return obj
+
+
 def _fmt(x: Any, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "NA"
@@ -200,6 +221,9 @@ def register(group: typer.Typer) -> None:
         time_unit: Annotated[TimeUnit, typer.Option("--time-unit", help="Unit of the time column.")] = TimeUnit.days,
         window: Annotated[float | None, typer.Option(
             "--window", help="Risk window end (time units): crude and 1-KM risk per arm, RD, RR, OR.")] = None,
+        min_cell_count: Annotated[int | None, typer.Option(
+            "--min-cell-count", min=1,
+            help="Show counts 1..N-1 as '<N' (use 10 before sharing output; off by default for local use).")] = None,
         json_out: JsonFlag = False,
     ) -> None:
         """Kaplan-Meier medians and curves, log-rank test, Cox model and PH test on your CSV.
@@ -209,6 +233,8 @@ def register(group: typer.Typer) -> None:
         """
         covs = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else []
         res = run_survival(data, time, event, group_col, covs, ties.value, conf_level, time_unit.value, window)
+        if min_cell_count is not None:
+            res = suppress_small_counts(json.loads(to_json(res)), min_cell_count)
         if json_out:
             print_json(res)
         else:

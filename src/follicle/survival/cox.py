@@ -66,6 +66,15 @@ class CoxResult:
     def se(self) -> np.ndarray:
         return self.summary["se"].to_numpy()
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: per-term coef, se, hr, ci_low, ci_high, z, p plus fit details."""
+        return {
+            "terms": self.summary.reset_index().to_dict(orient="records"), "loglik": self.loglik,
+            "loglik_null": self.loglik_null, "n": self.n, "events": self.events, "ties": self.ties,
+            "robust": self.robust, "stratified": self.stratified, "converged": self.converged,
+            "n_iter": self.n_iter, "conf_level": self.conf_level, "warnings": list(self.warnings),
+        }
+
     def row(self, term: str | None = None) -> dict[str, float]:
         """One term's numbers as a dict (the only term if *term* is None)."""
         rec = self.summary.iloc[0] if term is None else self.summary.loc[term]
