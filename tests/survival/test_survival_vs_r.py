@@ -68,6 +68,9 @@ for (ct in c("log", "plain")) {
   k2 <- survfit(Surv(time, event) ~ 1, data = d, conf.type = ct)
   out(paste0("km_", ct), nn(c(k2$lower, k2$upper)))
 }
+ff <- coxph(Surv(time, event) ~ factor(grp3) + age, data = d)
+zf <- cox.zph(ff)
+out("zph_factor", c(zf$table[, "chisq"], zf$table[, "df"]))
 fw <- coxph(Surv(time, event) ~ treat + age, weights = w, data = d)
 out("zph_w", cox.zph(fw)$table[, "chisq"])
 flat <- survfit(Surv(time, event) ~ 1, data = data.frame(time = 1:10, event = 1), conf.type = "log-log")
@@ -246,3 +249,12 @@ def test_cox_zph_with_case_weights(data, ref):
     X = data[["treat", "age"]]
     m = CoxPH().fit(X, data["time"], data["event"], weights=data["w"])
     close(cox_zph(m, X, data["time"], data["event"], weights=data["w"]).table["chisq"], ref["zph_w"])
+
+
+def test_cox_zph_multi_column_term(data, ref):
+    # a 3-level factor is one term with 2 df, as R's cox.zph(terms = TRUE)
+    X = pd.DataFrame({"g1": (data["grp3"] == 1).astype(float), "g2": (data["grp3"] == 2).astype(float),
+                      "age": data["age"]})
+    m = CoxPH().fit(X, data["time"], data["event"])
+    z = cox_zph(m, X, data["time"], data["event"], terms={"grp3": [0, 1], "age": [2]})
+    close(np.r_[z.table["chisq"], z.table["df"]], ref["zph_factor"])
