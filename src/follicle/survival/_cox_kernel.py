@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from follicle.survival._risktable import distinct_times
+
 
 @dataclass
 class CoxData:
@@ -96,22 +98,15 @@ def prepare(
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     binary = strata is None and weights is None and p == 1 and np.isin(x[:, 0], (0.0, 1.0)).all()
     if binary:
-        order = np.argsort(time)
-        ts = time[order]
-        new = np.empty(n, dtype=bool)
-        new[0] = True
-        np.not_equal(ts[1:], ts[:-1], out=new[1:])
-        uniq = ts[new]
+        uniq, inv = distinct_times(time)
         n_t = len(uniq)
-        key_sorted = (np.cumsum(new) - 1) * 2 + x[order, 0].astype(np.int64)
-        del ts, new
-        counts = np.bincount(key_sorted, minlength=2 * n_t).astype(np.float64)
-        deaths = np.bincount(key_sorted[event[order].astype(bool)], minlength=2 * n_t).astype(np.float64)
+        key = inv * 2 + x[:, 0].astype(np.int64)
+        counts = np.bincount(key, minlength=2 * n_t).astype(np.float64)
+        deaths = np.bincount(key[event.astype(bool)], minlength=2 * n_t).astype(np.float64)
         keep = counts > 0
         rows = np.flatnonzero(keep)
-        cell = np.empty(n, dtype=np.int64)
-        cell[order] = (np.cumsum(keep) - 1)[key_sorted]
-        del order, key_sorted
+        cell = (np.cumsum(keep) - 1)[key]
+        del key, inv
         xr = (rows % 2).astype(np.float64)[:, None]
         row_group = rows // 2
         w_risk, w_death = counts[rows], deaths[rows]
