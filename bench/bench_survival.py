@@ -55,7 +55,7 @@ def make_data(n: int, seed: int = 1) -> pd.DataFrame:
 
 def row(name: str, wall: float, cpu: float, peak: float, ref: tuple[float, float, float] | None = None) -> str:
     ratio = f"{ref[0] / wall:6.1f}x wall, {ref[1] / cpu:6.1f}x cpu" if ref else ""
-    return f"| {name:<48} | {wall:8.3f} | {cpu:8.3f} | {peak:8.1f} | {ratio} |"
+    return f"| {name:<62} | {wall:8.3f} | {cpu:8.3f} | {peak:8.1f} | {ratio} |"
 
 
 def main() -> None:
@@ -90,24 +90,26 @@ def main() -> None:
     _, w, c, m = measure(lambda: fit_outcome_model(d["t"], d["e"], d["x"], robust_se=True, stratify_by_pair=True,
                                                    pair_id=d["pair"]), 1)
     print(row("follicle Cox Efron, stratified by pair + robust", w, c, m))
-    _, w, c, m = measure(lambda: compare_survival(d["t"], d["e"], d["x"]), 3)
-    km_ref = None
-    if not args.skip_lifelines:
-        from lifelines import KaplanMeierFitter
-        from lifelines.statistics import logrank_test as ll_logrank
+    for label, d in datasets.items():
+        _, w, c, m = measure(lambda: compare_survival(d["t"], d["e"], d["x"]), 3)
+        km_ref = None
+        if not args.skip_lifelines:
+            from lifelines import KaplanMeierFitter
+            from lifelines.statistics import logrank_test as ll_logrank
 
-        def lifelines_km_lr() -> Any:
-            a, b = d[d["x"] == 1], d[d["x"] == 0]
-            KaplanMeierFitter().fit(a["t"], a["e"])
-            KaplanMeierFitter().fit(b["t"], b["e"])
-            return ll_logrank(a["t"], b["t"], a["e"], b["e"])
+            def lifelines_km_lr() -> Any:
+                a, b = d[d["x"] == 1], d[d["x"] == 0]
+                KaplanMeierFitter().fit(a["t"], a["e"])
+                KaplanMeierFitter().fit(b["t"], b["e"])
+                return ll_logrank(a["t"], b["t"], a["e"], b["e"])
 
-        _, lw, lc, lm = measure(lifelines_km_lr, trace=args.lifelines_memory)
-        km_ref = (lw, lc)
-        print(row("lifelines KM x2 + logrank_test", lw, lc, lm))
-    print(row("follicle KM by group + log-rank (compare_survival)", w, c, m, km_ref))
-    _, w, c, m = measure(lambda: (kaplan_meier_by_group(d["t"], d["e"], d["x"]), logrank_test(d["t"], d["e"], d["x"])), 3)
-    print(row("follicle kaplan_meier_by_group + logrank_test", w, c, m, km_ref))
+            _, lw, lc, lm = measure(lifelines_km_lr, trace=args.lifelines_memory)
+            km_ref = (lw, lc)
+            print(row(f"lifelines KM x2 + logrank_test, {label}", lw, lc, lm))
+        print(row(f"follicle compare_survival (KM + log-rank), {label}", w, c, m, km_ref))
+        _, w, c, m = measure(
+            lambda: (kaplan_meier_by_group(d["t"], d["e"], d["x"]), logrank_test(d["t"], d["e"], d["x"])), 3)
+        print(row(f"follicle kaplan_meier_by_group + logrank_test, {label}", w, c, m, km_ref))
     for note in notes:
         print(note)
     print(f"load average after: {os.getloadavg()}")
