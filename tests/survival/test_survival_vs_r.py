@@ -75,6 +75,8 @@ fw <- coxph(Surv(time, event) ~ treat + age, weights = w, data = d)
 out("zph_w", cox.zph(fw)$table[, "chisq"])
 flat <- survfit(Surv(time, event) ~ 1, data = data.frame(time = 1:10, event = 1), conf.type = "log-log")
 out("flat_median", nn(summary(flat)$table[c("median", "0.95LCL", "0.95UCL")]))
+ends <- survfit(Surv(time, event) ~ 1, data = data.frame(time = c(1, 2, 3, 4), event = c(1, 1, 0, 0)))
+out("ends_median", nn(summary(ends)$table[c("median", "0.95LCL", "0.95UCL")]))
 out("lr2", survdiff(Surv(time, event) ~ treat, data = d)$chisq)
 out("lr3", survdiff(Surv(time, event) ~ grp3, data = d)$chisq)
 out("lrst", survdiff(Surv(time, event) ~ treat + strata(sex), data = d)$chisq)
@@ -195,6 +197,12 @@ def test_median_where_curve_is_flat_at_one_half(ref):
     km = kaplan_meier(np.arange(1, 11), np.ones(10))
     assert km.median == 5.5  # S = 0.5 on [5, 6): R reports the midpoint
     close([km.median, km.median_ci_low, km.median_ci_high], ref["flat_median"])
+
+
+def test_median_where_curve_ends_at_one_half(ref):
+    km = kaplan_meier([1.0, 2, 3, 4], [1, 1, 0, 0])
+    assert km.survival[-1] == 0.5
+    close([km.median, km.median_ci_low, km.median_ci_high], ref["ends_median"])
 
 
 def test_logrank_chisq(data, ref):
