@@ -45,6 +45,9 @@ def test_json_output_matches_library(csv_path):
     km = {r["group"]: r for r in out["kaplan_meier"]}
     assert km["jaki"]["median"] == curves["jaki"].median
     assert len(km["jaki"]["curve"]) == len(curves["jaki"].table)
+    nar = {g["group"]: g["n_risk"] for g in out["numbers_at_risk"]["groups"]}
+    grid = out["numbers_at_risk"]["time"]
+    assert nar["jaki"] == [int(((d.arm == "jaki") & (d.time >= g)).sum()) for g in grid]
     ph = {r["term"]: r for r in out["ph_test"]["terms"]}
     assert set(ph) == {"arm", "age", "sex", "GLOBAL"} and all("chisq" in r and "p" in r for r in ph.values())
 
@@ -111,5 +114,7 @@ def test_min_cell_count_suppresses_small_counts(csv_path):
     assert "<10" in n_event  # some times have 1..9 events
     assert all(v == "<10" or v == 0 or v >= 10 for v in n_event)
     assert out["kaplan_meier"][0]["n"] == 150  # large counts are kept
+    last = [g["n_risk"][-1] for g in out["numbers_at_risk"]["groups"]]
+    assert all(v == "<10" or v == 0 or v >= 10 for v in last)
     plain = invoke(csv_path, "--time", "time", "--event", "event", "--group", "arm", "--min-cell-count", "10")
     assert plain.exit_code == 0 and "Kaplan-Meier" in plain.stdout

@@ -96,6 +96,9 @@ def run_survival(
     grp = frame[group] if group else pd.Series(np.repeat("all", len(frame)), name="group")
     curves = kaplan_meier_by_group(t, e, grp, conf_level=conf_level)
     out["events"] = int(sum(c.events for c in curves.values()))
+    grid = np.linspace(0.0, float(t.max()), 6)
+    out["numbers_at_risk"] = {"time": grid.tolist(),
+                              "groups": [{"group": lab, "n_risk": c.at_risk(grid).tolist()} for lab, c in curves.items()]}
     out["kaplan_meier"] = [
         {"group": lab, "n": c.n, "events": c.events, "median": c.median, "median_ci_low": c.median_ci_low,
          "median_ci_high": c.median_ci_high,
@@ -139,6 +142,14 @@ def _risk_dict(res: Any) -> dict[str, Any]:
 _COUNT_KEYS = {"n", "events", "n_risk", "n_event", "n_censor", "observed"}
 
 
+def _suppress_value(v: Any, min_cell_count: int) -> Any:
+    if isinstance(v, list):
+        return [_suppress_value(x, min_cell_count) for x in v]
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 < v < min_cell_count:
+        return f"<{min_cell_count}"
+    return v
+
+
 def suppress_small_counts(obj: Any, min_cell_count: int) -> Any:
     """Replace counts 1..min_cell_count-1 by "<min_cell_count" (aggregate-only output rule).
 
@@ -146,11 +157,8 @@ def suppress_small_counts(obj: Any, min_cell_count: int) -> Any:
     appear; estimates are left as they are.
     """
     if isinstance(obj, dict):
-        return {
-            k: (f"<{min_cell_count}" if k in _COUNT_KEYS and isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                and 0 < v < min_cell_count else suppress_small_counts(v, min_cell_count))
-            for k, v in obj.items()
-        }
+        return {k: _suppress_value(v, min_cell_count) if k in _COUNT_KEYS else suppress_small_counts(v, min_cell_count)
+                for k, v in obj.items()}
     if isinstance(obj, list):
         return [suppress_small_counts(v, min_cell_count) for v in obj]
     return obj
@@ -170,6 +178,13 @@ def _print(res: dict[str, Any]) -> None:
         km.add_row(str(row["group"]), str(row["n"]), str(row["events"]), _fmt(row["median"]),
                    _fmt(row["median_ci_low"]), _fmt(row["median_ci_high"]))
     console.print(km)
+    nar = Table(title="Numbers at risk")
+    nar.add_column("group")
+    for tm in res["numbers_at_risk"]["time"]:
+        nar.add_column(_fmt(tm))
+    for g in res["numbers_at_risk"]["groups"]:
+        nar.add_row(str(g["group"]), *(str(v) for v in g["n_risk"]))
+    console.print(nar)
     fu = Table(title=f"Follow-up ({res['time']}) and incidence per 1,000 person-years")
     for c in ("group", "mean", "median", "reverse-KM median", "person-years", "rate", "ci_low", "ci_high"):
         fu.add_column(c)
