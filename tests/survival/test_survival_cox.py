@@ -162,3 +162,10 @@ def test_large_binary_cox_matches_lifelines():
     ref = CoxPHFitter().fit(d, "t", "e")
     assert ours.coef[0] == pytest.approx(ref.params_["x"], rel=1e-6)
     assert ours.se[0] == pytest.approx(ref.standard_errors_["x"], rel=1e-5)
+
+
+def test_collinear_covariate_is_named():
+    d = matched_cohort(seed=2)
+    X = d[["treat", "age"]].assign(age_months=d["age"] * 12 + 3)
+    with pytest.raises(InputError, match="'age_months' is a linear combination"):
+        CoxPH().fit(X, d["time"], d["event"])

@@ -182,16 +182,15 @@ def _add_binary_totals(data: CoxData, x1: np.ndarray) -> None:
 
 @dataclass
 class TermStats:
-    """Per likelihood term: the risk-set total s0, mean covariate xbar and second moment s2/s0."""
+    """Per likelihood term: the risk-set total s0 and mean covariate xbar; per row exp(eta)."""
 
     s0: np.ndarray
     xbar: np.ndarray
-    m2: np.ndarray | None
-    r: np.ndarray  # exp(eta) per row
+    r: np.ndarray
     eta: np.ndarray
 
 
-def term_stats(data: CoxData, beta: np.ndarray, second: bool = True) -> TermStats:
+def term_stats(data: CoxData, beta: np.ndarray) -> TermStats:
     """Risk-set sums at *beta* for every likelihood term (Efron-discounted where needed)."""
     eta = data.x @ beta
     r = np.exp(eta)
@@ -200,17 +199,28 @@ def term_stats(data: CoxData, beta: np.ndarray, second: bool = True) -> TermStat
     g, f = data.term_g, data.term_frac
     a0 = _revcum(data, _group_sum(data, rr))[g]
     a1 = _revcum(data, _group_sum(data, rr[:, None] * x))[g]
-    xx = x[:, :, None] * x[:, None, :] if second else None
-    a2 = _revcum(data, _group_sum(data, rr[:, None, None] * xx))[g] if second else None
     if f.any():
         rd = data.w_death * r
         a0 = a0 - f * _group_sum(data, rd)[g]
         a1 = a1 - f[:, None] * _group_sum(data, rd[:, None] * x)[g]
-        if second:
-            a2 = a2 - f[:, None, None] * _group_sum(data, rd[:, None, None] * xx)[g]
-    xbar = a1 / a0[:, None]
-    m2 = a2 / a0[:, None, None] if second else None
-    return TermStats(a0, xbar, m2, r, eta)
+    return TermStats(a0, a1 / a0[:, None], r, eta)
+
+
+def weighted_information(data: CoxData, ts: TermStats, weight: np.ndarray) -> np.ndarray:
+    """sum over terms of weight * (S2/S0 - xbar xbar'), without forming a p x p matrix per term.
+
+    S2 = sum over the risk set of r x x' (deaths at the term's own time discounted by l/d), so
+    sum_e weight_e S2_e / S0_e = X' diag(r * h) X, h_i the summed weight/S0 of the terms whose
+    risk set holds row i. Memory stays O(rows * p) rather than O(rows * p^2).
+    """
+    g_count = data.n_groups
+    inv = weight / ts.s0
+    h_all = np.bincount(data.term_g, weights=inv, minlength=g_count)
+    h_own = np.bincount(data.term_g, weights=inv * data.term_frac, minlength=g_count)
+    rg = data.row_group
+    row_w = ts.r * (data.w_risk * _cum(data, h_all)[rg] - data.w_death * h_own[rg])
+    second = (data.x * row_w[:, None]).T @ data.x
+    return second - (ts.xbar * weight[:, None]).T @ ts.xbar
 
 
 def loglik_derivs(data: CoxData, beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -234,8 +244,7 @@ def loglik_derivs(data: CoxData, beta: np.ndarray) -> tuple[float, np.ndarray, n
     tw = data.term_w
     ll = float(data.w_death @ ts.eta - tw @ np.log(ts.s0))
     grad = data.w_death @ data.x - tw @ ts.xbar
-    info = np.einsum("e,ejk->jk", tw, ts.m2 - ts.xbar[:, :, None] * ts.xbar[:, None, :])
-    return ll, grad, info
+    return ll, grad, weighted_information(data, ts, tw)
 
 
 def newton(
@@ -275,7 +284,7 @@ def newton(
 
 def score_residuals(data: CoxData, beta: np.ndarray) -> np.ndarray:
     """Weighted score residuals, one row per subject (sum to the score; R ``residuals(type='score')*w``)."""
-    ts = term_stats(data, beta, second=False)
+    ts = term_stats(data, beta)
     g_count = data.n_groups
     p = data.x.shape[1]
     tw, f, g = data.term_w, data.term_frac, data.term_g

@@ -104,6 +104,19 @@ def _as_matrix(X: Any) -> tuple[np.ndarray, list[str]]:
     return arr, names
 
 
+def _first_collinear(xm: np.ndarray, names: list[str], tol: float = 1e-10) -> str | None:
+    """Name of the first column that adds no rank to the ones before it (R would report NA for it)."""
+    if xm.shape[1] < 2:
+        return None
+    z = xm - xm.mean(axis=0)
+    z = z / np.sqrt((z**2).mean(axis=0))
+    corr = z.T @ z / len(z)
+    for j in range(1, xm.shape[1]):
+        if np.linalg.eigvalsh(corr[: j + 1, : j + 1])[0] < tol:
+            return names[j]
+    return None
+
+
 class CoxPH:
     """Cox proportional hazards model (scikit-learn contract: parameters stored, validated in fit).
 
@@ -163,6 +176,11 @@ class CoxPH:
         constant = [nm for j, nm in enumerate(names) if np.ptp(xm[:, j]) == 0]
         if constant:
             raise InputError(f"covariate column '{constant[0]}' has a single value (a single group): nothing to compare")
+        aliased = _first_collinear(xm, names)
+        if aliased is not None:
+            raise InputError(
+                f"covariate column '{aliased}' is a linear combination of the columns before it (collinear); drop it"
+            )
         s = None if strata is None else as_groups(strata, len(t), column_name(strata, "strata"), min_groups=1)[0]
         c = None if cluster is None else as_groups(cluster, len(t), column_name(cluster, "cluster"), min_groups=1)[0]
         w = None
