@@ -45,6 +45,9 @@ def test_json_output_matches_library(csv_path):
     km = {r["group"]: r for r in out["kaplan_meier"]}
     assert km["jaki"]["median"] == curves["jaki"].median
     assert len(km["jaki"]["curve"]) == len(curves["jaki"].table)
+    nar = {g["group"]: g["n_risk"] for g in out["numbers_at_risk"]["groups"]}
+    grid = out["numbers_at_risk"]["time"]
+    assert nar["jaki"] == [int(((d.arm == "jaki") & (d.time >= g)).sum()) for g in grid]
     ph = {r["term"]: r for r in out["ph_test"]["terms"]}
     assert set(ph) == {"arm", "age", "sex", "GLOBAL"} and all("chisq" in r and "p" in r for r in ph.values())
 
@@ -100,3 +103,18 @@ def test_followup_rates_and_window_risks(csv_path):
     assert rates["control"]["rate"] == pytest.approx(sub.event.sum() / (sub.time.sum() / 365.25) * 1000)
     fu = {r["group"]: r for r in out["followup"]}
     assert fu["control"]["median"] == pytest.approx(sub.time.median())
+
+
+def test_min_cell_count_suppresses_small_counts(csv_path):
+    res = invoke(csv_path, "--time", "time", "--event", "event", "--group", "arm", "--min-cell-count", "10", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    curve = out["kaplan_meier"][0]["curve"]
+    n_event = [row["n_event"] for row in curve]
+    assert "<10" in n_event  # some times have 1..9 events
+    assert all(v == "<10" or v == 0 or v >= 10 for v in n_event)
+    assert out["kaplan_meier"][0]["n"] == 150  # large counts are kept
+    last = [g["n_risk"][-1] for g in out["numbers_at_risk"]["groups"]]
+    assert all(v == "<10" or v == 0 or v >= 10 for v in last)
+    plain = invoke(csv_path, "--time", "time", "--event", "event", "--group", "arm", "--min-cell-count", "10")
+    assert plain.exit_code == 0 and "Kaplan-Meier" in plain.stdout

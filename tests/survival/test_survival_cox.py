@@ -71,6 +71,9 @@ def test_fit_outcome_model_defaults_to_robust_pair_clusters():
     row = res.row()
     assert row["hr"] == pytest.approx(np.exp(row["coef"]))
     assert row["ci_low"] < row["hr"] < row["ci_high"]
+    as_dict = res.to_dict()
+    assert as_dict["terms"][0]["term"] == "treat" and as_dict["terms"][0]["coef"] == row["coef"]
+    assert as_dict["robust"] is True and as_dict["n"] == len(d)
     with pytest.raises(ValueError, match="pair_id"):
         fit_outcome_model(d["time"], d["event"], d["treat"], stratify_by_pair=True)
 
@@ -159,3 +162,10 @@ def test_large_binary_cox_matches_lifelines():
     ref = CoxPHFitter().fit(d, "t", "e")
     assert ours.coef[0] == pytest.approx(ref.params_["x"], rel=1e-6)
     assert ours.se[0] == pytest.approx(ref.standard_errors_["x"], rel=1e-5)
+
+
+def test_collinear_covariate_is_named():
+    d = matched_cohort(seed=2)
+    X = d[["treat", "age"]].assign(age_months=d["age"] * 12 + 3)
+    with pytest.raises(InputError, match="'age_months' is a linear combination"):
+        CoxPH().fit(X, d["time"], d["event"])

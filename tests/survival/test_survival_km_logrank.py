@@ -64,3 +64,14 @@ def test_numbers_at_risk_table():
     for arm in (0, 1):
         sub = d[d.treat == arm]
         assert tab.loc[arm].tolist() == [int((sub.time >= t).sum()) for t in (0, 5, 10)]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 500).map(float), st.floats(0, 500, allow_nan=False)), min_size=1, max_size=80))
+def test_distinct_times_equals_numpy_unique(values):
+    from follicle.survival._risktable import distinct_times
+
+    t = np.array(values, dtype=float)
+    times, inv = distinct_times(t)
+    ref_times, ref_inv = np.unique(t, return_inverse=True)
+    assert np.array_equal(times, ref_times) and np.array_equal(inv, ref_inv.reshape(-1))

@@ -64,8 +64,19 @@ tab <- summary(kg)$table
 out("kg_median", nn(c(tab[, "median"], tab[, "0.95LCL"], tab[, "0.95UCL"])))
 s1 <- kg[2]
 out("kg1_surv", s1$surv); out("kg1_low", nn(s1$lower)); out("kg1_high", nn(s1$upper)); out("kg1_time", s1$time)
+for (ct in c("log", "plain")) {
+  k2 <- survfit(Surv(time, event) ~ 1, data = d, conf.type = ct)
+  out(paste0("km_", ct), nn(c(k2$lower, k2$upper)))
+}
+ff <- coxph(Surv(time, event) ~ factor(grp3) + age, data = d)
+zf <- cox.zph(ff)
+out("zph_factor", c(zf$table[, "chisq"], zf$table[, "df"]))
+fw <- coxph(Surv(time, event) ~ treat + age, weights = w, data = d)
+out("zph_w", cox.zph(fw)$table[, "chisq"])
 flat <- survfit(Surv(time, event) ~ 1, data = data.frame(time = 1:10, event = 1), conf.type = "log-log")
 out("flat_median", nn(summary(flat)$table[c("median", "0.95LCL", "0.95UCL")]))
+ends <- survfit(Surv(time, event) ~ 1, data = data.frame(time = c(1, 2, 3, 4), event = c(1, 1, 0, 0)))
+out("ends_median", nn(summary(ends)$table[c("median", "0.95LCL", "0.95UCL")]))
 out("lr2", survdiff(Surv(time, event) ~ treat, data = d)$chisq)
 out("lr3", survdiff(Surv(time, event) ~ grp3, data = d)$chisq)
 out("lrst", survdiff(Surv(time, event) ~ treat + strata(sex), data = d)$chisq)
@@ -188,6 +199,12 @@ def test_median_where_curve_is_flat_at_one_half(ref):
     close([km.median, km.median_ci_low, km.median_ci_high], ref["flat_median"])
 
 
+def test_median_where_curve_ends_at_one_half(ref):
+    km = kaplan_meier([1.0, 2, 3, 4], [1, 1, 0, 0])
+    assert km.survival[-1] == 0.5
+    close([km.median, km.median_ci_low, km.median_ci_high], ref["ends_median"])
+
+
 def test_logrank_chisq(data, ref):
     close(logrank_test(data["time"], data["event"], data["treat"]).chisq, ref["lr2"])
     res3 = logrank_test(data["time"], data["event"], data["grp3"])
@@ -228,3 +245,24 @@ def test_single_binary_treatment_paths(data, ref, ties):
                             pair_id=data["pair"])
     close(res.coef, ref[f"{ties}_w1_coef"])
     close(res.se, ref[f"{ties}_w1_se"])
+
+
+def test_kaplan_meier_log_and_plain_ci(data, ref):
+    for conf_type in ("log", "plain"):
+        km = kaplan_meier(data["time"], data["event"], conf_type=conf_type)
+        close(np.r_[km.table["ci_low"], km.table["ci_high"]], ref[f"km_{conf_type}"])
+
+
+def test_cox_zph_with_case_weights(data, ref):
+    X = data[["treat", "age"]]
+    m = CoxPH().fit(X, data["time"], data["event"], weights=data["w"])
+    close(cox_zph(m, X, data["time"], data["event"], weights=data["w"]).table["chisq"], ref["zph_w"])
+
+
+def test_cox_zph_multi_column_term(data, ref):
+    # a 3-level factor is one term with 2 df, as R's cox.zph(terms = TRUE)
+    X = pd.DataFrame({"g1": (data["grp3"] == 1).astype(float), "g2": (data["grp3"] == 2).astype(float),
+                      "age": data["age"]})
+    m = CoxPH().fit(X, data["time"], data["event"])
+    z = cox_zph(m, X, data["time"], data["event"], terms={"grp3": [0, 1], "age": [2]})
+    close(np.r_[z.table["chisq"], z.table["df"]], ref["zph_factor"])

@@ -5,6 +5,7 @@ Thin: read the CSV, check the columns, call :mod:`follicle.survival`, print tabl
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +15,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from follicle.cli._common import JsonFlag, console, guarded, print_json
+from follicle.cli._common import JsonFlag, console, guarded, print_json, to_json
 from follicle.errors import InputError
 from follicle.survival import (
     CoxPH,
@@ -95,6 +96,9 @@ def run_survival(
     grp = frame[group] if group else pd.Series(np.repeat("all", len(frame)), name="group")
     curves = kaplan_meier_by_group(t, e, grp, conf_level=conf_level)
     out["events"] = int(sum(c.events for c in curves.values()))
+    grid = np.linspace(0.0, float(t.max()), 6)
+    out["numbers_at_risk"] = {"time": grid.tolist(),
+                              "groups": [{"group": lab, "n_risk": c.at_risk(grid).tolist()} for lab, c in curves.items()]}
     out["kaplan_meier"] = [
         {"group": lab, "n": c.n, "events": c.events, "median": c.median, "median_ci_low": c.median_ci_low,
          "median_ci_high": c.median_ci_high,
@@ -135,6 +139,31 @@ def _risk_dict(res: Any) -> dict[str, Any]:
     return d
 
 
+_COUNT_KEYS = {"n", "events", "n_risk", "n_event", "n_censor", "observed"}
+
+
+def _suppress_value(v: Any, min_cell_count: int) -> Any:
+    if isinstance(v, list):
+        return [_suppress_value(x, min_cell_count) for x in v]
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 < v < min_cell_count:
+        return f"<{min_cell_count}"
+    return v
+
+
+def suppress_small_counts(obj: Any, min_cell_count: int) -> Any:
+    """Replace counts 1..min_cell_count-1 by "<min_cell_count" (aggregate-only output rule).
+
+    Applies to the count fields (n, events, n_risk, n_event, n_censor, observed) wherever they
+    appear; estimates are left as they are.
+    """
+    if isinstance(obj, dict):
+        return {k: _suppress_value(v, min_cell_count) if k in _COUNT_KEYS else suppress_small_counts(v, min_cell_count)
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [suppress_small_counts(v, min_cell_count) for v in obj]
+    return obj
+
+
 def _fmt(x: Any, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "NA"
@@ -149,6 +178,13 @@ def _print(res: dict[str, Any]) -> None:
         km.add_row(str(row["group"]), str(row["n"]), str(row["events"]), _fmt(row["median"]),
                    _fmt(row["median_ci_low"]), _fmt(row["median_ci_high"]))
     console.print(km)
+    nar = Table(title="Numbers at risk")
+    nar.add_column("group")
+    for tm in res["numbers_at_risk"]["time"]:
+        nar.add_column(_fmt(tm))
+    for g in res["numbers_at_risk"]["groups"]:
+        nar.add_row(str(g["group"]), *(str(v) for v in g["n_risk"]))
+    console.print(nar)
     fu = Table(title=f"Follow-up ({res['time']}) and incidence per 1,000 person-years")
     for c in ("group", "mean", "median", "reverse-KM median", "person-years", "rate", "ci_low", "ci_high"):
         fu.add_column(c)
@@ -200,6 +236,9 @@ def register(group: typer.Typer) -> None:
         time_unit: Annotated[TimeUnit, typer.Option("--time-unit", help="Unit of the time column.")] = TimeUnit.days,
         window: Annotated[float | None, typer.Option(
             "--window", help="Risk window end (time units): crude and 1-KM risk per arm, RD, RR, OR.")] = None,
+        min_cell_count: Annotated[int | None, typer.Option(
+            "--min-cell-count", min=1,
+            help="Show counts 1..N-1 as '<N' (use 10 before sharing output; off by default for local use).")] = None,
         json_out: JsonFlag = False,
     ) -> None:
         """Kaplan-Meier medians and curves, log-rank test, Cox model and PH test on your CSV.
@@ -209,6 +248,8 @@ def register(group: typer.Typer) -> None:
         """
         covs = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else []
         res = run_survival(data, time, event, group_col, covs, ties.value, conf_level, time_unit.value, window)
+        if min_cell_count is not None:
+            res = suppress_small_counts(json.loads(to_json(res)), min_cell_count)
         if json_out:
             print_json(res)
         else:

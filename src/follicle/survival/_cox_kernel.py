@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from follicle.survival._risktable import distinct_times
+
 
 @dataclass
 class CoxData:
@@ -48,6 +50,8 @@ class CoxData:
     # one binary covariate: beta-free risk-set totals of x = 0 and x = 1 per term (log scale)
     bin_log_n0: np.ndarray | None = None
     bin_log_n1: np.ndarray | None = None
+    bin_n0: np.ndarray | None = None
+    bin_n1: np.ndarray | None = None
     bin_d1: float = 0.0
 
     @property
@@ -94,22 +98,15 @@ def prepare(
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     binary = strata is None and weights is None and p == 1 and np.isin(x[:, 0], (0.0, 1.0)).all()
     if binary:
-        order = np.argsort(time)
-        ts = time[order]
-        new = np.empty(n, dtype=bool)
-        new[0] = True
-        np.not_equal(ts[1:], ts[:-1], out=new[1:])
-        uniq = ts[new]
+        uniq, inv = distinct_times(time)
         n_t = len(uniq)
-        key_sorted = (np.cumsum(new) - 1) * 2 + x[order, 0].astype(np.int64)
-        del ts, new
-        counts = np.bincount(key_sorted, minlength=2 * n_t).astype(np.float64)
-        deaths = np.bincount(key_sorted[event[order].astype(bool)], minlength=2 * n_t).astype(np.float64)
+        key = inv * 2 + x[:, 0].astype(np.int64)
+        counts = np.bincount(key, minlength=2 * n_t).astype(np.float64)
+        deaths = np.bincount(key[event.astype(bool)], minlength=2 * n_t).astype(np.float64)
         keep = counts > 0
         rows = np.flatnonzero(keep)
-        cell = np.empty(n, dtype=np.int64)
-        cell[order] = (np.cumsum(keep) - 1)[key_sorted]
-        del order, key_sorted
+        cell = (np.cumsum(keep) - 1)[key]
+        del key, inv
         xr = (rows % 2).astype(np.float64)[:, None]
         row_group = rows // 2
         w_risk, w_death = counts[rows], deaths[rows]
@@ -175,24 +172,25 @@ def _add_binary_totals(data: CoxData, x1: np.ndarray) -> None:
     r0 = _revcum(data, _group_sum(data, data.w_risk * ~x1))
     d1 = _group_sum(data, data.w_death * x1)
     d0 = _group_sum(data, data.w_death * ~x1)
+    data.bin_n0 = np.maximum(r0[g] - f * d0[g], 0.0)
+    data.bin_n1 = np.maximum(r1[g] - f * d1[g], 0.0)
     with np.errstate(divide="ignore"):
-        data.bin_log_n0 = np.log(np.maximum(r0[g] - f * d0[g], 0.0))
-        data.bin_log_n1 = np.log(np.maximum(r1[g] - f * d1[g], 0.0))
+        data.bin_log_n0 = np.log(data.bin_n0)
+        data.bin_log_n1 = np.log(data.bin_n1)
     data.bin_d1 = float(data.w_death @ x1)
 
 
 @dataclass
 class TermStats:
-    """Per likelihood term: the risk-set total s0, mean covariate xbar and second moment s2/s0."""
+    """Per likelihood term: the risk-set total s0 and mean covariate xbar; per row exp(eta)."""
 
     s0: np.ndarray
     xbar: np.ndarray
-    m2: np.ndarray | None
-    r: np.ndarray  # exp(eta) per row
+    r: np.ndarray
     eta: np.ndarray
 
 
-def term_stats(data: CoxData, beta: np.ndarray, second: bool = True) -> TermStats:
+def term_stats(data: CoxData, beta: np.ndarray) -> TermStats:
     """Risk-set sums at *beta* for every likelihood term (Efron-discounted where needed)."""
     eta = data.x @ beta
     r = np.exp(eta)
@@ -201,26 +199,43 @@ def term_stats(data: CoxData, beta: np.ndarray, second: bool = True) -> TermStat
     g, f = data.term_g, data.term_frac
     a0 = _revcum(data, _group_sum(data, rr))[g]
     a1 = _revcum(data, _group_sum(data, rr[:, None] * x))[g]
-    xx = x[:, :, None] * x[:, None, :] if second else None
-    a2 = _revcum(data, _group_sum(data, rr[:, None, None] * xx))[g] if second else None
     if f.any():
         rd = data.w_death * r
         a0 = a0 - f * _group_sum(data, rd)[g]
         a1 = a1 - f[:, None] * _group_sum(data, rd[:, None] * x)[g]
-        if second:
-            a2 = a2 - f[:, None, None] * _group_sum(data, rd[:, None, None] * xx)[g]
-    xbar = a1 / a0[:, None]
-    m2 = a2 / a0[:, None, None] if second else None
-    return TermStats(a0, xbar, m2, r, eta)
+    return TermStats(a0, a1 / a0[:, None], r, eta)
+
+
+def weighted_information(data: CoxData, ts: TermStats, weight: np.ndarray) -> np.ndarray:
+    """sum over terms of weight * (S2/S0 - xbar xbar'), without forming a p x p matrix per term.
+
+    S2 = sum over the risk set of r x x' (deaths at the term's own time discounted by l/d), so
+    sum_e weight_e S2_e / S0_e = X' diag(r * h) X, h_i the summed weight/S0 of the terms whose
+    risk set holds row i. Memory stays O(rows * p) rather than O(rows * p^2).
+    """
+    g_count = data.n_groups
+    inv = weight / ts.s0
+    h_all = np.bincount(data.term_g, weights=inv, minlength=g_count)
+    h_own = np.bincount(data.term_g, weights=inv * data.term_frac, minlength=g_count)
+    rg = data.row_group
+    row_w = ts.r * (data.w_risk * _cum(data, h_all)[rg] - data.w_death * h_own[rg])
+    second = (data.x * row_w[:, None]).T @ data.x
+    return second - (ts.xbar * weight[:, None]).T @ ts.xbar
 
 
 def loglik_derivs(data: CoxData, beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Log partial likelihood, its gradient and the information matrix at *beta*."""
     if data.bin_log_n0 is not None:
         b = float(beta[0])
-        log_s0 = np.logaddexp(data.bin_log_n0, data.bin_log_n1 + b)
-        xbar = np.exp(data.bin_log_n1 + b - log_s0)
         tw = data.term_w
+        if abs(b) < 30:  # plain arithmetic is exact enough and several times faster
+            s1 = data.bin_n1 * np.exp(b)
+            s0 = data.bin_n0 + s1
+            log_s0 = np.log(s0)
+            xbar = s1 / s0
+        else:  # log scale, safe from overflow for extreme coefficients
+            log_s0 = np.logaddexp(data.bin_log_n0, data.bin_log_n1 + b)
+            xbar = np.exp(data.bin_log_n1 + b - log_s0)
         ll = b * data.bin_d1 - float(tw @ log_s0)
         grad = data.bin_d1 - float(tw @ xbar)
         info = float(tw @ (xbar * (1.0 - xbar)))
@@ -229,8 +244,7 @@ def loglik_derivs(data: CoxData, beta: np.ndarray) -> tuple[float, np.ndarray, n
     tw = data.term_w
     ll = float(data.w_death @ ts.eta - tw @ np.log(ts.s0))
     grad = data.w_death @ data.x - tw @ ts.xbar
-    info = np.einsum("e,ejk->jk", tw, ts.m2 - ts.xbar[:, :, None] * ts.xbar[:, None, :])
-    return ll, grad, info
+    return ll, grad, weighted_information(data, ts, tw)
 
 
 def newton(
@@ -270,7 +284,7 @@ def newton(
 
 def score_residuals(data: CoxData, beta: np.ndarray) -> np.ndarray:
     """Weighted score residuals, one row per subject (sum to the score; R ``residuals(type='score')*w``)."""
-    ts = term_stats(data, beta, second=False)
+    ts = term_stats(data, beta)
     g_count = data.n_groups
     p = data.x.shape[1]
     tw, f, g = data.term_w, data.term_frac, data.term_g

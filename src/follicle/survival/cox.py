@@ -66,6 +66,15 @@ class CoxResult:
     def se(self) -> np.ndarray:
         return self.summary["se"].to_numpy()
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: per-term coef, se, hr, ci_low, ci_high, z, p plus fit details."""
+        return {
+            "terms": self.summary.reset_index().to_dict(orient="records"), "loglik": self.loglik,
+            "loglik_null": self.loglik_null, "n": self.n, "events": self.events, "ties": self.ties,
+            "robust": self.robust, "stratified": self.stratified, "converged": self.converged,
+            "n_iter": self.n_iter, "conf_level": self.conf_level, "warnings": list(self.warnings),
+        }
+
     def row(self, term: str | None = None) -> dict[str, float]:
         """One term's numbers as a dict (the only term if *term* is None)."""
         rec = self.summary.iloc[0] if term is None else self.summary.loc[term]
@@ -93,6 +102,19 @@ def _as_matrix(X: Any) -> tuple[np.ndarray, list[str]]:
         rows, cols = np.nonzero(missing)
         raise InputError(f"covariate column '{names[cols[0]]}' has missing or infinite values (row {rows[0]}, counting from 0)")
     return arr, names
+
+
+def _first_collinear(xm: np.ndarray, names: list[str], tol: float = 1e-10) -> str | None:
+    """Name of the first column that adds no rank to the ones before it (R would report NA for it)."""
+    if xm.shape[1] < 2:
+        return None
+    z = xm - xm.mean(axis=0)
+    z = z / np.sqrt((z**2).mean(axis=0))
+    corr = z.T @ z / len(z)
+    for j in range(1, xm.shape[1]):
+        if np.linalg.eigvalsh(corr[: j + 1, : j + 1])[0] < tol:
+            return names[j]
+    return None
 
 
 class CoxPH:
@@ -154,6 +176,11 @@ class CoxPH:
         constant = [nm for j, nm in enumerate(names) if np.ptp(xm[:, j]) == 0]
         if constant:
             raise InputError(f"covariate column '{constant[0]}' has a single value (a single group): nothing to compare")
+        aliased = _first_collinear(xm, names)
+        if aliased is not None:
+            raise InputError(
+                f"covariate column '{aliased}' is a linear combination of the columns before it (collinear); drop it"
+            )
         s = None if strata is None else as_groups(strata, len(t), column_name(strata, "strata"), min_groups=1)[0]
         c = None if cluster is None else as_groups(cluster, len(t), column_name(cluster, "cluster"), min_groups=1)[0]
         w = None

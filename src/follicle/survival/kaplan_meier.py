@@ -2,8 +2,8 @@
 
 Numbers follow R's ``survfit(Surv(time, event) ~ 1, conf.type = "log-log")``: one row per distinct
 time (events and censorings), ``std_err`` is the Greenwood standard error of the cumulative hazard
-(of log S), and the median and its CI are read off the curve and its confidence limits the way
-``quantile.survfit`` does (the midpoint where the curve is flat at exactly 0.5).
+(of log S), and the median and its CI are read off the curve and its confidence limits as
+``print(survfit)`` reports them (the midpoint where the curve is flat at exactly 0.5 and drops later).
 
 References
 ----------
@@ -102,36 +102,21 @@ def confidence_limits(
     return low, high
 
 
-def _findq(x: np.ndarray, y: np.ndarray, p: float, tol: float = np.sqrt(np.finfo(float).eps)) -> float:
-    """Time where the cumulative incidence *y* first reaches *p* (R survival's ``findq``)."""
-    if np.all(np.isnan(y)) or np.nanmax(y) < p:
+def _median_time(y: np.ndarray, x: np.ndarray, tol: float = np.sqrt(np.finfo(float).eps)) -> float:
+    """First time the curve *y* is <= 0.5, as R's ``print(survfit)`` median (``survmean``'s ``minmin``).
+
+    Where the curve sits exactly at 0.5 and drops later, the midpoint between that time and the
+    time of the drop (Kaplan-Meier convention); NaN if the curve never reaches 0.5.
+    """
+    keep = ~np.isnan(y) & (y < 0.5 + tol)
+    if not keep.any():
         return float("nan")
-    xmax = x[-1]
-    # drop missing values, then repeated y values keeping the first (as R's findq and approx do;
-    # y is a cumulative incidence, so repeats are adjacent)
-    ok = ~np.isnan(y)
-    x, y = x[ok], y[ok]
-    keep = np.r_[True, y[1:] != y[:-1]]
     x, y = x[keep], y[keep]
-    if len(y) == 0:
-        return float("nan")
-
-    def const_right(nodes: np.ndarray) -> float:
-        # approx(nodes, seq_along(nodes), p, method = "constant", f = 1) with rule 1
-        if p < nodes[0] or p > nodes[-1]:
-            return float("nan")
-        j = int(np.searchsorted(nodes, p, side="left"))
-        return float(j)
-
-    i1 = const_right(y + tol)
-    i2 = const_right(y - tol)
-    if np.isnan(i1):
-        return float("nan")
-    if np.isnan(i2):
-        if abs(p - y[-1]) < tol:
-            return float((x[int(i1)] + xmax) / 2)
-        return float("nan")
-    return float((x[int(i1)] + x[int(i2)]) / 2)
+    if abs(y[0] - 0.5) < tol:
+        lower = np.flatnonzero(y < y[0])
+        if len(lower):
+            return float((x[0] + x[lower[0]]) / 2)
+    return float(x[0])
 
 
 def _km_from_counts(
@@ -143,12 +128,10 @@ def _km_from_counts(
         term = np.where(n_event > 0, n_event / (n_risk * (n_risk - n_event).astype(float)), 0.0)
         std_err = np.sqrt(np.cumsum(term))
     low, high = confidence_limits(surv, std_err, conf_level, conf_type)
-    x = np.r_[0.0, time]
-    median = _findq(x, np.r_[0.0, 1 - surv], 0.5)
-    med_low = _findq(x, np.r_[0.0, 1 - low], 0.5)
-    med_high = _findq(x, np.r_[0.0, 1 - high], 0.5)
-    return KaplanMeierResult(time, n_risk, n_event, n_censor, surv, std_err, low, high, int(n_risk[0]) if len(n_risk) else 0, int(n_event.sum()), median, med_low,
-                             med_high, conf_level, conf_type, label)
+    median, med_low, med_high = (_median_time(y, time) for y in (surv, low, high))
+    n = int(n_risk[0]) if len(n_risk) else 0
+    return KaplanMeierResult(time, n_risk, n_event, n_censor, surv, std_err, low, high, n, int(n_event.sum()),
+                             median, med_low, med_high, conf_level, conf_type, label)
 
 
 def kaplan_meier(time: Any, event: Any, *, conf_level: float = 0.95, conf_type: str = "log-log") -> KaplanMeierResult:
@@ -167,7 +150,7 @@ def kaplan_meier(time: Any, event: Any, *, conf_level: float = 0.95, conf_type: 
     check_choice("conf_type", conf_type, CONF_TYPES)
     t, e = as_time_event(time, event)
     rt = risk_table(t, e)
-    return _km_from_counts(rt.time, rt.n_risk[:, 0], rt.n_event[:, 0], rt.n_censor[:, 0], conf_level, conf_type)
+    return _km_from_counts(rt.time, rt.n_risk[0], rt.n_event[0], rt.n_censor[0], conf_level, conf_type)
 
 
 def kaplan_meier_by_group(
@@ -185,8 +168,11 @@ def curves_from_table(rt: RiskTable, labels: list[Any], conf_level: float, conf_
     """One curve per group column of a risk table (rows where the group has observations)."""
     out: dict[Any, KaplanMeierResult] = {}
     for k, label in enumerate(labels):
-        seen = (rt.n_event[:, k] + rt.n_censor[:, k]) > 0
-        out[label] = _km_from_counts(rt.time[seen], rt.n_risk[seen, k], rt.n_event[seen, k], rt.n_censor[seen, k],
+        if len(labels) == 1:
+            seen = slice(None)
+        else:
+            seen = np.flatnonzero((rt.n_event[k] + rt.n_censor[k]) > 0)
+        out[label] = _km_from_counts(rt.time[seen], rt.n_risk[k, seen], rt.n_event[k, seen], rt.n_censor[k, seen],
                                      conf_level, conf_type, label)
     return out
 

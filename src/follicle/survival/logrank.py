@@ -58,19 +58,20 @@ def logrank_test(time: Any, event: Any, group: Any, *, strata: Any = None) -> Lo
 def logrank_from_table(rt: RiskTable, codes: np.ndarray, labels: list[Any], stratified: bool) -> LogRankResult:
     """Log-rank statistic from per-time counts (shared with the Kaplan-Meier curves)."""
     k = len(labels)
-    use = np.flatnonzero(rt.n_event.any(axis=1))  # only event times contribute
-    n_risk = rt.n_risk[use].astype(np.float64)
-    n_event = rt.n_event[use].astype(np.float64)
-    n = n_risk.sum(axis=1)
-    d = n_event.sum(axis=1)
-    frac = n_risk / n[:, None]
-    expected = (frac * d[:, None]).sum(axis=0)
-    observed = n_event.sum(axis=0)
+    use = np.flatnonzero(rt.n_event.sum(axis=0) > 0)  # only event times contribute
+    n_risk = rt.n_risk[:, use].astype(np.float64)  # (k, times)
+    n_event = rt.n_event[:, use].astype(np.float64)
+    n = n_risk.sum(axis=0)
+    d = n_event.sum(axis=0)
+    frac = n_risk / n
+    expected = frac @ d
+    observed = n_event.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(n > 1, d * (n - d) / (n - 1), 0.0)
     # V_jk = sum_t w_t * f_j (delta_jk - f_k)
-    variance = -(frac * w[:, None]).T @ frac
-    variance[np.diag_indices(k)] += (w[:, None] * frac).sum(axis=0)
+    wf = frac * w
+    variance = -wf @ frac.T
+    variance[np.diag_indices(k)] += wf.sum(axis=1)
     diff = observed - expected
     sub = variance[1:, 1:]
     if np.linalg.matrix_rank(sub) < k - 1:

@@ -45,7 +45,7 @@ def _transform_times(t: np.ndarray, e: np.ndarray, transform: str) -> np.ndarray
     if transform == "rank":
         return stats.rankdata(t, method="average")
     rt = risk_table(t, e)
-    surv = np.cumprod(1.0 - rt.n_event[:, 0] / rt.n_risk[:, 0])
+    surv = np.cumprod(1.0 - rt.n_event[0] / rt.n_risk[0])
     idx = np.searchsorted(rt.time, t, side="left")  # number of distinct times strictly below t
     return 1.0 - np.r_[1.0, surv][idx]
 
@@ -91,15 +91,14 @@ def cox_zph(
     ts = kernel.term_stats(data, np.asarray(model.coef_, dtype=float))
     tw = data.term_w
     gt = g_of_group[data.term_g]
-    info = tw[:, None, None] * (ts.m2 - ts.xbar[:, :, None] * ts.xbar[:, None, :])
     dead_sum = np.zeros((data.n_groups, p))
     np.add.at(dead_sum, data.row_group, data.w_death[:, None] * data.x)
     u2 = (g_of_group[:, None] * dead_sum).sum(axis=0) - (gt[:, None] * tw[:, None] * ts.xbar).sum(axis=0)
     imat = np.zeros((2 * p, 2 * p))
-    imat[:p, :p] = info.sum(axis=0)
-    imat[:p, p:] = np.einsum("e,ejk->jk", gt, info)
+    imat[:p, :p] = kernel.weighted_information(data, ts, tw)
+    imat[:p, p:] = kernel.weighted_information(data, ts, tw * gt)
     imat[p:, :p] = imat[:p, p:].T
-    imat[p:, p:] = np.einsum("e,ejk->jk", gt**2, info)
+    imat[p:, p:] = kernel.weighted_information(data, ts, tw * gt**2)
     u = np.r_[np.zeros(p), u2]
     terms = terms or {nm: [j] for j, nm in enumerate(names)}
     rows = []
