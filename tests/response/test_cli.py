@@ -126,3 +126,22 @@ def test_safety_patient_level(tmp_path):
     assert rates["zoster"]["person_years"] == pytest.approx((365 + 181) / 365.25)
     res = runner.invoke(app, ["response", "safety", str(ev)])
     assert res.exit_code == 2 and "--person-years or --exposure" in res.output
+
+
+def test_predictors_from_visits(tmp_path, pilot):
+    pts = tmp_path / "patients.csv"
+    pd.DataFrame({"patient_id": [f"P{i:02d}" for i in range(12)], "age": np.arange(30, 42),
+                  "ivmp": [1, 0] * 6}).to_csv(pts, index=False)
+    code, out, _ = run("response", "predictors", pts, "--visits", pilot, "--outcome", "regrowth_pct",
+                       "--predictors", "age,ivmp", "--response", "salt50", "--json", "--min-cell-count", 1)
+    assert code == 0, out
+    d = json.loads(out)
+    assert d["kind"] == "linear" and d["n"] == 12 and "end of treatment" in d["endpoint_definition"]
+    code, out, _ = run("response", "predictors", pts, "--visits", pilot, "--outcome", "responder",
+                       "--predictors", "age", "--firth", "--json")
+    assert code == 0 and json.loads(out)["kind"] == "logistic"
+    # a patient with no visits has no baseline: named by row
+    pd.DataFrame({"patient_id": ["P00", "X99"], "age": [30, 40]}).to_csv(pts, index=False)
+    res = runner.invoke(app, ["response", "predictors", str(pts), "--visits", str(pilot), "--outcome", "responder",
+                              "--predictors", "age"])
+    assert res.exit_code == 2 and "row 3, column 'patient_id'" in res.output and "missing baseline" in res.output

@@ -134,21 +134,51 @@ def predictors(
     subgroups: Annotated[str, typer.Option(help="Comma-separated columns for subgroup tables, e.g. aa_type,sex.")] = "",
     conf_level: Annotated[float, typer.Option(help="Confidence level.")] = 0.95,
     seed: Annotated[int, typer.Option(help="Seed of the cross-validation folds.")] = 0,
+    visits: Annotated[Path | None, typer.Option(help="Visits CSV: derive endpoints (responder, regrowth_pct, salt20, ...) per patient.")] = None,
+    response: Annotated[str, typer.Option(help="With --visits: response definition (salt20, salt50, ...).")] = "salt20",
+    landmark_days: Annotated[float | None, typer.Option(help="With --visits: landmark day (default end of treatment).")] = None,
+    window_days: Annotated[float, typer.Option(help="With --visits: landmark window half-width in days.")] = 42.0,
+    imputation: Annotated[str, typer.Option(help="With --visits: nri, locf or none.")] = "nri",
     min_cell_count: MinCell = 10,
     json_out: JsonFlag = False,
 ) -> None:
-    """Multivariable logistic (ORs) or linear regression of an endpoint on baseline predictors."""
-    from follicle.registry import read_patients
+    """Multivariable logistic (ORs) or linear regression of an endpoint on baseline predictors.
+
+    The outcome is a column of PATIENTS.csv, or with --visits an endpoint derived from each
+    patient's visits (e.g. --outcome responder --response salt20 --landmark-days 274).
+    """
+    from follicle.registry import read_patients, read_visits
+    from follicle.response.endpoints import EndpointSettings, attach_endpoints, patient_endpoints
 
     names = _split(predictors_)
     if not names:
         raise InputError("--predictors needs at least one column name")
-    data = read_patients(patients_csv, required=[outcome, *names])
+    definition = None
+    if visits is None:
+        data = read_patients(patients_csv, required=[outcome, *names])
+    else:
+        data = read_patients(patients_csv, required=names)
+        settings = EndpointSettings(response=response, landmark_days=landmark_days, window_days=window_days,
+                                    imputation=imputation)
+        try:
+            settings.validate()
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        ep = patient_endpoints(read_visits(visits), settings, source=visits.name)
+        definition = ep.attrs["definition"]
+        data = attach_endpoints(data, ep, source=patients_csv.name)
+        if outcome not in data.columns:
+            raise InputError(f"--outcome {outcome!r} is neither a column of {patients_csv.name} nor an endpoint "
+                             f"({', '.join(c for c in ep.columns if c != 'patient_id')})")
+        if imputation == "none":
+            data = data[data[outcome].notna()]
     result = run_predictor_analysis(
         data, outcome, names, categorical=_split(categorical), reference=_references(reference or []),
         model=model, firth=firth, screen=screen, subgroups=_split(subgroups), conf_level=conf_level,
         seed=seed, source=patients_csv.name,
     )
+    if definition:
+        result["endpoint_definition"] = definition
     _emit_predictors(suppress(result, min_cell_count), json_out)
 
 

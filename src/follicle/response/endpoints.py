@@ -224,3 +224,25 @@ def patient_endpoints(
 def endpoint_names() -> Sequence[str]:
     """The endpoint columns of :func:`patient_endpoints`."""
     return ("regrowth_pct", *RESPONSE_DEFINITIONS, "responder", "time_to_response_days", "relapse")
+
+
+def attach_endpoints(patients: pd.DataFrame, endpoints: pd.DataFrame, *, source: str = "patients") -> pd.DataFrame:
+    """Patients' baseline rows joined to their endpoints (one row each), keeping the patients' row labels.
+
+    Every patient must have visits: one without is reported by row as a missing baseline.
+    """
+    ep = endpoints.set_index(endpoints["patient_id"].astype(str))
+    ids = patients["patient_id"].astype(str)
+    lost = ~ids.isin(ep.index)
+    if lost.any():
+        row = patients.index[lost.to_numpy()][0]
+        raise InputError(
+            f"{source}: row {row}, column 'patient_id': patient {ids.loc[row]!r} has no visits, so no "
+            "baseline SALT (missing baseline)"
+        )
+    clash = [c for c in ep.columns if c in patients.columns and c != "patient_id"]
+    if clash:
+        raise InputError(f"{source}: columns {clash} clash with endpoint names; rename them")
+    joined = ep.drop(columns="patient_id").loc[ids.to_numpy()]
+    joined.index = patients.index
+    return pd.concat([patients, joined], axis=1)

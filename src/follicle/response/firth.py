@@ -48,6 +48,8 @@ def _newton(
     """
     beta = beta.astype(float).copy()
     ll = _penalised_loglik(X, y, beta)
+    if not np.isfinite(ll):  # information singular here (fitted risks of exactly 0 or 1)
+        return beta, -np.inf, 0, False
     for it in range(1, max_iter + 1):
         p = expit(X @ beta)
         w = p * (1 - p)
@@ -60,7 +62,10 @@ def _newton(
         score = X.T @ (y - p + h * (0.5 - p))
         sub = info[np.ix_(free, free)]
         step = np.zeros_like(beta)
-        step[free] = np.linalg.solve(sub, score[free])
+        try:
+            step[free] = np.linalg.solve(sub, score[free])
+        except np.linalg.LinAlgError:
+            step[free] = np.linalg.lstsq(sub, score[free], rcond=None)[0]
         biggest = np.max(np.abs(step))
         if biggest > max_step:
             step *= max_step / biggest
@@ -143,7 +148,8 @@ class FirthLogisticRegression:
         target = self.loglik_ - crit
 
         def g(b: float) -> float:
-            return self._fit_constrained(Xd, y, j, b, self.beta_) - target
+            v = self._fit_constrained(Xd, y, j, b, self.beta_) - target
+            return v if np.isfinite(v) else -1e10  # singular information far out: below the target
 
         width = max(self.bse_all_[j], 1e-3)
         lo = b0
