@@ -21,8 +21,9 @@ METHYLPRED = 1506270
 IV_ROUTE = 4171047
 AA = 141933
 SUBTYPES = {"patchy": "L63.8", "ophiasis": "L63.2", "totalis": "L63.0", "universalis": "L63.1"}
+# like the synthetic world's response model: ophiasis is the only subtype with an effect
 TRUTH = {"(Intercept)": -0.6, "duration_le4": 0.9, "ivmp": 0.8, "baseline_salt_le95": 0.7, "female": 0.5,
-         "aa_type[ophiasis]": -1.0, "aa_type[totalis]": -0.4, "aa_type[universalis]": -0.5}
+         "aa_type[ophiasis]": -1.0}
 
 
 def build(path, n=2000, seed=1, missing_landmark=0.0, extra_people=True):
@@ -36,8 +37,7 @@ def build(path, n=2000, seed=1, missing_landmark=0.0, extra_people=True):
     index = np.array([dt.date(2022, 7, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 400, n)])
     lp = (TRUTH["(Intercept)"] + TRUTH["duration_le4"] * (years <= 4) + TRUTH["ivmp"] * ivmp
           + TRUTH["baseline_salt_le95"] * (base <= 95) + TRUTH["female"] * female
-          + np.select([subtype == k for k in ("ophiasis", "totalis", "universalis")],
-                      [TRUTH["aa_type[ophiasis]"], TRUTH["aa_type[totalis]"], TRUTH["aa_type[universalis]"]], 0.0))
+          + TRUTH["aa_type[ophiasis]"] * (subtype == "ophiasis"))
     resp = rng.binomial(1, 1 / (1 + np.exp(-lp)))
     land = np.where(resp == 1, rng.uniform(0, 20, n).round(1), np.maximum(20.1, base - rng.uniform(0, 30, n)).round(1))
     person = pd.DataFrame({"person_id": pid, "gender_concept_id": np.where(female == 1, 8532, 8507),
@@ -55,7 +55,7 @@ def build(path, n=2000, seed=1, missing_landmark=0.0, extra_people=True):
                            "drug_exposure_end_date": index + dt.timedelta(days=90), "route_concept_id": 4132161}),
              pd.DataFrame({"person_id": pid, "drug_concept_id": BARI_DRUG,
                            "drug_exposure_start_date": index + dt.timedelta(days=90),
-                           "drug_exposure_end_date": index + dt.timedelta(days=180), "route_concept_id": 4132161})]
+                           "drug_exposure_end_date": index + dt.timedelta(days=330), "route_concept_id": 4132161})]
     iv = ivmp == 1
     drugs.append(pd.DataFrame({"person_id": pid[iv], "drug_concept_id": METHYLPRED,
                                "drug_exposure_start_date": index[iv] - dt.timedelta(days=200),
@@ -100,7 +100,10 @@ def build(path, n=2000, seed=1, missing_landmark=0.0, extra_people=True):
     meas["measurement_type_concept_id"] = 32817
     ancestor = pd.DataFrame({"ancestor_concept_id": [BARICITINIB, BARICITINIB], "descendant_concept_id": [BARICITINIB, BARI_DRUG],
                              "min_levels_of_separation": [0, 1], "max_levels_of_separation": [0, 1]})
-    write_cdm({"person": person, "condition_occurrence": cond, "drug_exposure": drug, "measurement": meas,
+    obs = pd.DataFrame({"observation_period_id": person["person_id"].to_numpy(), "person_id": person["person_id"].to_numpy(),
+                        "observation_period_start_date": dt.date(2010, 1, 1), "observation_period_end_date": dt.date(2025, 12, 31),
+                        "period_type_concept_id": 32817})
+    write_cdm({"person": person, "observation_period": obs, "condition_occurrence": cond, "drug_exposure": drug, "measurement": meas,
                "concept_ancestor": ancestor}, path)
     truth = pd.DataFrame({"person_id": pid, "responder": resp, "female": female, "ivmp": ivmp, "aa_type": subtype,
                           "duration_le4": (years <= 4).astype(int), "baseline_salt": base, "landmark_kept": keep})

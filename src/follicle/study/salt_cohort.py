@@ -55,6 +55,10 @@ class CohortSpec(BaseModel):
     include_descendants: bool = True
     baseline_window_days: int = Field(90, ge=0, description="baseline SALT at most this many days before index")
     min_baseline_salt: float = Field(50.0, ge=0, le=100)
+    min_followup_days: int | None = Field(
+        None, ge=0, description="observation period must run at least this long after index (not censored early)")
+    min_exposure_days: int | None = Field(
+        None, ge=0, description="last exposure to the drug ends at least this many days after index (still treated)")
 
 
 class OutcomeSpec(BaseModel):
@@ -75,6 +79,7 @@ class PredictorSpec(BaseModel):
     kind: Literal["female", "age", "condition_history", "drug_history", "condition_duration_years",
                   "condition_category", "baseline_measurement", "baseline_salt_le"]
     codes: Codes | None = None
+    procedure_codes: Codes | None = None  # drug_history: also count these procedures (e.g. an IV pulse)
     categories: dict[str, Codes] | None = None
     reference: str | None = None
     at_most: float | None = None  # condition_duration_years: 1 when duration <= at_most; baseline_salt_le
@@ -82,6 +87,8 @@ class PredictorSpec(BaseModel):
 
     @model_validator(mode="after")
     def _fields(self) -> PredictorSpec:
+        if self.kind == "drug_history" and self.codes is None and self.procedure_codes is not None:
+            return self
         need = {"condition_history": "codes", "drug_history": "codes", "condition_duration_years": "codes",
                 "condition_category": "categories", "baseline_measurement": "concept_id",
                 "baseline_salt_le": "at_most"}.get(self.kind)
@@ -221,12 +228,21 @@ def _predictor(cdm: _Cdm, index, p: PredictorSpec, base_lo: int):
         val = years if p.at_most is None else ibis.cases((years <= p.at_most, 1), else_=0)
         return first.select("person_id", **{p.name: val})
     if p.kind == "drug_history":
-        d = cdm("drug_exposure")
-        j = index.join(d, "person_id")
-        pred = _match(j, p.codes, "drug_concept_id", "drug_source_value") & (j.drug_exposure_start_date < j.index_date)
-        if p.codes.route_concept_ids:
-            pred = pred & j.route_concept_id.isin(p.codes.route_concept_ids)
-        return j.filter(pred).select("person_id").distinct().mutate(**{p.name: ibis.literal(1)})
+        parts = []
+        if p.codes is not None:
+            d = cdm("drug_exposure")
+            j = index.join(d, "person_id")
+            pred = _match(j, p.codes, "drug_concept_id", "drug_source_value") & (j.drug_exposure_start_date < j.index_date)
+            if p.codes.route_concept_ids:
+                pred = pred & j.route_concept_id.isin(p.codes.route_concept_ids)
+            parts.append(j.filter(pred).select("person_id"))
+        if p.procedure_codes is not None:
+            pr = cdm("procedure_occurrence")
+            j = index.join(pr, "person_id")
+            pred = _match(j, p.procedure_codes, "procedure_concept_id", "procedure_source_value")
+            parts.append(j.filter(pred & (j.procedure_date < j.index_date)).select("person_id"))
+        hist = parts[0] if len(parts) == 1 else parts[0].union(parts[1])
+        return hist.distinct().mutate(**{p.name: ibis.literal(1)})
     if p.kind == "baseline_measurement":
         m = cdm("measurement")
         m = m.filter((m.measurement_concept_id == p.concept_id) & m.value_as_number.notnull())
@@ -255,7 +271,17 @@ def extract_analysis_table(con, spec: ResponseStudySpec, *, schema: str | None =
     locf = _last_per_person(_salt(cdm, index, 1, lm_lo - 1), [ibis.desc(_.dd)]).select(
         "person_id", locf_salt=_.value, locf_day=_.dd)
     # one row per new user; attrition is counted from it, so the whole extraction is one query
+    op = cdm("observation_period")
+    jo = index.join(op, "person_id")
+    jo = jo.filter((jo.observation_period_start_date <= jo.index_date) & (jo.observation_period_end_date >= jo.index_date))
+    followup = jo.group_by("person_id").aggregate(
+        followup_days=jo.observation_period_end_date.max().delta(jo.index_date.max(), unit="day"))
+    treated = exposures.join(index, "person_id")
+    treated = treated.group_by("person_id").aggregate(
+        exposure_days=treated.drug_exposure_end_date.max().delta(treated.index_date.max(), unit="day"))
     table = index.left_join(base.drop("index_date"), "person_id").drop("person_id_right")
+    table = table.left_join(followup, "person_id").drop("person_id_right")
+    table = table.left_join(treated, "person_id").drop("person_id_right")
     table = table.left_join(land, "person_id").drop("person_id_right")
     table = table.left_join(locf, "person_id").drop("person_id_right")
     for p in spec.predictors:
@@ -271,8 +297,14 @@ def extract_analysis_table(con, spec: ResponseStudySpec, *, schema: str | None =
         {"step": f"baseline SALT within {cs.baseline_window_days} days before index", "n": int(has_base.sum())},
         {"step": f"baseline SALT >= {cs.min_baseline_salt:g}", "n": int((df["baseline_salt"] >= cs.min_baseline_salt).sum())},
     ]
-    df = df[df["baseline_salt"] >= cs.min_baseline_salt].reset_index(drop=True)
-    return df, attrition
+    df = df[df["baseline_salt"] >= cs.min_baseline_salt]
+    if cs.min_followup_days is not None:
+        df = df[df["followup_days"] >= cs.min_followup_days]
+        attrition.append({"step": f"observed >= {cs.min_followup_days} days after index", "n": int(len(df))})
+    if cs.min_exposure_days is not None:
+        df = df[df["exposure_days"] >= cs.min_exposure_days]
+        attrition.append({"step": f"exposed to the drug >= {cs.min_exposure_days} days after index", "n": int(len(df))})
+    return df.reset_index(drop=True), attrition
 
 
 def _endpoints(df: pd.DataFrame, spec: ResponseStudySpec, attrition: list[dict]) -> pd.DataFrame:
