@@ -38,7 +38,8 @@ class Codes(BaseModel):
     concept_ids: list[int] = []
     source_values: list[str] = []
     source_prefixes: list[str] = []
-    route_concept_ids: list[int] = []  # drugs only: e.g. 4171047 intravenous
+    route_concept_ids: list[int] = []  # drugs only: only these routes (e.g. 4171047 intravenous)
+    not_route_concept_ids: list[int] = []  # drugs only: any route but these (a missing route counts)
 
     @model_validator(mode="after")
     def _some(self) -> Codes:
@@ -53,6 +54,8 @@ class CohortSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     drug: Codes
     include_descendants: bool = True
+    exclude_prior_drugs: Codes | None = Field(
+        None, description="active new-user design: no exposure to these drugs on or before the index date")
     baseline_window_days: int = Field(90, ge=0, description="baseline SALT at most this many days before index")
     min_baseline_salt: float = Field(50.0, ge=0, le=100)
     min_followup_days: int | None = Field(
@@ -180,13 +183,22 @@ class _Cdm:
             raise DatabaseError(f"CDM table {name!r} not found{f' in schema {self.schema!r}' if self.schema else ''}: {exc}") from None
 
 
-def _drug_concepts(cdm: _Cdm, spec: CohortSpec):
-    ids = list(spec.drug.concept_ids)
-    if spec.include_descendants and ids:
+def _drug_concepts(cdm: _Cdm, codes: Codes, descendants: bool) -> Codes:
+    ids = list(codes.concept_ids)
+    if descendants and ids:
         ca = cdm("concept_ancestor")
         desc = ca.filter(ca.ancestor_concept_id.isin(ids)).descendant_concept_id.as_table().to_pyarrow()
         ids = sorted(set(ids) | set(desc.column(0).to_pylist()))
-    return spec.drug.model_copy(update={"concept_ids": ids})
+    return codes.model_copy(update={"concept_ids": ids})
+
+
+def _drug_rows(table, codes: Codes):
+    pred = _match(table, codes, "drug_concept_id", "drug_source_value")
+    if codes.route_concept_ids:
+        pred = pred & table.route_concept_id.isin(codes.route_concept_ids)
+    if codes.not_route_concept_ids:
+        pred = pred & (table.route_concept_id.isnull() | ~table.route_concept_id.isin(codes.not_route_concept_ids))
+    return pred
 
 
 def _salt(cdm: _Cdm, index, lo: int, hi: int):
@@ -232,9 +244,7 @@ def _predictor(cdm: _Cdm, index, p: PredictorSpec, base_lo: int):
         if p.codes is not None:
             d = cdm("drug_exposure")
             j = index.join(d, "person_id")
-            pred = _match(j, p.codes, "drug_concept_id", "drug_source_value") & (j.drug_exposure_start_date < j.index_date)
-            if p.codes.route_concept_ids:
-                pred = pred & j.route_concept_id.isin(p.codes.route_concept_ids)
+            pred = _drug_rows(j, p.codes) & (j.drug_exposure_start_date < j.index_date)
             parts.append(j.filter(pred).select("person_id"))
         if p.procedure_codes is not None:
             pr = cdm("procedure_occurrence")
@@ -258,9 +268,9 @@ def extract_analysis_table(con, spec: ResponseStudySpec, *, schema: str | None =
     """The analysis table (one row per cohort member) and the attrition, computed in the database."""
     cdm = _Cdm(con, schema)
     cs, oc = spec.cohort, spec.outcome
-    drug = _drug_concepts(cdm, cs)
+    drug = _drug_concepts(cdm, cs.drug, cs.include_descendants)
     de = cdm("drug_exposure")
-    exposures = de.filter(_match(de, drug, "drug_concept_id", "drug_source_value"))
+    exposures = de.filter(_drug_rows(de, drug))
     index = exposures.group_by("person_id").aggregate(index_date=exposures.drug_exposure_start_date.min())
     base = _last_per_person(_salt(cdm, index, -cs.baseline_window_days, 0), [ibis.desc(_.dd), ibis.desc(_.value)])
     base = base.select("person_id", "index_date", baseline_salt=base.value)
@@ -282,6 +292,12 @@ def extract_analysis_table(con, spec: ResponseStudySpec, *, schema: str | None =
     table = index.left_join(base.drop("index_date"), "person_id").drop("person_id_right")
     table = table.left_join(followup, "person_id").drop("person_id_right")
     table = table.left_join(treated, "person_id").drop("person_id_right")
+    if cs.exclude_prior_drugs is not None:
+        excl = _drug_concepts(cdm, cs.exclude_prior_drugs, cs.include_descendants)
+        je = index.join(de, "person_id")
+        prior = je.filter(_drug_rows(je, excl) & (je.drug_exposure_start_date <= je.index_date))
+        prior = prior.select("person_id").distinct().mutate(prior_excluded=ibis.literal(1))
+        table = table.left_join(prior, "person_id").drop("person_id_right")
     table = table.left_join(land, "person_id").drop("person_id_right")
     table = table.left_join(locf, "person_id").drop("person_id_right")
     for p in spec.predictors:
@@ -298,6 +314,9 @@ def extract_analysis_table(con, spec: ResponseStudySpec, *, schema: str | None =
         {"step": f"baseline SALT >= {cs.min_baseline_salt:g}", "n": int((df["baseline_salt"] >= cs.min_baseline_salt).sum())},
     ]
     df = df[df["baseline_salt"] >= cs.min_baseline_salt]
+    if cs.exclude_prior_drugs is not None:
+        df = df[df["prior_excluded"].isna()]
+        attrition.append({"step": "no earlier exposure to the excluded drugs", "n": int(len(df))})
     if cs.min_followup_days is not None:
         df = df[df["followup_days"] >= cs.min_followup_days]
         attrition.append({"step": f"observed >= {cs.min_followup_days} days after index", "n": int(len(df))})
