@@ -60,10 +60,11 @@ def build(path, n=2000, seed=1, missing_landmark=0.0, extra_people=True):
     drugs.append(pd.DataFrame({"person_id": pid[iv], "drug_concept_id": METHYLPRED,
                                "drug_exposure_start_date": index[iv] - dt.timedelta(days=200),
                                "drug_exposure_end_date": index[iv] - dt.timedelta(days=197), "route_concept_id": IV_ROUTE}))
-    # oral methylprednisolone is not an IV pulse: must not count
-    drugs.append(pd.DataFrame({"person_id": pid[~iv][:50], "drug_concept_id": METHYLPRED,
-                               "drug_exposure_start_date": index[~iv][:50] - dt.timedelta(days=100),
-                               "drug_exposure_end_date": index[~iv][:50] - dt.timedelta(days=90), "route_concept_id": 4132161}))
+    if extra_people:  # ten persons with earlier oral methylprednisolone: not an IV pulse, and not new users
+        drugs.append(pd.DataFrame({"person_id": pid[~iv][:10], "drug_concept_id": METHYLPRED,
+                                   "drug_exposure_start_date": index[~iv][:10] - dt.timedelta(days=100),
+                                   "drug_exposure_end_date": index[~iv][:10] - dt.timedelta(days=90),
+                                   "route_concept_id": 4132161}))
     drug = pd.concat(drugs, ignore_index=True)
     drug["drug_exposure_id"] = np.arange(1, len(drug) + 1)
     drug["drug_type_concept_id"] = 32838

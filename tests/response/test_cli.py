@@ -23,6 +23,10 @@ def test_salt_json():
     d = json.loads(out)
     assert d["salt"] == pytest.approx(0.4 * 50 + 0.24 * 20 + 0.18 * 10)
     assert d["aa_iga"] == 2
+    code, out, _ = run("salt", "--top", 100, "--back", 100, "--left", 100, "--right", 100, "--eyebrow", 3, "--json")
+    assert json.loads(out)["eyebrow_clinro"] == 3 and json.loads(out)["aa_iga"] == 4
+    res = runner.invoke(app, ["salt", "--top", "1", "--back", "0", "--left", "0", "--right", "0", "--eyelash", "4"])
+    assert res.exit_code == 2 and "--eyelash must be a ClinRO score 0-3" in res.output
 
 
 def test_salt_region_120_fails_clearly():

@@ -52,15 +52,21 @@ def test_bad_spec_lists_problems(tmp_path):
 
 def test_extraction_matches_the_world(world):
     path, truth = world
+    spec = load_spec(SPEC)
     con = connect(path, read_only=True)
     try:
-        df, attrition = extract_analysis_table(con, load_spec(SPEC))
+        df, attrition = extract_analysis_table(con, spec)
+        everyone, _ = extract_analysis_table(con, spec.model_copy(update={
+            "cohort": spec.cohort.model_copy(update={"exclude_prior_drugs": None})}))
     finally:
         con.disconnect()
-    # 2 extra starters: one with baseline SALT 30, one whose only SALT is a year before index
-    assert [a["n"] for a in attrition] == [2002, 2001, 2000, 2000, 2000]
+    # 2 extra starters: one with baseline SALT 30, one whose only SALT is a year before index;
+    # 10 with earlier oral methylprednisolone are not new users of systemic therapy
+    assert [a["n"] for a in attrition] == [2002, 2001, 2000, 1990, 1990, 1990]
+    oral = everyone[~everyone.person_id.isin(df.person_id)]
+    assert len(oral) == 10 and (oral["ivmp"] == 0).all()  # an oral course is not an IV pulse
     m = df.merge(truth, on="person_id", suffixes=("", "_true"))
-    assert len(m) == 2000
+    assert len(m) == 1990
     assert (m["female"] == m["female_true"]).all()
     assert (m["ivmp"] == m["ivmp_true"]).all()  # oral methylprednisolone is not counted
     assert (m["aa_type"] == np.where(m["aa_type_true"] == "ophiasis", "ophiasis", "other")).all()
@@ -83,7 +89,7 @@ def test_study_recovers_true_coefficients_via_cli(world):
         assert t["ci_low"] <= np.exp(beta) <= t["ci_high"], (term, beta, t)
     for term in ("age", "atopic_dermatitis", "eyebrow_clinro", "eyelash_clinro"):  # no true effect
         assert terms[term]["ci_low"] <= 1.0 <= terms[term]["ci_high"]
-    assert out["outcome"]["n"] == 2000 and out["spec_hash"]
+    assert out["outcome"]["n"] == 1990 and out["spec_hash"]
     assert out["linear"]["kind"] == "linear"
     assert {s["subgroup"] for s in out["subgroups"]} == {"aa_type", "female", "ivmp"}
 
@@ -125,5 +131,5 @@ def test_followup_and_exposure_requirements(tmp_path):
         _, attrition = extract_analysis_table(c, spec)
     finally:
         c.disconnect()
-    assert [a["n"] for a in attrition] == [40, 40, 40, 35, 25]
-    assert "observed >= 232 days" in attrition[3]["step"] and "exposed to the drug" in attrition[4]["step"]
+    assert [a["n"] for a in attrition] == [40, 40, 40, 40, 35, 25]
+    assert "observed >= 232 days" in attrition[4]["step"] and "exposed to the drug" in attrition[5]["step"]

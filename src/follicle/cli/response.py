@@ -60,6 +60,8 @@ def salt_command(
     back: Annotated[float, typer.Option("--back", help="% loss, back/posterior (weight 0.24).")],
     left: Annotated[float, typer.Option("--left", help="% loss, left side (weight 0.18).")],
     right: Annotated[float, typer.Option("--right", help="% loss, right side (weight 0.18).")],
+    eyebrow: Annotated[int | None, typer.Option("--eyebrow", help="Eyebrow ClinRO 0 (none) to 3 (complete loss).")] = None,
+    eyelash: Annotated[int | None, typer.Option("--eyelash", help="Eyelash ClinRO 0 (none) to 3 (complete loss).")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """SALT total and AA-IGA category from the four regional percentages of scalp hair loss."""
@@ -68,12 +70,17 @@ def salt_command(
     for name, value in (("top", top), ("back", back), ("left", left), ("right", right)):
         if not 0 <= value <= 100:
             raise InputError(f"--{name} must be a percentage in [0, 100]; got {value:g}")
+    for name, value in (("eyebrow", eyebrow), ("eyelash", eyelash)):
+        if value is not None and value not in (0, 1, 2, 3):
+            raise InputError(f"--{name} must be a ClinRO score 0-3; got {value}")
     r = score(top, back, left, right)
+    clinro = {k: v for k, v in (("eyebrow_clinro", eyebrow), ("eyelash_clinro", eyelash)) if v is not None}
     if json_out:
         print_json({"salt": r.salt, "aa_iga": r.aa_iga, "aa_iga_label": r.aa_iga_label,
-                    "regions": {"top": top, "back": back, "left": left, "right": right}})
+                    "regions": {"top": top, "back": back, "left": left, "right": right}, **clinro})
     else:
-        console.print(f"SALT {r.salt:.1f}  (AA-IGA {r.aa_iga}: {r.aa_iga_label})")
+        extra = "".join(f", {k.replace('_', ' ')} {v}" for k, v in clinro.items())
+        console.print(f"SALT {r.salt:.1f}  (AA-IGA {r.aa_iga}: {r.aa_iga_label}{extra})")
 
 
 def single_arm(

@@ -125,11 +125,7 @@ def check_visits(visits: pd.DataFrame, *, source: str = "visits") -> None:
         )
 
 
-def _one_patient(pid, g: pd.DataFrame, s: EndpointSettings, source: str) -> dict:
-    day = g["_day"].to_numpy()
-    salt = g["salt"].to_numpy(dtype=float)
-    on = g["on_drug"].to_numpy(dtype=float) > 0
-    rows = g.index
+def _one_patient(pid, rows, day, salt, on, s: EndpointSettings, source: str) -> dict:
     if not on.any():
         raise InputError(f"{source}: patient {pid!r} (rows {rows[0]}-{rows[-1]}): no on-drug visit (column 'on_drug')")
     i0 = int(np.argmax(on))
@@ -168,10 +164,6 @@ def _one_patient(pid, g: pd.DataFrame, s: EndpointSettings, source: str) -> dict
         else:
             a_i, how = None, ("nri" if s.imputation == "nri" else "missing")
     cur = salt[a_i] if a_i is not None else np.nan
-    ends = {k: meets(k, base, cur) for k in RESPONSE_DEFINITIONS}
-    responder = ends[s.response]
-    if how == "nri":
-        responder = 0.0
     relapse = relapse_day = np.nan
     if stop_i is not None and stop_i >= i0:
         at_stop = meets(s.response, base, salt[stop_i])
@@ -187,9 +179,6 @@ def _one_patient(pid, g: pd.DataFrame, s: EndpointSettings, source: str) -> dict
         "assessment": how,
         "assessment_day": (day[a_i] - index_day) if a_i is not None else np.nan,
         "salt": cur,
-        "regrowth_pct": percent_regrowth(base, cur),
-        **{k: ends[k] for k in RESPONSE_DEFINITIONS},
-        "responder": responder,
         "time_to_response_days": (day[hit[0]] - index_day) if hit.size else (last_seen - index_day),
         "response_event": 1 if hit.size else 0,
         "stop_day": (day[stop_i] - index_day) if stop_i is not None else np.nan,
@@ -212,11 +201,24 @@ def patient_endpoints(
     s = settings or EndpointSettings()
     s.validate()
     check_visits(visits, source=source)
-    v = visits.copy()
-    v["_day"] = _day_column(v)
-    v["salt"] = pd.to_numeric(v["salt"], errors="coerce")
-    rows = [_one_patient(pid, g, s, source) for pid, g in v.groupby("patient_id", sort=False)]
+    codes, uniques = pd.factorize(visits["patient_id"])
+    order = np.argsort(codes, kind="stable")  # patients in order of first appearance, visits in file order
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    day = _day_column(visits).to_numpy()[order]
+    salt = pd.to_numeric(visits["salt"], errors="coerce").to_numpy(dtype=float)[order]
+    on = pd.to_numeric(visits["on_drug"], errors="coerce").fillna(0).to_numpy(dtype=float)[order] > 0
+    labels = visits.index.to_numpy()[order]
+    rows = [
+        _one_patient(uniques[codes[order[sl][0]]], labels[sl], day[sl], salt[sl], on[sl], s, source)
+        for sl in (slice(a, b) for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(order)]))
+    ]
     out = pd.DataFrame(rows)
+    base, cur = out["baseline_salt"].to_numpy(), out["salt"].to_numpy()
+    ends = pd.DataFrame({k: meets(k, base, cur) for k in RESPONSE_DEFINITIONS}, index=out.index)
+    ends.insert(0, "regrowth_pct", percent_regrowth(base, cur))
+    ends["responder"] = np.where(out["assessment"] == "nri", 0.0, ends[s.response])
+    at = out.columns.get_loc("salt") + 1
+    out = pd.concat([out.iloc[:, :at], ends, out.iloc[:, at:]], axis=1)
     out.attrs["definition"] = s.describe()
     return out
 
