@@ -129,27 +129,34 @@ class FirthLogisticRegression:
             X = X[:, None]
         return np.column_stack([X, np.ones(len(X))]) if self.fit_intercept else X
 
-    def _fit_constrained(self, Xd: np.ndarray, y: np.ndarray, j: int, value: float, start: np.ndarray) -> float:
+    def _fit_constrained(
+        self, Xd: np.ndarray, y: np.ndarray, j: int, value: float, start: np.ndarray
+    ) -> tuple[float, np.ndarray]:
         beta = start.copy()
         beta[j] = value
         free = np.ones(Xd.shape[1], dtype=bool)
         free[j] = False
         if not free.any():
-            return _penalised_loglik(Xd, y, beta)
-        _, ll, _, _ = _newton(
+            return _penalised_loglik(Xd, y, beta), beta
+        beta, ll, _, _ = _newton(
             Xd, y, beta, free, max_iter=self.max_iter, max_step=self.max_step,
             max_halfstep=self.max_halfstep, tol=self.tol,
         )
-        return ll
+        return ll, beta
 
     def _profile_limit(self, Xd: np.ndarray, y: np.ndarray, j: int, direction: int) -> float:
         crit = stats.chi2.ppf(self.conf_level, 1) / 2
         b0 = self.beta_[j]
         target = self.loglik_ - crit
 
+        warm = [self.beta_]
+
         def g(b: float) -> float:
-            v = self._fit_constrained(Xd, y, j, b, self.beta_) - target
-            return v if np.isfinite(v) else -1e10  # singular information far out: below the target
+            ll, beta = self._fit_constrained(Xd, y, j, b, warm[0])
+            if np.isfinite(ll):
+                warm[0] = beta  # continuation: start the next constrained fit from this one
+                return ll - target
+            return -1e10  # singular information far out: below the target
 
         width = max(self.bse_all_[j], 1e-3)
         lo = b0
@@ -161,7 +168,7 @@ class FirthLogisticRegression:
             width *= 2
         else:
             return direction * np.inf
-        return float(optimize.brentq(g, min(lo, hi), max(lo, hi), xtol=1e-12, rtol=1e-12))
+        return float(optimize.brentq(g, min(lo, hi), max(lo, hi), xtol=1e-10, rtol=1e-10))
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> FirthLogisticRegression:
         """Fit by penalised Newton-Raphson; then intervals and p-values; return self."""
@@ -193,7 +200,7 @@ class FirthLogisticRegression:
         for j in range(k):
             if self.profile_ci:
                 ci[j] = (self._profile_limit(Xd, y, j, -1), self._profile_limit(Xd, y, j, +1))
-                ll0 = self._fit_constrained(Xd, y, j, 0.0, beta)
+                ll0, _ = self._fit_constrained(Xd, y, j, 0.0, beta)
                 chisq = max(2 * (ll - ll0), 0.0)
                 pvals[j] = stats.chi2.sf(chisq, 1)
             else:
