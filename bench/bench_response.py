@@ -8,6 +8,7 @@ LogisticRegression for fit_logistic, pandas read_csv for the checked CSV reader.
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -95,6 +96,7 @@ def main(quick: bool) -> None:
         spec = load_spec(Path(__file__).resolve().parents[1] / "studies" / "baricitinib_predictors.yaml")
         _, dt, pk = measure(lambda: run_study(spec, str(db)))
         row(f"CDM study (extract in DuckDB + models), {persons:,} starters", dt, pk)
+    print(f"\nprocess peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":
