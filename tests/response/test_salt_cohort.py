@@ -90,6 +90,7 @@ def test_study_recovers_true_coefficients_via_cli(world):
         assert terms[term]["ci_low"] <= 1.0 <= terms[term]["ci_high"]
     assert out["outcome"]["n"] == 1990 and out["spec_hash"]
     assert out["linear"]["kind"] == "linear"
+    assert {r["predictor"] for r in out["screen"]} == {p.name for p in load_spec(SPEC).predictors}
     assert {s["subgroup"] for s in out["subgroups"]} == {"aa_type", "female", "ivmp"}
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from follicle.cli._common import JsonFlag, console, guarded, print_json
@@ -37,7 +38,7 @@ def _table(title: str, frame: pd.DataFrame, digits: int = 4) -> Table:
     for col in frame.columns:
         t.add_column(str(col))
     for rec in frame.itertuples(index=False):
-        t.add_row(*[f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in rec])
+        t.add_row(*[f"{v:.{digits}g}" if isinstance(v, float) else escape(str(v)) for v in rec])
     return t
 
 
@@ -235,7 +236,7 @@ def _emit_predictors(out: dict, json_out: bool) -> None:
     if "subgroups" in out:
         console.print(_table("subgroups", pd.DataFrame(out["subgroups"])))
     for w in out["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {escape(w)}")
 
 
 def safety(
@@ -296,7 +297,11 @@ def cdm(
     if json_out:
         print_json(out)
         return
-    console.print(f"[bold]{spec.name}[/]: {out['attrition']}")
+    console.print(f"[bold]{spec.name}[/] ({out['outcome']['response']} at day {out['outcome']['landmark_days']} "
+                  f"+/- {out['outcome']['window_days']}, imputation {out['outcome']['imputation']})")
+    console.print(_table("attrition", pd.DataFrame(out["attrition"])))
+    if "screen" in out:
+        console.print(_table("univariable screen", pd.DataFrame(out["screen"])))
     for key in ("logistic", "linear"):
         if key in out:
             _emit_predictors(out[key], False)

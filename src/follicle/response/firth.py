@@ -138,11 +138,15 @@ class FirthLogisticRegression:
         free[j] = False
         if not free.any():
             return _penalised_loglik(Xd, y, beta), beta
-        beta, ll, _, _ = _newton(
-            Xd, y, beta, free, max_iter=self.max_iter, max_step=self.max_step,
-            max_halfstep=self.max_halfstep, tol=self.tol,
-        )
-        return ll, beta
+        kw = dict(max_iter=self.max_iter, max_step=self.max_step, max_halfstep=self.max_halfstep, tol=self.tol)
+        fit, ll, _, ok = _newton(Xd, y, beta, free, **kw)
+        if not ok and start is not self.beta_:  # a warm start that failed: retry from the MLE
+            again = self.beta_.copy()
+            again[j] = value
+            fit2, ll2, _, _ = _newton(Xd, y, again, free, **kw)
+            if ll2 > ll or not np.isfinite(ll):
+                fit, ll = fit2, ll2
+        return ll, fit
 
     def _profile_limit(self, Xd: np.ndarray, y: np.ndarray, j: int, direction: int) -> float:
         crit = stats.chi2.ppf(self.conf_level, 1) / 2
@@ -168,7 +172,14 @@ class FirthLogisticRegression:
             width *= 2
         else:
             return direction * np.inf
-        return float(optimize.brentq(g, min(lo, hi), max(lo, hi), xtol=1e-10, rtol=1e-10))
+        try:
+            return float(optimize.brentq(g, min(lo, hi), max(lo, hi), xtol=1e-10, rtol=1e-10))
+        except ValueError:  # the warm-started path lost the bracket: search again from the MLE
+            warm[0] = self.beta_
+            try:
+                return float(optimize.brentq(g, min(lo, hi), max(lo, hi), xtol=1e-10, rtol=1e-10))
+            except ValueError:
+                return float("nan")
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> FirthLogisticRegression:
         """Fit by penalised Newton-Raphson; then intervals and p-values; return self."""

@@ -186,6 +186,24 @@ def _separated(X: np.ndarray, y: np.ndarray, coef: np.ndarray) -> bool:
     return bool(eta[y == 1].min() >= eta[y == 0].max() or eta[y == 1].max() <= eta[y == 0].min())
 
 
+def _sparse_terms(X: pd.DataFrame, y: np.ndarray, *, firth: bool, min_count: int = 10) -> list[str]:
+    """Warnings for binary terms with few patients at one level (or, for ML, a level with no
+    responders or no non-responders, which Firth's method handles): unstable estimates."""
+    out = []
+    for col in X.columns[1:]:
+        x = X[col].to_numpy()
+        if not np.isin(x, (0.0, 1.0)).all():
+            continue
+        for level in (0.0, 1.0):
+            n = int((x == level).sum())
+            ev = int(y[x == level].sum())
+            if n < min_count or (not firth and (ev == 0 or ev == n)):
+                out.append(f"sparse predictor: {col} = {level:g} in {n} patients ({ev} responders); "
+                           "its estimate is unstable (consider --firth or dropping it)")
+                break
+    return out
+
+
 def cross_validated_risk(
     X: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: int = 0, firth: bool = False
 ) -> np.ndarray:
@@ -259,6 +277,7 @@ def fit_logistic(
         msgs.append("separation: maximum likelihood estimates are not finite; refit with Firth's method (--firth)")
     if not converged:
         msgs.append("the fit did not converge")
+    msgs += _sparse_terms(X, y, firth=firth)
     risk = 1 / (1 + np.exp(-(Xa @ coef)))
     metrics: dict = {"auc_apparent": auc(y, risk), "conf_level": conf_level, "reference_levels": refs}
     if cv_folds >= 2 and min(y.sum(), len(y) - y.sum()) >= cv_folds:

@@ -106,6 +106,7 @@ class AnalysisSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     firth: bool = False
     linear_outcome: bool = True  # also regress percent regrowth (the improvement rate)
+    screen: bool = True  # univariable screen (one model per predictor) before the multivariable model
     subgroups: list[str] = []
     conf_level: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
@@ -356,7 +357,7 @@ def _endpoints(df: pd.DataFrame, spec: ResponseStudySpec, attrition: list[dict])
 def run_study(spec: ResponseStudySpec, target: str, *, schema: str | None = None) -> dict:
     """Extract, derive endpoints, fit the logistic (and linear) models; aggregate results only."""
     from follicle.cdm.connect import connect, redact
-    from follicle.response.predictors import fit_linear, fit_logistic, subgroup_table
+    from follicle.response.predictors import fit_linear, fit_logistic, subgroup_table, univariable_screen
 
     con = connect(target, read_only=not str(target).startswith("postgres"))
     try:
@@ -375,7 +376,10 @@ def run_study(spec: ResponseStudySpec, target: str, *, schema: str | None = None
         "outcome": {**spec.outcome.model_dump(), "n": int(len(df)), "events": int(df["responder"].sum()),
                     "assessment": [{"how": k, "n": int(v)} for k, v in df["assessment"].value_counts().items()]},
     }
-    out["logistic"] = fit_logistic(df.reset_index(drop=True), "responder", names, firth=a.firth, seed=a.seed, **kw).to_dict()
+    data = df.reset_index(drop=True)
+    if a.screen:
+        out["screen"] = univariable_screen(data, "responder", names, firth=a.firth, **kw).to_dict(orient="records")
+    out["logistic"] = fit_logistic(data, "responder", names, firth=a.firth, seed=a.seed, **kw).to_dict()
     if a.linear_outcome:
         obs = df[df["regrowth_pct"].notna()].reset_index(drop=True)
         out["linear"] = fit_linear(obs, "regrowth_pct", names, **kw).to_dict()
