@@ -94,3 +94,18 @@ def test_contract_and_bad_input():
     f = FirthLogisticRegression(profile_ci=False).fit(np.arange(6.0), [0, 0, 1, 0, 1, 1])
     assert f.fit(np.arange(6.0), [0, 0, 1, 0, 1, 1]) is f
     assert f.predict_proba(np.arange(6.0)).shape == (6, 2)
+
+
+def test_robust_on_small_separated_samples():
+    # pilot-sized data (12-30 patients), many with complete or quasi-complete separation
+    rng = np.random.default_rng(17)
+    for _ in range(25):
+        n, p = int(rng.integers(12, 31)), int(rng.integers(1, 4))
+        X = rng.normal(size=(n, p)).round(1)
+        y = (X[:, 0] + rng.normal(0, rng.choice([0.01, 1.0]), n) > 0).astype(float)
+        if y.min() == y.max():
+            continue
+        f = FirthLogisticRegression().fit(X, y)
+        assert np.isfinite(f.coef_).all() and np.isfinite(f.intercept_)
+        assert ((f.ci_[:, 0] <= f.coef_) & (f.coef_ <= f.ci_[:, 1])).all()
+        assert np.isfinite(f.ci_[:, 0]).all() or np.isfinite(f.ci_[:, 1]).all()

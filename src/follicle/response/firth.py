@@ -139,13 +139,7 @@ class FirthLogisticRegression:
         if not free.any():
             return _penalised_loglik(Xd, y, beta), beta
         kw = dict(max_iter=self.max_iter, max_step=self.max_step, max_halfstep=self.max_halfstep, tol=self.tol)
-        fit, ll, _, ok = _newton(Xd, y, beta, free, **kw)
-        if not ok and start is not self.beta_:  # a warm start that failed: retry from the MLE
-            again = self.beta_.copy()
-            again[j] = value
-            fit2, ll2, _, _ = _newton(Xd, y, again, free, **kw)
-            if ll2 > ll or not np.isfinite(ll):
-                fit, ll = fit2, ll2
+        fit, ll, _, _ = _newton(Xd, y, beta, free, **kw)
         return ll, fit
 
     def _profile_limit(self, Xd: np.ndarray, y: np.ndarray, j: int, direction: int) -> float:
@@ -153,14 +147,9 @@ class FirthLogisticRegression:
         b0 = self.beta_[j]
         target = self.loglik_ - crit
 
-        warm = [self.beta_]
-
         def g(b: float) -> float:
-            ll, beta = self._fit_constrained(Xd, y, j, b, warm[0])
-            if np.isfinite(ll):
-                warm[0] = beta  # continuation: start the next constrained fit from this one
-                return ll - target
-            return -1e10  # singular information far out: below the target
+            ll, _ = self._fit_constrained(Xd, y, j, b, self.beta_)  # always from the MLE: reproducible
+            return ll - target if np.isfinite(ll) else -1e10  # singular information far out: below target
 
         width = max(self.bse_all_[j], 1e-3)
         lo = b0
@@ -174,12 +163,8 @@ class FirthLogisticRegression:
             return direction * np.inf
         try:
             return float(optimize.brentq(g, min(lo, hi), max(lo, hi), xtol=1e-10, rtol=1e-10))
-        except ValueError:  # the warm-started path lost the bracket: search again from the MLE
-            warm[0] = self.beta_
-            try:
-                return float(optimize.brentq(g, min(lo, hi), max(lo, hi), xtol=1e-10, rtol=1e-10))
-            except ValueError:
-                return float("nan")
+        except ValueError:  # no sign change after all (a non-converged inner fit): no limit found
+            return float("nan")
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> FirthLogisticRegression:
         """Fit by penalised Newton-Raphson; then intervals and p-values; return self."""
