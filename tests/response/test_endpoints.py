@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from follicle.errors import InputError
 from follicle.response.endpoints import (
@@ -98,3 +100,12 @@ def test_bad_input_names_row_and_column():
         patient_endpoints(visits([("a", 0, 50, 0)]).drop(columns="on_drug"))
     with pytest.raises(ValueError, match="imputation"):
         patient_endpoints(visits([("a", 0, 50, 1)]), EndpointSettings(imputation="mean"))
+
+
+@given(st.floats(0.1, 100), st.floats(0, 100))
+def test_relative_endpoints_nest(baseline, current):
+    # SALT90 implies SALT75 implies SALT50; regrowth is 100 x the relative reduction
+    m = [meets(d, baseline, current) for d in ("salt90", "salt75", "salt50")]
+    assert m[0] <= m[1] <= m[2]
+    assert percent_regrowth(baseline, current) == pytest.approx(100 * (baseline - current) / baseline)
+    assert meets("salt10", baseline, current) <= meets("salt20", baseline, current)

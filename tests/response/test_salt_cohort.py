@@ -78,9 +78,12 @@ def test_extraction_matches_the_world(world):
 
 def test_study_recovers_true_coefficients_via_cli(world):
     path, _ = world
-    res = CliRunner().invoke(app, ["response", "cdm", str(SPEC), "--db", str(path), "--json"])
+    saved = path.parent / "results.json"
+    res = CliRunner().invoke(app, ["response", "cdm", str(SPEC), "--db", str(path), "--json", "--out", str(saved)])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
+    assert json.loads(saved.read_text()) == out
+    assert ResponseStudySpec.model_validate(out["spec"]).spec_hash() == out["spec_hash"]
     terms = {t["term"]: t for t in out["logistic"]["terms"]}
     for term, beta in cdm_world.TRUTH.items():
         t = terms[term]

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from follicle.cli._common import JsonFlag, console, guarded, print_json
+from follicle.cli._common import JsonFlag, console, guarded, print_json, to_json
 from follicle.errors import InputError
 
 MinCell = Annotated[
@@ -31,6 +31,18 @@ def suppress(obj: Any, min_cell_count: int) -> Any:
     if isinstance(obj, list):
         return [suppress(v, min_cell_count) for v in obj]
     return obj
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write *text* to *path* through a temporary file and a rename (no half-written output)."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _table(title: str, frame: pd.DataFrame, digits: int = 4) -> Table:
@@ -283,6 +295,7 @@ def cdm(
     db: Annotated[str, typer.Option("--db", help="CDM: a DuckDB file or postgresql:// URL.")],
     schema: Annotated[str | None, typer.Option(help="Database schema holding the CDM tables.")] = None,
     firth: Annotated[bool | None, typer.Option("--firth/--no-firth", help="Override the spec's Firth setting.")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Also write the (aggregate) results JSON here.")] = None,
     min_cell_count: MinCell = 10,
     json_out: JsonFlag = False,
 ) -> None:
@@ -294,6 +307,8 @@ def cdm(
         spec = spec.model_copy(update={"analysis": spec.analysis.model_copy(update={"firth": firth})})
     out = run_study(spec, db, schema=schema)
     out = suppress(out, min_cell_count)
+    if out_file is not None:
+        _write_atomic(out_file, to_json(out) + "\n")
     if json_out:
         print_json(out)
         return

@@ -371,7 +371,8 @@ def run_study(spec: ResponseStudySpec, target: str, *, schema: str | None = None
     a = spec.analysis
     kw = dict(categorical=cats, reference=refs, conf_level=a.conf_level, source=f"analysis table of {spec.name}")
     out: dict = {
-        "study": spec.name, "spec_hash": spec.spec_hash(), "follicle_version": __version__,
+        "study": spec.name, "spec": spec.model_dump(mode="json"), "spec_hash": spec.spec_hash(),
+        "follicle_version": __version__,
         "target": redact(str(target)), "attrition": attrition,
         "outcome": {**spec.outcome.model_dump(), "n": int(len(df)), "events": int(df["responder"].sum()),
                     "assessment": [{"how": k, "n": int(v)} for k, v in df["assessment"].value_counts().items()]},
