@@ -136,3 +136,14 @@ def test_followup_and_exposure_requirements(tmp_path):
         c.disconnect()
     assert [a["n"] for a in attrition] == [40, 40, 40, 40, 35, 25]
     assert "observed >= 232 days" in attrition[4]["step"] and "exposed to the drug" in attrition[5]["step"]
+
+
+def test_empty_cohort_is_a_clear_error(world):
+    from follicle.errors import InputError
+
+    path, _ = world
+    spec = load_spec(SPEC)
+    spec = spec.model_copy(update={"cohort": spec.cohort.model_copy(update={
+        "drug": spec.cohort.drug.model_copy(update={"concept_ids": [42904205]})})})  # tofacitinib: nobody
+    with pytest.raises(InputError, match="no patients left after the step 'new users of the drug"):
+        run_study(spec, str(path))

@@ -25,7 +25,7 @@ from ibis import _
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from follicle import __version__
-from follicle.errors import DatabaseError, SpecError
+from follicle.errors import DatabaseError, InputError, SpecError
 from follicle.vocab import local
 
 FEMALE, MALE = 8532, 8507  # OMOP gender concepts
@@ -365,6 +365,11 @@ def run_study(spec: ResponseStudySpec, target: str, *, schema: str | None = None
     finally:
         con.disconnect()
     df = _endpoints(raw, spec, attrition)
+    empty = next((a for a in attrition if a["n"] == 0), None)
+    if empty is not None:
+        raise InputError(f"study {spec.name!r}: no patients left after the step '{empty['step']}' "
+                         f"(attrition: {', '.join(str(a['n']) for a in attrition)}); is SALT recorded as measurement "
+                         f"concept {local.SALT_TOTAL}?")
     names = [p.name for p in spec.predictors]
     cats = [p.name for p in spec.predictors if p.kind == "condition_category"]
     refs = {p.name: p.reference for p in spec.predictors if p.reference}
