@@ -94,6 +94,11 @@ def test_contract_and_bad_input():
     f = FirthLogisticRegression(profile_ci=False).fit(np.arange(6.0), [0, 0, 1, 0, 1, 1])
     assert f.fit(np.arange(6.0), [0, 0, 1, 0, 1, 1]) is f
     assert f.predict_proba(np.arange(6.0)).shape == (6, 2)
+    assert set(f.predict(np.arange(6.0))) <= {0, 1}
+    from sklearn.base import clone
+
+    c = clone(FirthLogisticRegression(conf_level=0.9, tol=1e-8))
+    assert c.get_params()["conf_level"] == 0.9 and not hasattr(c, "coef_")
 
 
 def test_robust_on_small_separated_samples():

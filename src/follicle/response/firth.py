@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, stats
 from scipy.special import expit
+from sklearn.base import BaseEstimator
 
 
 def _penalised_loglik(X: np.ndarray, y: np.ndarray, beta: np.ndarray) -> float:
@@ -83,7 +84,7 @@ def _newton(
     return beta, ll, max_iter, False
 
 
-class FirthLogisticRegression:
+class FirthLogisticRegression(BaseEstimator):
     """Firth-penalised logistic regression (scikit-learn fitted-object contract).
 
     Parameters
@@ -212,6 +213,7 @@ class FirthLogisticRegression:
         self.intercept_ci_ = ci[-1] if self.fit_intercept else np.array([np.nan, np.nan])
         self.intercept_pval_ = float(pvals[-1]) if self.fit_intercept else float("nan")
         self.n_features_in_ = n_feat
+        self.classes_ = np.array([0, 1])
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -223,3 +225,7 @@ class FirthLogisticRegression:
             X = X[:, None]
         p = expit(X @ self.coef_ + self.intercept_)
         return np.column_stack([1 - p, p])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class 1 where the predicted probability is at least 1/2."""
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
