@@ -135,7 +135,7 @@ def test_followup_and_exposure_requirements(tmp_path):
     finally:
         c.disconnect()
     assert [a["n"] for a in attrition] == [40, 40, 40, 40, 35, 25]
-    assert "observed >= 232 days" in attrition[4]["step"] and "exposed to the drug" in attrition[5]["step"]
+    assert "observed >= 316 days" in attrition[4]["step"] and "exposed to the drug" in attrition[5]["step"]
 
 
 def test_empty_cohort_is_a_clear_error(world):
