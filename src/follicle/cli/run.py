@@ -39,19 +39,22 @@ def _summary_rows(results: dict[str, Any], truth: dict[tuple[str, str], float] |
 
 
 def _print_table(rows: list[dict[str, Any]], title: str) -> None:
-    table = Table(title=title)
+    """One Rich table per comparison: outcome, sizes, events, HR and (demo) the true HR."""
     with_truth = bool(rows) and "true_hr" in rows[0]
-    for col in ("comparison", "outcome", "n T/C", "events T/C", "HR (95% CI)") + (("true HR", "covered") if with_truth else ()):
-        table.add_column(col, justify="left" if col in ("comparison", "outcome") else "right")
-    for r in rows:
-        hr = "-" if r["hr"] is None else f"{r['hr']:.2f} ({r['hr_ci_low']:.2f}-{r['hr_ci_high']:.2f})"
-        cells = [r["comparison"], r["outcome"] + (" (NC)" if r["negative_control"] else ""),
-                 f"{r['n_target']}/{r['n_comparator']}", f"{r['events_target']}/{r['events_comparator']}", hr]
-        if with_truth:
-            cells += ["-" if r["true_hr"] is None else f"{r['true_hr']:.2f}",
-                      {True: "yes", False: "[red]no[/]", None: "-"}[r["covered"]]]
-        table.add_row(*cells)
-    console.print(table)
+    console.print(f"[bold]{title}[/]")
+    for comparison in dict.fromkeys(r["comparison"] for r in rows):
+        table = Table(title=comparison.replace("_", " "), title_justify="left")
+        for col in ("outcome", "n T/C", "events T/C", "HR (95% CI)") + (("true HR", "in CI") if with_truth else ()):
+            table.add_column(col, justify="left" if col == "outcome" else "right", no_wrap=col != "outcome")
+        for r in (r for r in rows if r["comparison"] == comparison):
+            hr = "withheld" if r["hr"] is None else f"{r['hr']:.2f} ({r['hr_ci_low']:.2f}-{r['hr_ci_high']:.2f})"
+            cells = [r["outcome"] + (" (NC)" if r["negative_control"] else ""),
+                     f"{r['n_target']}/{r['n_comparator']}", f"{r['events_target']}/{r['events_comparator']}", hr]
+            if with_truth:
+                cells += ["-" if r["true_hr"] is None else f"{r['true_hr']:.2f}",
+                          {True: "yes", False: "[red]no[/]", None: "-"}[r["covered"]]]
+            table.add_row(*cells)
+        console.print(table)
 
 
 def register(app: typer.Typer) -> None:
