@@ -109,17 +109,12 @@ def single_arm(
 ) -> None:
     """Responder rate with an exact Clopper-Pearson CI and mean (SD) regrowth among responders."""
     from follicle.registry import read_visits
-    from follicle.response.endpoints import EndpointSettings, patient_endpoints
+    from follicle.response.endpoints import patient_endpoints
     from follicle.response.single_arm import single_arm_summary
 
     visits = read_visits(visits_csv)
-    settings = EndpointSettings(response=response, landmark_days=landmark_days, window_days=window_days,
-                                imputation=imputation)
-    try:
-        settings.validate()
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    ep = patient_endpoints(visits, settings, source=visits_csv.name)
+    ep = patient_endpoints(visits, _endpoint_settings(response, landmark_days, window_days, imputation),
+                           source=visits_csv.name)
     summary = single_arm_summary(ep, conf_level=conf_level)
     summary["definition"] = ep.attrs["definition"]
     summary["assessment"] = [{"how": str(k), "n": int(v)} for k, v in ep["assessment"].value_counts().items()]
@@ -168,7 +163,7 @@ def predictors(
     patient's visits (e.g. --outcome responder --response salt20 --landmark-days 274).
     """
     from follicle.registry import read_patients, read_visits
-    from follicle.response.endpoints import EndpointSettings, attach_endpoints, patient_endpoints
+    from follicle.response.endpoints import attach_endpoints, patient_endpoints
 
     names = _split(predictors_)
     if not names:
@@ -178,13 +173,8 @@ def predictors(
         data = read_patients(patients_csv, required=[outcome, *names])
     else:
         data = read_patients(patients_csv, required=names)
-        settings = EndpointSettings(response=response, landmark_days=landmark_days, window_days=window_days,
-                                    imputation=imputation)
-        try:
-            settings.validate()
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        ep = patient_endpoints(read_visits(visits), settings, source=visits.name)
+        ep = patient_endpoints(read_visits(visits), _endpoint_settings(response, landmark_days, window_days, imputation),
+                               source=visits.name)
         definition = ep.attrs["definition"]
         data = attach_endpoints(data, ep, source=patients_csv.name)
         if outcome not in data.columns:
@@ -320,6 +310,20 @@ def cdm(
     for key in ("logistic", "linear"):
         if key in out:
             _emit_predictors(out[key], False)
+
+
+def _endpoint_settings(response: str, landmark_days: float | None, window_days: float | None,
+                       imputation: str) -> "EndpointSettings":
+    """Validated endpoint settings; a bad combination is the user's error, named in the message."""
+    from follicle.response.endpoints import EndpointSettings
+
+    settings = EndpointSettings(response=response, landmark_days=landmark_days, window_days=window_days,
+                                imputation=imputation)
+    try:
+        settings.validate()
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return settings
 
 
 def register(app: typer.Typer) -> None:
