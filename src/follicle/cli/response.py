@@ -313,7 +313,7 @@ def cdm(
 
 
 def _endpoint_settings(response: str, landmark_days: float | None, window_days: float | None,
-                       imputation: str) -> "EndpointSettings":
+                       imputation: str) -> Any:
     """Validated endpoint settings; a bad combination is the user's error, named in the message."""
     from follicle.response.endpoints import EndpointSettings
 
