@@ -68,6 +68,10 @@ def main() -> None:
         ps = LogisticRegression(C=1e6, max_iter=1000).fit(x, df.treatment).decision_function(x)
         keep = match(ps, df.treatment.to_numpy(), 0.2 * ps.std())
         m = df[keep]
+        xm = x[keep]
+        tm = m.treatment.to_numpy() == 1
+        smd = (xm[tm].mean(0) - xm[~tm].mean(0)) / np.sqrt((xm[tm].var(0) + xm[~tm].var(0)) / 2)
+        print("SMD after matching:", ", ".join(f"{c} {v:+.3f}" for c, v in zip(COVS, smd)))
         print(f"\n{target} vs {comp}: {int(df.treatment.sum())} vs {int((1 - df.treatment).sum())}; "
               f"matched {int(m.treatment.sum())} pairs; mean follow-up "
               f"{m[m.treatment == 1].censor_day.sub(m[m.treatment == 1].index_day).mean():.0f} vs "
