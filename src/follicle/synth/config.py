@@ -87,7 +87,7 @@ def _default_drugs() -> list[DrugSpec]:
         d(name="baricitinib", drug_class="jaki", clinical_drug="FOLLICLE-CD-BARI4", weight=4.0,
           available_from=date(2018, 6, 1), min_age=18),
         d(name="tofacitinib", drug_class="jaki", clinical_drug="FOLLICLE-CD-TOFA5", weight=2.0,
-          available_from=date(2013, 1, 1), min_age=12, daily_units=2),
+          available_from=date(2013, 1, 1), min_age=0, daily_units=2),  # off-label also in children
         d(name="ruxolitinib", drug_class="jaki", clinical_drug="FOLLICLE-CD-RUX10", weight=0.8,
           available_from=date(2012, 1, 1), min_age=18, daily_units=2),
         d(name="upadacitinib", drug_class="jaki", clinical_drug="FOLLICLE-CD-UPA15", weight=1.0,
@@ -196,7 +196,7 @@ class StudyOutcome(_Model):
 
 _NP = {"age10": -0.05, "female": 0.3, "atopic_dermatitis": 0.25, "thyroid": 0.2, "obesity": 0.2,
        "smoking": 0.25, "diabetes": 0.1, "hypertension": 0.1, "psych_history": 1.2}
-_SLEEP = {"age10": 0.15, "female": 0.1, "obesity": 0.5, "smoking": 0.2, "hypertension": 0.2,
+_SLEEP = {"age10": 0.1, "female": 0.1, "obesity": 0.5, "smoking": 0.2, "hypertension": 0.2,
           "diabetes": 0.2, "atopic_dermatitis": 0.3, "psych_history": 0.8}
 _NC = {"age10": 0.05, "obesity": 0.2, "smoking": 0.2, "diabetes": 0.2, "atopic_dermatitis": 0.1}
 
@@ -223,7 +223,7 @@ def _default_processes() -> list[OutcomeProcess]:
         p(name="other_sleep", group="neuropsychiatric", codes={"G47.9": 2, "G47.8": 1}, rate_per_100py=1.0,
           log_hr=_SLEEP, class_hr=_hr(0.85, 1.0, 1.3)),
         p(name="adhd", group="neuropsychiatric", codes={"F90.9": 2, "F90.0": 1, "F90.2": 1}, rate_per_100py=1.8,
-          log_hr={**_NP, "age10": -0.3, "female": -0.2}, class_hr=_hr(1.0, 1.0, 1.1)),
+          log_hr={**_NP, "age10": -0.2, "female": -0.2}, class_hr=_hr(1.0, 1.0, 1.1)),
         p(name="antidepressant", group="neuropsychiatric", kind="drug",
           codes={"FOLLICLE-CD-SERT50": 3, "FOLLICLE-CD-ESC10": 2, "FOLLICLE-CD-FLUOX20": 2, "FOLLICLE-CD-CIT20": 1,
                  "FOLLICLE-CD-BUP150": 2, "FOLLICLE-CD-VEN75": 1, "FOLLICLE-CD-DUL30": 1, "FOLLICLE-CD-MIR15": 1,
@@ -235,25 +235,25 @@ def _default_processes() -> list[OutcomeProcess]:
         p(name="wrist_sprain", group="negative_control", codes={"S63.509A": 1}, rate_per_100py=1.8,
           log_hr={**_NC, "age10": -0.1}),
         p(name="otitis_media", group="negative_control", codes={"H66.90": 1}, rate_per_100py=2.2,
-          log_hr={**_NC, "age10": -0.3}),
+          log_hr={**_NC, "age10": -0.15}),
         p(name="ankle_fracture", group="negative_control", codes={"S82.899A": 1}, rate_per_100py=1.5,
           log_hr={**_NC, "age10": 0.1}),
         p(name="impacted_cerumen", group="negative_control", codes={"H61.20": 1}, rate_per_100py=2.0,
-          log_hr={**_NC, "age10": 0.2}),
+          log_hr={**_NC, "age10": 0.15}),
         p(name="herpes_zoster", group="adverse_event", codes={"B02.9": 4, "B02.8": 1}, rate_per_100py=1.0,
-          log_hr={"age10": 0.3, "diabetes": 0.2, "malignancy_history": 0.4}, class_hr=_hr(3.0, 1.5, 1.4),
+          log_hr={"age10": 0.25, "diabetes": 0.2, "malignancy_history": 0.4}, class_hr=_hr(3.0, 1.5, 1.4),
           repeat_mean=0.5),
         p(name="serious_infection", group="adverse_event", codes={"J18.9": 3, "A41.9": 1, "L03.90": 2},
-          rate_per_100py=1.5, log_hr={"age10": 0.35, "diabetes": 0.5, "smoking": 0.4, "obesity": 0.2},
+          rate_per_100py=1.5, log_hr={"age10": 0.25, "diabetes": 0.5, "smoking": 0.4, "obesity": 0.2},
           class_hr=_hr(1.6, 1.5, 1.8), repeat_mean=0.3, inpatient=True),
         p(name="vte", group="adverse_event", codes={"I82.409": 2, "I26.99": 1}, rate_per_100py=0.8,
-          log_hr={"age10": 0.4, "obesity": 0.5, "smoking": 0.3, "prior_vte": 1.5, "malignancy_history": 0.7},
+          log_hr={"age10": 0.3, "obesity": 0.5, "smoking": 0.3, "prior_vte": 1.5, "malignancy_history": 0.7},
           class_hr=_hr(1.8, 1.0, 1.3), repeat_mean=0.5, inpatient=True),
         p(name="mace", group="adverse_event", codes={"I21.9": 1, "I63.9": 1}, rate_per_100py=0.8,
-          log_hr={"age10": 0.6, "smoking": 0.6, "diabetes": 0.5, "hypertension": 0.5, "obesity": 0.2},
+          log_hr={"age10": 0.35, "smoking": 0.6, "diabetes": 0.5, "hypertension": 0.5, "obesity": 0.2},
           class_hr=_hr(1.3, 1.0, 1.2), repeat_mean=0.3, inpatient=True),
         p(name="malignancy", group="adverse_event", codes={"C50.919": 2, "C18.9": 1, "C34.90": 1},
-          rate_per_100py=0.8, log_hr={"age10": 0.6, "smoking": 0.5, "malignancy_history": 1.0},
+          rate_per_100py=0.8, log_hr={"age10": 0.35, "smoking": 0.5, "malignancy_history": 1.0},
           class_hr=_hr(1.2, 1.2, 1.0), repeat_mean=1.0),
     ]
 
