@@ -57,8 +57,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--persons", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--config", default=None, help="world config (YAML/JSON); default world if omitted")
     args = ap.parse_args()
-    w = simulate(persons=args.persons, seed=args.seed)
+    from follicle.synth import load_config
+
+    w = simulate(load_config(args.config), persons=args.persons, seed=args.seed)
     truth = {(e["comparison"], e["outcome"]): e["true_hr"] for e in w.truth()["effects"]}
     covered = total = 0
     for target, comp in w.config.truth.comparisons:
