@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--persons", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--config", default=None, help="world config (YAML/JSON); default world if omitted")
+    ap.add_argument("--calendar", action="store_true", help="add index period (<2014, 2014-18, 2018-22, >=2022) to the PS")
     args = ap.parse_args()
     from follicle.synth import load_config
 
@@ -68,6 +69,10 @@ def main() -> None:
         df = w.cohort_frame(target, comp)
         x = df[COVS].to_numpy(float)
         x[:, 0] = (x[:, 0] - 45) / 10
+        if args.calendar:  # index period dummies (the JAKi era is a strong instrument for class)
+            cuts = np.array([16071, 17683, 19156])  # 2014-01-01, 2018-06-01, 2022-06-13 as day numbers
+            period = np.searchsorted(cuts, df.index_day.to_numpy(), side="right")
+            x = np.c_[x, np.eye(4)[period][:, 1:]]
         ps = LogisticRegression(C=1e6, max_iter=1000).fit(x, df.treatment).decision_function(x)
         keep = match(ps, df.treatment.to_numpy(), 0.2 * ps.std())
         m = df[keep]
