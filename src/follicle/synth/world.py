@@ -48,14 +48,19 @@ def simulate(config: WorldConfig | None = None, persons: int = 10_000, seed: int
     cfg = config or WorldConfig()
     r = _rngs(int(seed))
     tick = progress or (lambda _s: None)
-    p = simulate_population(cfg, persons, r["population"]); tick("population")  # noqa: E702
-    d = simulate_disease(cfg, p, r["disease"]); tick("disease")  # noqa: E702
+    p = simulate_population(cfg, persons, r["population"])
+    tick("population")
+    d = simulate_disease(cfg, p, r["disease"])
+    tick("disease")
     t = simulate_treatment(cfg, p, d, r["treatment"])
-    rx = prescriptions(cfg, p, t, r["prescriptions"]); tick("treatment")  # noqa: E702
+    rx = prescriptions(cfg, p, t, r["prescriptions"])
+    tick("treatment")
     cov = anchor_covariates(p, d, t)
-    first, records = simulate_outcomes(cfg, p, t, cov, r["outcomes"]); tick("outcomes")  # noqa: E702
+    first, records = simulate_outcomes(cfg, p, t, cov, r["outcomes"])
+    tick("outcomes")
     resp, salt_rows = simulate_salt(cfg, p, d, t, r["salt"])
-    lab_rows = simulate_labs(p, d, t, r["labs"]); tick("salt and labs")  # noqa: E702
+    lab_rows = simulate_labs(p, d, t, r["labs"])
+    tick("salt and labs")
     return World(config=cfg, seed=int(seed), _p=p, _d=d, _t=t, _rx=rx, _cov=cov, _first=first,
                  _records=records, _resp=resp, _salt_rows=salt_rows, _lab_rows=lab_rows)
 
