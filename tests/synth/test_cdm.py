@@ -126,3 +126,34 @@ def test_labs_have_units_and_salt_is_bounded(con):
                        and (value_as_number < 0 or value_as_number > 100)""") == 0
     assert one(con, """select count(*) from measurement where measurement_concept_id in (2000100006, 2000100007)
                        and value_as_number not in (0, 1, 2, 3)""") == 0
+
+
+def test_cdm_index_dates_and_outcomes_agree_with_the_world(world, con):
+    """What a study derives from the CDM (first systemic prescription, prior and first outcome codes)
+    equals the world's own person-level truth."""
+    import numpy as np
+
+    from follicle.synth._util import EPOCH
+
+    first_rx = con.execute("""select person_id, min(drug_exposure_start_date) from drug_exposure d
+        join concept_ancestor a on a.descendant_concept_id = d.drug_concept_id
+        where a.ancestor_concept_id in (1510627, 42904205, 40244464, 1361580, 2000400001, 2000400002, 19010482,
+              1305058, 19014878, 19003999, 1506270, 1518254, 1550557, 1551099)
+          and d.route_concept_id = 4132161 group by 1""").fetchall()
+    index = np.full(world.n, -1)
+    for pid, d in first_rx:
+        index[pid - 1] = (d - EPOCH).days
+    assert np.array_equal(index, world._t["index_day"])
+
+    first_anx = con.execute("""select person_id, min(condition_start_date) from condition_occurrence
+        where condition_source_value like 'F41%' or condition_source_value like 'F40%' group by 1""").fetchall()
+    anx = np.full(world.n, -1)
+    for pid, d in first_anx:
+        anx[pid - 1] = (d - EPOCH).days
+    treated = world._t["treated"]
+    idx = world._t["index_day"]
+    prior_cdm = (anx >= 0) & (anx < idx)
+    assert np.array_equal(prior_cdm[treated], world.history_before("anxiety", idx)[treated])
+    after = treated & ~prior_cdm & (anx >= idx)
+    assert np.array_equal(anx[after], world.outcome_day("anxiety")[after])
+    assert after.sum() > 50

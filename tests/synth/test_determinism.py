@@ -41,3 +41,13 @@ def test_different_seed_different_clinical_tables():
 def test_bad_arguments_name_the_parameter(persons, seed):
     with pytest.raises(InputError, match="persons|seed"):
         simulate(persons=persons, seed=seed)
+
+
+@pytest.mark.parametrize("persons", [1, 7])
+def test_tiny_worlds_write_a_cdm(persons, tmp_path):
+    from follicle.cdm.write import write_cdm
+
+    w = simulate(persons=persons, seed=2)
+    rows = write_cdm(w.to_cdm(), tmp_path / "tiny.duckdb")
+    assert rows["person"] == persons
+    assert isinstance(w.truth()["effects"], list)  # empty when there is no target-class initiator

@@ -112,8 +112,9 @@ def test_salt_total_is_weighted_sum_of_regions(world):
 
 
 def test_jaki_mostly_after_approval(world):
-    from follicle.synth._util import day
     from datetime import date
+
+    from follicle.synth._util import day
 
     t = world._t
     jaki = t["class1"] == 0

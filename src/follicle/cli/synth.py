@@ -40,8 +40,8 @@ def register(app: typer.Typer) -> None:
                 done = steps.index(step) if step in steps else 0
                 bar.update(task, description=f"synth: {steps[min(done + 1, len(steps) - 1)]}")
 
-            world, counts, tr = build_world(persons, seed, db, truth_path=truth, config=cfg, overwrite=overwrite,
-                                            progress=tick)
+            world, counts, _truth = build_world(persons, seed, db, truth_path=truth, config=cfg, overwrite=overwrite,
+                                                progress=tick)
         from follicle.synth.truth import summary_counts
 
         summary = {"db": str(db), "truth": str(truth) if truth else None, "persons": persons, "seed": seed,

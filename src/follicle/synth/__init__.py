@@ -8,6 +8,7 @@ Python API (no OMOP needed, for fast replicate simulations)::
                                    # treatment courses (class1/drug1/index_day, switch, class2), first event
                                    # day per outcome process (event_<process>), obs_end / death_day
     world.outcome_day("anxiety")   # first day of a study outcome (union of its processes), -1 = none
+    world.history_before("vte", world.persons.index_day.to_numpy())   # outcome codes recorded before a day
     world.cohort_frame("jaki", "corticosteroid")   # analysis table: treatment, covariates,
                                    # <outcome>_event / _time / _prior per study outcome
     world.truth()                  # JSON-able: estimand, true marginal HR per comparison x outcome, parameters

@@ -47,11 +47,15 @@ def simulate_outcomes(cfg: WorldConfig, p: dict, t: dict, cov: dict, rng: np.ran
     b2 = np.where(t["switch"], t["start2"] - origin, FAR).astype(float)
     first: dict[str, np.ndarray] = {}
     rec = {"person": [], "day": [], "proc": [], "code": []}
+    # the event-time draws come first and from their own stream, so a process's event times do not
+    # depend on how many events other processes had (worlds that differ in one parameter stay coupled)
+    unit = rng.exponential(1.0, (len(cfg.processes), n))
+    rng = np.random.default_rng(rng.integers(0, 2**63))
     for k, proc in enumerate(cfg.processes):
         h = base_hazard(proc, cov, n)
         m1 = class_multipliers(proc, t["class1"])
         m2 = class_multipliers(proc, t["class2"])
-        tt = piecewise_time(h, b1, b2, 1.0, m1, m2, rng.exponential(1.0, n))
+        tt = piecewise_time(h, b1, b2, 1.0, m1, m2, unit[k])
         dd = origin + np.floor(np.minimum(tt, FAR)).astype(np.int64)
         # no outcome record on a course's first day: the study's time at risk starts the day after
         dd = np.where((dd == t["index_day"]) | (t["switch"] & (dd == t["start2"])), dd + 1, dd)

@@ -174,7 +174,7 @@ def build_tables(w: World) -> dict[str, pa.Table]:
     v_end = np.where(v_inp, np.minimum(v_day + los, p["obs_end"][v_person]), v_day)
     off = np.cumsum([0, len(cond["person"]), len(drug["person"]), len(salt["person"]), len(labs["person"]), n,
                      len(ivmp)])
-    seg = lambda i: visit_id[off[i]:off[i + 1]]  # noqa: E731
+    seg = lambda i: visit_id[off[i]:off[i + 1]]
 
     gender = np.where(p["female"], 8532, 8507)
     birth = p["birth_day"]

@@ -42,19 +42,18 @@ def cox_binary(time: np.ndarray, event: np.ndarray, z: np.ndarray, iters: int = 
     """
     order = np.argsort(-time, kind="stable")
     t, e, zz = time[order], event[order].astype(bool), z[order].astype(float)
+    # Breslow: the risk set at a tied time holds every tied subject -> sums up to the last of each tie
+    last = np.flatnonzero(np.r_[t[1:] != t[:-1], True])
+    grp = np.searchsorted(last, np.flatnonzero(e))  # tie group of each event
+    ze = zz[e]
     beta = 0.0
     info = 1.0
     for _ in range(iters):
         r = np.exp(beta * zz)
-        s0 = np.cumsum(r)
-        s1 = np.cumsum(r * zz)
-        # Breslow: risk set at a tied time includes every tied subject -> use the last index of each tie
-        last = np.r_[t[1:] != t[:-1], True]
-        idx = np.flatnonzero(last)
-        grp = np.searchsorted(idx, np.arange(len(t)))
-        s0e, s1e = s0[idx][grp], s1[idx][grp]
-        pbar = (s1e / s0e)[e]
-        score = float((zz[e] - pbar).sum())
+        s0 = np.cumsum(r)[last][grp]
+        s1 = np.cumsum(r * zz)[last][grp]
+        pbar = s1 / s0
+        score = float((ze - pbar).sum())
         info = float((pbar * (1 - pbar)).sum())
         step = score / info
         beta += step
@@ -64,13 +63,11 @@ def cox_binary(time: np.ndarray, event: np.ndarray, z: np.ndarray, iters: int = 
 
 
 def _target_population(w: World, target: int) -> np.ndarray:
-    t, p = w._t, w._p
+    t = w._t
     sel = t["treated"] & (t["class1"] == target) & (t["n_rx1"] >= 2)
-    sel &= ~(p["psych_history"] & (p["psych_history_day"] < t["index_day"]))
     for so in w.config.study_outcomes:
         if so.group == "neuropsychiatric":
-            od = w.outcome_day(so.name)
-            sel &= ~((od >= 0) & (od < t["index_day"]))
+            sel &= ~w.history_before(so.name, t["index_day"])
     return np.flatnonzero(sel)
 
 
@@ -106,8 +103,7 @@ def compute_truth(w: World, *, max_followup_days: int | None = None) -> dict[str
         # common random numbers: the same unit-exponential draw drives both potential outcomes
         draws = {pn.name: rng.exponential(1.0, m) for pn in cfg.processes}
         for so in cfg.study_outcomes:
-            od = w.outcome_day(so.name)[big]
-            keep = ~((od >= 0) & (od < index))
+            keep = ~w.history_before(so.name, t["index_day"])[big]
             times, events = [], []
             for arm in (tk, ck):
                 s2, k2 = plans[arm]

@@ -48,14 +48,19 @@ def simulate(config: WorldConfig | None = None, persons: int = 10_000, seed: int
     cfg = config or WorldConfig()
     r = _rngs(int(seed))
     tick = progress or (lambda _s: None)
-    p = simulate_population(cfg, persons, r["population"]); tick("population")  # noqa: E702
-    d = simulate_disease(cfg, p, r["disease"]); tick("disease")  # noqa: E702
+    p = simulate_population(cfg, persons, r["population"])
+    tick("population")
+    d = simulate_disease(cfg, p, r["disease"])
+    tick("disease")
     t = simulate_treatment(cfg, p, d, r["treatment"])
-    rx = prescriptions(cfg, p, t, r["prescriptions"]); tick("treatment")  # noqa: E702
+    rx = prescriptions(cfg, p, t, r["prescriptions"])
+    tick("treatment")
     cov = anchor_covariates(p, d, t)
-    first, records = simulate_outcomes(cfg, p, t, cov, r["outcomes"]); tick("outcomes")  # noqa: E702
+    first, records = simulate_outcomes(cfg, p, t, cov, r["outcomes"])
+    tick("outcomes")
     resp, salt_rows = simulate_salt(cfg, p, d, t, r["salt"])
-    lab_rows = simulate_labs(p, d, t, r["labs"]); tick("salt and labs")  # noqa: E702
+    lab_rows = simulate_labs(p, d, t, r["labs"])
+    tick("salt and labs")
     return World(config=cfg, seed=int(seed), _p=p, _d=d, _t=t, _rx=rx, _cov=cov, _first=first,
                  _records=records, _resp=resp, _salt_rows=salt_rows, _lab_rows=lab_rows)
 
@@ -114,6 +119,24 @@ class World:
         days = np.where(days < 0, np.iinfo(np.int64).max, days).min(axis=0)
         return np.where(days == np.iinfo(np.int64).max, -1, days)
 
+    def history_before(self, outcome: str, day: np.ndarray) -> np.ndarray:
+        """True where a person has a record of *outcome*'s codes before *day*.
+
+        That is the outcome's own first event, or a baseline confounder written with the same codes
+        (prior VTE for ``vte``, malignancy history for ``malignancy``), as a study searching the CDM
+        for those codes before index would find.
+        """
+        so = next(s for s in self.config.study_outcomes if s.name == outcome)
+        od = self.outcome_day(outcome)
+        prior = (od >= 0) & (od < day)
+        codes = {c for pn in so.processes for c in self.config.process(pn).codes}
+        for spec in self.config.confounders:
+            shared = np.array([c in codes for c in spec.codes])
+            if shared.any():
+                rec = self._p[f"{spec.name}_day"]
+                prior |= self._p[spec.name] & shared[self._p[f"{spec.name}_code"]] & (rec >= 0) & (rec < day)
+        return prior
+
     def cohort_frame(self, target: str, comparator: str, *, min_prescriptions: int = 2,
                      exclude_psych_history: bool = True) -> pd.DataFrame:
         """A quick analysis table without OMOP, for replicate simulations.
@@ -135,11 +158,9 @@ class World:
         n_rx_obs = np.bincount(self._rx["person"][self._rx["course"] == 1], minlength=self.n)
         sel &= n_rx_obs >= min_prescriptions
         if exclude_psych_history:
-            sel &= ~(p["psych_history"] & (p["psych_history_day"] < idx))
             for so in self.config.study_outcomes:
                 if so.group == "neuropsychiatric":
-                    od = self.outcome_day(so.name)
-                    sel &= ~((od >= 0) & (od < idx))
+                    sel &= ~self.history_before(so.name, idx)
         rows = np.flatnonzero(sel)
         df = pd.DataFrame({
             "person_id": rows + 1, "treatment": (k1[rows] == CLASSES.index(target)).astype(int),
@@ -150,7 +171,7 @@ class World:
         })
         for so in self.config.study_outcomes:
             od = self.outcome_day(so.name)[rows]
-            prior = (od >= 0) & (od < idx[rows])
+            prior = self.history_before(so.name, idx)[rows]
             event = (od >= idx[rows]) & ~prior
             df[f"{so.name}_prior"] = prior
             df[f"{so.name}_event"] = event
