@@ -143,7 +143,8 @@ class Reference:
             masks.append(((idx - obs_start.reindex(idx.index)).dt.days >= prior).fillna(False))
         if cs.washout_days is not None:
             for s in cs.washout_concept_sets or [cs.entry.concept_set]:
-                masks.append(~self._any(self.events(s), idx, Window(start=-cs.washout_days, end=-1)))
+                wev = ev if s == cs.entry.concept_set else self.events(s)
+                masks.append(~self._any(wev, idx, Window(start=-cs.washout_days, end=-1)))
         if cs.min_exposures is not None:
             e = ev[self._in_window(ev, idx, cs.min_exposures.window)]
             n = e.groupby("person_id").start.nunique().reindex(idx.index).fillna(0)
