@@ -14,6 +14,7 @@ import ibis
 import ibis.expr.types as ir
 
 from follicle.errors import DatabaseError
+from follicle.vocab.conceptset import normalise_icd10
 from follicle.vocab.resolve import ResolvedConceptSet, SourcePattern, table_or_none
 
 
@@ -72,25 +73,38 @@ class Cdm:
         return self._tables[name]  # type: ignore[return-value]
 
 
-def _pattern_match(value: ir.StringValue, patterns: tuple[SourcePattern, ...]) -> list[ir.BooleanValue]:
-    return [value.startswith(p.code) if p.prefix else value == p.code for p in patterns]
+def matching_values(values: list[str], patterns: tuple[SourcePattern, ...]) -> list[str]:
+    """The raw source values (as stored) that match *patterns* after normalisation (upper case, no dots)."""
+    out = []
+    for raw in values:
+        norm = normalise_icd10(raw)
+        if any(norm.startswith(p.code) if p.prefix else norm == p.code for p in patterns):
+            out.append(raw)
+    return sorted(out)
 
 
-def concept_predicate(t: ir.Table, rs: ResolvedConceptSet) -> ir.BooleanValue:
-    """Rows of a generic event table (``concept_id``, ``source_concept_id``, ``source_value``) in *rs*."""
+def concept_predicate(t: ir.Table, rs: ResolvedConceptSet, values: tuple[list[str], list[str]] | None = None) -> ir.BooleanValue:
+    """Rows of a generic event table (``concept_id``, ``source_concept_id``, ``source_value``) in *rs*.
+
+    *values* are the raw source values matching the set's include and exclude patterns (see
+    :func:`matching_values`); hash look-ups instead of string matching on every row.
+    """
+    inc_vals, exc_vals = values if values is not None else ([], [])
     inc: list[ir.BooleanValue] = []
     if rs.concept_ids:
         inc.append(t.concept_id.isin(sorted(rs.concept_ids)))
     if rs.source_concept_ids:
         inc.append(t.source_concept_id.isin(sorted(rs.source_concept_ids)))
-    inc += _pattern_match(t.source_value, rs.source_patterns)
+    if inc_vals:
+        inc.append(t.source_value.isin(inc_vals))
     pred = ibis.or_(*inc) if inc else ibis.literal(False)
     exc: list[ir.BooleanValue] = []
     if rs.excluded_concept_ids:
         exc.append(t.concept_id.isin(sorted(rs.excluded_concept_ids)))
     if rs.excluded_source_concept_ids:
         exc.append(t.source_concept_id.isin(sorted(rs.excluded_source_concept_ids)))
-    exc += _pattern_match(t.source_value, rs.excluded_source_patterns)
+    if exc_vals:
+        exc.append(t.source_value.isin(exc_vals))
     if exc:
         pred = pred & ~ibis.or_(*exc).fill_null(False)
     return pred.fill_null(False)
@@ -98,7 +112,7 @@ def concept_predicate(t: ir.Table, rs: ResolvedConceptSet) -> ir.BooleanValue:
 
 def generic_events(cdm: Cdm, domain: str) -> ir.Table:
     """A domain table with generic columns: person_id, concept_id, source_concept_id, source_value
-    (upper case, dots removed), start_date, end_date (start when missing), route_concept_id."""
+    (as stored), start_date, end_date (start when missing), route_concept_id."""
     d = DOMAINS[domain]
     t = cdm.table(d.table)
     start = t[d.start].cast("date")
@@ -107,7 +121,7 @@ def generic_events(cdm: Cdm, domain: str) -> ir.Table:
         "person_id": t.person_id.cast("int64"),
         "concept_id": t[d.concept].cast("int64"),
         "source_concept_id": t[d.source_concept].cast("int64"),
-        "source_value": t[d.source_value].cast("string").upper().replace(".", ""),
+        "source_value": t[d.source_value].cast("string"),
         "start_date": start,
         "end_date": end,
         "route_concept_id": t.route_concept_id.cast("int64") if domain == "drug" else ibis.literal(None, "int64"),
@@ -131,6 +145,7 @@ class EventStore:
         self.resolved = resolved
         self.materialize = materialize
         self._domains: dict[str, ir.Table] = {}
+        self._values: dict[str, tuple[list[str], list[str]]] = {}
         self._temp: list[str] = []
         by_domain: dict[str, list[ResolvedConceptSet]] = {}
         for name in sorted(needed):
@@ -139,7 +154,14 @@ class EventStore:
                 by_domain.setdefault(rs.domain, []).append(rs)
         for domain, sets in by_domain.items():
             base = generic_events(cdm, domain)
-            expr = base.filter(ibis.or_(*[concept_predicate(base, rs) for rs in sets]))
+            if any(rs.source_patterns or rs.excluded_source_patterns for rs in sets):
+                # the distinct source codes are few: match patterns on them once, then hash look-ups
+                distinct = cdm.con.execute(base.select("source_value").distinct().filter(base.source_value.notnull()))
+                raw = [str(v) for v in distinct["source_value"]]
+                for rs in sets:
+                    self._values[rs.name] = (matching_values(raw, rs.source_patterns),
+                                             matching_values(raw, rs.excluded_source_patterns))
+            expr = base.filter(ibis.or_(*[concept_predicate(base, rs, self._values.get(rs.name)) for rs in sets]))
             self._domains[domain] = self.persist(expr, domain)
 
     def persist(self, expr: ir.Table, label: str) -> ir.Table:
@@ -157,7 +179,19 @@ class EventStore:
         if rs.domain not in self._domains:
             raise KeyError(f"concept set {name!r} was not declared as needed")
         t = self._domains[rs.domain]
-        return t.filter(concept_predicate(t, rs))
+        return t.filter(concept_predicate(t, rs, self._values.get(name)))
+
+    def for_people(self, people: ir.Table, label: str) -> EventStore:
+        """A view of this store holding only the events of *people* (a table with ``person_id``),
+        each domain computed once; used for the many outcome and covariate look-ups of a population.
+        Temporary tables are owned (and dropped) by this store."""
+        view = object.__new__(EventStore)
+        view.__dict__.update(self.__dict__)
+        keys = people.select("person_id").distinct()
+        view._domains = {
+            d: self.persist(t.filter(t.person_id.isin(keys.person_id)), f"{label}_{d}") for d, t in self._domains.items()
+        }
+        return view
 
     def close(self) -> None:
         """Drop the temporary tables."""

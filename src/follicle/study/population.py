@@ -155,19 +155,16 @@ def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
     return m.mutate(tar_start=start, tar_end=end)
 
 
-def _labelled_events(session: StudySession, sets: dict[str, str]) -> ir.Table:
+def _labelled_events(store: EventStore, sets: dict[str, str]) -> ir.Table:
     """Events of several concept sets in one table: person_id, start_date, label (the key of *sets*)."""
-    parts = [
-        session.store.events(cs).select("person_id", "start_date", label=ibis.literal(label))
-        for label, cs in sets.items()
-    ]
+    parts = [store.events(cs).select("person_id", "start_date", label=ibis.literal(label)) for label, cs in sets.items()]
     return ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
 
 
-def _outcome_table(session: StudySession, pop: ir.Table, names: list[str]) -> ir.Table:
+def _outcome_table(session: StudySession, store: EventStore, pop: ir.Table, names: list[str]) -> ir.Table:
     """One row per person with events: ``<o>_date`` (first event in the time at risk) and
     ``<o>_prior`` (1 when an event precedes the time at risk) for every outcome, in one join."""
-    ev = _labelled_events(session, {n: session.spec.outcomes[n].concept_set for n in names})
+    ev = _labelled_events(store, {n: session.spec.outcomes[n].concept_set for n in names})
     p = pop.select(k=pop.person_id, ts=pop.tar_start, te=pop.tar_end)
     j = p.join(ev, p.k == ev.person_id)
     in_tar = (j.start_date >= j.ts) & (j.start_date <= j.te)
@@ -182,12 +179,12 @@ def _outcome_table(session: StudySession, pop: ir.Table, names: list[str]) -> ir
     return j.group_by(person_id=j.k).aggregate(**aggs)
 
 
-def _covariate_table(session: StudySession, pop: ir.Table) -> ir.Table | None:
+def _covariate_table(session: StudySession, store: EventStore, pop: ir.Table) -> ir.Table | None:
     """One row per person with any covariate event: ``cov_<set>`` = 1 when the set occurs in the window."""
     cov = session.spec.covariates
     if not cov.concept_sets:
         return None
-    ev = _labelled_events(session, {n: n for n in cov.concept_sets})
+    ev = _labelled_events(store, {n: n for n in cov.concept_sets})
     p = pop.select(k=pop.person_id, hi=pop.index_date)
     j = p.join(ev, p.k == ev.person_id)
     j = j.filter(in_window(j.start_date, j.hi, cov.window))
@@ -232,11 +229,12 @@ def _build(session: StudySession, comparison: str) -> Population:
 
     outcome_names = list(dict.fromkeys(comp.outcomes + comp.negative_controls))
     wide = pop
-    covs = _covariate_table(session, pop)
+    store = session.store.for_people(pop, f"events_{comparison}")
+    covs = _covariate_table(session, store, pop)
     if covs is not None:
         wide = attach(wide, covs)
     if outcome_names:
-        wide = attach(wide, _outcome_table(session, pop, outcome_names))
+        wide = attach(wide, _outcome_table(session, store, pop, outcome_names))
     cols: dict[str, Any] = {
         "person_id": wide.person_id, "treatment": wide.treatment, "cohort": wide.cohort,
         "index_date": wide.index_date, "age": wide.age,
