@@ -29,6 +29,13 @@ TABLES = ("person", "observation_period", "drug_exposure", "condition_occurrence
 
 
 def _peak_mb() -> float:
+    """Peak resident memory of this process in MB (VmHWM: reset at exec, unlike ru_maxrss)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -81,3 +81,11 @@ def test_sparse_covariates(gibleed_db):
     with StudySession(spec, con) as s:
         assert not drug_concepts & (s.resolved["celecoxib"].concept_ids | s.resolved["diclofenac"].concept_ids)
     assert ref.covariate_name.str.len().min() > 0
+
+
+def test_without_temporary_tables_gives_the_same_table(gibleed_db, population):
+    """materialize=False (plain nested expressions, e.g. for engines without temp tables) agrees."""
+    con = ibis.duckdb.connect(str(gibleed_db), read_only=True)
+    plain = build_population(load_spec(SPEC), con, "cel_vs_dic", materialize=False)
+    pd.testing.assert_frame_equal(plain.table, population.table)
+    pd.testing.assert_frame_equal(plain.attrition, population.attrition)

@@ -131,8 +131,11 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
     entry = store.persist(route_filtered(store.events(cs.entry.concept_set), cs.route, store), f"entry_{name}")
     first = entry.group_by("person_id").aggregate(index_date=entry.start_date.min())
     first = store.persist(first, f"first_{name}")
-    ends = cohort_end(entry, cs.exposure_gap_days)
-    t = attach(first, ends)
+    tar = spec.time_at_risk
+    if "cohort_end" in (tar.start_anchor, tar.end_anchor):
+        t = attach(first, cohort_end(entry, cs.exposure_gap_days))
+    else:  # not needed by this study: skip the window functions
+        t = first.mutate(cohort_end_date=ibis.literal(None, "date"))
 
     op = cdm.table("observation_period")
     op = op.select(

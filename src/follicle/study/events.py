@@ -110,6 +110,21 @@ def concept_predicate(t: ir.Table, rs: ResolvedConceptSet, values: tuple[list[st
     return pred.fill_null(False)
 
 
+def _union_predicate(t: ir.Table, sets: list[ResolvedConceptSet], values: dict[str, tuple[list[str], list[str]]]) -> ir.BooleanValue:
+    """Rows in any of *sets* (a superset: exclusions are applied per set later), as three look-ups."""
+    ids = sorted(set().union(*(rs.concept_ids for rs in sets)))
+    src = sorted(set().union(*(rs.source_concept_ids for rs in sets)))
+    vals = sorted(set().union(*(values.get(rs.name, ([], []))[0] for rs in sets)))
+    preds = []
+    if ids:
+        preds.append(t.concept_id.isin(ids))
+    if src:
+        preds.append(t.source_concept_id.isin(src))
+    if vals:
+        preds.append(t.source_value.isin(vals))
+    return (ibis.or_(*preds) if preds else ibis.literal(False)).fill_null(False)
+
+
 def generic_events(cdm: Cdm, domain: str) -> ir.Table:
     """A domain table with generic columns: person_id, concept_id, source_concept_id, source_value
     (as stored), start_date, end_date (start when missing), route_concept_id."""
@@ -140,7 +155,8 @@ class EventStore:
     materialize : keep the filtered events in temporary tables (faster when sets are reused).
     """
 
-    def __init__(self, cdm: Cdm, resolved: dict[str, ResolvedConceptSet], needed: set[str], *, materialize: bool = True) -> None:
+    def __init__(self, cdm: Cdm, resolved: dict[str, ResolvedConceptSet], needed: set[str], *,
+                 materialize: bool = True, entry_sets: set[str] | None = None) -> None:
         self.cdm = cdm
         self.resolved = resolved
         self.materialize = materialize
@@ -152,16 +168,31 @@ class EventStore:
             rs = resolved[name]
             if rs.domain is not None:
                 by_domain.setdefault(rs.domain, []).append(rs)
+        bases = {domain: generic_events(cdm, domain) for domain in by_domain}
         for domain, sets in by_domain.items():
-            base = generic_events(cdm, domain)
             if any(rs.source_patterns or rs.excluded_source_patterns for rs in sets):
                 # the distinct source codes are few: match patterns on them once, then hash look-ups
+                base = bases[domain]
                 distinct = cdm.con.execute(base.select("source_value").distinct().filter(base.source_value.notnull()))
                 raw = [str(v) for v in distinct["source_value"]]
                 for rs in sets:
                     self._values[rs.name] = (matching_values(raw, rs.source_patterns),
                                              matching_values(raw, rs.excluded_source_patterns))
-            expr = base.filter(ibis.or_(*[concept_predicate(base, rs, self._values.get(rs.name)) for rs in sets]))
+        people = None
+        if entry_sets:
+            # every criterion, covariate and outcome concerns people with an entry event: keep only theirs
+            parts = []
+            for domain in {resolved[n].domain for n in entry_sets if resolved[n].domain in bases}:
+                base = bases[domain]
+                ents = [resolved[n] for n in entry_sets if resolved[n].domain == domain]
+                parts.append(base.filter(_union_predicate(base, ents, self._values)).select("person_id"))
+            if parts:
+                people = self.persist(ibis.union(*parts, distinct=True) if len(parts) > 1 else parts[0].distinct(), "entry_people")
+        for domain, sets in by_domain.items():
+            base = bases[domain]
+            expr = base.filter(_union_predicate(base, sets, self._values))
+            if people is not None:
+                expr = expr.filter(expr.person_id.isin(people.person_id))
             self._domains[domain] = self.persist(expr, domain)
 
     def persist(self, expr: ir.Table, label: str) -> ir.Table:

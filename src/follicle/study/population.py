@@ -61,7 +61,8 @@ class StudySession:
             name: resolve_concept_set(name, cs, self.vocab) for name, cs in spec.concept_sets.items()
         }
         needed = {n for n, rs in self.resolved.items() if rs.domain is not None and self.cdm.has(_table_of(rs.domain))}
-        self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize)
+        entry_sets = {c.entry.concept_set for c in spec.cohorts.values()} & needed
+        self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize, entry_sets=entry_sets)
         self.cohorts: dict[str, CompiledCohort] = {}
 
     @property
@@ -168,15 +169,20 @@ def _outcome_table(session: StudySession, store: EventStore, pop: ir.Table, name
     p = pop.select(k=pop.person_id, ts=pop.tar_start, te=pop.tar_end)
     j = p.join(ev, p.k == ev.person_id)
     in_tar = (j.start_date >= j.ts) & (j.start_date <= j.te)
+    lookback = {n: session.spec.outcomes[n].prior_lookback_days for n in names}
+    before = j.start_date < j.ts
+    if any(v is not None for v in lookback.values()):
+        lb = ibis.cases(*[(j.label == n, v) for n, v in lookback.items() if v is not None], else_=None)
+        before = before & (lb.isnull() | (j.start_date.delta(j.ts, unit="day") >= -lb))
+    # first per (person, outcome) with plain aggregates, then one row per person
+    per = j.group_by(k=j.k, label=j.label).aggregate(
+        first=j.start_date.min(where=in_tar), prior=as_int(before).max()
+    )
     aggs = {}
     for n in names:
-        before = (j.label == n) & (j.start_date < j.ts)
-        lookback = session.spec.outcomes[n].prior_lookback_days
-        if lookback is not None:
-            before = before & (j.start_date >= (j.ts - ibis.interval(days=lookback)).cast("date"))
-        aggs[f"{n}_date"] = j.start_date.min(where=(j.label == n) & in_tar)
-        aggs[f"{n}_prior"] = as_int(before).max()
-    return j.group_by(person_id=j.k).aggregate(**aggs)
+        aggs[f"{n}_date"] = per.first.min(where=per.label == n)
+        aggs[f"{n}_prior"] = per.prior.max(where=per.label == n)
+    return per.group_by(person_id=per.k).aggregate(**aggs)
 
 
 def _covariate_table(session: StudySession, store: EventStore, pop: ir.Table) -> ir.Table | None:
