@@ -208,6 +208,9 @@ class EventStore:
         """Events of concept set *name* (generic columns)."""
         rs = self.resolved[name]
         if rs.domain not in self._domains:
+            if rs.domain in DOMAINS and not self.cdm.has(DOMAINS[rs.domain].table):
+                raise DatabaseError(f"concept set {name!r} is matched in table {DOMAINS[rs.domain].table!r}, "
+                                    "which this CDM does not have")
             raise KeyError(f"concept set {name!r} was not declared as needed")
         t = self._domains[rs.domain]
         return t.filter(concept_predicate(t, rs, self._values.get(name)))
