@@ -17,7 +17,7 @@ import pandas as pd
 from follicle.study.cohorts import FEMALE, MALE, CompiledCohort, as_int, attach, compile_cohort, in_window
 from follicle.study.events import Cdm, EventStore, generic_events
 from follicle.study.spec import StudySpec
-from follicle.vocab.resolve import ResolvedConceptSet, VocabularySource, resolve_concept_set
+from follicle.vocab.resolve import ResolvedConceptSet, VocabularySource, prefetch_concept_sets, resolve_concept_set
 
 #: covariate_id = concept_id * 1000 + analysis id, in the style of OHDSI FeatureExtraction.
 ANALYSIS_IDS = {"condition": 102, "drug": 402}
@@ -57,6 +57,7 @@ class StudySession:
         self.spec = spec
         self.cdm = Cdm(con, database=database)
         self.vocab = VocabularySource(con, database=database, bundled=bundled)
+        prefetch_concept_sets(spec.concept_sets, self.vocab)
         self.resolved: dict[str, ResolvedConceptSet] = {
             name: resolve_concept_set(name, cs, self.vocab) for name, cs in spec.concept_sets.items()
         }
