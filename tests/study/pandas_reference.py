@@ -52,7 +52,7 @@ class Reference:
                 codes = _codes(e.code)
                 pats += [(c, e.descendants) for c in codes]
                 norm = concept.concept_code.astype(str).str.upper().str.replace(".", "", regex=False)
-                hit = norm.apply(lambda v: any(v.startswith(c) if e.descendants else v == c for c in codes))
+                hit = norm.apply(lambda v, d=e.descendants, cs=tuple(codes): any(v.startswith(c) if d else v == c for c in cs))
                 src |= set(concept.loc[hit & (concept.vocabulary_id == "ICD10CM"), "concept_id"])
                 continue
             if e.vocabulary == "OMOP":

@@ -8,7 +8,7 @@ concept set is then a filter on that small table. Nothing is pulled into Python.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import ibis
 import ibis.expr.types as ir
@@ -232,11 +232,11 @@ class EventStore:
         for name in self._temp:
             try:
                 self.cdm.con.drop_table(name, force=True)
-            except Exception:  # noqa: BLE001 - a temp table vanishes with the session anyway
+            except Exception:  # noqa: BLE001, S110 - a temp table vanishes with the session anyway
                 pass
         self._temp.clear()
 
-    def __enter__(self) -> EventStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,16 +8,29 @@ documented in docs/analysis-table.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from follicle.study.cohorts import FEMALE, MALE, CompiledCohort, as_int, attach, compile_cohort, in_window
+from follicle.study.cohorts import (
+    FEMALE,
+    MALE,
+    CompiledCohort,
+    as_int,
+    attach,
+    compile_cohort,
+    in_window,
+)
 from follicle.study.events import Cdm, EventStore, generic_events
 from follicle.study.spec import StudySpec
-from follicle.vocab.resolve import ResolvedConceptSet, VocabularySource, prefetch_concept_sets, resolve_concept_set
+from follicle.vocab.resolve import (
+    ResolvedConceptSet,
+    VocabularySource,
+    prefetch_concept_sets,
+    resolve_concept_set,
+)
 
 #: covariate_id = concept_id * 1000 + analysis id, in the style of OHDSI FeatureExtraction.
 ANALYSIS_IDS = {"condition": 102, "drug": 402}
@@ -86,7 +99,7 @@ class StudySession:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> StudySession:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

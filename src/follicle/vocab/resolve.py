@@ -10,14 +10,19 @@ is used and a warning says so. Only concept ids (small) leave the database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
 from follicle.vocab.closure import DOWNWARD_RELATIONSHIPS, descendant_closure
-from follicle.vocab.conceptset import ConceptEntry, ConceptSet, expand_icd10_range, normalise_icd10
+from follicle.vocab.conceptset import (
+    ConceptEntry,
+    ConceptSet,
+    expand_icd10_range,
+    normalise_icd10,
+)
 
 VOCAB_TABLES = ("concept", "concept_ancestor", "concept_relationship")
 
@@ -146,7 +151,7 @@ class VocabularySource:
         frame = self.con.execute(expr.select(expr[column]).distinct())
         return {int(v) for v in frame[column].dropna()}
 
-    _KINDS = {  # kind -> (vocabulary_id, concept_class_id or None, column matched, key transform)
+    _KINDS: ClassVar[dict[str, tuple[str, str | None, str]]] = {  # kind -> (vocabulary_id, concept_class_id or None, column matched, key transform)
         "rxcode": ("RxNorm", None, "concept_code"),
         "rxname": ("RxNorm", "Ingredient", "concept_name"),
         "atc": ("ATC", None, "concept_code"),
