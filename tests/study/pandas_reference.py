@@ -39,6 +39,7 @@ class Reference:
                     frame[col] = pd.to_datetime(frame[col]).astype("datetime64[s]")  # room for far offsets
         self.spec = spec
         self._events: dict[str, pd.DataFrame] = {}
+        self._norm: dict[str, pd.Series] = {}
 
     # -- concept sets --------------------------------------------------------------------------
     def _ids(self, entries: list) -> tuple[set[int], set[int], list[tuple[str, bool]]]:
@@ -51,7 +52,7 @@ class Reference:
                 codes = _codes(e.code)
                 pats += [(c, e.descendants) for c in codes]
                 norm = concept.concept_code.astype(str).str.upper().str.replace(".", "", regex=False)
-                hit = norm.apply(lambda v: any(v.startswith(c) if e.descendants else v == c for c in codes))
+                hit = norm.apply(lambda v, d=e.descendants, cs=tuple(codes): any(v.startswith(c) if d else v == c for c in cs))
                 src |= set(concept.loc[hit & (concept.vocabulary_id == "ICD10CM"), "concept_id"])
                 continue
             if e.vocabulary == "OMOP":
@@ -80,7 +81,9 @@ class Reference:
         df = self.t[table]
         std, src, pats = self._ids(cs.include)
         xstd, xsrc, xpats = self._ids(cs.exclude)
-        norm = df[vcol].astype("string").str.upper().str.replace(".", "", regex=False).fillna("")
+        if table not in self._norm:
+            self._norm[table] = df[vcol].astype("string[pyarrow]").str.upper().str.replace(".", "", regex=False).fillna("")
+        norm = self._norm[table]
 
         def match(ids: set[int], sids: set[int], patterns: list[tuple[str, bool]]) -> pd.Series:
             m = df[ccol].isin(ids) | (df[scol].isin(sids) if scol in df else False)
@@ -143,7 +146,8 @@ class Reference:
             masks.append(((idx - obs_start.reindex(idx.index)).dt.days >= prior).fillna(False))
         if cs.washout_days is not None:
             for s in cs.washout_concept_sets or [cs.entry.concept_set]:
-                masks.append(~self._any(self.events(s), idx, Window(start=-cs.washout_days, end=-1)))
+                wev = ev if s == cs.entry.concept_set else self.events(s)
+                masks.append(~self._any(wev, idx, Window(start=-cs.washout_days, end=-1)))
         if cs.min_exposures is not None:
             e = ev[self._in_window(ev, idx, cs.min_exposures.window)]
             n = e.groupby("person_id").start.nunique().reindex(idx.index).fillna(0)
@@ -180,15 +184,13 @@ class Reference:
 
     @staticmethod
     def _cohort_end(ev: pd.DataFrame, gap: int) -> pd.Series:
-        out = {}
-        for pid, g in ev.sort_values(["person_id", "start", "end"]).groupby("person_id"):
-            run = None
-            for s, e in zip(g.start, g.end):
-                if run is not None and s > run + gap * DAY:
-                    break
-                run = e if run is None else max(run, e)
-            out[pid] = run
-        return pd.Series(out, dtype="datetime64[s]")
+        """End of the first continuous exposure: chain while start <= running max end + gap."""
+        e = ev.sort_values(["person_id", "start", "end"])
+        run = e.groupby("person_id").end.cummax()
+        prev = run.groupby(e.person_id).shift()
+        brk = (prev.notna() & (e.start > prev + gap * DAY)).astype(int)
+        era = brk.groupby(e.person_id).cumsum()
+        return run[era == 0].groupby(e.person_id[era == 0]).max()
 
     # -- population ----------------------------------------------------------------------------
     def population(self, comparison: str) -> pd.DataFrame:

@@ -81,3 +81,28 @@ def test_sparse_covariates(gibleed_db):
     with StudySession(spec, con) as s:
         assert not drug_concepts & (s.resolved["celecoxib"].concept_ids | s.resolved["diclofenac"].concept_ids)
     assert ref.covariate_name.str.len().min() > 0
+
+
+def test_without_temporary_tables_gives_the_same_table(gibleed_db, population):
+    """materialize=False (plain nested expressions, e.g. for engines without temp tables) agrees."""
+    con = ibis.duckdb.connect(str(gibleed_db), read_only=True)
+    plain = build_population(load_spec(SPEC), con, "cel_vs_dic", materialize=False)
+    pd.testing.assert_frame_equal(plain.table, population.table)
+    pd.testing.assert_frame_equal(plain.attrition, population.attrition)
+
+
+def test_missing_domain_table_is_a_clear_error(tmp_path):
+    """A CDM without drug_exposure: one DatabaseError naming the table, not a trace."""
+    import duckdb
+
+    from follicle.errors import DatabaseError
+
+    db = tmp_path / "cdm.duckdb"
+    raw = duckdb.connect(str(db))
+    raw.execute("CREATE TABLE person (person_id BIGINT, year_of_birth INT, gender_concept_id INT)")
+    raw.execute("CREATE TABLE observation_period (person_id BIGINT, observation_period_start_date DATE,"
+                " observation_period_end_date DATE)")
+    raw.close()
+    con = ibis.duckdb.connect(str(db), read_only=True)
+    with pytest.raises(DatabaseError, match="drug_exposure"):
+        build_population(load_spec(SPEC), con, "cel_vs_dic")

@@ -7,7 +7,12 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from follicle.vocab.closure import ancestor_rows, children_from_edges, descendant_closure, is_closed
+from follicle.vocab.closure import (
+    ancestor_rows,
+    children_from_edges,
+    descendant_closure,
+    is_closed,
+)
 from follicle.vocab.resolve import VocabularySource
 
 NODES = st.integers(min_value=1, max_value=40)

@@ -9,7 +9,11 @@ from pydantic import ValidationError
 
 from follicle.study.events import Cdm, EventStore
 from follicle.vocab.conceptset import ConceptEntry, ConceptSet, expand_icd10_range
-from follicle.vocab.resolve import VocabularySource, resolve_concept_set, resolve_concept_sets
+from follicle.vocab.resolve import (
+    VocabularySource,
+    resolve_concept_set,
+    resolve_concept_sets,
+)
 
 CONCEPT = pd.DataFrame(
     [

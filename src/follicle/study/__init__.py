@@ -1,1 +1,30 @@
-"""study."""
+"""Study specification and cohort engine: spec (pydantic) -> cohorts in the database (Ibis) ->
+one analysis table per comparison. See docs/analysis-table.md."""
+
+from follicle.study.counts import cohort_counts, suppress
+from follicle.study.hashing import part_hashes, spec_hash
+from follicle.study.population import Population, StudySession, build_population
+from follicle.study.settings import (
+    AnalysisSettings,
+    MatchingSettings,
+    OutcomeModelSettings,
+    PropensitySettings,
+)
+from follicle.study.spec import StudySpec, load_spec, parse_spec
+
+__all__ = [
+    "AnalysisSettings",
+    "MatchingSettings",
+    "OutcomeModelSettings",
+    "Population",
+    "PropensitySettings",
+    "StudySession",
+    "StudySpec",
+    "build_population",
+    "cohort_counts",
+    "load_spec",
+    "parse_spec",
+    "part_hashes",
+    "spec_hash",
+    "suppress",
+]

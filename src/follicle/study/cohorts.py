@@ -131,8 +131,11 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
     entry = store.persist(route_filtered(store.events(cs.entry.concept_set), cs.route, store), f"entry_{name}")
     first = entry.group_by("person_id").aggregate(index_date=entry.start_date.min())
     first = store.persist(first, f"first_{name}")
-    ends = cohort_end(entry, cs.exposure_gap_days)
-    t = attach(first, ends)
+    tar = spec.time_at_risk
+    if "cohort_end" in (tar.start_anchor, tar.end_anchor):
+        t = attach(first, cohort_end(entry, cs.exposure_gap_days))
+    else:  # not needed by this study: skip the window functions
+        t = first.mutate(cohort_end_date=ibis.literal(None, "date"))
 
     op = cdm.table("observation_period")
     op = op.select(
@@ -176,7 +179,9 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
         washout = Window(start=-cs.washout_days, end=-1)
         for i, set_name in enumerate(cs.washout_concept_sets or [cs.entry.concept_set]):
             flag = f"s_washout_{i}"
-            t = _add_flag(t, _hits(first, store.events(set_name), washout, flag), flag, negate=True)
+            # the entry set's own washout uses the route-filtered exposures (new user of *that* route)
+            wevents = entry if set_name == cs.entry.concept_set else store.events(set_name)
+            t = _add_flag(t, _hits(first, wevents, washout, flag), flag, negate=True)
             steps.append((flag, f"no {set_name} in the {cs.washout_days} days before index (new user)"))
     if cs.min_exposures is not None:
         me = cs.min_exposures

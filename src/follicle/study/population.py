@@ -8,16 +8,29 @@ documented in docs/analysis-table.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from follicle.study.cohorts import FEMALE, MALE, CompiledCohort, as_int, attach, compile_cohort, in_window
+from follicle.study.cohorts import (
+    FEMALE,
+    MALE,
+    CompiledCohort,
+    as_int,
+    attach,
+    compile_cohort,
+    in_window,
+)
 from follicle.study.events import Cdm, EventStore, generic_events
 from follicle.study.spec import StudySpec
-from follicle.vocab.resolve import ResolvedConceptSet, VocabularySource, resolve_concept_set
+from follicle.vocab.resolve import (
+    ResolvedConceptSet,
+    VocabularySource,
+    prefetch_concept_sets,
+    resolve_concept_set,
+)
 
 #: covariate_id = concept_id * 1000 + analysis id, in the style of OHDSI FeatureExtraction.
 ANALYSIS_IDS = {"condition": 102, "drug": 402}
@@ -57,11 +70,13 @@ class StudySession:
         self.spec = spec
         self.cdm = Cdm(con, database=database)
         self.vocab = VocabularySource(con, database=database, bundled=bundled)
+        prefetch_concept_sets(spec.concept_sets, self.vocab)
         self.resolved: dict[str, ResolvedConceptSet] = {
             name: resolve_concept_set(name, cs, self.vocab) for name, cs in spec.concept_sets.items()
         }
         needed = {n for n, rs in self.resolved.items() if rs.domain is not None and self.cdm.has(_table_of(rs.domain))}
-        self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize)
+        entry_sets = {c.entry.concept_set for c in spec.cohorts.values()} & needed
+        self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize, entry_sets=entry_sets)
         self.cohorts: dict[str, CompiledCohort] = {}
         self.populations: dict[str, tuple[ir.Table, list[dict[str, Any]]]] = {}
 
@@ -85,7 +100,7 @@ class StudySession:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> StudySession:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -156,39 +171,41 @@ def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
     return m.mutate(tar_start=start, tar_end=end)
 
 
-def _labelled_events(session: StudySession, sets: dict[str, str]) -> ir.Table:
+def _labelled_events(store: EventStore, sets: dict[str, str]) -> ir.Table:
     """Events of several concept sets in one table: person_id, start_date, label (the key of *sets*)."""
-    parts = [
-        session.store.events(cs).select("person_id", "start_date", label=ibis.literal(label))
-        for label, cs in sets.items()
-    ]
+    parts = [store.events(cs).select("person_id", "start_date", label=ibis.literal(label)) for label, cs in sets.items()]
     return ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
 
 
-def _outcome_table(session: StudySession, pop: ir.Table, names: list[str]) -> ir.Table:
+def _outcome_table(session: StudySession, store: EventStore, pop: ir.Table, names: list[str]) -> ir.Table:
     """One row per person with events: ``<o>_date`` (first event in the time at risk) and
     ``<o>_prior`` (1 when an event precedes the time at risk) for every outcome, in one join."""
-    ev = _labelled_events(session, {n: session.spec.outcomes[n].concept_set for n in names})
+    ev = _labelled_events(store, {n: session.spec.outcomes[n].concept_set for n in names})
     p = pop.select(k=pop.person_id, ts=pop.tar_start, te=pop.tar_end)
     j = p.join(ev, p.k == ev.person_id)
     in_tar = (j.start_date >= j.ts) & (j.start_date <= j.te)
+    lookback = {n: session.spec.outcomes[n].prior_lookback_days for n in names}
+    before = j.start_date < j.ts
+    if any(v is not None for v in lookback.values()):
+        lb = ibis.cases(*[(j.label == n, v) for n, v in lookback.items() if v is not None], else_=None)
+        before = before & (lb.isnull() | (j.start_date.delta(j.ts, unit="day") >= -lb))
+    # first per (person, outcome) with plain aggregates, then one row per person
+    per = j.group_by(k=j.k, label=j.label).aggregate(
+        first=j.start_date.min(where=in_tar), prior=as_int(before).max()
+    )
     aggs = {}
     for n in names:
-        before = (j.label == n) & (j.start_date < j.ts)
-        lookback = session.spec.outcomes[n].prior_lookback_days
-        if lookback is not None:
-            before = before & (j.start_date >= (j.ts - ibis.interval(days=lookback)).cast("date"))
-        aggs[f"{n}_date"] = j.start_date.min(where=(j.label == n) & in_tar)
-        aggs[f"{n}_prior"] = as_int(before).max()
-    return j.group_by(person_id=j.k).aggregate(**aggs)
+        aggs[f"{n}_date"] = per.first.min(where=per.label == n)
+        aggs[f"{n}_prior"] = per.prior.max(where=per.label == n)
+    return per.group_by(person_id=per.k).aggregate(**aggs)
 
 
-def _covariate_table(session: StudySession, pop: ir.Table) -> ir.Table | None:
+def _covariate_table(session: StudySession, store: EventStore, pop: ir.Table) -> ir.Table | None:
     """One row per person with any covariate event: ``cov_<set>`` = 1 when the set occurs in the window."""
     cov = session.spec.covariates
     if not cov.concept_sets:
         return None
-    ev = _labelled_events(session, {n: n for n in cov.concept_sets})
+    ev = _labelled_events(store, {n: n for n in cov.concept_sets})
     p = pop.select(k=pop.person_id, hi=pop.index_date)
     j = p.join(ev, p.k == ev.person_id)
     j = j.filter(in_window(j.start_date, j.hi, cov.window))
@@ -264,11 +281,12 @@ def _build(session: StudySession, comparison: str, outcomes: list[str] | None = 
 
     outcome_names = list(dict.fromkeys(comp.outcomes + comp.negative_controls)) if outcomes is None else outcomes
     wide = pop
-    covs = _covariate_table(session, pop)
+    store = session.store.for_people(pop, f"events_{comparison}")
+    covs = _covariate_table(session, store, pop)
     if covs is not None:
         wide = attach(wide, covs)
     if outcome_names:
-        wide = attach(wide, _outcome_table(session, pop, outcome_names))
+        wide = attach(wide, _outcome_table(session, store, pop, outcome_names))
     cols: dict[str, Any] = {
         "person_id": wide.person_id, "treatment": wide.treatment, "cohort": wide.cohort,
         "index_date": wide.index_date, "age": wide.age,

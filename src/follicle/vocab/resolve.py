@@ -10,14 +10,19 @@ is used and a warning says so. Only concept ids (small) leave the database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
 from follicle.vocab.closure import DOWNWARD_RELATIONSHIPS, descendant_closure
-from follicle.vocab.conceptset import ConceptEntry, ConceptSet, expand_icd10_range, normalise_icd10
+from follicle.vocab.conceptset import (
+    ConceptEntry,
+    ConceptSet,
+    expand_icd10_range,
+    normalise_icd10,
+)
 
 VOCAB_TABLES = ("concept", "concept_ancestor", "concept_relationship")
 
@@ -105,6 +110,9 @@ class VocabularySource:
         self._bundled_frames = None if bundled is None else {k.lower(): v for k, v in bundled.items()}
         self._cdm: dict[str, ir.Table | None] = {}
         self._bundled: dict[str, ir.Table | None] = {}
+        self._codes: dict[tuple[str, str], set[int]] = {}
+        self._icd: dict[str, list[tuple[int, str]]] = {}
+        self._desc: dict[int, set[int]] = {}
         self.notes: list[str] = []
 
     def cdm_table(self, name: str) -> ir.Table | None:
@@ -133,13 +141,67 @@ class VocabularySource:
         frame = self.con.execute(expr.select(expr[column]).distinct())
         return {int(v) for v in frame[column].dropna()}
 
-    def lookup(self, build: Any) -> set[int]:
-        """Concept ids from the first ``concept`` source where ``build(concept)`` (a filter) finds any."""
+    _KINDS: ClassVar[dict[str, tuple[str, str | None, str]]] = {  # kind -> (vocabulary_id, concept_class_id or None, column matched, key transform)
+        "rxcode": ("RxNorm", None, "concept_code"),
+        "rxname": ("RxNorm", "Ingredient", "concept_name"),
+        "atc": ("ATC", None, "concept_code"),
+        "loinc": ("LOINC", None, "concept_code"),
+    }
+
+    def prefetch(self, kind: str, keys: list[str]) -> None:
+        """Look up many codes (or ingredient names) of one kind at once: one query per source."""
+        vocabulary, klass, column = self._KINDS[kind]
+        todo = sorted({k for k in keys if (kind, k) not in self._codes})
         for concept in self.sources("concept"):
-            ids = self._ids(concept.filter(build(concept)), "concept_id")
-            if ids:
-                return ids
-        return set()
+            if not todo:
+                break
+            col = concept[column].lower() if kind == "rxname" else concept[column]
+            pred = (concept.vocabulary_id == vocabulary) & col.isin(todo)
+            if klass:
+                pred = pred & (concept.concept_class_id == klass)
+            frame = self.con.execute(concept.filter(pred).select(key=col, concept_id=concept.concept_id).distinct())
+            for key, cid in zip(frame["key"], frame["concept_id"]):
+                self._codes.setdefault((kind, str(key)), set()).add(int(cid))
+            todo = [k for k in todo if (kind, k) not in self._codes]
+        for k in todo:
+            self._codes[(kind, k)] = set()
+
+    def find(self, kind: str, key: str) -> set[int]:
+        """Concept ids of one code or ingredient name (cached; see :meth:`prefetch`)."""
+        if (kind, key) not in self._codes:
+            self.prefetch(kind, [key])
+        return set(self._codes[(kind, key)])
+
+    def icd10cm_concepts(self, categories: list[str]) -> list[tuple[int, str]]:
+        """(concept_id, normalised code) of ICD10CM concepts in the given 3-character categories."""
+        todo = sorted({c for c in categories if c not in self._icd})
+        for concept in self.sources("concept"):
+            if not todo:
+                break
+            norm = concept.concept_code.upper().replace(".", "")
+            pred = (concept.vocabulary_id == "ICD10CM") & norm.substr(0, 3).isin(todo)
+            frame = self.con.execute(concept.filter(pred).select(concept_id=concept.concept_id, code=norm).distinct())
+            for cid, code in zip(frame["concept_id"], frame["code"]):
+                self._icd.setdefault(str(code)[:3], []).append((int(cid), str(code)))
+            todo = [c for c in todo if c not in self._icd]
+        for c in todo:
+            self._icd[c] = []
+        return [row for c in categories for row in self._icd[c]]
+
+    def prefetch_descendants(self, ids: set[int]) -> None:
+        """Descendants of many concepts through the CDM's concept_ancestor, in one query."""
+        ancestor = self.cdm_table("concept_ancestor")
+        todo = sorted(i for i in ids if i not in self._desc)
+        if ancestor is None or not todo:
+            return
+        expr = ancestor.filter(ancestor.ancestor_concept_id.isin(todo)).select(
+            a=ancestor.ancestor_concept_id, d=ancestor.descendant_concept_id
+        )
+        frame = self.con.execute(expr.distinct())
+        for i in todo:
+            self._desc[i] = {i}
+        for a, d in zip(frame["a"], frame["d"]):
+            self._desc[int(a)].add(int(d))
 
     def descendants(self, ids: set[int]) -> tuple[set[int], str | None]:
         """*ids* with all their descendants, and a note when a fallback was used."""
@@ -147,8 +209,8 @@ class VocabularySource:
             return set(), None
         ancestor = self.cdm_table("concept_ancestor")
         if ancestor is not None:
-            found = self._ids(ancestor.filter(ancestor.ancestor_concept_id.isin(sorted(ids))), "descendant_concept_id")
-            return found | ids, None
+            self.prefetch_descendants(ids)
+            return set().union(*(self._desc[i] for i in ids)), None
         result = set(ids)
         used = []
         bundled_anc = self.bundled_table("concept_ancestor")
@@ -189,31 +251,16 @@ def _resolve_entry(entry: ConceptEntry, vocab: VocabularySource) -> tuple[set[in
     if entry.vocabulary == "ICD10CM":
         codes = [normalise_icd10(c) for c in expand_icd10_range(code)]
         patterns = [SourcePattern(c, entry.descendants) for c in codes]
-
-        def icd(concept: ir.Table) -> ir.BooleanValue:
-            norm = concept.concept_code.upper().replace(".", "")
-            match = [norm.startswith(c) if entry.descendants else norm == c for c in codes]
-            return (concept.vocabulary_id == "ICD10CM") & ibis.or_(*match)
-
-        source = vocab.lookup(icd)
+        for cid, norm in vocab.icd10cm_concepts(sorted({c[:3] for c in codes})):
+            if any(norm.startswith(c) if entry.descendants else norm == c for c in codes):
+                source.add(cid)
         return standard, source, patterns, notes
     if entry.vocabulary == "OMOP":
         found = {int(code)}
-    elif entry.vocabulary == "RxNorm":
-        if code.isdigit():
-            found = vocab.lookup(lambda c: (c.vocabulary_id == "RxNorm") & (c.concept_code == code))
-        else:
-            name = code.lower()
-            found = vocab.lookup(
-                lambda c: (c.vocabulary_id == "RxNorm")
-                & (c.concept_class_id == "Ingredient")
-                & (c.concept_name.lower() == name)
-            )
-    elif entry.vocabulary == "ATC":
-        found = vocab.lookup(lambda c: (c.vocabulary_id == "ATC") & (c.concept_code == code.upper()))
-    else:  # LOINC
-        found = vocab.lookup(lambda c: (c.vocabulary_id == "LOINC") & (c.concept_code == code))
-        patterns = [SourcePattern(code, False)]
+    else:
+        found = vocab.find(*_kind_key(entry))
+        if entry.vocabulary == "LOINC":
+            patterns = [SourcePattern(code, False)]
     if not found and entry.vocabulary != "LOINC":
         notes.append(f"{entry.label()} not found in the vocabulary; it matches nothing")
         return standard, source, patterns, notes
@@ -223,6 +270,34 @@ def _resolve_entry(entry: ConceptEntry, vocab: VocabularySource) -> tuple[set[in
             notes.append(f"{entry.label()}: {note}")
     standard |= found
     return standard, source, patterns, notes
+
+
+def _kind_key(entry: ConceptEntry) -> tuple[str, str]:
+    code = entry.code.strip()
+    if entry.vocabulary == "RxNorm":
+        return ("rxcode", code) if code.isdigit() else ("rxname", code.lower())
+    return ("atc", code.upper()) if entry.vocabulary == "ATC" else ("loinc", code)
+
+
+def prefetch_concept_sets(concept_sets: dict[str, ConceptSet], vocab: VocabularySource) -> None:
+    """Batch the vocabulary look-ups of many concept sets: one query per code kind, one for the
+    ICD-10-CM categories, one for all descendants (instead of several per code)."""
+    entries = [e for cs in concept_sets.values() for e in (*cs.include, *cs.exclude)]
+    by_kind: dict[str, list[str]] = {}
+    for e in entries:
+        if e.vocabulary not in ("ICD10CM", "OMOP"):
+            kind, key = _kind_key(e)
+            by_kind.setdefault(kind, []).append(key)
+    for kind, keys in by_kind.items():
+        vocab.prefetch(kind, keys)
+    cats = {normalise_icd10(c)[:3] for e in entries if e.vocabulary == "ICD10CM" for c in expand_icd10_range(e.code)}
+    if cats:
+        vocab.icd10cm_concepts(sorted(cats))
+    roots: set[int] = set()
+    for e in entries:
+        if e.descendants and e.vocabulary != "ICD10CM":
+            roots |= {int(e.code)} if e.vocabulary == "OMOP" else vocab.find(*_kind_key(e))
+    vocab.prefetch_descendants(roots)
 
 
 def resolve_concept_set(name: str, concept_set: ConceptSet, vocab: VocabularySource) -> ResolvedConceptSet:
@@ -258,4 +333,5 @@ def resolve_concept_sets(
 ) -> dict[str, ResolvedConceptSet]:
     """Resolve every concept set of a study against the CDM behind *con*."""
     vocab = VocabularySource(con, database=database, bundled=bundled)
+    prefetch_concept_sets(concept_sets, vocab)
     return {name: resolve_concept_set(name, cs, vocab) for name, cs in concept_sets.items()}
