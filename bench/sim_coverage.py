@@ -12,8 +12,8 @@ follicle.survival is not installed). Contrast: the unadjusted Cox on everyone.
 one world per replicate, against ``World.truth()``.
 
 Truth: matching estimates the *marginal* HR in the treated (ATT), which differs from the conditional
-``beta`` (non-collapsibility). It is computed by simulation: both potential outcomes for 300,000
-treated-population patients under the same censoring, one Cox fit on the stacked 600,000 rows.
+``beta`` (non-collapsibility). It is computed by simulation: both potential outcomes for 250,000
+treated-population patients under the same censoring, one Cox fit on the stacked 500,000 rows.
 
 Run: ``PYTHONPATH=src python bench/sim_coverage.py [--reps 200] [--n 5000]``
 """
@@ -42,7 +42,7 @@ def covariates(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
 
 def treatment(rng: np.random.Generator, X: pd.DataFrame) -> np.ndarray:
-    lp = -2.5 + 0.7 * X.age + 0.8 * X.severity + 0.4 * X.female + 0.5 * X.atopy
+    lp = -3.3 + 0.7 * X.age + 0.8 * X.severity + 0.4 * X.female + 0.5 * X.atopy
     return (rng.random(len(X)) < expit(lp)).astype(int)
 
 
@@ -55,12 +55,12 @@ def outcome(rng: np.random.Generator, X: pd.DataFrame, t: np.ndarray) -> tuple[n
     return np.minimum(ev, cens), (ev <= cens).astype(int)
 
 
-def true_marginal_log_hr_att(seed: int = 99, n_treated: int = 300_000) -> float:
+def true_marginal_log_hr_att(seed: int = 99, n_treated: int = 250_000) -> float:
     """Marginal log-HR among the treated: both potential outcomes for the same people, one Cox fit."""
     from lifelines import CoxPHFitter
 
     rng = np.random.default_rng(seed)
-    X = covariates(rng, int(n_treated / 0.12))
+    X = covariates(rng, int(n_treated / 0.07))
     X = X[treatment(rng, X) == 1].iloc[:n_treated].reset_index(drop=True)
     t1, e1 = outcome(rng, X, np.ones(len(X), int))
     t0, e0 = outcome(rng, X, np.zeros(len(X), int))
@@ -164,7 +164,7 @@ def summarise(truth: float, rows: list[Replicate]) -> dict[str, float]:
     }
 
 
-def run(reps: int = 200, n: int = 8000, seed: int = 2024) -> dict[str, float]:
+def run(reps: int = 200, n: int = 15000, seed: int = 2024) -> dict[str, float]:
     """The self-contained world: *reps* replicates of *n* patients."""
     truth = true_marginal_log_hr_att()
     rng = np.random.default_rng(seed)
@@ -175,7 +175,7 @@ def run(reps: int = 200, n: int = 8000, seed: int = 2024) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=200)
-    ap.add_argument("--n", type=int, default=8000, help="patients per replicate (self-contained world)")
+    ap.add_argument("--n", type=int, default=15000, help="patients per replicate (self-contained world)")
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--world", choices=["simple", "synth"], default="simple",
                     help="simple: the self-contained world above; synth: follicle.synth (one world per replicate)")
