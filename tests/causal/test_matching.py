@@ -39,12 +39,14 @@ def _logit(p):
 
 
 @settings(max_examples=300, deadline=None)
-@given(cases(), st.sampled_from(["random", "closest"]), st.integers(0, 2**31))
-def test_no_control_twice_and_every_pair_within_caliper(case, order, seed):
+@given(cases(), st.sampled_from(["random", "closest"]), st.integers(0, 2**31), st.integers(1, 3), st.booleans())
+def test_no_control_twice_and_every_pair_within_caliper(case, order, seed, ratio, variable):
     ps, tr, caliper = case
-    res = match(ps, tr, caliper=caliper, order=order, seed=seed)
+    res = match(ps, tr, caliper=caliper, order=order, seed=seed, ratio=ratio, variable_ratio=variable)
     assert len(set(res.control.tolist())) == res.n_control_matched  # no control used twice
-    assert len(set(res.treated.tolist())) == res.n_pairs  # 1:1
+    sizes = np.bincount(res.set_id) if res.n_pairs else np.array([], int)
+    assert np.all(sizes <= ratio) and (variable or np.all(sizes == ratio))
+    assert len(np.unique(res.set_id)) == res.n_treated_matched  # one set per treated unit
     assert tr[res.treated].all() and not tr[res.control].any()
     width = math.inf if caliper is None else caliper * pooled_sd_logit(ps, tr)
     assert res.caliper_width == width
