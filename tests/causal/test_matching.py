@@ -158,3 +158,17 @@ def test_bad_ps_and_single_group():
         match([0.2, 1.0], [1, 0])
     with pytest.raises(InputError, match="0/1"):
         match([0.2, 0.3], [1, 2])
+
+
+def test_keywords_are_the_study_settings_fields():
+    # The study runner calls match(ps, t, **MatchingSettings().model_dump()) and
+    # fit_propensity(X, t, **PropensitySettings().model_dump()): the names must stay in step.
+    import inspect
+
+    from follicle.causal import fit_propensity
+
+    assert [p for p in inspect.signature(match).parameters][2:] == \
+        ["caliper", "caliper_scale", "ratio", "variable_ratio", "order", "seed"]
+    assert [p for p in inspect.signature(fit_propensity).parameters][2:] == ["penalty", "cv_folds", "max_iter"]
+    defaults = {k: v.default for k, v in inspect.signature(match).parameters.items()}
+    assert (defaults["caliper"], defaults["caliper_scale"], defaults["order"]) == (0.1, "std_logit", "random")
