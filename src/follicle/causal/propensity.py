@@ -265,8 +265,11 @@ class PropensityModel(BaseEstimator):
         scale = np.where(scale > 0, scale, 1.0)
         xs = arr @ sp.diags(1.0 / scale) if sp.issparse(arr) else arr / scale
         l1 = self.penalty == "l1"
+        # l1: liblinear (coordinate descent, fast on sparse data); it penalises the intercept as a
+        # feature of value intercept_scaling, so a large scaling makes that penalty negligible
         model = LogisticRegressionCV(
-            Cs=10, l1_ratios=(1.0 if l1 else 0.0,), solver="saga" if l1 else "lbfgs",
+            Cs=10, l1_ratios=(1.0 if l1 else 0.0,), solver="liblinear" if l1 else "lbfgs",
+            intercept_scaling=100.0 if l1 else 1.0,
             cv=StratifiedKFold(int(self.cv_folds), shuffle=True, random_state=self.random_state),
             scoring="neg_log_loss", max_iter=int(self.max_iter), use_legacy_attributes=False,
             random_state=self.random_state,
