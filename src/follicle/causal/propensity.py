@@ -142,7 +142,7 @@ def _irls(X: Any, t: np.ndarray, max_iter: int, tol: float, names: list[str]) ->
             return np.asarray((Xa.T @ Xa.multiply(w[:, None])).todense())
         return (Xa * w[:, None]).T @ Xa
 
-    _check_rank(hessian(np.ones(n)), n, names)
+    _check_rank(np.asarray((Xa.T @ Xa).todense()) if sp.issparse(Xa) else Xa.T @ Xa, n, names)
 
     def deviance(eta: np.ndarray) -> float:
         return float(2.0 * np.sum(np.logaddexp(0.0, eta) - y * eta))
@@ -155,8 +155,9 @@ def _irls(X: Any, t: np.ndarray, max_iter: int, tol: float, names: list[str]) ->
         mu = expit(eta)
         w = mu * (1 - mu)
         grad = Xa.T @ (y - mu)
+        info = hessian(w)
         try:
-            step = scipy.linalg.solve(hessian(w), grad, assume_a="pos")
+            step = scipy.linalg.solve(info, grad, assume_a="pos")
         except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
             step = np.full_like(beta, np.inf)
         if not np.all(np.isfinite(step)) or (it > 25 and np.max(np.abs(eta)) > 30):
@@ -172,9 +173,8 @@ def _irls(X: Any, t: np.ndarray, max_iter: int, tol: float, names: list[str]) ->
         beta = beta + step
         eta, dev = new_eta, new_dev
         if np.max(np.abs(step)) <= tol * (1.0 + np.max(np.abs(beta))):
-            mu = expit(Xa @ beta)
-            cov = np.linalg.inv(hessian(mu * (1 - mu)))
-            return beta, cov, it
+            # information at the weights of the last iteration, as R's glm reports it
+            return beta, np.linalg.inv(info), it
     raise InputError(f"the propensity model did not converge in max_iter={max_iter} Newton steps. "
                         + _divergence_message(beta, names))
 
