@@ -6,11 +6,14 @@ hazard (exponential, proportional hazards, conditional log-HR of treatment ``bet
 censoring and administrative end of follow-up. Estimator: logistic PS on the four covariates ->
 1:1 greedy caliper matching (0.1 pooled SD of the logit PS, random order) -> Cox model of the event on
 treatment in the matched sample with robust (sandwich) SEs clustered on the matched pair
-(lifelines ``CoxPHFitter(cluster_col=...)``). Contrast: the unadjusted Cox on everyone.
+(``follicle.survival.fit_outcome_model``, or lifelines ``CoxPHFitter(cluster_col=...)`` where
+follicle.survival is not installed). Contrast: the unadjusted Cox on everyone.
+``--world synth`` runs the same estimator on the synthetic AA world (``follicle.synth.simulate``),
+one world per replicate, against ``World.truth()``.
 
 Truth: matching estimates the *marginal* HR in the treated (ATT), which differs from the conditional
-``beta`` (non-collapsibility). It is computed by simulation: both potential outcomes for 300,000
-treated-population patients under the same censoring, one Cox fit on the stacked 600,000 rows.
+``beta`` (non-collapsibility). It is computed by simulation: both potential outcomes for 250,000
+treated-population patients under the same censoring, one Cox fit on the stacked 500,000 rows.
 
 Run: ``PYTHONPATH=src python bench/sim_coverage.py [--reps 200] [--n 5000]``
 """
@@ -39,7 +42,7 @@ def covariates(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
 
 def treatment(rng: np.random.Generator, X: pd.DataFrame) -> np.ndarray:
-    lp = -2.5 + 0.7 * X.age + 0.8 * X.severity + 0.4 * X.female + 0.5 * X.atopy
+    lp = -3.3 + 0.7 * X.age + 0.8 * X.severity + 0.4 * X.female + 0.5 * X.atopy
     return (rng.random(len(X)) < expit(lp)).astype(int)
 
 
@@ -52,12 +55,12 @@ def outcome(rng: np.random.Generator, X: pd.DataFrame, t: np.ndarray) -> tuple[n
     return np.minimum(ev, cens), (ev <= cens).astype(int)
 
 
-def true_marginal_log_hr_att(seed: int = 99, n_treated: int = 300_000) -> float:
+def true_marginal_log_hr_att(seed: int = 99, n_treated: int = 250_000) -> float:
     """Marginal log-HR among the treated: both potential outcomes for the same people, one Cox fit."""
     from lifelines import CoxPHFitter
 
     rng = np.random.default_rng(seed)
-    X = covariates(rng, int(n_treated / 0.12))
+    X = covariates(rng, int(n_treated / 0.07))
     X = X[treatment(rng, X) == 1].iloc[:n_treated].reset_index(drop=True)
     t1, e1 = outcome(rng, X, np.ones(len(X), int))
     t0, e0 = outcome(rng, X, np.zeros(len(X), int))
@@ -75,36 +78,81 @@ class Replicate:
     n_treated: int
 
 
-def one_replicate(rng: np.random.Generator, n: int) -> Replicate:
+def cox_log_hr(time_: np.ndarray, event: np.ndarray, treated: np.ndarray,
+               pair: np.ndarray | None = None) -> tuple[float, float]:
+    """Log-HR of treatment and its SE (robust, clustered on *pair* when given).
+
+    Uses ``follicle.survival.fit_outcome_model`` (Efron ties, R ``coxph(..., cluster = pair)``)
+    where it is installed, else lifelines ``CoxPHFitter(cluster_col=...)``.
+    """
+    try:
+        from follicle.survival import fit_outcome_model
+    except ImportError:
+        fit_outcome_model = None
+    if fit_outcome_model is not None:
+        res = fit_outcome_model(time_, event, treated, ties="efron", robust_se=pair is not None, pair_id=pair)
+        return float(res.summary["coef"].iloc[0]), float(res.summary["se"].iloc[0])
     from lifelines import CoxPHFitter
 
+    df = pd.DataFrame({"time": time_, "event": event, "treated": treated})
+    if pair is None:
+        fit = CoxPHFitter().fit(df, "time", "event")
+    else:
+        fit = CoxPHFitter().fit(df.assign(pair=pair), "time", "event", cluster_col="pair")
+    return float(fit.params_["treated"]), float(fit.standard_errors_["treated"])
+
+
+def estimate(X: pd.DataFrame, t: np.ndarray, time_: np.ndarray, event: np.ndarray, seed: int,
+             caliper: float = 0.1) -> Replicate:
+    """PS -> 1:1 greedy caliper matching -> robust Cox on the matched set; and the crude Cox."""
     from follicle.causal import fit_propensity, match
 
-    X = covariates(rng, n)
-    t = treatment(rng, X)
-    time_, event = outcome(rng, X, t)
     ps = fit_propensity(X, t).ps_
-    res = match(ps, t, caliper=0.1, order="random", seed=int(rng.integers(2**31)))
+    res = match(ps, t, caliper=caliper, order="random", seed=seed)
     idx = res.index()
-    df = pd.DataFrame({"time": time_[idx], "event": event[idx], "treated": t[idx], "pair": res.set_ids()[idx]})
-    m = CoxPHFitter().fit(df, "time", "event", cluster_col="pair")
-    u = CoxPHFitter().fit(pd.DataFrame({"time": time_, "event": event, "treated": t}), "time", "event")
-    return Replicate(matched=float(m.params_["treated"]), matched_se=float(m.standard_errors_["treated"]),
-                     unadjusted=float(u.params_["treated"]), unadjusted_se=float(u.standard_errors_["treated"]),
+    m, m_se = cox_log_hr(time_[idx], event[idx], t[idx], res.set_ids()[idx])
+    u, u_se = cox_log_hr(time_, event, t)
+    return Replicate(matched=m, matched_se=m_se, unadjusted=u, unadjusted_se=u_se,
                      pairs=res.n_pairs, n_treated=res.n_treated)
 
 
-def run(reps: int = 200, n: int = 8000, seed: int = 2024) -> dict[str, float]:
-    truth = true_marginal_log_hr_att()
-    rng = np.random.default_rng(seed)
-    rows = [one_replicate(rng, n) for _ in range(reps)]
+def one_replicate(rng: np.random.Generator, n: int) -> Replicate:
+    X = covariates(rng, n)
+    t = treatment(rng, X)
+    time_, event = outcome(rng, X, t)
+    return estimate(X, t, time_, event, seed=int(rng.integers(2**31)))
+
+
+def synth_replicates(reps: int, persons: int, seed: int, target: str, comparator: str,
+                     outcome_name: str) -> tuple[float, list[Replicate]]:
+    """Replicates on the synthetic AA world (follicle.synth): one world per replicate, truth from
+    ``World.truth()`` of a first, larger world (the truth depends on the configuration only)."""
+    from follicle.synth import simulate
+    from follicle.synth.config import CONFOUNDERS
+
+    big = simulate(persons=max(persons, 200_000), seed=seed)
+    truth = next(e["true_log_hr"] for e in big.truth()["effects"]
+                 if e["target"] == target and e["comparator"] == comparator and e["outcome"] == outcome_name)
+    covs = ["age_index", "female", "severe", *[c for c in CONFOUNDERS if c != "psych_history"]]
+    rows = []
+    for r in range(reps):
+        frame = simulate(persons=persons, seed=seed + 1 + r).cohort_frame(target, comparator)
+        frame = frame[~frame[f"{outcome_name}_prior"]]
+        t = frame["treatment"].to_numpy()
+        rows.append(estimate(frame[covs].astype(float), t, frame[f"{outcome_name}_time"].to_numpy(float) + 1.0,
+                             frame[f"{outcome_name}_event"].to_numpy(int), seed=r))
+    return float(truth), rows
+
+
+def summarise(truth: float, rows: list[Replicate]) -> dict[str, float]:
+    reps = len(rows)
     est = np.array([r.matched for r in rows])
     se = np.array([r.matched_se for r in rows])
     un = np.array([r.unadjusted for r in rows])
     un_se = np.array([r.unadjusted_se for r in rows])
     z = 1.959963984540054
     return {
-        "reps": reps, "n": n, "conditional_log_hr": BETA, "true_marginal_log_hr_att": truth,
+        "reps": reps, "true_marginal_log_hr_att": truth,
         "matched_mean": float(est.mean()), "matched_bias": float(est.mean() - truth),
         "matched_mc_se_of_bias": float(est.std(ddof=1) / np.sqrt(reps)),
         "matched_empirical_sd": float(est.std(ddof=1)), "matched_mean_robust_se": float(se.mean()),
@@ -116,14 +164,33 @@ def run(reps: int = 200, n: int = 8000, seed: int = 2024) -> dict[str, float]:
     }
 
 
+def run(reps: int = 200, n: int = 15000, seed: int = 2024) -> dict[str, float]:
+    """The self-contained world: *reps* replicates of *n* patients."""
+    truth = true_marginal_log_hr_att()
+    rng = np.random.default_rng(seed)
+    out = summarise(truth, [one_replicate(rng, n) for _ in range(reps)])
+    return {"n": n, "conditional_log_hr": BETA, **out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=200)
-    ap.add_argument("--n", type=int, default=8000)
+    ap.add_argument("--n", type=int, default=15000, help="patients per replicate (self-contained world)")
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--world", choices=["simple", "synth"], default="simple",
+                    help="simple: the self-contained world above; synth: follicle.synth (one world per replicate)")
+    ap.add_argument("--persons", type=int, default=200_000, help="persons per synthetic world")
+    ap.add_argument("--comparison", default="jaki:immunosuppressant")
+    ap.add_argument("--outcome", default="sleep_disorders")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    out = run(args.reps, args.n, args.seed)
+    if args.world == "simple":
+        out = run(args.reps, args.n, args.seed)
+    else:
+        target, comparator = args.comparison.split(":")
+        truth, rows = synth_replicates(args.reps, args.persons, args.seed, target, comparator, args.outcome)
+        out = {"world": f"follicle.synth {args.persons:,} persons", "comparison": args.comparison,
+               "outcome": args.outcome, **summarise(truth, rows)}
     for k, v in out.items():
         print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
     print(f"elapsed {time.perf_counter() - t0:.0f} s")

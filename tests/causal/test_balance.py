@@ -120,3 +120,15 @@ def test_balance_bad_weights():
         smd(np.c_[[1.0, 2.0, 3.0]], [1, 0, 1], [1.0, -1.0, 1.0])
     with pytest.raises(InputError, match="empty"):
         smd(np.c_[[1.0, 2.0, 3.0]], [1, 0, 1], [1.0, 0.0, 1.0])
+
+
+def test_sparse_covariates_give_the_same_smd_as_dense():
+    import scipy.sparse as sp
+
+    X, t = _confounded(3000, seed=4)
+    dense = X.assign(code=(np.arange(3000) % 7 == 0).astype(float)).to_numpy()
+    w = np.random.default_rng(0).uniform(0, 2, 3000)
+    for fmt in (sp.csr_matrix, sp.csc_matrix):
+        np.testing.assert_allclose(smd(fmt(dense), t, w), smd(dense, t, w), rtol=1e-10)
+    tab = balance_table(sp.csr_matrix(dense), t, weights_after=w, feature_names=["age", "severe", "code"])
+    assert list(tab.covariate) == ["age", "severe", "code"]

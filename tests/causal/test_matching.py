@@ -39,12 +39,14 @@ def _logit(p):
 
 
 @settings(max_examples=300, deadline=None)
-@given(cases(), st.sampled_from(["random", "closest"]), st.integers(0, 2**31))
-def test_no_control_twice_and_every_pair_within_caliper(case, order, seed):
+@given(cases(), st.sampled_from(["random", "closest"]), st.integers(0, 2**31), st.integers(1, 3), st.booleans())
+def test_no_control_twice_and_every_pair_within_caliper(case, order, seed, ratio, variable):
     ps, tr, caliper = case
-    res = match(ps, tr, caliper=caliper, order=order, seed=seed)
+    res = match(ps, tr, caliper=caliper, order=order, seed=seed, ratio=ratio, variable_ratio=variable)
     assert len(set(res.control.tolist())) == res.n_control_matched  # no control used twice
-    assert len(set(res.treated.tolist())) == res.n_pairs  # 1:1
+    sizes = np.bincount(res.set_id) if res.n_pairs else np.array([], int)
+    assert np.all(sizes <= ratio) and (variable or np.all(sizes == ratio))
+    assert len(np.unique(res.set_id)) == res.n_treated_matched  # one set per treated unit
     assert tr[res.treated].all() and not tr[res.control].any()
     width = math.inf if caliper is None else caliper * pooled_sd_logit(ps, tr)
     assert res.caliper_width == width
@@ -156,3 +158,17 @@ def test_bad_ps_and_single_group():
         match([0.2, 1.0], [1, 0])
     with pytest.raises(InputError, match="0/1"):
         match([0.2, 0.3], [1, 2])
+
+
+def test_keywords_are_the_study_settings_fields():
+    # The study runner calls match(ps, t, **MatchingSettings().model_dump()) and
+    # fit_propensity(X, t, **PropensitySettings().model_dump()): the names must stay in step.
+    import inspect
+
+    from follicle.causal import fit_propensity
+
+    assert [p for p in inspect.signature(match).parameters][2:] == \
+        ["caliper", "caliper_scale", "ratio", "variable_ratio", "order", "seed"]
+    assert [p for p in inspect.signature(fit_propensity).parameters][2:] == ["penalty", "cv_folds", "max_iter"]
+    defaults = {k: v.default for k, v in inspect.signature(match).parameters.items()}
+    assert (defaults["caliper"], defaults["caliper_scale"], defaults["order"]) == (0.1, "std_logit", "random")

@@ -87,25 +87,31 @@ def _heap_pop(d, ti, ci, sa, sb, size):
     return last
 
 
+# Site records, one row of ``S`` per site (one cache line, the kernel is memory-bound):
+_KIND, _HEAD, _END, _PREV, _NEXT, _UNIT = 0, 1, 2, 3, 4, 5  # _UNIT: unit at the head; kind -1 = gone
+
+
 @njit(cache=True)
-def _candidate(left, right, kind, value, head, end, order, width):
+def _candidate(left, right, S, value, width):
     """(distance, treated, control) of the pair between neighbouring sites, distance -1 if none."""
-    if left < 0 or right < 0 or kind[left] == kind[right]:
+    if left < 0 or right < 0:
+        return -1.0, -1, -1
+    kl = S[left, _KIND]
+    kr = S[right, _KIND]
+    if kl < 0 or kr < 0 or kl == kr:
         return -1.0, -1, -1
     dist = value[right] - value[left]
-    if dist > width or head[left] >= end[left] or head[right] >= end[right]:
+    if dist > width:
         return -1.0, -1, -1
-    a = order[head[left]]
-    b = order[head[right]]
-    if kind[left] == 0:  # left site holds treated units
-        return dist, a, b
-    return dist, b, a
+    if kl == 0:  # left site holds treated units
+        return dist, S[left, _UNIT], S[right, _UNIT]
+    return dist, S[right, _UNIT], S[left, _UNIT]
 
 
 @njit(cache=True)
-def _push_sites(left, right, kind, value, head, end, order, width, d, ti, ci, sa, sb, size):
+def _push_sites(left, right, S, value, width, d, ti, ci, sa, sb, size):
     """Push the candidate pair between neighbouring sites ``left`` < ``right`` if it can match."""
-    dist, tv, cv = _candidate(left, right, kind, value, head, end, order, width)
+    dist, tv, cv = _candidate(left, right, S, value, width)
     if dist < 0:
         return size
     return _heap_push(d, ti, ci, sa, sb, size, dist, tv, cv, left, right)
@@ -137,11 +143,13 @@ def closest_pairs(x, treated, active, width):
     vals = np.empty(m, np.float64)
     for k in range(m):
         vals[k] = x[idx[k]]
-    order = idx[np.argsort(vals, kind="mergesort")]
+    perm = np.argsort(vals, kind="mergesort")
+    order = idx[perm]
+    sv = vals[perm]
     k = 0
     while k < m:
         j = k + 1
-        while j < m and x[order[j]] == x[order[k]]:
+        while j < m and sv[j] == sv[k]:
             j += 1
         if j - k > 1:
             run = order[k:j].copy()
@@ -155,60 +163,56 @@ def closest_pairs(x, treated, active, width):
                     order[w] = run[r]
                     w += 1
         k = j
-    # sites: runs of equal value, split in a treated part and a control part
+    # sites: runs of equal value; equal values match first (distance 0: k-th smallest treated
+    # index with k-th smallest control), then each site holds one kind only, kept as a range
     n_sites = 0
-    site_first = np.empty(m + 1, np.int64)
     for k in range(m):
-        if k == 0 or x[order[k]] != x[order[k - 1]]:
-            site_first[n_sites] = k
+        if k == 0 or sv[k] != sv[k - 1]:
             n_sites += 1
-    site_first[n_sites] = m
-    # after the zero-distance phase each site keeps only one kind: represent it as a range
-    kind = np.empty(n_sites, np.int64)  # 0 treated, 1 control, -1 empty
+    S = np.empty((n_sites, 8), np.int64)
     value = np.empty(n_sites, np.float64)
-    head = np.empty(n_sites, np.int64)
-    end = np.empty(n_sites, np.int64)
-    for s in range(n_sites):
-        lo = site_first[s]
-        hi = site_first[s + 1]
-        value[s] = x[order[lo]]
-        split = lo
-        while split < hi and treated[order[split]]:
-            split += 1
-        nt = split - lo
-        nc = hi - split
-        k = min(nt, nc)
-        for j in range(k):  # distance 0: k-th smallest treated index with k-th smallest control
-            match[order[lo + j]] = order[split + j]
-        if nt > k:
-            kind[s] = 0
-            head[s] = lo + k
-            end[s] = split
-        elif nc > k:
-            kind[s] = 1
-            head[s] = split + k
-            end[s] = hi
-        else:
-            kind[s] = -1
-            head[s] = hi
-            end[s] = hi
-    # linked list of non-empty sites
-    prev = np.full(n_sites, -1, np.int64)
-    nxt = np.full(n_sites, -1, np.int64)
-    alive = np.zeros(n_sites, np.bool_)
+    s = -1
+    lo = 0
+    n_t = 0
+    for k in range(m + 1):
+        if k == m or (k > 0 and sv[k] != sv[k - 1]):
+            s += 1
+            hi = k
+            value[s] = sv[lo]
+            split = lo
+            while split < hi and treated[order[split]]:
+                split += 1
+            nt = split - lo
+            nc = hi - split
+            n_t += nt
+            q = min(nt, nc)
+            for j in range(q):
+                match[order[lo + j]] = order[split + j]
+            if nt > q:
+                S[s, _KIND] = 0
+                S[s, _HEAD] = lo + q
+                S[s, _END] = split
+            elif nc > q:
+                S[s, _KIND] = 1
+                S[s, _HEAD] = split + q
+                S[s, _END] = hi
+            else:
+                S[s, _KIND] = -1
+                S[s, _HEAD] = hi
+                S[s, _END] = hi
+            S[s, _UNIT] = order[S[s, _HEAD]] if S[s, _KIND] >= 0 else -1
+            lo = k
+    # doubly linked list of non-empty sites
     last = -1
     for s in range(n_sites):
-        if kind[s] >= 0:
-            alive[s] = True
-            prev[s] = last
+        S[s, _PREV] = -1
+        S[s, _NEXT] = -1
+        if S[s, _KIND] >= 0:
+            S[s, _PREV] = last
             if last >= 0:
-                nxt[last] = s
+                S[last, _NEXT] = s
             last = s
-    n_t = 0
-    for k in range(m):
-        if treated[order[k]]:
-            n_t += 1
-    cap = n_sites + 6 * min(n_t, m - n_t) + 9
+    cap = 6 * min(n_t, m - n_t) + 9
     hd = np.empty(cap, np.float64)
     ht = np.empty(cap, np.int64)
     hc = np.empty(cap, np.int64)
@@ -220,17 +224,15 @@ def closest_pairs(x, treated, active, width):
     st_ = np.empty(n_sites, np.int64)
     sc_ = np.empty(n_sites, np.int64)
     sa_ = np.empty(n_sites, np.int64)
-    sb_ = np.empty(n_sites, np.int64)
     ni = 0
     for s in range(n_sites):
-        if alive[s]:
-            dist, tv, cv = _candidate(s, nxt[s], kind, value, head, end, order, width)
+        if S[s, _KIND] >= 0:
+            dist, tv, cv = _candidate(s, S[s, _NEXT], S, value, width)
             if dist >= 0:
                 sd_[ni] = dist
                 st_[ni] = tv
                 sc_[ni] = cv
                 sa_[ni] = s
-                sb_[ni] = nxt[s]
                 ni += 1
     srt = np.argsort(sd_[:ni], kind="mergesort")
     k = 0
@@ -248,12 +250,13 @@ def closest_pairs(x, treated, active, width):
         k = j
     ptr = 0
     size = 0
-    top = cap - 1  # the chosen candidate is copied to this slot of the heap arrays
     while ptr < ni or size > 0:
         take_sorted = size == 0
-        if not take_sorted and ptr < ni:
-            q = srt[ptr]
-            if sd_[q] != hd[0]:
+        if not take_sorted:
+            q = srt[ptr] if ptr < ni else -1
+            if q < 0:
+                take_sorted = False
+            elif sd_[q] != hd[0]:
                 take_sorted = sd_[q] < hd[0]
             elif st_[q] != ht[0]:
                 take_sorted = st_[q] < ht[0]
@@ -262,51 +265,54 @@ def closest_pairs(x, treated, active, width):
         if take_sorted:
             q = srt[ptr]
             ptr += 1
-            hd[top] = sd_[q]
-            ht[top] = st_[q]
-            hc[top] = sc_[q]
-            ha[top] = sa_[q]
-            hb[top] = sb_[q]
+            tu = st_[q]
+            cu = sc_[q]
+            a = sa_[q]
+            b = -2  # the right neighbour at push time: checked through the links below
         else:
             size = _heap_pop(hd, ht, hc, ha, hb, size)
-            hd[top] = hd[size]
-            ht[top] = ht[size]
-            hc[top] = hc[size]
-            ha[top] = ha[size]
-            hb[top] = hb[size]
-        a = ha[top]
-        b = hb[top]
-        if not (alive[a] and alive[b] and nxt[a] == b):
+            tu = ht[size]
+            cu = hc[size]
+            a = ha[size]
+            b = hb[size]
+        if S[a, _KIND] < 0:
             continue
-        t_site = a if kind[a] == 0 else b
-        c_site = b if kind[a] == 0 else a
-        if order[head[t_site]] != ht[top] or order[head[c_site]] != hc[top]:
+        nb = S[a, _NEXT]
+        if nb < 0 or (b != -2 and nb != b) or S[nb, _KIND] < 0:
             continue
-        match[ht[top]] = hc[top]
-        head[a] += 1
-        head[b] += 1
+        b = nb
+        if S[a, _KIND] == 0:
+            if S[a, _UNIT] != tu or S[b, _UNIT] != cu:
+                continue
+        elif S[a, _UNIT] != cu or S[b, _UNIT] != tu:
+            continue
+        match[tu] = cu
         gap_left = -1
         gap_right = -1
         for s in (a, b):
-            if head[s] >= end[s]:
-                alive[s] = False
-                p = prev[s]
-                q = nxt[s]
+            S[s, _HEAD] += 1
+            if S[s, _HEAD] >= S[s, _END]:
+                S[s, _KIND] = -1
+                p = S[s, _PREV]
+                r = S[s, _NEXT]
                 if p >= 0:
-                    nxt[p] = q
-                if q >= 0:
-                    prev[q] = p
+                    S[p, _NEXT] = r
+                if r >= 0:
+                    S[r, _PREV] = p
                 gap_left = p
-                gap_right = q
-        if alive[a]:
-            size = _push_sites(prev[a], a, kind, value, head, end, order, width, hd, ht, hc, ha, hb, size)
-            size = _push_sites(a, nxt[a], kind, value, head, end, order, width, hd, ht, hc, ha, hb, size)
-        if alive[b]:
-            size = _push_sites(prev[b], b, kind, value, head, end, order, width, hd, ht, hc, ha, hb, size)
-            size = _push_sites(b, nxt[b], kind, value, head, end, order, width, hd, ht, hc, ha, hb, size)
-        if not alive[a] and not alive[b]:
-            size = _push_sites(gap_left, gap_right, kind, value, head, end, order, width,
-                               hd, ht, hc, ha, hb, size)
+                gap_right = r
+            else:
+                S[s, _UNIT] = order[S[s, _HEAD]]
+        a_alive = S[a, _KIND] >= 0
+        b_alive = S[b, _KIND] >= 0
+        if a_alive:
+            size = _push_sites(S[a, _PREV], a, S, value, width, hd, ht, hc, ha, hb, size)
+            size = _push_sites(a, S[a, _NEXT], S, value, width, hd, ht, hc, ha, hb, size)
+        if b_alive:
+            size = _push_sites(S[b, _PREV], b, S, value, width, hd, ht, hc, ha, hb, size)
+            size = _push_sites(b, S[b, _NEXT], S, value, width, hd, ht, hc, ha, hb, size)
+        if not a_alive and not b_alive:
+            size = _push_sites(gap_left, gap_right, S, value, width, hd, ht, hc, ha, hb, size)
     return match
 
 

@@ -102,9 +102,15 @@ class MatchResult:
 
 def pooled_sd_logit(ps: np.ndarray, t: np.ndarray) -> float:
     """Pooled SD of logit(PS): sqrt((var_treated + var_control) / 2), each with ddof=1 (Austin 2011)."""
-    lg = np.log(ps) - np.log1p(-ps)
-    vt = np.var(lg[t], ddof=1) if t.sum() > 1 else 0.0
-    vc = np.var(lg[~t], ddof=1) if (~t).sum() > 1 else 0.0
+    tr = np.asarray(t, dtype=bool)
+    return _pooled_sd(np.log(ps) - np.log1p(-ps), tr)
+
+
+def _pooled_sd(lg: np.ndarray, t: np.ndarray) -> float:
+    n1 = int(t.sum())
+    n0 = t.shape[0] - n1
+    vt = np.var(lg[t], ddof=1) if n1 > 1 else 0.0
+    vc = np.var(lg[~t], ddof=1) if n0 > 1 else 0.0
     return float(math.sqrt((vt + vc) / 2.0))
 
 
@@ -152,7 +158,7 @@ def match(ps: Any, t: Any, *, caliper: float | None = 0.1, caliper_scale: Calipe
     p = as_ps(ps, n=tr.shape[0], allow_bounds=caliper_scale == "ps")
     n = p.shape[0]
     x = p.copy() if caliper_scale == "ps" else np.log(p) - np.log1p(-p)
-    sd = pooled_sd_logit(np.clip(p, 1e-15, 1 - 1e-15), tr)
+    sd = pooled_sd_logit(np.clip(p, 1e-15, 1 - 1e-15), tr) if caliper_scale == "ps" else _pooled_sd(x, tr)
     if caliper is None:
         width = math.inf
     elif caliper_scale == "std_logit":

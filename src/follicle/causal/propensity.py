@@ -106,8 +106,33 @@ def separation_problems(X: Any, t: np.ndarray, names: list[str], *, quasi: bool)
     return out
 
 
+def _check_rank(gram: np.ndarray, n: int, names: list[str]) -> None:
+    """Raise naming constant or linearly dependent covariates (from X'X with intercept first).
+
+    The rank is judged on the correlation matrix, so covariates on very different scales (days,
+    0/1 flags) are not mistaken for collinear ones.
+    """
+    mean = gram[0, 1:] / n
+    cov = gram[1:, 1:] / n - np.outer(mean, mean)
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    const = sd <= 1e-12 * np.maximum(1.0, np.abs(mean))
+    if const.any():
+        raise InputError("covariates with a single value cannot be in the propensity model (they are "
+                         "collinear with the intercept); drop: " + ", ".join(f"'{names[j]}'" for j in np.flatnonzero(const)))
+    corr = cov / np.outer(sd, sd)
+    _, r, piv = scipy.linalg.qr(corr, pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int((diag > diag[0] * 1e-9).sum())
+    if rank < corr.shape[0]:
+        raise InputError("covariates are collinear (one is a linear combination of others); drop: "
+                         + ", ".join(f"'{names[k]}'" for k in piv[rank:]))
+
+
 def _irls(X: Any, t: np.ndarray, max_iter: int, tol: float, names: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Newton-Raphson for logistic regression with intercept; returns beta, covariance, iterations."""
+    """Newton-Raphson (with step-halving) for logistic regression with intercept.
+
+    Returns beta, its covariance (inverse information) and the number of iterations.
+    """
     n = X.shape[0]
     Xa = sp.hstack([sp.csc_matrix(np.ones((n, 1))), X], format="csc") if sp.issparse(X) else np.column_stack([np.ones(n), X])
     y = t.astype(float)
@@ -117,32 +142,39 @@ def _irls(X: Any, t: np.ndarray, max_iter: int, tol: float, names: list[str]) ->
             return np.asarray((Xa.T @ Xa.multiply(w[:, None])).todense())
         return (Xa * w[:, None]).T @ Xa
 
-    h0 = hessian(np.ones(n))
-    _, r, piv = scipy.linalg.qr(h0, pivoting=True)
-    diag = np.abs(np.diag(r))
-    rank = int((diag > diag[0] * 1e-10).sum())
-    if rank < h0.shape[0]:
-        bad = [(["(intercept)"] + names)[k] for k in piv[rank:]]
-        raise InputError("covariates are collinear (linearly dependent, or constant); drop these: "
-                         + ", ".join(f"'{b}'" for b in bad))
+    _check_rank(np.asarray((Xa.T @ Xa).todense()) if sp.issparse(Xa) else Xa.T @ Xa, n, names)
+
+    def deviance(eta: np.ndarray) -> float:
+        return float(2.0 * np.sum(np.logaddexp(0.0, eta) - y * eta))
+
     beta = np.zeros(Xa.shape[1])
     beta[0] = np.log(y.mean() / (1 - y.mean()))
+    eta = Xa @ beta
+    dev = deviance(eta)
     for it in range(1, max_iter + 1):
-        eta = Xa @ beta
         mu = expit(eta)
         w = mu * (1 - mu)
         grad = Xa.T @ (y - mu)
+        info = hessian(w)
         try:
-            step = scipy.linalg.solve(hessian(w), grad, assume_a="pos")
+            step = scipy.linalg.solve(info, grad, assume_a="pos")
         except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
             step = np.full_like(beta, np.inf)
         if not np.all(np.isfinite(step)) or (it > 25 and np.max(np.abs(eta)) > 30):
             raise InputError(_divergence_message(beta, names))
+        new_eta = Xa @ (beta + step)
+        new_dev = deviance(new_eta)
+        halvings = 0
+        while new_dev > dev * (1 + 1e-12) and halvings < 30:  # step-halving if the deviance rises
+            step = step / 2
+            new_eta = Xa @ (beta + step)
+            new_dev = deviance(new_eta)
+            halvings += 1
         beta = beta + step
+        eta, dev = new_eta, new_dev
         if np.max(np.abs(step)) <= tol * (1.0 + np.max(np.abs(beta))):
-            mu = expit(Xa @ beta)
-            cov = np.linalg.inv(hessian(mu * (1 - mu)))
-            return beta, cov, it
+            # information at the weights of the last iteration, as R's glm reports it
+            return beta, np.linalg.inv(info), it
     raise InputError(f"the propensity model did not converge in max_iter={max_iter} Newton steps. "
                         + _divergence_message(beta, names))
 
@@ -233,8 +265,11 @@ class PropensityModel(BaseEstimator):
         scale = np.where(scale > 0, scale, 1.0)
         xs = arr @ sp.diags(1.0 / scale) if sp.issparse(arr) else arr / scale
         l1 = self.penalty == "l1"
+        # l1: liblinear (coordinate descent, fast on sparse data); it penalises the intercept as a
+        # feature of value intercept_scaling, so a large scaling makes that penalty negligible
         model = LogisticRegressionCV(
-            Cs=10, l1_ratios=(1.0 if l1 else 0.0,), solver="saga" if l1 else "lbfgs",
+            Cs=10, l1_ratios=(1.0 if l1 else 0.0,), solver="liblinear" if l1 else "lbfgs",
+            intercept_scaling=100.0 if l1 else 1.0,
             cv=StratifiedKFold(int(self.cv_folds), shuffle=True, random_state=self.random_state),
             scoring="neg_log_loss", max_iter=int(self.max_iter), use_legacy_attributes=False,
             random_state=self.random_state,
