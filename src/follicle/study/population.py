@@ -79,6 +79,7 @@ class StudySession:
         self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize, entry_sets=entry_sets)
         self.cohorts: dict[str, CompiledCohort] = {}
         self.populations: dict[str, tuple[ir.Table, list[dict[str, Any]]]] = {}
+        self.people_stores: dict[str, EventStore] = {}
 
     @property
     def warnings(self) -> list[str]:
@@ -258,11 +259,19 @@ def _outcome_exprs(wide: ir.Table, name: str) -> dict[str, Any]:
             f"{name}_prior": wide[f"{name}_prior"].fill_null(0)}
 
 
+def _people_store(session: StudySession, comparison: str) -> EventStore:
+    """The events of the comparison's population only, persisted once per session."""
+    if comparison not in session.people_stores:
+        pop, _ = _population(session, comparison)
+        session.people_stores[comparison] = session.store.for_people(pop, f"events_{comparison}")
+    return session.people_stores[comparison]
+
+
 def outcome_columns(session: StudySession, comparison: str, names: list[str]) -> pd.DataFrame:
     """``person_id`` and ``<name>_event``, ``<name>_days``, ``<name>_prior`` of each outcome in *names*,
     for the population of *comparison* (rows ordered by person_id, as the analysis table)."""
     pop, _ = _population(session, comparison)
-    wide = attach(pop, _outcome_table(session, pop, names))
+    wide = attach(pop, _outcome_table(session, _people_store(session, comparison), pop, names))
     cols: dict[str, Any] = {"person_id": wide.person_id}
     for n in names:
         cols |= _outcome_exprs(wide, n)
@@ -281,7 +290,7 @@ def _build(session: StudySession, comparison: str, outcomes: list[str] | None = 
 
     outcome_names = list(dict.fromkeys(comp.outcomes + comp.negative_controls)) if outcomes is None else outcomes
     wide = pop
-    store = session.store.for_people(pop, f"events_{comparison}")
+    store = _people_store(session, comparison)
     covs = _covariate_table(session, store, pop)
     if covs is not None:
         wide = attach(wide, covs)
