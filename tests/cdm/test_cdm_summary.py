@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from follicle.cdm.connect import connect
 from follicle.cdm.fingerprint import contents, fingerprint
-from follicle.cdm.summary import suppress, summarise
+from follicle.cdm.summary import summarise
+from follicle.privacy import suppress_count as suppress
 from follicle.cli import app
 
 runner = CliRunner()

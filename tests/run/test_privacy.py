@@ -1,11 +1,10 @@
 """Small-cell suppression primitives and the withholding rules of results assembly."""
 
-import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from follicle.report.privacy import find_small_counts, is_small, suppress_columns, suppress_count
+from follicle.privacy import is_small, suppress_count, suppress_counts
 from follicle.run.estimate import OutcomeEstimate
 from follicle.run.results import outcome_record
 
@@ -26,16 +25,12 @@ def test_zero_and_labels_pass_through():
     assert not is_small(float("nan"))
 
 
-def test_suppress_columns_only_touches_named_columns():
-    frame = pd.DataFrame({"n": [3, 12, 0], "rate": [3.0, 4.0, 5.0]})
-    out = suppress_columns(frame, ["n"])
-    assert out["n"].tolist() == ["<10", 12, 0]
-    assert out["rate"].tolist() == [3.0, 4.0, 5.0]
-
-
-def test_find_small_counts_reports_paths():
-    doc = {"a": {"n_target": 4, "hr": 2.0}, "rows": [{"count": 15}, {"count": 9}]}
-    assert find_small_counts(doc, ["n_target", "count"]) == ["a.n_target", "rows[1].count"]
+def test_suppress_counts_touches_only_count_keys_and_lists_of_counts():
+    doc = {"a": {"n_target": 4, "hr": 2.0}, "rows": [{"count": 15}, {"count": 9}], "at_risk": [120, 3, 0],
+           "flag": True}
+    out = suppress_counts(doc, ["n_target", "count", "at_risk"])
+    assert out == {"a": {"n_target": "<10", "hr": 2.0}, "rows": [{"count": 15}, {"count": "<10"}],
+                   "at_risk": [120, "<10", 0], "flag": True}
 
 
 def _estimate(events_t: int, events_c: int, n: int = 500) -> OutcomeEstimate:

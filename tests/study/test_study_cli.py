@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from follicle.cli import app
-from follicle.study.counts import suppress
+from follicle.privacy import suppress_count as suppress
 
 HERE = Path(__file__).parent
 runner = CliRunner()

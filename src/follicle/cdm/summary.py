@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from follicle.cdm.connect import list_tables
 from follicle.errors import DatabaseError
+from follicle.privacy import suppress_count
 
 Count = int | str
 
@@ -47,10 +48,6 @@ class Summary(BaseModel):
     top: dict[str, list[ConceptCount]]
 
 
-def suppress(n: int, min_cell_count: int = 10) -> Count:
-    """*n*, or ``"<min_cell_count"`` when 0 < n < min_cell_count."""
-    return f"<{min_cell_count}" if 0 < n < min_cell_count else int(n)
-
 
 def summarise(con: BaseBackend, *, top_n: int = 10, min_cell_count: int = 10) -> Summary:
     """Summarise the CDM behind *con* (see :class:`Summary`).
@@ -64,7 +61,7 @@ def summarise(con: BaseBackend, *, top_n: int = 10, min_cell_count: int = 10) ->
     missing = [t for t in ("person", "observation_period") if t not in present]
     if missing:
         raise DatabaseError(f"not an OMOP CDM: table(s) {', '.join(missing)} not found")
-    s = lambda n: suppress(int(n), min_cell_count)  # noqa: E731
+    s = lambda n: suppress_count(int(n), min_cell_count)  # noqa: E731
     person = con.table("person")
     op = con.table("observation_period")
     op = op.semi_join(person, op.person_id == person.person_id)

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from follicle.cli._common import JsonFlag, console, guarded, print_json, to_json
 from follicle.errors import InputError
+from follicle.privacy import suppress_counts
 from follicle.survival import (
     CoxPH,
     cox_zph,
@@ -142,26 +143,6 @@ def _risk_dict(res: Any) -> dict[str, Any]:
 _COUNT_KEYS = {"n", "events", "n_risk", "n_event", "n_censor", "observed"}
 
 
-def _suppress_value(v: Any, min_cell_count: int) -> Any:
-    if isinstance(v, list):
-        return [_suppress_value(x, min_cell_count) for x in v]
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 < v < min_cell_count:
-        return f"<{min_cell_count}"
-    return v
-
-
-def suppress_small_counts(obj: Any, min_cell_count: int) -> Any:
-    """Replace counts 1..min_cell_count-1 by "<min_cell_count" (aggregate-only output rule).
-
-    Applies to the count fields (n, events, n_risk, n_event, n_censor, observed) wherever they
-    appear; estimates are left as they are.
-    """
-    if isinstance(obj, dict):
-        return {k: _suppress_value(v, min_cell_count) if k in _COUNT_KEYS else suppress_small_counts(v, min_cell_count)
-                for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [suppress_small_counts(v, min_cell_count) for v in obj]
-    return obj
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -249,7 +230,7 @@ def register(group: typer.Typer) -> None:
         covs = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else []
         res = run_survival(data, time, event, group_col, covs, ties.value, conf_level, time_unit.value, window)
         if min_cell_count is not None:
-            res = suppress_small_counts(json.loads(to_json(res)), min_cell_count)
+            res = suppress_counts(json.loads(to_json(res)), _COUNT_KEYS, min_cell_count)
         if json_out:
             print_json(res)
         else:

@@ -13,24 +13,13 @@ from rich.table import Table
 
 from follicle.cli._common import JsonFlag, console, guarded, print_json, to_json
 from follicle.errors import InputError
+from follicle.privacy import suppress_counts
 
 MinCell = Annotated[
     int, typer.Option("--min-cell-count", help="Counts from 1 to this minus 1 are shown as '<N' (1 disables).")
 ]
 COUNT_KEYS = {"n", "events", "responders", "n_patients", "n_evaluable"}
 
-
-def suppress(obj: Any, min_cell_count: int) -> Any:
-    """Replace small counts (1 .. min_cell_count-1) under count keys with '<min_cell_count'."""
-    if isinstance(obj, dict):
-        return {
-            k: (f"<{min_cell_count}" if k in COUNT_KEYS and isinstance(v, int) and 0 < v < min_cell_count
-                else suppress(v, min_cell_count))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [suppress(v, min_cell_count) for v in obj]
-    return obj
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -124,7 +113,7 @@ def single_arm(
         from follicle.report.spaghetti import write_spaghetti
 
         summary["plot"] = str(write_spaghetti(visits, plot))
-    out = suppress(summary, min_cell_count)
+    out = suppress_counts(summary, COUNT_KEYS, min_cell_count)
     if json_out:
         print_json(out)
         return
@@ -189,7 +178,7 @@ def predictors(
     )
     if definition:
         result["endpoint_definition"] = definition
-    _emit_predictors(suppress(result, min_cell_count), json_out)
+    _emit_predictors(suppress_counts(result, COUNT_KEYS, min_cell_count), json_out)
 
 
 def run_predictor_analysis(
@@ -271,8 +260,8 @@ def safety(
         types = sorted(t for t in events["event_type"].unique() if t)
         table = safety_rates(events, person_years=person_years, exposure=exp, count=count, per=per,
                              conf_level=conf_level, event_types=types)
-    out = suppress({"per": per, "conf_level": conf_level, "count": count if not aggregate else "events",
-                    "rates": table.to_dict(orient="records")}, min_cell_count)
+    out = suppress_counts({"per": per, "conf_level": conf_level, "count": count if not aggregate else "events",
+                           "rates": table.to_dict(orient="records")}, COUNT_KEYS, min_cell_count)
     if json_out:
         print_json(out)
     else:
@@ -296,7 +285,7 @@ def cdm(
     if firth is not None:
         spec = spec.model_copy(update={"analysis": spec.analysis.model_copy(update={"firth": firth})})
     out = run_study(spec, db, schema=schema)
-    out = suppress(out, min_cell_count)
+    out = suppress_counts(out, COUNT_KEYS, min_cell_count)
     if out_file is not None:
         _write_atomic(out_file, to_json(out) + "\n")
     if json_out:

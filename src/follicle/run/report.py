@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from follicle.report.figures import km_plot, love_plot, preference_plot, to_data_uri
 from follicle.report.forest import ForestRow, forest_plot
-from follicle.report.privacy import suppress_count
+from follicle.privacy import suppress_count
 from follicle.report.study_report import render_study_report
 from follicle.run.narrative import caveats, methods_paragraph
 from follicle.run.pipeline import ComparisonRun
@@ -62,4 +61,4 @@ def study_report_html(spec: StudySpec, runs: list[ComparisonRun], results: dict[
                                methods=methods_paragraph(spec), caveats=caveats(spec, results))
 
 
-__all__ = ["study_report_html", "hr_forest", "np"]
+__all__ = ["hr_forest", "study_report_html"]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from follicle import __version__
-from follicle.report.privacy import is_small, suppress_columns, suppress_count
+from follicle.privacy import is_small, suppress_count
 from follicle.run.estimate import OutcomeEstimate
 from follicle.run.pipeline import ComparisonRun
 from follicle.study.hashing import spec_hash
@@ -164,4 +164,4 @@ def json_bytes(results: dict[str, Any]) -> bytes:
     return (json.dumps(results, indent=2, allow_nan=False, default=str) + "\n").encode()
 
 
-__all__ = ["assemble", "tables", "write_outputs", "suppress_columns", "COUNT_KEYS"]
+__all__ = ["COUNT_KEYS", "assemble", "json_bytes", "parquet_bytes", "tables", "write_outputs"]

@@ -1,7 +1,7 @@
 """Study specification and cohort engine: spec (pydantic) -> cohorts in the database (Ibis) ->
 one analysis table per comparison. See docs/analysis-table.md."""
 
-from follicle.study.counts import cohort_counts, suppress
+from follicle.study.counts import cohort_counts
 from follicle.study.hashing import part_hashes, spec_hash
 from follicle.study.population import Population, StudySession, build_population
 from follicle.study.settings import (
@@ -26,5 +26,4 @@ __all__ = [
     "parse_spec",
     "part_hashes",
     "spec_hash",
-    "suppress",
 ]

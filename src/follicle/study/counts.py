@@ -9,13 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from follicle.study.population import StudySession, comparison_members, time_at_risk
+from follicle.privacy import suppress_count
+from follicle.study.population import StudySession, population_steps
 from follicle.study.spec import StudySpec
 
-
-def suppress(count: int, min_cell_count: int = 10) -> int | str:
-    """*count*, or ``"<min_cell_count"`` when it is between 1 and ``min_cell_count - 1``."""
-    return f"<{min_cell_count}" if 0 < count < min_cell_count else int(count)
 
 
 def cohort_counts(spec: StudySpec, con: Any, *, database: Any = None) -> dict[str, Any]:
@@ -28,10 +25,7 @@ def cohort_counts(spec: StudySpec, con: Any, *, database: Any = None) -> dict[st
         attrition = pd.concat([session.attrition(name) for name in spec.cohorts], ignore_index=True)
         rows = []
         for name in spec.comparisons:
-            members, steps = comparison_members(session, name)
-            pop = time_at_risk(session, members)
-            steps.append({"step": "time_at_risk", "description": "people with time at risk (both arms)",
-                          "expr": pop.filter(pop.tar_end >= pop.tar_start).count()})
+            _, steps = population_steps(session, name)
             rows += [{"comparison": name, "step": s["step"], "description": s["description"],
                       "persons": int(con.execute(s["expr"]))} for s in steps]
         return {"attrition": attrition, "comparisons": pd.DataFrame(rows), "warnings": session.warnings}
@@ -43,6 +37,6 @@ def suppressed(counts: dict[str, Any], min_cell_count: int) -> dict[str, Any]:
     for key in ("attrition", "comparisons"):
         records = counts[key].to_dict(orient="records")
         for r in records:
-            r["persons"] = suppress(int(r["persons"]), min_cell_count)
+            r["persons"] = suppress_count(int(r["persons"]), min_cell_count)
         out[key] = records
     return out

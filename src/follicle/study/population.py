@@ -239,7 +239,7 @@ def build_population(spec: StudySpec, con: Any, comparison: str, *, database: An
             session.close()
 
 
-def _population(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, Any]]]:
+def population_steps(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, Any]]]:
     """The comparison's members with their time at risk, persisted once per session, and the
     attrition steps as unevaluated count expressions."""
     if comparison not in session.populations:
@@ -262,7 +262,7 @@ def _outcome_exprs(wide: ir.Table, name: str) -> dict[str, Any]:
 def _people_store(session: StudySession, comparison: str) -> EventStore:
     """The events of the comparison's population only, persisted once per session."""
     if comparison not in session.people_stores:
-        pop, _ = _population(session, comparison)
+        pop, _ = population_steps(session, comparison)
         session.people_stores[comparison] = session.store.for_people(pop, f"events_{comparison}")
     return session.people_stores[comparison]
 
@@ -270,7 +270,7 @@ def _people_store(session: StudySession, comparison: str) -> EventStore:
 def outcome_columns(session: StudySession, comparison: str, names: list[str]) -> pd.DataFrame:
     """``person_id`` and ``<name>_event``, ``<name>_days``, ``<name>_prior`` of each outcome in *names*,
     for the population of *comparison* (rows ordered by person_id, as the analysis table)."""
-    pop, _ = _population(session, comparison)
+    pop, _ = population_steps(session, comparison)
     wide = attach(pop, _outcome_table(session, _people_store(session, comparison), pop, names))
     cols: dict[str, Any] = {"person_id": wide.person_id}
     for n in names:
@@ -283,7 +283,7 @@ def _build(session: StudySession, comparison: str, outcomes: list[str] | None = 
     spec, con = session.spec, session.cdm.con
     comp = spec.comparisons[comparison]
     attrition = pd.concat([session.attrition(comp.target), session.attrition(comp.comparator)], ignore_index=True)
-    pop, steps = _population(session, comparison)
+    pop, steps = population_steps(session, comparison)
     for i, s in enumerate(steps):
         attrition.loc[len(attrition)] = {"cohort": comparison, "step_index": i, "step": s["step"],
                                         "description": s["description"], "persons": int(con.execute(s["expr"]))}
