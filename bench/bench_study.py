@@ -71,51 +71,57 @@ def ensure_world(cache: Path, persons: int, seed: int) -> tuple[Path, Path, floa
 # follicle child
 
 
+def clock() -> tuple[float, float]:
+    """(wall, CPU) seconds now; CPU = user + system of every thread of this process."""
+    return time.perf_counter(), time.process_time()
+
+
 def run_follicle(db: str, study: str) -> dict:
-    """The whole study through :func:`run_study`, timed by step (in this process)."""
+    """The whole study through :func:`run_study`, timed by step (wall and CPU, in this process)."""
     from follicle.run import pipeline, study as study_mod
     from follicle.study.spec import load_spec
 
-    spent: dict[str, float] = {}
+    spent: dict[str, list[float]] = {}
 
     def timed(label, fn):
         def wrapper(*a, **k):
-            t0 = time.perf_counter()
+            w0, c0 = clock()
             try:
                 return fn(*a, **k)
             finally:
-                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t0
+                w1, c1 = clock()
+                acc = spent.setdefault(label, [0.0, 0.0])
+                acc[0] += w1 - w0
+                acc[1] += c1 - c0
         return wrapper
 
-    # time the outcome extraction and estimation directly (the progress messages mark the rest)
-    study_mod.outcome_columns = timed("outcome extraction", study_mod.outcome_columns)
-    pipeline.estimate_outcome = timed("outcome estimation", pipeline.estimate_outcome)
-    marks: list[tuple[float, str]] = []
+    # outcome extraction, estimation and the report are timed directly; progress messages mark the rest
+    study_mod.outcome_columns = timed("extract", study_mod.outcome_columns)
+    pipeline.estimate_outcome = timed("estimate", pipeline.estimate_outcome)
+    study_mod.study_report_html = timed("report", study_mod.study_report_html)
+    marks: list[tuple[tuple[float, float], str]] = []
     spec = load_spec(study)
     with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
-        done = study_mod.run_study(spec, db, out, progress=lambda m: marks.append((time.perf_counter(), m)))
-        total = time.perf_counter() - t0
-    steps: dict[str, float] = {"setup (connect, CDM fingerprint)": marks[0][0] - t0}
-    ends = [t for t, _ in marks[1:]] + [None]
-    last_outcome_end = None
-    for (t, msg), nxt in zip(marks, ends):
+        start = clock()
+        done = study_mod.run_study(spec, db, out, progress=lambda m: marks.append((clock(), m)))
+        stop = clock()
+    total = [stop[0] - start[0], stop[1] - start[1]]
+    steps: dict[str, list[float]] = {"setup (connect, CDM fingerprint)": [marks[0][0][i] - start[i] for i in (0, 1)]}
+    for (t, msg), nxt in zip(marks, [m for m, _ in marks[1:]] + [None]):
         comp, what = msg.split(": ", 1)
-        if what.startswith("outcome "):
-            last_outcome_end = nxt
+        if what.startswith("outcome ") or nxt is None:
             continue
         key = f"{comp}: {'cohorts + analysis table' if what.startswith('cohorts') else 'propensity + matching'}"
-        steps[key] = (nxt if nxt is not None else t) - t
-    # the last outcome runs until run_study assembles and writes: that tail is measured below
-    writing = total - sum(steps.values()) - spent.get("outcome extraction", 0) - spent.get("outcome estimation", 0)
-    steps["outcomes: extraction (30 comparison x outcome)"] = spent.get("outcome extraction", 0.0)
-    steps["outcomes: estimation (KM, log-rank, Cox, PH, risks)"] = spent.get("outcome estimation", 0.0)
-    steps["calibration, results + report writing (rest)"] = writing
+        steps[key] = [nxt[i] - t[i] for i in (0, 1)]
+    steps["outcomes: extraction (30 comparison x outcome)"] = spent.get("extract", [0.0, 0.0])
+    steps["outcomes: estimation (KM, log-rank, Cox, PH, risks)"] = spent.get("estimate", [0.0, 0.0])
+    steps["report.html (figures + page)"] = spent.get("report", [0.0, 0.0])
+    steps["calibration, results.json, Parquet, rest"] = [total[i] - sum(v[i] for v in steps.values()) for i in (0, 1)]
     estimates = {
         f"{c['id']}/{o['outcome']}": {k: o.get(k) for k in ("n_target", "n_comparator", "hr", "hr_ci_low", "hr_ci_high")}
         for c in done.results["comparisons"] for o in c["outcomes"]
     }
-    return {"total_s": total, "steps": steps, "peak_rss_gib": peak_rss_gib(), "estimates": estimates}
+    return {"total_s": total[0], "steps": steps, "peak_rss_gib": peak_rss_gib(), "estimates": estimates}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,24 +192,25 @@ def main() -> None:
               "loadavg_before": load0, "loadavg_after": load1, "follicle": fol, "plain": plain}
     if plain:
         report["ratio_time"] = plain["total_s"] / fol["total_s"]
+        report["ratio_cpu"] = plain["cpu_s"] / fol["cpu_s"]
         report["agreement"] = compare(fol, plain)
     if args.json:
         print(json.dumps(report, indent=2, default=float))
         return
     print(f"study {STUDY.name} on {args.db} ({args.persons:,} persons); load average "
           f"{load0[0]:.1f} before, {load1[0]:.1f} after (2-core machine)")
-    print(f"\n{'follicle step':<58}{'seconds':>9}")
-    for k, v in fol["steps"].items():
-        print(f"{k:<58}{v:>9.2f}")
+    print(f"\n{'follicle step':<58}{'wall s':>9}{'CPU s':>9}")
+    for k, (w, c) in fol["steps"].items():
+        print(f"{k:<58}{w:>9.2f}{c:>9.2f}")
     if plain:
-        print(f"\n{'plain pandas + lifelines step':<58}{'seconds':>9}")
-        for k, v in plain["steps"].items():
-            print(f"{k:<58}{v:>9.2f}")
+        print(f"\n{'plain pandas + lifelines step':<58}{'wall s':>9}{'CPU s':>9}")
+        for k, (w, c) in plain["steps"].items():
+            print(f"{k:<58}{w:>9.2f}{c:>9.2f}")
     print(f"\n{'pipeline':<28}{'wall s':>9}{'CPU s':>9}{'peak RSS GiB':>14}{'wall ratio':>12}{'CPU ratio':>11}")
     print(f"{'follicle':<28}{fol['total_s']:>9.1f}{fol['cpu_s']:>9.1f}{fol['peak_rss_gib']:>14.2f}{1.0:>12.2f}{1.0:>11.2f}")
     if plain:
         print(f"{'plain pandas + lifelines':<28}{plain['total_s']:>9.1f}{plain['cpu_s']:>9.1f}{plain['peak_rss_gib']:>14.2f}"
-              f"{report['ratio_time']:>12.2f}{plain['cpu_s'] / fol['cpu_s']:>11.2f}")
+              f"{report['ratio_time']:>12.2f}{report['ratio_cpu']:>11.2f}")
         print(f"\nagreement: {report['agreement']}")
     print(f"targets: wall <= 60 s: {fol['total_s'] <= 60}; peak <= 4 GiB: {fol['peak_rss_gib'] <= 4}; "
           f">= 10x faster: {None if not plain else report['ratio_time'] >= 10}")

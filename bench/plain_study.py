@@ -41,6 +41,11 @@ COLUMNS = {  # domain -> (table, concept, source concept, source value, start, e
 FEMALE = 8532
 
 
+def clock() -> np.ndarray:
+    """(wall, CPU) seconds now."""
+    return np.array([time.perf_counter(), time.process_time()])
+
+
 def days(col: pd.Series) -> np.ndarray:
     """Dates as whole days since 1970 (NaT -> a far-future day)."""
     v = pd.to_datetime(col).to_numpy().astype("datetime64[D]")
@@ -96,15 +101,15 @@ def hits(people: pd.DataFrame, events: pd.DataFrame, window) -> pd.Index:
 
 
 class PlainStudy:
-    def __init__(self, db: str, study: str, steps: dict[str, float]) -> None:
+    def __init__(self, db: str, study: str, steps: dict[str, list[float]]) -> None:
         self.steps = steps
         self.spec = load_spec(study)
-        t0 = time.perf_counter()
+        t0 = clock()
         icon = connect(db, read_only=True)
         self.resolved = resolve_concept_sets(self.spec.concept_sets, icon)
         icon.disconnect()
-        t1 = time.perf_counter()
-        steps["concept set resolution (follicle.vocab)"] = t1 - t0
+        t1 = clock()
+        steps["concept set resolution (follicle.vocab)"] = list(t1 - t0)
         con = duckdb.connect(db, read_only=True)
         self.person = con.execute("SELECT person_id, year_of_birth, gender_concept_id FROM person").df()
         op = con.execute("SELECT person_id, observation_period_start_date s, observation_period_end_date e "
@@ -116,7 +121,7 @@ class PlainStudy:
         domains = {rs.domain for rs in self.resolved.values() if rs.domain in COLUMNS}
         self.domains = {d: read_domain(con, d) for d in domains}
         con.close()
-        steps["read CDM tables into pandas"] = time.perf_counter() - t1
+        steps["read CDM tables into pandas"] = list(clock() - t1)
         self._events: dict[str, pd.DataFrame] = {}
         self._cohorts: dict[str, pd.DataFrame] = {}
 
@@ -287,39 +292,39 @@ def fit_null(b: np.ndarray, se: np.ndarray) -> tuple[float, float]:
 
 
 def run_plain(db: str, study: str) -> dict:
-    steps: dict[str, float] = {}
-    t_all = time.perf_counter()
+    steps: dict[str, list[float]] = {}
+    t_all = clock()
     s = PlainStudy(db, study, steps)
     spec = s.spec
     rows = []
     for name, comp in spec.comparisons.items():
-        t0 = time.perf_counter()
+        t0 = clock()
         pop = s.population(name)
-        t1 = time.perf_counter()
+        t1 = clock()
         X = pop[[c for c in pop.columns if c.startswith("cov_")]]
         X = X.loc[:, X.std(ddof=0) > 0]
         tr = pop["treatment"].to_numpy()
         ps = sm.Logit(tr, sm.add_constant(X.to_numpy())).fit(disp=0, maxiter=spec.analysis.propensity.max_iter).predict()
         m = spec.analysis.matching
         sets = greedy_match(ps, tr, m.caliper, m.seed)
-        t2 = time.perf_counter()
-        extract = fit = 0.0
+        t2 = clock()
+        extract = fit = np.zeros(2)
         for outcome in list(dict.fromkeys(comp.outcomes + comp.negative_controls)):
-            a = time.perf_counter()
+            a = clock()
             o = s.outcome(pop, outcome)
-            b = time.perf_counter()
+            b = clock()
             frame = pd.DataFrame({"treatment": tr, "time": np.maximum(o["time"].to_numpy(float), 0.5),
                                   "event": o["event"].to_numpy(int), "set_id": sets})
             frame = frame[(sets >= 0) & ~o["prior"].to_numpy()].reset_index(drop=True)
             rows.append({"comparison": name, "outcome": outcome, "negative_control": outcome in comp.negative_controls,
                          **estimate(frame)})
-            extract += b - a
-            fit += time.perf_counter() - b
-        steps[f"{name}: cohorts + analysis table"] = t1 - t0
-        steps[f"{name}: propensity + matching"] = t2 - t1
-        steps[f"{name}: outcomes: extraction"] = extract
-        steps[f"{name}: outcomes: estimation (lifelines)"] = fit
-    t3 = time.perf_counter()
+            extract = extract + (b - a)
+            fit = fit + (clock() - b)
+        steps[f"{name}: cohorts + analysis table"] = list(t1 - t0)
+        steps[f"{name}: propensity + matching"] = list(t2 - t1)
+        steps[f"{name}: outcomes: extraction"] = list(extract)
+        steps[f"{name}: outcomes: estimation (lifelines)"] = list(fit)
+    t3 = clock()
     est = pd.DataFrame(rows)
     for name in spec.comparisons:
         nc = est[(est["comparison"] == name) & est["negative_control"] & est["log_hr"].notna()]
@@ -331,7 +336,7 @@ def run_plain(db: str, study: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         est.drop(columns=["km_final"], errors="ignore").to_parquet(Path(out) / "estimates.parquet")
         Path(out, "results.json").write_text(est.to_json(orient="records"))
-    steps["calibration + results writing (JSON, Parquet)"] = time.perf_counter() - t3
+    steps["calibration + results writing (JSON, Parquet)"] = list(clock() - t3)
     estimates = {f"{r['comparison']}/{r['outcome']}": {k: r.get(k) for k in ("n_target", "n_comparator", "hr", "hr_ci_low",
                                                                              "hr_ci_high")} for r in rows}
-    return {"total_s": time.perf_counter() - t_all, "steps": steps, "estimates": estimates}
+    return {"total_s": float(clock()[0] - t_all[0]), "steps": steps, "estimates": estimates}

@@ -73,5 +73,6 @@ def test_balance_diagnostic_passes_for_both_comparisons(study_and_truth):
     for comp in results["comparisons"]:
         balance = [d for d in comp["diagnostics"] if d["name"].startswith("max |SMD|")]
         assert len(balance) == 1, comp["diagnostics"]
+        print(f"\n{comp['id']}: max |SMD| after matching {balance[0]['value']:.4f} ({balance[0]['status']})")
         assert balance[0]["status"] == "PASS", (comp["id"], balance[0])
         assert balance[0]["value"] < 0.1
