@@ -131,7 +131,6 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
     entry = store.persist(route_filtered(store.events(cs.entry.concept_set), cs.route, store), f"entry_{name}")
     first = entry.group_by("person_id").aggregate(index_date=entry.start_date.min())
     first = store.persist(first, f"first_{name}")
-    own = store.subset(first, name)  # the candidates' events: criteria below scan these only
     ends = cohort_end(entry, cs.exposure_gap_days)
     t = attach(first, ends)
 
@@ -177,7 +176,7 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
         washout = Window(start=-cs.washout_days, end=-1)
         for i, set_name in enumerate(cs.washout_concept_sets or [cs.entry.concept_set]):
             flag = f"s_washout_{i}"
-            t = _add_flag(t, _hits(first, own.events(set_name), washout, flag), flag, negate=True)
+            t = _add_flag(t, _hits(first, store.events(set_name), washout, flag), flag, negate=True)
             steps.append((flag, f"no {set_name} in the {cs.washout_days} days before index (new user)"))
     if cs.min_exposures is not None:
         me = cs.min_exposures
@@ -195,7 +194,7 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
         t = t.drop("n_exp")
     for i, crit in enumerate(cs.require):
         flag = f"s_require_{i}"
-        t = _add_flag(t, _hits(first, _criterion_events(crit, own, done), crit.window, flag), flag, negate=False)
+        t = _add_flag(t, _hits(first, _criterion_events(crit, store, done), crit.window, flag), flag, negate=False)
         steps.append((flag, f"has {_criterion_label(crit)} {_window_label(crit.window)}"))
     if cs.age is not None:
         cond: ir.BooleanValue = ibis.literal(True)
@@ -206,7 +205,7 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
         step("s_age", f"age at index {cs.age.min if cs.age.min is not None else 0}-{cs.age.max if cs.age.max is not None else 'any'}", cond)
     for i, crit in enumerate(cs.exclude):
         flag = f"s_exclude_{i}"
-        t = _add_flag(t, _hits(first, _criterion_events(crit, own, done), crit.window, flag), flag, negate=True)
+        t = _add_flag(t, _hits(first, _criterion_events(crit, store, done), crit.window, flag), flag, negate=True)
         steps.append((flag, f"no {_criterion_label(crit)} {_window_label(crit.window)}"))
     compiled = CompiledCohort(name=name, candidates=store.persist(t, f"cohort_{name}"), steps=steps)
     done[name] = compiled

@@ -159,24 +159,6 @@ class EventStore:
         t = self._domains[rs.domain]
         return t.filter(concept_predicate(t, rs))
 
-    def subset(self, persons: ir.Table, label: str) -> EventStore:
-        """The same store restricted to the people in *persons* (a table with ``person_id``).
-
-        Every concept-set filter (``IN`` lists and source-code prefixes) is a scan of its domain
-        table; on a large CDM the study's sets cover most events, so filtering the few people of a
-        cohort or comparison first (one hash semi-join per domain, persisted) makes each later set
-        filter scan that small table instead. The events returned for those people are the same.
-        """
-        sub = object.__new__(EventStore)
-        sub.cdm, sub.resolved, sub.materialize = self.cdm, self.resolved, self.materialize
-        sub._temp = self._temp  # dropped with the parent store
-        keys = persons.select(_subset_person=persons.person_id).distinct()
-        sub._domains = {
-            domain: self.persist(t.semi_join(keys, t.person_id == keys._subset_person), f"{domain}_{label}")
-            for domain, t in self._domains.items()
-        }
-        return sub
-
     def close(self) -> None:
         """Drop the temporary tables."""
         for name in self._temp:

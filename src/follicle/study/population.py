@@ -64,7 +64,6 @@ class StudySession:
         self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize)
         self.cohorts: dict[str, CompiledCohort] = {}
         self.populations: dict[str, tuple[ir.Table, list[dict[str, Any]]]] = {}
-        self.population_events: dict[str, EventStore] = {}  # events of each comparison's people
 
     @property
     def warnings(self) -> list[str]:
@@ -157,20 +156,19 @@ def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
     return m.mutate(tar_start=start, tar_end=end)
 
 
-def _labelled_events(session: StudySession, sets: dict[str, str], events: EventStore | None = None) -> ir.Table:
+def _labelled_events(session: StudySession, sets: dict[str, str]) -> ir.Table:
     """Events of several concept sets in one table: person_id, start_date, label (the key of *sets*)."""
-    store = events or session.store
     parts = [
-        store.events(cs).select("person_id", "start_date", label=ibis.literal(label))
+        session.store.events(cs).select("person_id", "start_date", label=ibis.literal(label))
         for label, cs in sets.items()
     ]
     return ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
 
 
-def _outcome_table(session: StudySession, pop: ir.Table, names: list[str], events: EventStore | None = None) -> ir.Table:
+def _outcome_table(session: StudySession, pop: ir.Table, names: list[str]) -> ir.Table:
     """One row per person with events: ``<o>_date`` (first event in the time at risk) and
     ``<o>_prior`` (1 when an event precedes the time at risk) for every outcome, in one join."""
-    ev = _labelled_events(session, {n: session.spec.outcomes[n].concept_set for n in names}, events)
+    ev = _labelled_events(session, {n: session.spec.outcomes[n].concept_set for n in names})
     p = pop.select(k=pop.person_id, ts=pop.tar_start, te=pop.tar_end)
     j = p.join(ev, p.k == ev.person_id)
     in_tar = (j.start_date >= j.ts) & (j.start_date <= j.te)
@@ -185,12 +183,12 @@ def _outcome_table(session: StudySession, pop: ir.Table, names: list[str], event
     return j.group_by(person_id=j.k).aggregate(**aggs)
 
 
-def _covariate_table(session: StudySession, pop: ir.Table, events: EventStore | None = None) -> ir.Table | None:
+def _covariate_table(session: StudySession, pop: ir.Table) -> ir.Table | None:
     """One row per person with any covariate event: ``cov_<set>`` = 1 when the set occurs in the window."""
     cov = session.spec.covariates
     if not cov.concept_sets:
         return None
-    ev = _labelled_events(session, {n: n for n in cov.concept_sets}, events)
+    ev = _labelled_events(session, {n: n for n in cov.concept_sets})
     p = pop.select(k=pop.person_id, hi=pop.index_date)
     j = p.join(ev, p.k == ev.person_id)
     j = j.filter(in_window(j.start_date, j.hi, cov.window))
@@ -232,10 +230,7 @@ def _population(session: StudySession, comparison: str) -> tuple[ir.Table, list[
         has_tar = pop.tar_end >= pop.tar_start
         steps.append({"step": "time_at_risk", "description": "people with time at risk (both arms)",
                       "expr": pop.filter(has_tar).count()})
-        persisted = session.store.persist(pop.filter(has_tar), f"population_{comparison}")
-        session.populations[comparison] = (persisted, steps)
-        # covariates and outcomes then filter the events of these people only (see EventStore.subset)
-        session.population_events[comparison] = session.store.subset(persisted, f"population_{comparison}")
+        session.populations[comparison] = (session.store.persist(pop.filter(has_tar), f"population_{comparison}"), steps)
     return session.populations[comparison]
 
 
@@ -250,7 +245,7 @@ def outcome_columns(session: StudySession, comparison: str, names: list[str]) ->
     """``person_id`` and ``<name>_event``, ``<name>_days``, ``<name>_prior`` of each outcome in *names*,
     for the population of *comparison* (rows ordered by person_id, as the analysis table)."""
     pop, _ = _population(session, comparison)
-    wide = attach(pop, _outcome_table(session, pop, names, session.population_events[comparison]))
+    wide = attach(pop, _outcome_table(session, pop, names))
     cols: dict[str, Any] = {"person_id": wide.person_id}
     for n in names:
         cols |= _outcome_exprs(wide, n)
@@ -269,12 +264,11 @@ def _build(session: StudySession, comparison: str, outcomes: list[str] | None = 
 
     outcome_names = list(dict.fromkeys(comp.outcomes + comp.negative_controls)) if outcomes is None else outcomes
     wide = pop
-    events = session.population_events[comparison]
-    covs = _covariate_table(session, pop, events)
+    covs = _covariate_table(session, pop)
     if covs is not None:
         wide = attach(wide, covs)
     if outcome_names:
-        wide = attach(wide, _outcome_table(session, pop, outcome_names, events))
+        wide = attach(wide, _outcome_table(session, pop, outcome_names))
     cols: dict[str, Any] = {
         "person_id": wide.person_id, "treatment": wide.treatment, "cohort": wide.cohort,
         "index_date": wide.index_date, "age": wide.age,
