@@ -77,51 +77,53 @@ def clock() -> tuple[float, float]:
 
 
 def run_follicle(db: str, study: str) -> dict:
-    """The whole study through :func:`run_study`, timed by step (wall and CPU, in this process)."""
+    """The whole study through :func:`run_study`, each step timed directly (wall and CPU, in this process)."""
     from follicle.run import pipeline, study as study_mod
     from follicle.study.spec import load_spec
 
     spent: dict[str, list[float]] = {}
+    current = ["setup"]  # the comparison being run (from the progress messages)
 
-    def timed(label, fn):
+    def timed(label, fn, per_comparison=True):
         def wrapper(*a, **k):
             w0, c0 = clock()
             try:
                 return fn(*a, **k)
             finally:
                 w1, c1 = clock()
-                acc = spent.setdefault(label, [0.0, 0.0])
+                acc = spent.setdefault(f"{current[0]}: {label}" if per_comparison else label, [0.0, 0.0])
                 acc[0] += w1 - w0
                 acc[1] += c1 - c0
         return wrapper
 
-    # outcome extraction, estimation and the report are timed directly; progress messages mark the rest
-    study_mod.outcome_columns = timed("extract", study_mod.outcome_columns)
-    pipeline.estimate_outcome = timed("estimate", pipeline.estimate_outcome)
-    study_mod.study_report_html = timed("report", study_mod.study_report_html)
-    marks: list[tuple[tuple[float, float], str]] = []
+    study_mod.connect = timed("setup: connect", study_mod.connect, False)
+    study_mod.cdm_fingerprint = timed("setup: CDM fingerprint", study_mod.cdm_fingerprint, False)
+    study_mod.StudySession = timed("session: resolve concept sets, scan event tables", study_mod.StudySession, False)
+    study_mod.build_population = timed("cohorts + analysis table", study_mod.build_population)
+    pipeline.propensity_step = timed("propensity model + matching + balance", pipeline.propensity_step)
+    study_mod.outcome_columns = timed("outcome extraction (15 outcomes)", study_mod.outcome_columns)
+    pipeline.estimate_outcome = timed("outcome estimation (KM, log-rank, Cox, PH, risks)", pipeline.estimate_outcome)
+    study_mod.study_report_html = timed("report.html (35 figures + page)", study_mod.study_report_html, False)
+
+    def progress(msg: str) -> None:
+        current[0] = msg.split(": ", 1)[0]
+
     spec = load_spec(study)
     with tempfile.TemporaryDirectory() as out:
         start = clock()
-        done = study_mod.run_study(spec, db, out, progress=lambda m: marks.append((clock(), m)))
+        done = study_mod.run_study(spec, db, out, progress=progress)
         stop = clock()
     total = [stop[0] - start[0], stop[1] - start[1]]
-    steps: dict[str, list[float]] = {"setup (connect, CDM fingerprint)": [marks[0][0][i] - start[i] for i in (0, 1)]}
-    for (t, msg), nxt in zip(marks, [m for m, _ in marks[1:]] + [None]):
-        comp, what = msg.split(": ", 1)
-        if what.startswith("outcome ") or nxt is None:
-            continue
-        key = f"{comp}: {'cohorts + analysis table' if what.startswith('cohorts') else 'propensity + matching'}"
-        steps[key] = [nxt[i] - t[i] for i in (0, 1)]
-    steps["outcomes: extraction (30 comparison x outcome)"] = spent.get("extract", [0.0, 0.0])
-    steps["outcomes: estimation (KM, log-rank, Cox, PH, risks)"] = spent.get("estimate", [0.0, 0.0])
-    steps["report.html (figures + page)"] = spent.get("report", [0.0, 0.0])
-    steps["calibration, results.json, Parquet, rest"] = [total[i] - sum(v[i] for v in steps.values()) for i in (0, 1)]
+    steps = dict(spent)
+    steps["rest (calibration, results.json, Parquet, cache writes)"] = [
+        total[i] - sum(v[i] for v in spent.values()) for i in (0, 1)]
     estimates = {
         f"{c['id']}/{o['outcome']}": {k: o.get(k) for k in ("n_target", "n_comparator", "hr", "hr_ci_low", "hr_ci_high")}
         for c in done.results["comparisons"] for o in c["outcomes"]
     }
-    return {"total_s": total[0], "steps": steps, "peak_rss_gib": peak_rss_gib(), "estimates": estimates}
+    cohorts = {c["id"]: [c["n_target_before"], c["n_comparator_before"]] for c in done.results["comparisons"]}
+    return {"total_s": total[0], "steps": steps, "peak_rss_gib": peak_rss_gib(), "estimates": estimates,
+            "cohorts_before_matching": cohorts}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -140,8 +142,8 @@ def child(which: str, db: str, study: str) -> None:
     print("RESULT " + json.dumps(out, default=float))
 
 
-def spawn(which: str, db: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+def spawn(which: str, db: Path, src: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, __file__, "--child", which, "--db", str(db)], capture_output=True,
                           text=True, env=env)
     if proc.returncode != 0:
@@ -164,7 +166,8 @@ def compare(a: dict, b: dict) -> dict:
         if isinstance(x.get("hr"), (int, float)) and isinstance(y.get("hr"), (int, float)):
             hr_diff = max(hr_diff, abs(math.log(x["hr"]) - math.log(y["hr"])))
             both += 1
-    return {"pairs": len(a["estimates"]), "pairs_with_n_differing": n_diff, "pairs_with_both_hr": both,
+    return {"cohorts_before_matching": {"follicle": a["cohorts_before_matching"], "plain": b["cohorts_before_matching"]},
+            "pairs": len(a["estimates"]), "pairs_with_n_differing": n_diff, "pairs_with_both_hr": both,
             "max_abs_log_hr_diff": hr_diff}
 
 
@@ -174,6 +177,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("FOLLICLE_BENCH_CACHE", "/tmp/follicle-bench")))
     ap.add_argument("--db", type=Path, help="use this CDM instead of a synthetic world")
+    ap.add_argument("--src", type=Path, default=REPO / "src",
+                    help="the follicle source tree to time (default: this checkout's src/)")
     ap.add_argument("--skip-plain", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--child", choices=["follicle", "plain"], help=argparse.SUPPRESS)
@@ -185,10 +190,10 @@ def main() -> None:
     if args.db is None:
         args.db, _, build_s = ensure_world(args.cache, args.persons, args.seed)
     load0 = os.getloadavg()
-    fol = spawn("follicle", args.db)
-    plain = None if args.skip_plain else spawn("plain", args.db)
+    fol = spawn("follicle", args.db, args.src)
+    plain = None if args.skip_plain else spawn("plain", args.db, args.src)
     load1 = os.getloadavg()
-    report = {"persons": args.persons, "db": str(args.db), "world_build_s": build_s,
+    report = {"persons": args.persons, "db": str(args.db), "src": str(args.src), "world_build_s": build_s,
               "loadavg_before": load0, "loadavg_after": load1, "follicle": fol, "plain": plain}
     if plain:
         report["ratio_time"] = plain["total_s"] / fol["total_s"]
@@ -199,13 +204,13 @@ def main() -> None:
         return
     print(f"study {STUDY.name} on {args.db} ({args.persons:,} persons); load average "
           f"{load0[0]:.1f} before, {load1[0]:.1f} after (2-core machine)")
-    print(f"\n{'follicle step':<58}{'wall s':>9}{'CPU s':>9}")
+    print(f"\n{'follicle step':<66}{'wall s':>9}{'CPU s':>9}")
     for k, (w, c) in fol["steps"].items():
-        print(f"{k:<58}{w:>9.2f}{c:>9.2f}")
+        print(f"{k:<66}{w:>9.2f}{c:>9.2f}")
     if plain:
-        print(f"\n{'plain pandas + lifelines step':<58}{'wall s':>9}{'CPU s':>9}")
+        print(f"\n{'plain pandas + lifelines step':<66}{'wall s':>9}{'CPU s':>9}")
         for k, (w, c) in plain["steps"].items():
-            print(f"{k:<58}{w:>9.2f}{c:>9.2f}")
+            print(f"{k:<66}{w:>9.2f}{c:>9.2f}")
     print(f"\n{'pipeline':<28}{'wall s':>9}{'CPU s':>9}{'peak RSS GiB':>14}{'wall ratio':>12}{'CPU ratio':>11}")
     print(f"{'follicle':<28}{fol['total_s']:>9.1f}{fol['cpu_s']:>9.1f}{fol['peak_rss_gib']:>14.2f}{1.0:>12.2f}{1.0:>11.2f}")
     if plain:

@@ -297,10 +297,12 @@ def run_plain(db: str, study: str) -> dict:
     s = PlainStudy(db, study, steps)
     spec = s.spec
     rows = []
+    sizes = {}
     for name, comp in spec.comparisons.items():
         t0 = clock()
         pop = s.population(name)
         t1 = clock()
+        sizes[name] = [int((pop["treatment"] == 1).sum()), int((pop["treatment"] == 0).sum())]
         X = pop[[c for c in pop.columns if c.startswith("cov_")]]
         X = X.loc[:, X.std(ddof=0) > 0]
         tr = pop["treatment"].to_numpy()
@@ -339,4 +341,5 @@ def run_plain(db: str, study: str) -> dict:
     steps["calibration + results writing (JSON, Parquet)"] = list(clock() - t3)
     estimates = {f"{r['comparison']}/{r['outcome']}": {k: r.get(k) for k in ("n_target", "n_comparator", "hr", "hr_ci_low",
                                                                              "hr_ci_high")} for r in rows}
-    return {"total_s": float(clock()[0] - t_all[0]), "steps": steps, "estimates": estimates}
+    return {"total_s": float(clock()[0] - t_all[0]), "steps": steps, "estimates": estimates,
+            "cohorts_before_matching": sizes}
