@@ -161,7 +161,9 @@ class PlainStudy:
             from follicle.study.spec import Window
 
             for set_name in cs.washout_concept_sets or [cs.entry.concept_set]:
-                ok &= ~t["person_id"].isin(hits(first, self.events(set_name), Window(start=-cs.washout_days, end=-1)))
+                # the entry set's own washout uses the route-filtered exposures (new user of that route)
+                ev = ent if set_name == cs.entry.concept_set else self.events(set_name)
+                ok &= ~t["person_id"].isin(hits(first, ev, Window(start=-cs.washout_days, end=-1)))
         if cs.min_exposures is not None:
             j = first.merge(ent[["person_id", "start"]], on="person_id")
             j = j[in_window(j["start"].to_numpy(), j["index"].to_numpy(), cs.min_exposures.window)]
