@@ -78,7 +78,8 @@ def clock() -> tuple[float, float]:
 
 def run_follicle(db: str, study: str) -> dict:
     """The whole study through :func:`run_study`, each step timed directly (wall and CPU, in this process)."""
-    from follicle.run import pipeline, study as study_mod
+    from follicle.run import pipeline
+    from follicle.run import study as study_mod
     from follicle.study.spec import load_spec
 
     spent: dict[str, list[float]] = {}
@@ -144,7 +145,7 @@ def child(which: str, db: str, study: str) -> None:
 
 def spawn(which: str, db: Path, src: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, __file__, "--child", which, "--db", str(db)], capture_output=True,
+    proc = subprocess.run([sys.executable, __file__, "--child", which, "--db", str(db)], capture_output=True, check=False,
                           text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{which} child failed:\n{proc.stderr[-4000:]}")

@@ -14,7 +14,6 @@ Concept sets are resolved with Follicle's vocabulary resolver (not part of the c
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 import time
@@ -288,7 +287,7 @@ def estimate(df: pd.DataFrame) -> dict:
 
 def fit_null(b: np.ndarray, se: np.ndarray) -> tuple[float, float]:
     """Normal empirical null N(mu, tau^2) by maximum likelihood (Schuemie et al. 2014)."""
-    nll = lambda p: -stats.norm.logpdf(b, p[0], np.sqrt(np.exp(2 * p[1]) + se**2)).sum()  # noqa: E731
+    nll = lambda p: -stats.norm.logpdf(b, p[0], np.sqrt(np.exp(2 * p[1]) + se**2)).sum()
     res = optimize.minimize(nll, [0.0, math.log(0.1)], method="Nelder-Mead")
     return float(res.x[0]), float(math.exp(res.x[1]))
 
