@@ -58,7 +58,11 @@ def run_study(
             def extract_outcome(outcome: str, name: str = name) -> Any:
                 return outcome_columns(open_session(), name, [outcome])
 
-            runs.append(run_comparison(spec, name, extract, extract_outcome, store, fp, force=force, progress=progress))
+            def extract_outcomes(outcomes: list[str], name: str = name) -> Any:
+                return outcome_columns(open_session(), name, outcomes)
+
+            runs.append(run_comparison(spec, name, extract, extract_outcome, store, fp, force=force, progress=progress,
+                                       extract_outcomes=extract_outcomes))
     finally:
         if session is not None:
             session.close()
