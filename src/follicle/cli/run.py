@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     @guarded
     def demo(
-        persons: Annotated[int, typer.Option("--persons", min=1000, help="Size of the synthetic world.")] = 60_000,
+        persons: Annotated[int, typer.Option("--persons", min=1000, help="Size of the synthetic world.")] = 200_000,
         seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the synthetic world.")] = 1,
         out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("follicle-demo"),
         json_out: JsonFlag = False,

@@ -22,10 +22,14 @@ TARGET_COLOUR = "#1b6ca8"
 COMPARATOR_COLOUR = "#c0392b"
 
 
-def to_data_uri(fig: Figure, fmt: str = "png", dpi: int = 110) -> str:
-    """The figure as a ``data:`` URI (PNG or SVG), closing it afterwards."""
+def to_data_uri(fig: Figure, fmt: str = "png", dpi: int = 110, *, tight: bool = True) -> str:
+    """The figure as a ``data:`` URI (PNG or SVG), closing it afterwards.
+
+    ``tight`` crops to the drawn content (a second draw); figures with a fixed layout skip it.
+    """
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", metadata={"Software": None} if fmt == "png" else None)
+    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None,
+                metadata={"Software": None} if fmt == "png" else None)
     plt.close(fig)
     mime = "image/svg+xml" if fmt == "svg" else "image/png"
     return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
@@ -79,7 +83,7 @@ def km_plot(
     *at_risk* has one row per arm and one column per time tick holding the (already suppressed)
     number at risk as text.
     """
-    fig, (ax, tab) = plt.subplots(2, 1, figsize=(6.2, 4.2), gridspec_kw={"height_ratios": [4, 1]})
+    fig, (ax, tab) = plt.subplots(2, 1, figsize=(6.2, 4.6), gridspec_kw={"height_ratios": [3.4, 1.2]})
     for (label, curve), colour in zip(curves.items(), colours):
         shown = curve[curve["at_risk"] >= min_cell_count]
         if shown.empty:
@@ -91,17 +95,21 @@ def km_plot(
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="upper left")
     ticks = [float(c) for c in at_risk.columns]
-    if ticks and max(ticks) > 0:
-        ax.set_xlim(0, max(ticks) / 365.25)
+    last = max(ticks) if ticks else 0.0
+    if last > 0:
+        ax.set_xlim(0, last / 365.25)
     ax.set_xticks([t / 365.25 for t in ticks], [f"{t / 365.25:g}" for t in ticks])
     ax.set_xlabel("years since index")
     tab.axis("off")
+    tab.set_xlim(0, 1)
     for row, (label, values) in enumerate(at_risk.iterrows()):
-        tab.text(-0.02, 0.75 - 0.45 * row, str(label), ha="right", va="center", fontsize=7,
-                 transform=tab.transAxes, color=colours[row % 2])
+        y = 0.80 - 0.48 * row
+        tab.text(0, y, f"number at risk: {label}", ha="left", va="center", fontsize=7, color=colours[row % 2],
+                 transform=tab.transAxes)
         for t, value in zip(ticks, values):
-            x = (t / 365.25) / (max(ticks) / 365.25) if max(ticks) else 0
-            tab.text(x, 0.75 - 0.45 * row, str(value), ha="center", va="center", fontsize=7, transform=tab.transAxes)
-    tab.set_title("number at risk", fontsize=7, loc="left")
-    fig.tight_layout()
+            tab.text(t / last if last else 0, y - 0.22, str(value), ha="center", va="center", fontsize=7,
+                     transform=tab.transAxes)
+    # a fixed layout (no tight_layout): these figures are drawn by the dozen, and it halves the cost;
+    # the table axes share the plot's horizontal extent so the numbers sit under their ticks
+    fig.subplots_adjust(left=0.12, right=0.96, top=0.93, bottom=0.03, hspace=0.38)
     return fig

@@ -123,7 +123,9 @@ def estimate_outcome(
     numbers["evalue"] = ev.evalue_estimate
     numbers["evalue_ci"] = ev.evalue_ci
 
-    ticks = np.arange(0, float(time.max()) + 1, tick_days)
+    years = float(time.max()) / DAYS_PER_YEAR
+    step = tick_days * max(1, int(np.ceil(years / 8)))  # at most about 9 ticks under the curve
+    ticks = np.arange(0, float(time.max()) + 1, step)
     curves = {}
     for value, label in ((1, labels[0]), (0, labels[1])):
         table = comp.curves[value].table

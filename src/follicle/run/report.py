@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pandas as pd
@@ -35,24 +38,41 @@ def _at_risk_text(at_risk: pd.DataFrame, min_cell: int) -> pd.DataFrame:
     return at_risk.map(lambda v: suppress_count(int(v), min_cell))
 
 
+def _km_uri(job: tuple[dict[str, pd.DataFrame], pd.DataFrame, str, int]) -> str:
+    curves, at_risk, title, min_cell = job
+    return to_data_uri(km_plot(curves, at_risk, title=title, min_cell_count=min_cell), tight=False)
+
+
+def _render_all(jobs: list[tuple[Any, ...]]) -> list[str]:
+    """KM figures, in worker processes when there are several cores (matplotlib is single-threaded
+    and a figure costs ~0.15 s, so a study's thirty curves are worth spreading); order is kept."""
+    workers = min(os.cpu_count() or 1, 4)
+    if workers < 2 or len(jobs) < 4 or "fork" not in mp.get_all_start_methods():
+        return [_km_uri(job) for job in jobs]
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        return list(pool.map(_km_uri, jobs, chunksize=max(1, len(jobs) // (2 * workers))))
+
+
 def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -> dict[str, Any]:
     """Data URIs of every figure, keyed as :func:`render_study_report` expects."""
     out: dict[str, Any] = {"forest": to_data_uri(hr_forest(results))}
+    jobs, keys = [], []
     for run in runs:
-        ps = run.propensity
-        km = {}
         shown = {o["outcome"] for comp in results["comparisons"] if comp["id"] == run.name
                  for o in comp["outcomes"] if o.get("hr") is not None}
         for o in run.outcomes:
             if o.at_risk is None or not o.curves or o.outcome not in shown:
-                continue
-            km[o.outcome] = to_data_uri(km_plot(o.curves, _at_risk_text(o.at_risk, min_cell),
-                                                title=o.outcome.replace("_", " "), min_cell_count=min_cell))
+                continue  # withheld estimates get no curve: its steps would reveal the small counts
+            jobs.append((o.curves, _at_risk_text(o.at_risk, min_cell), o.outcome.replace("_", " "), min_cell))
+            keys.append((run.name, o.outcome))
+        ps = run.propensity
         out[run.name] = {
             "love": to_data_uri(love_plot(ps.balance)),
             "preference": to_data_uri(preference_plot(ps.preference, run.treatment, (run.target, run.comparator))),
-            "km": km,
+            "km": {},
         }
+    for (name, outcome), uri in zip(keys, _render_all(jobs)):
+        out[name]["km"][outcome] = uri
     return out
 
 
