@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Interim main job (until `follicle demo` exists): install, then load the OHDSI GiBleed sample CDM
+# Real-data example: install, then load the OHDSI GiBleed sample CDM
 # from ../shared/data/omop/gibleed (read in place, never copied into the repo), check it and
 # summarise it. Set FOLLICLE_SHARED to use another shared folder, FOLLICLE_DB another target
 # (e.g. a postgresql:// URL). Output database: follicle-demo/gibleed.duckdb.
