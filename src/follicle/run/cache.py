@@ -21,6 +21,9 @@ from follicle import __version__
 
 T = TypeVar("T")
 
+#: Bump when what a step stores changes shape or meaning, so old artefacts are not reused.
+CACHE_FORMAT = 2
+
 
 def content_hash(*parts: Any) -> str:
     """A short stable hash of JSON-serialisable *parts* (pydantic models are dumped first)."""
@@ -65,5 +68,5 @@ class ArtifactStore:
         return value
 
     def key(self, *parts: Any) -> str:
-        """A key for an artefact: the hash of *parts* and the package version."""
-        return content_hash(__version__, *parts)
+        """A key for an artefact: the hash of *parts*, the package version and the cache format."""
+        return content_hash(__version__, CACHE_FORMAT, *parts)
