@@ -146,21 +146,19 @@ def run_comparison(
     spec: StudySpec,
     name: str,
     extract: Callable[[], Population],
-    extract_outcome: Callable[[str], pd.DataFrame],
+    extract_outcomes: Callable[[list[str]], pd.DataFrame],
     store: ArtifactStore,
     fingerprint: str,
     *,
     force: bool = False,
     progress: Progress | None = None,
-    extract_outcomes: Callable[[list[str]], pd.DataFrame] | None = None,
 ) -> ComparisonRun:
     """One comparison through every step, each cached under its hash (see module docstring).
 
-    *extract* builds the population without outcome columns; *extract_outcome* returns one
-    outcome's columns (person_id, <o>_event, <o>_days, <o>_prior), so that a changed outcome is
-    extracted and estimated again while everything else is reused. *extract_outcomes*, when given,
-    returns the columns of several outcomes at once: the outcomes not yet in the store are then
-    extracted in one query (one join instead of one per outcome) and still stored one by one.
+    *extract* builds the population without outcome columns; *extract_outcomes* returns the
+    columns (person_id, <o>_event, <o>_days, <o>_prior) of the outcomes it is given. The outcomes
+    not yet in the store are extracted in one query and stored one by one, so that a changed
+    outcome is extracted and estimated again while everything else is reused.
     """
     say = progress or (lambda _msg: None)
     comp = spec.comparisons[name]
@@ -179,12 +177,11 @@ def run_comparison(
     extract_keys = {o: store.key(pop_key, spec.outcomes[o], spec.concept_sets[spec.outcomes[o].concept_set])
                     for o in outcomes}
     missing = [o for o in outcomes if force or not store.path("outcome_extract", extract_keys[o]).exists()]
-    batch = extract_outcomes(missing) if extract_outcomes is not None and len(missing) > 1 else None
+    batch = extract_outcomes(missing) if missing else None
 
     def one_outcome(o: str) -> pd.DataFrame:
-        if batch is not None and o in missing:
-            return batch[["person_id", f"{o}_event", f"{o}_days", f"{o}_prior"]].copy()
-        return extract_outcome(o)
+        frame = batch if batch is not None and o in missing else extract_outcomes([o])  # else: a damaged artefact
+        return frame[["person_id", f"{o}_event", f"{o}_days", f"{o}_prior"]].copy()
 
     for outcome in outcomes:
         say(f"{name}: outcome {outcome}")

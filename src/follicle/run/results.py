@@ -8,6 +8,7 @@ estimate of an outcome whose matched arms are suppressed. Schema: docs/results-s
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -153,8 +154,6 @@ def write_outputs(out_dir: Path, files: dict[str, bytes]) -> None:
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    import io
-
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     return buf.getvalue()

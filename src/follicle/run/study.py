@@ -55,14 +55,10 @@ def run_study(
             def extract(name: str = name) -> Any:
                 return build_population(spec, con, name, session=open_session(), outcomes=[])
 
-            def extract_outcome(outcome: str, name: str = name) -> Any:
-                return outcome_columns(open_session(), name, [outcome])
-
             def extract_outcomes(outcomes: list[str], name: str = name) -> Any:
                 return outcome_columns(open_session(), name, outcomes)
 
-            runs.append(run_comparison(spec, name, extract, extract_outcome, store, fp, force=force, progress=progress,
-                                       extract_outcomes=extract_outcomes))
+            runs.append(run_comparison(spec, name, extract, extract_outcomes, store, fp, force=force, progress=progress))
     finally:
         if session is not None:
             session.close()

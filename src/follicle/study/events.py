@@ -90,24 +90,25 @@ def concept_predicate(t: ir.Table, rs: ResolvedConceptSet, values: tuple[list[st
     :func:`matching_values`); hash look-ups instead of string matching on every row.
     """
     inc_vals, exc_vals = values if values is not None else ([], [])
-    inc: list[ir.BooleanValue] = []
-    if rs.concept_ids:
-        inc.append(t.concept_id.isin(sorted(rs.concept_ids)))
-    if rs.source_concept_ids:
-        inc.append(t.source_concept_id.isin(sorted(rs.source_concept_ids)))
-    if inc_vals:
-        inc.append(t.source_value.isin(inc_vals))
-    pred = ibis.or_(*inc) if inc else ibis.literal(False)
-    exc: list[ir.BooleanValue] = []
-    if rs.excluded_concept_ids:
-        exc.append(t.concept_id.isin(sorted(rs.excluded_concept_ids)))
-    if rs.excluded_source_concept_ids:
-        exc.append(t.source_concept_id.isin(sorted(rs.excluded_source_concept_ids)))
-    if exc_vals:
-        exc.append(t.source_value.isin(exc_vals))
-    if exc:
-        pred = pred & ~ibis.or_(*exc).fill_null(False)
+    pred = _any_of(t, rs.concept_ids, rs.source_concept_ids, inc_vals)
+    if pred is None:
+        pred = ibis.literal(False)
+    exc = _any_of(t, rs.excluded_concept_ids, rs.excluded_source_concept_ids, exc_vals)
+    if exc is not None:
+        pred = pred & ~exc.fill_null(False)
     return pred.fill_null(False)
+
+
+def _any_of(t: ir.Table, concept_ids: Any, source_concept_ids: Any, source_values: list[str]) -> ir.BooleanValue | None:
+    """Row matches any of the concept ids, source concept ids or source values (None when all are empty)."""
+    parts: list[ir.BooleanValue] = []
+    if concept_ids:
+        parts.append(t.concept_id.isin(sorted(concept_ids)))
+    if source_concept_ids:
+        parts.append(t.source_concept_id.isin(sorted(source_concept_ids)))
+    if source_values:
+        parts.append(t.source_value.isin(source_values))
+    return ibis.or_(*parts) if parts else None
 
 
 def _union_predicate(t: ir.Table, sets: list[ResolvedConceptSet], values: dict[str, tuple[list[str], list[str]]]) -> ir.BooleanValue:
