@@ -54,14 +54,25 @@ class CompiledCohort:
         return t.aggregate(**aggs)
 
 
+def window_bounds(anchor: ir.DateValue, window: Window) -> tuple[ir.DateValue | None, ir.DateValue | None]:
+    """First and last day of *window* around *anchor* as dates (None for an open end)."""
+
+    def shift(days: int) -> ir.DateValue:
+        # date + interval is a timestamp in SQL engines: back to a date so comparisons stay date-typed
+        return (anchor + ibis.interval(days=days)).cast("timestamp").cast("date")
+
+    return (None if window.start is None else shift(window.start), None if window.end is None else shift(window.end))
+
+
+def between(event_date: ir.DateValue, lo: ir.DateValue | None, hi: ir.DateValue | None) -> ir.BooleanValue:
+    """``lo <= event_date <= hi``, an open (None) end unbounded."""
+    preds = [p for p in (None if lo is None else event_date >= lo, None if hi is None else event_date <= hi) if p is not None]
+    return ibis.and_(*preds) if preds else ibis.literal(True)
+
+
 def in_window(event_date: ir.DateValue, anchor: ir.DateValue, window: Window) -> ir.BooleanValue:
     """``event_date`` within ``window`` days of ``anchor`` (ends inclusive, None open)."""
-    preds: list[ir.BooleanValue] = []
-    if window.start is not None:
-        preds.append(event_date >= (anchor + ibis.interval(days=window.start)).cast("date"))
-    if window.end is not None:
-        preds.append(event_date <= (anchor + ibis.interval(days=window.end)).cast("date"))
-    return ibis.and_(*preds) if preds else ibis.literal(True)
+    return between(event_date, *window_bounds(anchor, window))
 
 
 def route_filtered(events: ir.Table, route: RouteFilter | None, store: EventStore) -> ir.Table:
@@ -83,24 +94,15 @@ def route_filtered(events: ir.Table, route: RouteFilter | None, store: EventStor
     return events
 
 
-def _hits(candidates: ir.Table, events: ir.Table, window: Window, flag: str) -> ir.Table:
-    """Persons of *candidates* with at least one event in *window* around their index date."""
-    c = candidates.select(hp=candidates.person_id, hi=candidates.index_date)
-    j = c.join(events.select("person_id", "start_date"), c.hp == events.person_id)
-    j = j.filter(in_window(j.start_date, j.hi, window))
-    return j.select(person_id=j.hp).distinct().mutate(**{flag: ibis.literal(True)})
-
-
-def attach(t: ir.Table, other: ir.Table) -> ir.Table:
-    """Left-join *other* (keyed by ``person_id``) onto *t*, keeping *t*'s rows and key column."""
-    o = other.rename(_key="person_id")
-    return t.left_join(o, t.person_id == o._key).drop("_key")
-
-
-def _add_flag(candidates: ir.Table, hits: ir.Table, flag: str, *, negate: bool) -> ir.Table:
-    joined = attach(candidates, hits)
-    value = joined[flag].fill_null(False)
-    return joined.mutate(**{flag: ~value if negate else value})
+def attach(t: ir.Table, *others: ir.Table) -> ir.Table:
+    """Left-join each of *others* (keyed by ``person_id``) onto *t* in one join chain, keeping *t*'s
+    rows and key column and the others' remaining columns."""
+    keyed = [o.rename(**{f"_k{i}": "person_id"}) for i, o in enumerate(others)]
+    j = t
+    for i, o in enumerate(keyed):
+        j = j.left_join(o, t.person_id == o[f"_k{i}"])
+    cols = [t[c] for c in t.columns] + [o[c] for o in keyed for c in o.columns if not c.startswith("_k")]
+    return j.select(*cols)
 
 
 def cohort_end(entry: ir.Table, gap_days: int) -> ir.Table:
@@ -120,7 +122,12 @@ def cohort_end(entry: ir.Table, gap_days: int) -> ir.Table:
 
 
 def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done: dict[str, CompiledCohort]) -> CompiledCohort:
-    """Compile cohort *name* (and, first, any cohort it refers to) into a :class:`CompiledCohort`."""
+    """Compile cohort *name* (and, first, any cohort it refers to) into a :class:`CompiledCohort`.
+
+    The entry exposures are read once for the washout and the exposure count, each domain's flagged
+    events once for all criteria on that domain, and the candidates with their step flags come out
+    of one join chain.
+    """
     if name in done:
         return done[name]
     cs: CohortSpec = spec.cohorts[name]
@@ -128,14 +135,57 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
         if crit.cohort:
             compile_cohort(crit.cohort, spec, cdm, store, done)
 
-    entry = store.persist(route_filtered(store.events(cs.entry.concept_set), cs.route, store), f"entry_{name}")
+    entry = route_filtered(store.events(cs.entry.concept_set), cs.route, store)
+    # every window of the cohort's criteria, as per-person date bounds computed once with the index
+    checks: list[_Check] = []
+    if cs.washout_days is not None:
+        for i, set_name in enumerate(cs.washout_concept_sets or [cs.entry.concept_set]):
+            checks.append(_Check(f"s_washout_{i}", "washout", Criterion(concept_set=set_name, window=Window(start=-cs.washout_days, end=-1)),
+                                 f"no {set_name} in the {cs.washout_days} days before index (new user)"))
+    for i, crit in enumerate(cs.require):
+        checks.append(_Check(f"s_require_{i}", "require", crit, f"has {_criterion_label(crit)} {_window_label(crit.window)}"))
+    for i, crit in enumerate(cs.exclude):
+        checks.append(_Check(f"s_exclude_{i}", "exclude", crit, f"no {_criterion_label(crit)} {_window_label(crit.window)}"))
+    windows = [c.criterion.window for c in checks] + ([cs.min_exposures.window] if cs.min_exposures else [])
     first = entry.group_by("person_id").aggregate(index_date=entry.start_date.min())
-    first = store.persist(first, f"first_{name}")
-    tar = spec.time_at_risk
-    if "cohort_end" in (tar.start_anchor, tar.end_anchor):
-        t = attach(first, cohort_end(entry, cs.exposure_gap_days))
-    else:  # not needed by this study: skip the window functions
-        t = first.mutate(cohort_end_date=ibis.literal(None, "date"))
+    bounds = {}
+    for k, w in enumerate(windows):
+        lo, hi = window_bounds(first.index_date, w)
+        bounds |= {f"_lo{k}": lo, f"_hi{k}": hi}
+    first = store.persist(first.mutate(**{c: v for c, v in bounds.items() if v is not None}), f"first_{name}")
+
+    def window_of(j: ir.Table, k: int) -> tuple[ir.DateValue | None, ir.DateValue | None]:
+        return tuple(j[c] if bounds[c] is not None else None for c in (f"_lo{k}", f"_hi{k}"))  # type: ignore[return-value]
+
+    base = first.select("person_id", "index_date")
+    parts: list[ir.Table] = []
+    # entry exposures: washout of the entry set itself (route-filtered: new user of *that* route)
+    # and the minimum number of exposures
+    entry_aggs: dict[str, ir.Value] = {}
+    ee = entry.select(ep=entry.person_id, start_date=entry.start_date)
+    je = first.join(ee, first.person_id == ee.ep)
+    for k, c in enumerate(checks):
+        if c.kind == "washout" and c.criterion.concept_set == cs.entry.concept_set:
+            entry_aggs[c.flag] = between(je.start_date, *window_of(je, k)).any()
+    if cs.min_exposures is not None:
+        entry_aggs["n_exp"] = je.start_date.nunique(where=between(je.start_date, *window_of(je, len(checks))))
+    if entry_aggs:
+        parts.append(je.group_by("person_id").aggregate(**entry_aggs))
+    # every other concept-set criterion, one pass over each domain's flagged events
+    on_sets = [(k, c) for k, c in enumerate(checks) if c.flag not in entry_aggs and c.criterion.concept_set]
+    for ev, cols in store.flagged([c.criterion.concept_set for _, c in on_sets]):  # type: ignore[misc]
+        ev = ev.select("start_date", ep=ev.person_id, **{f: ev[f] for f in set(cols.values())})
+        j = first.join(ev, first.person_id == ev.ep)
+        parts.append(j.group_by("person_id").aggregate(
+            **{c.flag: (j[cols[c.criterion.concept_set]] & between(j.start_date, *window_of(j, k))).any()  # type: ignore[index]
+               for k, c in on_sets if c.criterion.concept_set in cols}))
+    # criteria on membership of another cohort
+    for k, c in enumerate(checks):
+        if c.criterion.cohort:
+            m = done[c.criterion.cohort].members
+            ev = m.select(ep=m.person_id, start_date=m.index_date)
+            j = first.join(ev, first.person_id == ev.ep)
+            parts.append(j.group_by("person_id").aggregate(**{c.flag: between(j.start_date, *window_of(j, k)).any()}))
 
     op = cdm.table("observation_period")
     op = op.select(
@@ -143,85 +193,64 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
         op_start=op.observation_period_start_date.cast("date"),
         op_end=op.observation_period_end_date.cast("date"),
     )
-    j = first.join(op, [first.person_id == op.op_person, op.op_start <= first.index_date, op.op_end >= first.index_date])
-    obs = j.group_by(j.person_id).aggregate(obs_start=j.op_start.min(), obs_end=j.op_end.max())
-    t = attach(t, obs)
-
+    j = base.join(op, [base.person_id == op.op_person, op.op_start <= base.index_date, op.op_end >= base.index_date])
+    parts.append(j.group_by("person_id").aggregate(obs_start=j.op_start.min(), obs_end=j.op_end.max()))
     person = cdm.table("person")
-    person = person.select(
-        pp=person.person_id.cast("int64"),
+    parts.append(person.select(
+        person_id=person.person_id.cast("int64"),
         year_of_birth=person.year_of_birth.cast("int64"),
         gender_concept_id=person.gender_concept_id.cast("int64"),
-    )
-    t = attach(t, person.rename(person_id="pp"))
-    t = t.mutate(
-        age=t.index_date.year().cast("int64") - t.year_of_birth,
-        cohort_end_date=ibis.coalesce(t.cohort_end_date, t.index_date),
-    )
+    ))
+    tar = spec.time_at_risk
+    if "cohort_end" in (tar.start_anchor, tar.end_anchor):
+        parts.append(cohort_end(entry, cs.exposure_gap_days))
+    t = attach(base, *parts)
+    cohort_end_date = ibis.coalesce(t.cohort_end_date, t.index_date) if "cohort_end_date" in t.columns else t.index_date
+    age = t.index_date.year().cast("int64") - t.year_of_birth
 
-    steps: list[tuple[str, str]] = []
-
-    def step(flag: str, description: str, value: ir.BooleanValue) -> None:
-        nonlocal t
-        t = t.mutate(**{flag: value.fill_null(False)})
-        steps.append((flag, description))
-
-    step("s_person", "has a person record", t.year_of_birth.notnull())
-    step("s_observed", "entry event within an observation period", t.obs_start.notnull())
+    steps: list[tuple[str, str, ir.BooleanValue]] = [
+        ("s_person", "has a person record", t.year_of_birth.notnull()),
+        ("s_observed", "entry event within an observation period", t.obs_start.notnull()),
+    ]
     prior_days = max(cs.prior_observation_days, cs.washout_days or 0)
     if prior_days:
-        step(
-            "s_prior_obs",
-            f">= {prior_days} days of observation before index",
-            t.index_date.delta(t.obs_start, unit="day") >= prior_days,
-        )
-    if cs.washout_days is not None:
-        washout = Window(start=-cs.washout_days, end=-1)
-        for i, set_name in enumerate(cs.washout_concept_sets or [cs.entry.concept_set]):
-            flag = f"s_washout_{i}"
-            # the entry set's own washout uses the route-filtered exposures (new user of *that* route)
-            wevents = entry if set_name == cs.entry.concept_set else store.events(set_name)
-            t = _add_flag(t, _hits(first, wevents, washout, flag), flag, negate=True)
-            steps.append((flag, f"no {set_name} in the {cs.washout_days} days before index (new user)"))
+        steps.append(("s_prior_obs", f">= {prior_days} days of observation before index",
+                      t.index_date.delta(t.obs_start, unit="day") >= prior_days))
+    flag_of = {c.flag: t[c.flag].fill_null(False) for c in checks}
+    steps += [(c.flag, c.description, ~flag_of[c.flag]) for c in checks if c.kind == "washout"]
     if cs.min_exposures is not None:
-        me = cs.min_exposures
-        c = first.select(hp=first.person_id, hi=first.index_date)
-        j = c.join(entry.select("person_id", "start_date"), c.hp == entry.person_id)
-        j = j.filter(in_window(j.start_date, j.hi, me.window))
-        counts = j.group_by(person_id=j.hp).aggregate(n_exp=j.start_date.nunique())
-        t = attach(t, counts)
-        w = me.window
-        step(
-            "s_min_exposures",
-            f">= {me.count} exposures (distinct days) from day {w.start} to {'end' if w.end is None else w.end}",
-            t.n_exp.fill_null(0) >= me.count,
-        )
-        t = t.drop("n_exp")
-    for i, crit in enumerate(cs.require):
-        flag = f"s_require_{i}"
-        t = _add_flag(t, _hits(first, _criterion_events(crit, store, done), crit.window, flag), flag, negate=False)
-        steps.append((flag, f"has {_criterion_label(crit)} {_window_label(crit.window)}"))
+        me, w = cs.min_exposures, cs.min_exposures.window
+        steps.append(("s_min_exposures",
+                      f">= {me.count} exposures (distinct days) from day {w.start} to {'end' if w.end is None else w.end}",
+                      t.n_exp.fill_null(0) >= me.count))
+    steps += [(c.flag, c.description, flag_of[c.flag]) for c in checks if c.kind == "require"]
     if cs.age is not None:
         cond: ir.BooleanValue = ibis.literal(True)
         if cs.age.min is not None:
-            cond = cond & (t.age >= cs.age.min)
+            cond = cond & (age >= cs.age.min)
         if cs.age.max is not None:
-            cond = cond & (t.age <= cs.age.max)
-        step("s_age", f"age at index {cs.age.min if cs.age.min is not None else 0}-{cs.age.max if cs.age.max is not None else 'any'}", cond)
-    for i, crit in enumerate(cs.exclude):
-        flag = f"s_exclude_{i}"
-        t = _add_flag(t, _hits(first, _criterion_events(crit, store, done), crit.window, flag), flag, negate=True)
-        steps.append((flag, f"no {_criterion_label(crit)} {_window_label(crit.window)}"))
-    compiled = CompiledCohort(name=name, candidates=store.persist(t, f"cohort_{name}"), steps=steps)
+            cond = cond & (age <= cs.age.max)
+        steps.append(("s_age", f"age at index {cs.age.min if cs.age.min is not None else 0}-{cs.age.max if cs.age.max is not None else 'any'}", cond))
+    steps += [(c.flag, c.description, ~flag_of[c.flag]) for c in checks if c.kind == "exclude"]
+    candidates = t.select(
+        "person_id", "index_date", cohort_end_date=cohort_end_date, obs_start=t.obs_start, obs_end=t.obs_end,
+        year_of_birth=t.year_of_birth, gender_concept_id=t.gender_concept_id, age=age,
+        **{flag: value.fill_null(False) for flag, _, value in steps},
+    )
+    compiled = CompiledCohort(name=name, candidates=store.persist(candidates, f"cohort_{name}"),
+                              steps=[(flag, description) for flag, description, _ in steps])
     done[name] = compiled
     return compiled
 
 
-def _criterion_events(crit: Criterion, store: EventStore, done: dict[str, CompiledCohort]) -> ir.Table:
-    if crit.concept_set:
-        return store.events(crit.concept_set)
-    m = done[crit.cohort].members  # type: ignore[index]
-    return m.select(person_id=m.person_id, start_date=m.index_date)
+@dataclass(frozen=True)
+class _Check:
+    """An inclusion step that looks for events in a window: its flag column, kind, criterion and label."""
+
+    flag: str
+    kind: str  # washout | require | exclude
+    criterion: Criterion
+    description: str
 
 
 def _criterion_label(crit: Criterion) -> str:

@@ -10,9 +10,8 @@ from typing import Any
 import pandas as pd
 
 from follicle.privacy import suppress_count
-from follicle.study.population import StudySession, population_steps
+from follicle.study.population import StudySession, population_steps, step_counts
 from follicle.study.spec import StudySpec
-
 
 
 def cohort_counts(spec: StudySpec, con: Any, *, database: Any = None) -> dict[str, Any]:
@@ -26,8 +25,8 @@ def cohort_counts(spec: StudySpec, con: Any, *, database: Any = None) -> dict[st
         rows = []
         for name in spec.comparisons:
             _, steps = population_steps(session, name)
-            rows += [{"comparison": name, "step": s["step"], "description": s["description"],
-                      "persons": int(con.execute(s["expr"]))} for s in steps]
+            rows += [{"comparison": name, "step": s["step"], "description": s["description"], "persons": n}
+                     for s, n in zip(steps, step_counts(session, steps), strict=True)]
         return {"attrition": attrition, "comparisons": pd.DataFrame(rows), "warnings": session.warnings}
 
 

@@ -126,6 +126,23 @@ def _union_predicate(t: ir.Table, sets: list[ResolvedConceptSet], values: dict[s
     return (ibis.or_(*preds) if preds else ibis.literal(False)).fill_null(False)
 
 
+#: the columns that decide whether an event belongs to a concept set
+CODE_COLUMNS = ("concept_id", "source_concept_id", "source_value")
+#: what the event store keeps of each event once its concept sets are flagged
+KEPT_COLUMNS = ("person_id", "concept_id", "start_date", "end_date", "route_concept_id")
+
+
+def _code_keys(t: ir.Table, prefix: str) -> dict[str, ir.Value]:
+    """Join keys that make the code columns of *t* match NULL to NULL (plain equality does not):
+    each nullable code as (value or a placeholder, is-null flag)."""
+    keys: dict[str, ir.Value] = {}
+    for c in CODE_COLUMNS:
+        placeholder = ibis.literal("", "string") if c == "source_value" else ibis.literal(0, "int64")
+        keys[f"{prefix}{c}"] = t[c].fill_null(placeholder)
+        keys[f"{prefix}{c}_null"] = t[c].isnull()
+    return keys
+
+
 def generic_events(cdm: Cdm, domain: str) -> ir.Table:
     """A domain table with generic columns: person_id, concept_id, source_concept_id, source_value
     (as stored), start_date, end_date (start when missing), route_concept_id."""
@@ -189,12 +206,31 @@ class EventStore:
                 parts.append(base.filter(_union_predicate(base, ents, self._values)).select("person_id"))
             if parts:
                 people = self.persist(ibis.union(*parts, distinct=True) if len(parts) > 1 else parts[0].distinct(), "entry_people")
+        # set membership depends only on an event's codes (concept id, source concept id, source
+        # value), which are few: it is decided once per distinct code triple, in the database, and
+        # kept in a small table (code_id, one flag per set); every event of an entry person gets its
+        # triple's code_id by one join
+        self._flags: dict[str, str] = {}
+        self._codes: dict[str, ir.Table] = {}
         for domain, sets in by_domain.items():
             base = bases[domain]
-            expr = base.filter(_union_predicate(base, sets, self._values))
-            if people is not None:
-                expr = expr.filter(expr.person_id.isin(people.person_id))
-            self._domains[domain] = self.persist(expr, domain)
+            # persisted first, or the engine pushes the set tests below the DISTINCT onto every row
+            codes = self.persist(base.select(*CODE_COLUMNS).distinct(), f"{domain}_distinct_codes")
+            flags = {}
+            for rs in sets:
+                self._flags[rs.name] = col = f"in_set_{len(self._flags)}"
+                flags[col] = concept_predicate(codes, rs, self._values.get(rs.name))
+            keys = _code_keys(codes, "c_")
+            # numbered in a fixed order, so that an unmaterialized store numbers them the same each time
+            code_id = ibis.row_number().over(order_by=list(keys.values()))
+            codes = codes.select(**keys, **flags, code_id=code_id)
+            self._codes[domain] = codes = self.persist(codes.filter(ibis.or_(*[codes[f] for f in flags])), f"{domain}_codes")
+            ekeys = _code_keys(base, "")
+            j = base.join(codes, [ekeys[k] == codes[f"c_{k}"] for k in ekeys])
+            if people is not None:  # an inner join on the distinct people: engines run it faster than IN
+                ep = people.select(_p=people.person_id)
+                j = j.join(ep, j.person_id == ep._p)
+            self._domains[domain] = self.persist(j.select(*KEPT_COLUMNS, "code_id"), domain)
 
     def persist(self, expr: ir.Table, label: str) -> ir.Table:
         """*expr* computed once into a temporary table (when materializing), else *expr* itself."""
@@ -206,27 +242,35 @@ class EventStore:
         return table
 
     def events(self, name: str) -> ir.Table:
-        """Events of concept set *name* (generic columns)."""
+        """Events of concept set *name* (columns of :data:`KEPT_COLUMNS`)."""
+        domain = self._domain_of(name)
+        ((t, cols),) = self.flagged([name])
+        return t.filter(t[cols[name]]).select(*KEPT_COLUMNS)
+
+    def flagged(self, names: list[str]) -> list[tuple[ir.Table, dict[str, str]]]:
+        """Events of any of the sets *names*, per domain: a table with :data:`KEPT_COLUMNS` and a
+        boolean column per set, and the name of each set's column, so that several sets are looked
+        up in one pass over a domain."""
+        by_domain: dict[str, dict[str, str]] = {}
+        for name in names:
+            by_domain.setdefault(self._domain_of(name), {})[name] = self._flags[name]
+        out = []
+        for domain, cols in by_domain.items():
+            t, codes = self._domains[domain], self._codes[domain]
+            wanted = sorted(set(cols.values()))
+            c = codes.filter(ibis.or_(*[codes[f] for f in wanted])).select("code_id", *wanted).rename(_code="code_id")
+            j = t.join(c, t.code_id == c._code)
+            out.append((j.select(*KEPT_COLUMNS, *wanted), cols))
+        return out
+
+    def _domain_of(self, name: str) -> str:
         rs = self.resolved[name]
-        if rs.domain not in self._domains:
-            if rs.domain in DOMAINS and not self.cdm.has(DOMAINS[rs.domain].table):
+        if rs.domain not in self._domains or name not in self._flags:
+            if rs.domain in DOMAINS and rs.domain not in self._domains and not self.cdm.has(DOMAINS[rs.domain].table):
                 raise DatabaseError(f"concept set {name!r} is matched in table {DOMAINS[rs.domain].table!r}, "
                                     "which this CDM does not have")
             raise KeyError(f"concept set {name!r} was not declared as needed")
-        t = self._domains[rs.domain]
-        return t.filter(concept_predicate(t, rs, self._values.get(name)))
-
-    def for_people(self, people: ir.Table, label: str) -> EventStore:
-        """A view of this store holding only the events of *people* (a table with ``person_id``),
-        each domain computed once; used for the many outcome and covariate look-ups of a population.
-        Temporary tables are owned (and dropped) by this store."""
-        view = object.__new__(EventStore)
-        view.__dict__.update(self.__dict__)
-        keys = people.select("person_id").distinct()
-        view._domains = {
-            d: self.persist(t.filter(t.person_id.isin(keys.person_id)), f"{label}_{d}") for d, t in self._domains.items()
-        }
-        return view
+        return rs.domain  # type: ignore[return-value]
 
     def close(self) -> None:
         """Drop the temporary tables."""

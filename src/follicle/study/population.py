@@ -12,16 +12,20 @@ from typing import Any, Self
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from follicle.study.cohorts import (
     FEMALE,
     MALE,
     CompiledCohort,
-    as_int,
     attach,
+    between,
     compile_cohort,
     in_window,
+    window_bounds,
 )
 from follicle.study.events import Cdm, EventStore, generic_events
 from follicle.study.spec import StudySpec
@@ -79,7 +83,6 @@ class StudySession:
         self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize, entry_sets=entry_sets)
         self.cohorts: dict[str, CompiledCohort] = {}
         self.populations: dict[str, tuple[ir.Table, list[dict[str, Any]]]] = {}
-        self.people_stores: dict[str, EventStore] = {}
 
     @property
     def warnings(self) -> list[str]:
@@ -134,16 +137,15 @@ def comparison_members(session: StudySession, comparison: str) -> tuple[ir.Table
         cj = c.left_join(ti, c.person_id == ti.tk)
         c2 = cj.filter(cj.tidx.isnull() | (cj.index_date < cj.tidx)).select(*cols)
         desc = "people in both cohorts kept in the one entered first (same-day entries removed)"
-    both = t.filter(t_in_c).count()
     members = t2.mutate(treatment=ibis.literal(1, "int64"), cohort=ibis.literal(comp.target)).union(
         c2.mutate(treatment=ibis.literal(0, "int64"), cohort=ibis.literal(comp.comparator))
     )
     steps = [
         {"step": "target", "description": f"members of {comp.target}", "expr": t.count()},
         {"step": "comparator", "description": f"members of {comp.comparator}", "expr": c.count()},
-        {"step": "in_both", "description": "people in both cohorts", "expr": both},
-        {"step": "overlap_target", "description": f"target after overlap rule: {desc}", "expr": t2.count()},
-        {"step": "overlap_comparator", "description": f"comparator after overlap rule: {desc}", "expr": c2.count()},
+        {"step": "in_both", "description": "people in both cohorts", "expr": t.filter(t_in_c).count()},
+        {"step": "overlap_target", "description": f"target after overlap rule: {desc}", "expr": None},
+        {"step": "overlap_comparator", "description": f"comparator after overlap rule: {desc}", "expr": None},
     ]
     return members, steps
 
@@ -172,45 +174,42 @@ def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
     return m.mutate(tar_start=start, tar_end=end)
 
 
-def _labelled_events(store: EventStore, sets: dict[str, str]) -> ir.Table:
-    """Events of several concept sets in one table: person_id, start_date, label (the key of *sets*)."""
-    parts = [store.events(cs).select("person_id", "start_date", label=ibis.literal(label)) for label, cs in sets.items()]
-    return ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
-
-
-def _outcome_table(session: StudySession, store: EventStore, pop: ir.Table, names: list[str]) -> ir.Table:
-    """One row per person with events: ``<o>_date`` (first event in the time at risk) and
-    ``<o>_prior`` (1 when an event precedes the time at risk) for every outcome, in one join."""
-    ev = _labelled_events(store, {n: session.spec.outcomes[n].concept_set for n in names})
-    p = pop.select(k=pop.person_id, ts=pop.tar_start, te=pop.tar_end)
-    j = p.join(ev, p.k == ev.person_id)
-    in_tar = (j.start_date >= j.ts) & (j.start_date <= j.te)
-    lookback = {n: session.spec.outcomes[n].prior_lookback_days for n in names}
-    before = j.start_date < j.ts
-    if any(v is not None for v in lookback.values()):
-        lb = ibis.cases(*[(j.label == n, v) for n, v in lookback.items() if v is not None], else_=None)
-        before = before & (lb.isnull() | (j.start_date.delta(j.ts, unit="day") >= -lb))
-    # first per (person, outcome) with plain aggregates, then one row per person
-    per = j.group_by(k=j.k, label=j.label).aggregate(
-        first=j.start_date.min(where=in_tar), prior=as_int(before).max()
-    )
-    aggs = {}
-    for n in names:
-        aggs[f"{n}_date"] = per.first.min(where=per.label == n)
-        aggs[f"{n}_prior"] = per.prior.max(where=per.label == n)
-    return per.group_by(person_id=per.k).aggregate(**aggs)
-
-
-def _covariate_table(session: StudySession, store: EventStore, pop: ir.Table) -> ir.Table | None:
-    """One row per person with any covariate event: ``cov_<set>`` = 1 when the set occurs in the window."""
-    cov = session.spec.covariates
-    if not cov.concept_sets:
-        return None
-    ev = _labelled_events(store, {n: n for n in cov.concept_sets})
-    p = pop.select(k=pop.person_id, hi=pop.index_date)
-    j = p.join(ev, p.k == ev.person_id)
-    j = j.filter(in_window(j.start_date, j.hi, cov.window))
-    return j.group_by(person_id=j.k).aggregate(**{f"cov_{n}": as_int(j.label == n).max() for n in cov.concept_sets})
+def _event_columns(session: StudySession, pop: ir.Table, outcomes: list[str], covariates: list[str]) -> list[ir.Table]:
+    """Per-person event columns, one aggregate per domain over the domain's flagged events:
+    ``<o>_date`` (first event of outcome *o* in the time at risk), ``<o>_prior`` (1 when an event
+    precedes the time at risk, within the outcome's lookback) and ``cov_<c>`` (1 when covariate set
+    *c* occurs in the covariate window)."""
+    store, spec = session.store, session.spec
+    lo, hi = window_bounds(pop.index_date, spec.covariates.window)
+    keys: dict[str, ir.Value] = {"ts": pop.tar_start, "te": pop.tar_end}
+    if covariates:
+        keys |= {k: v for k, v in (("clo", lo), ("chi", hi)) if v is not None}
+    for n in outcomes:
+        lb = spec.outcomes[n].prior_lookback_days
+        if lb is not None:
+            keys[f"lb_{n}"] = (pop.tar_start - ibis.interval(days=lb)).cast("timestamp").cast("date")
+    p = pop.select(k=pop.person_id, **keys)
+    wanted = [(f"{n}_date", n, spec.outcomes[n].concept_set) for n in outcomes] + [(f"cov_{c}", None, c) for c in covariates]
+    parts = []
+    for ev, cols in store.flagged([set_name for _, _, set_name in wanted]):
+        ev = ev.select("person_id", "start_date", **{f: ev[f] for f in set(cols.values())})
+        j = p.join(ev, p.k == ev.person_id)
+        aggs: dict[str, ir.Value] = {}
+        for column, outcome, set_name in wanted:
+            if set_name not in cols:
+                continue
+            hit = j[cols[set_name]]
+            if outcome is None:
+                aggs[column] = (hit & between(j.start_date, j.clo if lo is not None else None,
+                                              j.chi if hi is not None else None)).any()
+                continue
+            before = j.start_date < j.ts
+            if f"lb_{outcome}" in p.columns:
+                before = before & (j.start_date >= j[f"lb_{outcome}"])
+            aggs[column] = j.start_date.min(where=hit & (j.start_date >= j.ts) & (j.start_date <= j.te))
+            aggs[f"{outcome}_prior"] = (hit & before).any()
+        parts.append(j.group_by(person_id=j.k).aggregate(**aggs))
+    return parts
 
 
 def build_population(spec: StudySpec, con: Any, comparison: str, *, database: Any = None,
@@ -240,43 +239,70 @@ def build_population(spec: StudySpec, con: Any, comparison: str, *, database: An
 
 
 def population_steps(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, Any]]]:
-    """The comparison's members with their time at risk, persisted once per session, and the
+    """The comparison's members with their time at risk (persisted once per session) and the
     attrition steps as unevaluated count expressions."""
     if comparison not in session.populations:
         members, steps = comparison_members(session, comparison)
         pop = time_at_risk(session, members)
-        has_tar = pop.tar_end >= pop.tar_start
+        pop = session.store.persist(pop.mutate(has_tar=pop.tar_end >= pop.tar_start), f"population_{comparison}")
+        steps[3]["expr"] = pop.count(where=pop.treatment == 1)
+        steps[4]["expr"] = pop.count(where=pop.treatment == 0)
         steps.append({"step": "time_at_risk", "description": "people with time at risk (both arms)",
-                      "expr": pop.filter(has_tar).count()})
-        session.populations[comparison] = (session.store.persist(pop.filter(has_tar), f"population_{comparison}"), steps)
+                      "expr": pop.count(where=pop.has_tar)})
+        session.populations[comparison] = (pop.filter(pop.has_tar).drop("has_tar"), steps)
     return session.populations[comparison]
 
 
-def _outcome_exprs(wide: ir.Table, name: str) -> dict[str, Any]:
-    d = wide[f"{name}_date"]
-    return {f"{name}_event": as_int(d.notnull()),
-            f"{name}_days": ibis.coalesce(d, wide.tar_end).delta(wide.index_date, unit="day"),
-            f"{name}_prior": wide[f"{name}_prior"].fill_null(0)}
-
-
-def _people_store(session: StudySession, comparison: str) -> EventStore:
-    """The events of the comparison's population only, persisted once per session."""
-    if comparison not in session.people_stores:
-        pop, _ = population_steps(session, comparison)
-        session.people_stores[comparison] = session.store.for_people(pop, f"events_{comparison}")
-    return session.people_stores[comparison]
+def step_counts(session: StudySession, steps: list[dict[str, Any]]) -> list[int]:
+    """The count expressions of *steps* (see :func:`population_steps`) evaluated in one query."""
+    if not steps:
+        return []
+    row = steps[0]["expr"].name("n0").as_table()
+    for i, s in enumerate(steps[1:], start=1):
+        row = row.cross_join(s["expr"].name(f"n{i}").as_table())
+    values = session.cdm.con.execute(row).iloc[0]
+    return [int(values[f"n{i}"]) for i in range(len(steps))]
 
 
 def outcome_columns(session: StudySession, comparison: str, names: list[str]) -> pd.DataFrame:
     """``person_id`` and ``<name>_event``, ``<name>_days``, ``<name>_prior`` of each outcome in *names*,
     for the population of *comparison* (rows ordered by person_id, as the analysis table)."""
     pop, _ = population_steps(session, comparison)
-    wide = attach(pop, _outcome_table(session, _people_store(session, comparison), pop, names))
-    cols: dict[str, Any] = {"person_id": wide.person_id}
+    wide = attach(pop, *_event_columns(session, pop, names, []))
+    raw = session.cdm.con.to_pyarrow(wide.select(
+        "person_id", followup_days=_day(wide.tar_end, wide), **_outcome_raw(wide, names)).order_by("person_id"))
+    return pd.DataFrame({"person_id": _ints(raw["person_id"])} | _outcome_frame(raw, names))
+
+
+def _day(date: ir.DateValue, wide: ir.Table) -> ir.IntegerValue:
+    """Days from the index date to *date* (the analysis table's time origin)."""
+    return date.delta(wide.index_date, unit="day")
+
+
+def _outcome_raw(wide: ir.Table, names: list[str]) -> dict[str, ir.Value]:
+    """Per outcome: the day of the first event in the time at risk (NULL when none) and the prior flag."""
+    return {c: v for n in names for c, v in ((f"{n}_day", _day(wide[f"{n}_date"], wide)), (f"{n}_prior", wide[f"{n}_prior"]))}
+
+
+def _ints(values: pa.ChunkedArray, fill: Any = None) -> np.ndarray:
+    """An Arrow column (integer or boolean) as int64, NULL replaced by *fill* (a number or an array)."""
+    values = values.cast(pa.int64())
+    if fill is not None:
+        values = pc.coalesce(values, fill)
+    return values.to_numpy()
+
+
+def _outcome_frame(raw: pa.Table, names: list[str]) -> dict[str, np.ndarray]:
+    """``<o>_event``, ``<o>_days``, ``<o>_prior`` from the day of the first event in the time at risk
+    (NULL when none), the end of follow-up and the prior-event flag."""
+    out: dict[str, np.ndarray] = {}
+    followup = raw["followup_days"].cast(pa.int64())
     for n in names:
-        cols |= _outcome_exprs(wide, n)
-    table = session.cdm.con.execute(wide.select(**cols).order_by("person_id"))
-    return table.astype("int64").reset_index(drop=True)
+        day = raw[f"{n}_day"]
+        out[f"{n}_event"] = _ints(day.is_valid())
+        out[f"{n}_days"] = _ints(day, followup)
+        out[f"{n}_prior"] = _ints(raw[f"{n}_prior"], 0)
+    return out
 
 
 def _build(session: StudySession, comparison: str, outcomes: list[str] | None = None) -> Population:
@@ -284,50 +310,43 @@ def _build(session: StudySession, comparison: str, outcomes: list[str] | None = 
     comp = spec.comparisons[comparison]
     attrition = pd.concat([session.attrition(comp.target), session.attrition(comp.comparator)], ignore_index=True)
     pop, steps = population_steps(session, comparison)
-    for i, s in enumerate(steps):
+    for i, (s, n) in enumerate(zip(steps, step_counts(session, steps), strict=True)):
         attrition.loc[len(attrition)] = {"cohort": comparison, "step_index": i, "step": s["step"],
-                                        "description": s["description"], "persons": int(con.execute(s["expr"]))}
+                                        "description": s["description"], "persons": n}
 
     outcome_names = list(dict.fromkeys(comp.outcomes + comp.negative_controls)) if outcomes is None else outcomes
-    wide = pop
-    store = _people_store(session, comparison)
-    covs = _covariate_table(session, store, pop)
-    if covs is not None:
-        wide = attach(wide, covs)
-    if outcome_names:
-        wide = attach(wide, _outcome_table(session, store, pop, outcome_names))
-    cols: dict[str, Any] = {
-        "person_id": wide.person_id, "treatment": wide.treatment, "cohort": wide.cohort,
-        "index_date": wide.index_date, "age": wide.age,
-        "sex": ibis.cases((wide.gender_concept_id == FEMALE, "F"), (wide.gender_concept_id == MALE, "M"), else_="U"),
-        "year_of_birth": wide.year_of_birth,
-    }
-    if spec.covariates.demographics:
-        cols["cov_age"] = wide.age
-        cols["cov_female"] = as_int(wide.gender_concept_id == FEMALE)
-    for n in spec.covariates.concept_sets:
-        cols[f"cov_{n}"] = wide[f"cov_{n}"].fill_null(0)
-    cols["tar_start_day"] = wide.tar_start.delta(wide.index_date, unit="day")
-    cols["followup_days"] = wide.tar_end.delta(wide.index_date, unit="day")
-    for n in outcome_names:
-        cols |= _outcome_exprs(wide, n)
-    wide = wide.select(**cols)
-    ordered = list(cols)
-    table = con.execute(wide.select(*ordered).order_by("person_id"))
-    table = _tidy(table)
+    cov_sets = list(spec.covariates.concept_sets)
+    wide = attach(pop, *_event_columns(session, pop, outcome_names, cov_sets))
+    raw = con.to_pyarrow(wide.select(
+        "person_id", "treatment", "cohort", "index_date", "age", "gender_concept_id", "year_of_birth",
+        *[f"cov_{n}" for n in cov_sets], tar_start_day=_day(wide.tar_start, wide),
+        followup_days=_day(wide.tar_end, wide), **_outcome_raw(wide, outcome_names),
+    ).order_by("person_id"))
     sparse, ref = _sparse_covariates(session, pop, comp)
+    table = _analysis_frame(raw, spec.covariates.demographics, cov_sets, outcome_names)
     return Population(comparison, table, attrition, sparse, ref, list(comp.outcomes), list(comp.negative_controls), session.warnings)
 
 
-def _tidy(table: pd.DataFrame) -> pd.DataFrame:
-    """Backend-independent dtypes: int64 counts and flags, datetime64 index dates, str labels."""
-    table = table.copy()
-    table["index_date"] = pd.to_datetime(table["index_date"])
-    for col in table.columns:
-        if col in ("cohort", "sex", "index_date"):
-            continue
-        table[col] = table[col].astype("int64")
-    return table.reset_index(drop=True)
+def _analysis_frame(raw: pa.Table, demographics: bool, cov_sets: list[str], outcomes: list[str]) -> pd.DataFrame:
+    """The analysis table (docs/analysis-table.md) from the per-person columns the database returns
+    (Arrow): backend-independent dtypes (int64 counts and flags, datetime64 index dates, str labels)."""
+    gender = _ints(raw["gender_concept_id"], 0)
+    age = _ints(raw["age"])
+    out: dict[str, Any] = {
+        "person_id": _ints(raw["person_id"]), "treatment": _ints(raw["treatment"]),
+        "cohort": raw["cohort"].to_pandas().astype(str),
+        "index_date": raw["index_date"].cast(pa.timestamp("s")).to_numpy(), "age": age,
+        "sex": np.select([gender == FEMALE, gender == MALE], ["F", "M"], "U"),
+        "year_of_birth": _ints(raw["year_of_birth"]),
+    }
+    if demographics:
+        out["cov_age"] = age
+        out["cov_female"] = (gender == FEMALE).astype("int64")
+    out |= {f"cov_{n}": _ints(raw[f"cov_{n}"], 0) for n in cov_sets}
+    out["tar_start_day"] = _ints(raw["tar_start_day"])
+    out["followup_days"] = _ints(raw["followup_days"])
+    out |= _outcome_frame(raw, outcomes)
+    return pd.DataFrame(out)
 
 
 def _sparse_covariates(session: StudySession, pop: ir.Table, comp: Any) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -310,20 +310,20 @@ def extract_analysis_table(con, spec: ResponseStudySpec, *, schema: str | None =
     df = table.order_by("person_id").to_pandas()
     has_base = df["baseline_salt"].notna()
     attrition = [
-        {"step": "new users of the drug (first exposure = index)", "n": int(len(df))},
+        {"step": "new users of the drug (first exposure = index)", "n": len(df)},
         {"step": f"baseline SALT within {cs.baseline_window_days} days before index", "n": int(has_base.sum())},
         {"step": f"baseline SALT >= {cs.min_baseline_salt:g}", "n": int((df["baseline_salt"] >= cs.min_baseline_salt).sum())},
     ]
     df = df[df["baseline_salt"] >= cs.min_baseline_salt]
     if cs.exclude_prior_drugs is not None:
         df = df[df["prior_excluded"].isna()]
-        attrition.append({"step": "no earlier exposure to the excluded drugs", "n": int(len(df))})
+        attrition.append({"step": "no earlier exposure to the excluded drugs", "n": len(df)})
     if cs.min_followup_days is not None:
         df = df[df["followup_days"] >= cs.min_followup_days]
-        attrition.append({"step": f"observed >= {cs.min_followup_days} days after index", "n": int(len(df))})
+        attrition.append({"step": f"observed >= {cs.min_followup_days} days after index", "n": len(df)})
     if cs.min_exposure_days is not None:
         df = df[df["exposure_days"] >= cs.min_exposure_days]
-        attrition.append({"step": f"exposed to the drug >= {cs.min_exposure_days} days after index", "n": int(len(df))})
+        attrition.append({"step": f"exposed to the drug >= {cs.min_exposure_days} days after index", "n": len(df)})
     return df.reset_index(drop=True), attrition
 
 
@@ -346,18 +346,23 @@ def _endpoints(df: pd.DataFrame, spec: ResponseStudySpec, attrition: list[dict])
         df.loc[~observed, "responder"] = 0.0
     elif oc.imputation == "none":
         df = df[observed]
-        attrition.append({"step": "SALT observed at the landmark", "n": int(len(df))})
+        attrition.append({"step": "SALT observed at the landmark", "n": len(df)})
     names = [p.name for p in spec.predictors]
     complete = df[names].notna().all(axis=1)
     df = df[complete]
-    attrition.append({"step": "all predictors known", "n": int(len(df))})
+    attrition.append({"step": "all predictors known", "n": len(df)})
     return df
 
 
 def run_study(spec: ResponseStudySpec, target: str, *, schema: str | None = None) -> dict:
     """Extract, derive endpoints, fit the logistic (and linear) models; aggregate results only."""
     from follicle.cdm.connect import connect, redact
-    from follicle.response.predictors import fit_linear, fit_logistic, subgroup_table, univariable_screen
+    from follicle.response.predictors import (
+        fit_linear,
+        fit_logistic,
+        subgroup_table,
+        univariable_screen,
+    )
 
     con = connect(target, read_only=not str(target).startswith("postgres"))
     try:
@@ -379,7 +384,7 @@ def run_study(spec: ResponseStudySpec, target: str, *, schema: str | None = None
         "study": spec.name, "spec": spec.model_dump(mode="json"), "spec_hash": spec.spec_hash(),
         "follicle_version": __version__,
         "target": redact(str(target)), "attrition": attrition,
-        "outcome": {**spec.outcome.model_dump(), "n": int(len(df)), "events": int(df["responder"].sum()),
+        "outcome": {**spec.outcome.model_dump(), "n": len(df), "events": int(df["responder"].sum()),
                     "assessment": [{"how": k, "n": int(v)} for k, v in df["assessment"].value_counts().items()]},
     }
     data = df.reset_index(drop=True)
