@@ -146,33 +146,37 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
         checks.append(_Check(f"s_require_{i}", "require", crit, f"has {_criterion_label(crit)} {_window_label(crit.window)}"))
     for i, crit in enumerate(cs.exclude):
         checks.append(_Check(f"s_exclude_{i}", "exclude", crit, f"no {_criterion_label(crit)} {_window_label(crit.window)}"))
-    windows = [c.criterion.window for c in checks] + ([cs.min_exposures.window] if cs.min_exposures else [])
-    first = entry.group_by("person_id").aggregate(index_date=entry.start_date.min())
+    # The index is the first entry exposure, so no entry exposure precedes it: a washout on the
+    # entry set itself passes by construction, and an exposure count from day <= 0 to the end counts
+    # every entry exposure; neither needs another pass over the exposures.
+    vacuous = {c.flag for c in checks if c.kind == "washout" and c.criterion.concept_set == cs.entry.concept_set}
+    me = cs.min_exposures
+    count_all = me is not None and me.window.end is None and (me.window.start is None or me.window.start <= 0)
+    firsts: dict[str, ir.Value] = {"index_date": entry.start_date.min()}
+    if count_all:
+        firsts["n_exp"] = entry.start_date.nunique()
+    first = entry.group_by("person_id").aggregate(**firsts)
+    windows = {k: c.criterion.window for k, c in enumerate(checks) if c.flag not in vacuous}
+    if me is not None and not count_all:
+        windows[len(checks)] = me.window
     bounds = {}
-    for k, w in enumerate(windows):
+    for k, w in windows.items():
         lo, hi = window_bounds(first.index_date, w)
         bounds |= {f"_lo{k}": lo, f"_hi{k}": hi}
-    first = store.persist(first.mutate(**{c: v for c, v in bounds.items() if v is not None}), f"first_{name}")
+    first = first.mutate(**{c: v for c, v in bounds.items() if v is not None})
 
     def window_of(j: ir.Table, k: int) -> tuple[ir.DateValue | None, ir.DateValue | None]:
         return tuple(j[c] if bounds[c] is not None else None for c in (f"_lo{k}", f"_hi{k}"))  # type: ignore[return-value]
 
-    base = first.select("person_id", "index_date")
+    base = first.select("person_id", "index_date", *firsts.keys() - {"index_date"})
     parts: list[ir.Table] = []
-    # entry exposures: washout of the entry set itself (route-filtered: new user of *that* route)
-    # and the minimum number of exposures
-    entry_aggs: dict[str, ir.Value] = {}
-    ee = entry.select(ep=entry.person_id, start_date=entry.start_date)
-    je = first.join(ee, first.person_id == ee.ep)
-    for k, c in enumerate(checks):
-        if c.kind == "washout" and c.criterion.concept_set == cs.entry.concept_set:
-            entry_aggs[c.flag] = between(je.start_date, *window_of(je, k)).any()
-    if cs.min_exposures is not None:
-        entry_aggs["n_exp"] = je.start_date.nunique(where=between(je.start_date, *window_of(je, len(checks))))
-    if entry_aggs:
-        parts.append(je.group_by("person_id").aggregate(**entry_aggs))
+    if me is not None and not count_all:
+        ee = entry.select(ep=entry.person_id, start_date=entry.start_date)
+        je = first.join(ee, first.person_id == ee.ep)
+        parts.append(je.group_by("person_id").aggregate(
+            n_exp=je.start_date.nunique(where=between(je.start_date, *window_of(je, len(checks))))))
     # every other concept-set criterion, one pass over each domain's flagged events
-    on_sets = [(k, c) for k, c in enumerate(checks) if c.flag not in entry_aggs and c.criterion.concept_set]
+    on_sets = [(k, c) for k, c in enumerate(checks) if c.flag not in vacuous and c.criterion.concept_set]
     for ev, cols in store.flagged([c.criterion.concept_set for _, c in on_sets]):  # type: ignore[misc]
         ev = ev.select("start_date", ep=ev.person_id, **{f: ev[f] for f in set(cols.values())})
         j = first.join(ev, first.person_id == ev.ep)
@@ -216,7 +220,7 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
     if prior_days:
         steps.append(("s_prior_obs", f">= {prior_days} days of observation before index",
                       t.index_date.delta(t.obs_start, unit="day") >= prior_days))
-    flag_of = {c.flag: t[c.flag].fill_null(False) for c in checks}
+    flag_of = {c.flag: ibis.literal(False) if c.flag in vacuous else t[c.flag].fill_null(False) for c in checks}
     steps += [(c.flag, c.description, ~flag_of[c.flag]) for c in checks if c.kind == "washout"]
     if cs.min_exposures is not None:
         me, w = cs.min_exposures, cs.min_exposures.window

@@ -214,14 +214,15 @@ class EventStore:
         self._codes: dict[str, ir.Table] = {}
         for domain, sets in by_domain.items():
             base = bases[domain]
-            # persisted first, or the engine pushes the set tests below the DISTINCT onto every row
-            codes = self.persist(base.select(*CODE_COLUMNS).distinct(), f"{domain}_distinct_codes")
+            codes = base.select(*CODE_COLUMNS).distinct()
             flags = {}
             for rs in sets:
                 self._flags[rs.name] = col = f"in_set_{len(self._flags)}"
                 flags[col] = concept_predicate(codes, rs, self._values.get(rs.name))
             keys = _code_keys(codes, "c_")
-            # numbered in a fixed order, so that an unmaterialized store numbers them the same each time
+            # numbered in a fixed order, so that an unmaterialized store numbers them the same each time;
+            # the numbering (a window) also keeps engines from pushing the set tests below the DISTINCT
+            # onto every row of the domain table
             code_id = ibis.row_number().over(order_by=list(keys.values()))
             codes = codes.select(**keys, **flags, code_id=code_id)
             self._codes[domain] = codes = self.persist(codes.filter(ibis.or_(*[codes[f] for f in flags])), f"{domain}_codes")
@@ -243,7 +244,6 @@ class EventStore:
 
     def events(self, name: str) -> ir.Table:
         """Events of concept set *name* (columns of :data:`KEPT_COLUMNS`)."""
-        domain = self._domain_of(name)
         ((t, cols),) = self.flagged([name])
         return t.filter(t[cols[name]]).select(*KEPT_COLUMNS)
 
@@ -251,16 +251,26 @@ class EventStore:
         """Events of any of the sets *names*, per domain: a table with :data:`KEPT_COLUMNS` and a
         boolean column per set, and the name of each set's column, so that several sets are looked
         up in one pass over a domain."""
+        out = []
+        for t, codes, cols in self.coded(names):
+            j = t.join(codes, t.code_id == codes._code)
+            out.append((j.select(*KEPT_COLUMNS, *sorted(set(cols.values()))), cols))
+        return out
+
+    def coded(self, names: list[str]) -> list[tuple[ir.Table, ir.Table, dict[str, str]]]:
+        """Per domain holding any of the sets *names*: its events (:data:`KEPT_COLUMNS` and
+        ``code_id``), the codes of those sets (``_code`` and a boolean column per set) and the name of
+        each set's column. Joining late lets an aggregate summarise events per code first."""
         by_domain: dict[str, dict[str, str]] = {}
         for name in names:
-            by_domain.setdefault(self._domain_of(name), {})[name] = self._flags[name]
+            domain = self._domain_of(name)  # checks the set is available before its flag is looked up
+            by_domain.setdefault(domain, {})[name] = self._flags[name]
         out = []
         for domain, cols in by_domain.items():
-            t, codes = self._domains[domain], self._codes[domain]
+            codes = self._codes[domain]
             wanted = sorted(set(cols.values()))
             c = codes.filter(ibis.or_(*[codes[f] for f in wanted])).select("code_id", *wanted).rename(_code="code_id")
-            j = t.join(c, t.code_id == c._code)
-            out.append((j.select(*KEPT_COLUMNS, *wanted), cols))
+            out.append((self._domains[domain], c, cols))
         return out
 
     def _domain_of(self, name: str) -> str:

@@ -83,6 +83,7 @@ class StudySession:
         self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize, entry_sets=entry_sets)
         self.cohorts: dict[str, CompiledCohort] = {}
         self.populations: dict[str, tuple[ir.Table, list[dict[str, Any]]]] = {}
+        self._attrition: dict[str, pd.DataFrame] = {}
 
     @property
     def warnings(self) -> list[str]:
@@ -92,14 +93,16 @@ class StudySession:
         return compile_cohort(name, self.spec, self.cdm, self.store, self.cohorts)
 
     def attrition(self, name: str) -> pd.DataFrame:
-        """People left after each step of cohort *name* (one query)."""
-        c = self.cohort(name)
-        row = self.cdm.con.execute(c.attrition_expr()).iloc[0]
-        labels = [("s_entry", f"first event of {self.spec.cohorts[name].entry.concept_set}")] + c.steps
-        return pd.DataFrame(
-            [{"cohort": name, "step_index": i, "step": f.removeprefix("s_"), "description": d, "persons": int(row[f])}
-             for i, (f, d) in enumerate(labels)]
-        )
+        """People left after each step of cohort *name* (one query, once per session)."""
+        if name not in self._attrition:
+            c = self.cohort(name)
+            row = self.cdm.con.execute(c.attrition_expr()).iloc[0]
+            labels = [("s_entry", f"first event of {self.spec.cohorts[name].entry.concept_set}")] + c.steps
+            self._attrition[name] = pd.DataFrame(
+                [{"cohort": name, "step_index": i, "step": f.removeprefix("s_"), "description": d, "persons": int(row[f])}
+                 for i, (f, d) in enumerate(labels)]
+            )
+        return self._attrition[name].copy()
 
     def close(self) -> None:
         self.store.close()
@@ -175,40 +178,46 @@ def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
 
 
 def _event_columns(session: StudySession, pop: ir.Table, outcomes: list[str], covariates: list[str]) -> list[ir.Table]:
-    """Per-person event columns, one aggregate per domain over the domain's flagged events:
-    ``<o>_date`` (first event of outcome *o* in the time at risk), ``<o>_prior`` (1 when an event
-    precedes the time at risk, within the outcome's lookback) and ``cov_<c>`` (1 when covariate set
-    *c* occurs in the covariate window)."""
-    store, spec = session.store, session.spec
+    """Per-person event columns of *pop*, per domain: ``<o>_date`` (first event of outcome *o* in the
+    time at risk), ``<o>_prior`` (an event before the time at risk, within the outcome's lookback)
+    and ``cov_<c>`` (covariate set *c* occurs in the covariate window).
+
+    Two aggregates: events are first summarised per person and code (first day in the time at risk,
+    days since the last event before it, any event in the covariate window), then per person and
+    concept set over the few codes of each set, which is much cheaper than testing every event
+    against every set.
+    """
+    spec = session.spec
     lo, hi = window_bounds(pop.index_date, spec.covariates.window)
     keys: dict[str, ir.Value] = {"ts": pop.tar_start, "te": pop.tar_end}
     if covariates:
         keys |= {k: v for k, v in (("clo", lo), ("chi", hi)) if v is not None}
-    for n in outcomes:
-        lb = spec.outcomes[n].prior_lookback_days
-        if lb is not None:
-            keys[f"lb_{n}"] = (pop.tar_start - ibis.interval(days=lb)).cast("timestamp").cast("date")
     p = pop.select(k=pop.person_id, **keys)
-    wanted = [(f"{n}_date", n, spec.outcomes[n].concept_set) for n in outcomes] + [(f"cov_{c}", None, c) for c in covariates]
+    wanted = [(n, spec.outcomes[n].concept_set) for n in outcomes] + [(None, c) for c in covariates]
     parts = []
-    for ev, cols in store.flagged([set_name for _, _, set_name in wanted]):
-        ev = ev.select("person_id", "start_date", **{f: ev[f] for f in set(cols.values())})
-        j = p.join(ev, p.k == ev.person_id)
+    for events, codes, cols in session.store.coded([set_name for _, set_name in wanted]):
+        j = p.join(events.select("person_id", "code_id", "start_date"), p.k == events.person_id)
+        summary: dict[str, ir.Value] = {}
+        if outcomes:
+            summary["first_in_tar"] = j.start_date.min(where=(j.start_date >= j.ts) & (j.start_date <= j.te))
+            summary["days_before"] = j.ts.delta(j.start_date, unit="day").min(where=j.start_date < j.ts)
+        if covariates:
+            summary["in_window"] = between(j.start_date, j.clo if lo is not None else None, j.chi if hi is not None else None).any()
+        per_code = j.group_by([j.k, j.code_id]).aggregate(**summary)
+        pc = per_code.join(codes, per_code.code_id == codes._code)
         aggs: dict[str, ir.Value] = {}
-        for column, outcome, set_name in wanted:
+        for outcome, set_name in wanted:
             if set_name not in cols:
                 continue
-            hit = j[cols[set_name]]
+            hit = pc[cols[set_name]]
             if outcome is None:
-                aggs[column] = (hit & between(j.start_date, j.clo if lo is not None else None,
-                                              j.chi if hi is not None else None)).any()
+                aggs[f"cov_{set_name}"] = (hit & pc.in_window).any()
                 continue
-            before = j.start_date < j.ts
-            if f"lb_{outcome}" in p.columns:
-                before = before & (j.start_date >= j[f"lb_{outcome}"])
-            aggs[column] = j.start_date.min(where=hit & (j.start_date >= j.ts) & (j.start_date <= j.te))
-            aggs[f"{outcome}_prior"] = (hit & before).any()
-        parts.append(j.group_by(person_id=j.k).aggregate(**aggs))
+            lb = spec.outcomes[outcome].prior_lookback_days
+            prior = pc.days_before.notnull() if lb is None else pc.days_before <= lb
+            aggs[f"{outcome}_date"] = pc.first_in_tar.min(where=hit)
+            aggs[f"{outcome}_prior"] = (hit & prior).any()
+        parts.append(pc.group_by(person_id=pc.k).aggregate(**aggs))
     return parts
 
 
