@@ -132,11 +132,21 @@ CODE_COLUMNS = ("concept_id", "source_concept_id", "source_value")
 KEPT_COLUMNS = ("person_id", "concept_id", "start_date", "end_date", "route_concept_id")
 
 
-def _code_keys(t: ir.Table, prefix: str) -> dict[str, ir.Value]:
-    """Join keys that make the code columns of *t* match NULL to NULL (plain equality does not):
+def _code_columns(sets: list[ResolvedConceptSet], values: dict[str, tuple[list[str], list[str]]]) -> list[str]:
+    """The code columns some set of *sets* tests (fewer columns: a cheaper DISTINCT and join)."""
+    used = {
+        "concept_id": any(rs.concept_ids or rs.excluded_concept_ids for rs in sets),
+        "source_concept_id": any(rs.source_concept_ids or rs.excluded_source_concept_ids for rs in sets),
+        "source_value": any(any(values.get(rs.name, ([], []))) for rs in sets),
+    }
+    return [c for c in CODE_COLUMNS if used[c]] or ["concept_id"]
+
+
+def _code_keys(t: ir.Table, prefix: str, columns: list[str]) -> dict[str, ir.Value]:
+    """Join keys that make the code *columns* of *t* match NULL to NULL (plain equality does not):
     each nullable code as (value or a placeholder, is-null flag)."""
     keys: dict[str, ir.Value] = {}
-    for c in CODE_COLUMNS:
+    for c in columns:
         placeholder = ibis.literal("", "string") if c == "source_value" else ibis.literal(0, "int64")
         keys[f"{prefix}{c}"] = t[c].fill_null(placeholder)
         keys[f"{prefix}{c}_null"] = t[c].isnull()
@@ -197,6 +207,7 @@ class EventStore:
                     self._values[rs.name] = (matching_values(raw, rs.source_patterns),
                                              matching_values(raw, rs.excluded_source_patterns))
         people = None
+        entry_domains = {resolved[n].domain for n in entry_sets or ()}
         if entry_sets:
             # every criterion, covariate and outcome concerns people with an entry event: keep only theirs
             parts = []
@@ -214,24 +225,27 @@ class EventStore:
         self._codes: dict[str, ir.Table] = {}
         for domain, sets in by_domain.items():
             base = bases[domain]
-            codes = base.select(*CODE_COLUMNS).distinct()
+            code_columns = _code_columns(sets, self._values)
+            codes = base.select(*code_columns).distinct()
             flags = {}
             for rs in sets:
                 self._flags[rs.name] = col = f"in_set_{len(self._flags)}"
                 flags[col] = concept_predicate(codes, rs, self._values.get(rs.name))
-            keys = _code_keys(codes, "c_")
+            keys = _code_keys(codes, "c_", code_columns)
             # numbered in a fixed order, so that an unmaterialized store numbers them the same each time;
             # the numbering (a window) also keeps engines from pushing the set tests below the DISTINCT
             # onto every row of the domain table
             code_id = ibis.row_number().over(order_by=list(keys.values()))
             codes = codes.select(**keys, **flags, code_id=code_id)
             self._codes[domain] = codes = self.persist(codes.filter(ibis.or_(*[codes[f] for f in flags])), f"{domain}_codes")
-            ekeys = _code_keys(base, "")
+            ekeys = _code_keys(base, "", code_columns)
             j = base.join(codes, [ekeys[k] == codes[f"c_{k}"] for k in ekeys])
             if people is not None:  # an inner join on the distinct people: engines run it faster than IN
                 ep = people.select(_p=people.person_id)
                 j = j.join(ep, j.person_id == ep._p)
-            self._domains[domain] = self.persist(j.select(*KEPT_COLUMNS, "code_id"), domain)
+            # a domain with no entry set is only looked up by date: its other columns are not kept
+            kept = KEPT_COLUMNS if entry_sets is None or domain in entry_domains else ("person_id", "start_date")
+            self._domains[domain] = self.persist(j.select(*kept, "code_id"), domain)
 
     def persist(self, expr: ir.Table, label: str) -> ir.Table:
         """*expr* computed once into a temporary table (when materializing), else *expr* itself."""
@@ -243,9 +257,9 @@ class EventStore:
         return table
 
     def events(self, name: str) -> ir.Table:
-        """Events of concept set *name* (columns of :data:`KEPT_COLUMNS`)."""
+        """Events of concept set *name* (the columns of :data:`KEPT_COLUMNS` its domain keeps)."""
         ((t, cols),) = self.flagged([name])
-        return t.filter(t[cols[name]]).select(*KEPT_COLUMNS)
+        return t.filter(t[cols[name]]).select(*[c for c in KEPT_COLUMNS if c in t.columns])
 
     def flagged(self, names: list[str]) -> list[tuple[ir.Table, dict[str, str]]]:
         """Events of any of the sets *names*, per domain: a table with :data:`KEPT_COLUMNS` and a
@@ -254,7 +268,7 @@ class EventStore:
         out = []
         for t, codes, cols in self.coded(names):
             j = t.join(codes, t.code_id == codes._code)
-            out.append((j.select(*KEPT_COLUMNS, *sorted(set(cols.values()))), cols))
+            out.append((j.select(*[c for c in KEPT_COLUMNS if c in t.columns], *sorted(set(cols.values()))), cols))
         return out
 
     def coded(self, names: list[str]) -> list[tuple[ir.Table, ir.Table, dict[str, str]]]:
