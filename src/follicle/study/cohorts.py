@@ -94,14 +94,17 @@ def route_filtered(events: ir.Table, route: RouteFilter | None, store: EventStor
     return events
 
 
-def attach(t: ir.Table, *others: ir.Table) -> ir.Table:
-    """Left-join each of *others* (keyed by ``person_id``) onto *t* in one join chain, keeping *t*'s
-    rows and key column and the others' remaining columns."""
-    keyed = [o.rename(**{f"_k{i}": "person_id"}) for i, o in enumerate(others)]
+def attach(t: ir.Table, *others: ir.Table, keys: tuple[str, ...] = ("person_id",)) -> ir.Table:
+    """Left-join each of *others* onto *t* in one join chain, on those of the *keys* columns it
+    has, keeping *t*'s rows and columns and the others' other columns."""
     j = t
-    for i, o in enumerate(keyed):
-        j = j.left_join(o, t.person_id == o[f"_k{i}"])
-    cols = [t[c] for c in t.columns] + [o[c] for o in keyed for c in o.columns if not c.startswith("_k")]
+    renamed = []
+    for i, o in enumerate(others):
+        on = [k for k in keys if k in o.columns]
+        o = o.rename(**{f"_k{i}_{k}": k for k in on})
+        j = j.left_join(o, [t[k] == o[f"_k{i}_{k}"] for k in on])
+        renamed.append(o)
+    cols = [t[c] for c in t.columns] + [o[c] for o in renamed for c in o.columns if not c.startswith("_k")]
     return j.select(*cols)
 
 

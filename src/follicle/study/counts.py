@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from follicle.privacy import suppress_count
-from follicle.study.population import StudySession, population_steps, step_counts
+from follicle.study.session import StudySession, population_steps, step_counts
 from follicle.study.spec import StudySpec
 
 

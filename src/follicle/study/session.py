@@ -1,0 +1,228 @@
+"""A study bound to one CDM: resolved concept sets, event store, cohorts and comparison populations.
+
+The work is shared across comparisons. Each cohort is compiled once. The *study table* is built
+once: every member of a cohort used by some comparison, with its time at risk and every outcome
+and covariate column. A comparison's population is then its members after the overlap rule,
+joined to that table. Only aggregates and the analysis tables leave the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from follicle.study.cohorts import (
+    CompiledCohort,
+    attach,
+    between,
+    compile_cohort,
+    window_bounds,
+)
+from follicle.study.events import DOMAINS, Cdm, EventStore
+from follicle.study.spec import StudySpec
+from follicle.vocab.resolve import (
+    ResolvedConceptSet,
+    VocabularySource,
+    prefetch_concept_sets,
+    resolve_concept_set,
+)
+
+FAR_FUTURE = ibis.date(9999, 12, 31)
+#: the keys of the study table: a person can be a member of several cohorts
+KEYS = ("cohort", "person_id")
+#: member columns carried from a cohort into the study table
+MEMBER_COLUMNS = ("person_id", "index_date", "cohort_end_date", "obs_end", "year_of_birth", "gender_concept_id", "age")
+
+
+class StudySession:
+    """A study bound to one CDM: resolved concept sets, event tables, compiled cohorts and the
+    study table, each computed once.
+
+    Use as a context manager so temporary tables are dropped.
+    """
+
+    def __init__(self, spec: StudySpec, con: Any, *, database: Any = None, materialize: bool = True,
+                 bundled: dict[str, pd.DataFrame] | None = None) -> None:
+        self.spec = spec
+        self.cdm = Cdm(con, database=database)
+        self.vocab = VocabularySource(con, database=database, bundled=bundled)
+        prefetch_concept_sets(spec.concept_sets, self.vocab)
+        self.resolved: dict[str, ResolvedConceptSet] = {
+            name: resolve_concept_set(name, cs, self.vocab) for name, cs in spec.concept_sets.items()
+        }
+        needed = {n for n, rs in self.resolved.items() if rs.domain is not None and self.cdm.has(DOMAINS[rs.domain].table)}
+        entry_sets = {c.entry.concept_set for c in spec.cohorts.values()} & needed
+        self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize, entry_sets=entry_sets)
+        self.cohorts: dict[str, CompiledCohort] = {}
+        self.populations: dict[str, tuple[ir.Table, list[dict[str, Any]]]] = {}
+        self._attrition: dict[str, pd.DataFrame] = {}
+        self._study: ir.Table | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for rs in self.resolved.values() for w in rs.warnings]
+
+    def cohort(self, name: str) -> CompiledCohort:
+        return compile_cohort(name, self.spec, self.cdm, self.store, self.cohorts)
+
+    def attrition(self, name: str) -> pd.DataFrame:
+        """People left after each step of cohort *name* (one query, once per session)."""
+        if name not in self._attrition:
+            c = self.cohort(name)
+            row = self.cdm.con.execute(c.attrition_expr()).iloc[0]
+            labels = [("s_entry", f"first event of {self.spec.cohorts[name].entry.concept_set}")] + c.steps
+            self._attrition[name] = pd.DataFrame(
+                [{"cohort": name, "step_index": i, "step": f.removeprefix("s_"), "description": d, "persons": int(row[f])}
+                 for i, (f, d) in enumerate(labels)]
+            )
+        return self._attrition[name].copy()
+
+    def study_table(self) -> ir.Table:
+        """Members of every cohort used by a comparison (keys ``cohort``, ``person_id``) with their
+        time at risk (``tar_start``, ``tar_end``, ``has_tar``), ``<o>_date`` and ``<o>_prior`` of every
+        outcome of the spec and ``cov_<set>`` of every covariate set; persisted once."""
+        if self._study is None:
+            names = list(dict.fromkeys(n for c in self.spec.comparisons.values() for n in (c.target, c.comparator)))
+            parts = [self.cohort(n).members.select(*MEMBER_COLUMNS).mutate(cohort=ibis.literal(n, "string")) for n in names]
+            members = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
+            pop = time_at_risk(self, members)
+            pop = pop.mutate(has_tar=pop.tar_end >= pop.tar_start)
+            events = event_columns(self, pop.filter(pop.has_tar), list(self.spec.outcomes), list(self.spec.covariates.concept_sets))
+            self._study = self.store.persist(attach(pop, *events, keys=KEYS), "study")
+        return self._study
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def comparison_members(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, Any]]]:
+    """Target and comparator members (``person_id``, ``treatment``, ``cohort``) after the overlap
+    rule, and the attrition steps as unevaluated count expressions."""
+    comp = session.spec.comparisons[comparison]
+    t = session.cohort(comp.target).members.select("person_id", "index_date")
+    c = session.cohort(comp.comparator).members.select("person_id", "index_date")
+    t_in_c = t.person_id.isin(c.person_id)
+    c_in_t = c.person_id.isin(t.person_id)
+    if comp.overlap == "exclude":
+        t2, c2 = t.filter(~t_in_c), c.filter(~c_in_t)
+        desc = "people in both cohorts removed"
+    else:
+        ci = c.select(ck=c.person_id, cidx=c.index_date)
+        ti = t.select(tk=t.person_id, tidx=t.index_date)
+        tj = t.left_join(ci, t.person_id == ci.ck)
+        t2 = tj.filter(tj.cidx.isnull() | (tj.index_date < tj.cidx)).select("person_id")
+        cj = c.left_join(ti, c.person_id == ti.tk)
+        c2 = cj.filter(cj.tidx.isnull() | (cj.index_date < cj.tidx)).select("person_id")
+        desc = "people in both cohorts kept in the one entered first (same-day entries removed)"
+    members = t2.select("person_id", treatment=ibis.literal(1, "int64"), cohort=ibis.literal(comp.target, "string")).union(
+        c2.select("person_id", treatment=ibis.literal(0, "int64"), cohort=ibis.literal(comp.comparator, "string"))
+    )
+    steps = [
+        {"step": "target", "description": f"members of {comp.target}", "expr": t.count()},
+        {"step": "comparator", "description": f"members of {comp.comparator}", "expr": c.count()},
+        {"step": "in_both", "description": "people in both cohorts", "expr": t.filter(t_in_c).count()},
+        {"step": "overlap_target", "description": f"target after overlap rule: {desc}", "expr": t2.count()},
+        {"step": "overlap_comparator", "description": f"comparator after overlap rule: {desc}", "expr": c2.count()},
+    ]
+    return members, steps
+
+
+def population_steps(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, Any]]]:
+    """The comparison's population (its members with time at risk, joined to the study table) and
+    the attrition steps as unevaluated count expressions."""
+    if comparison not in session.populations:
+        members, steps = comparison_members(session, comparison)
+        study = session.study_table()
+        pop = attach(members, study, keys=KEYS)
+        steps.append({"step": "time_at_risk", "description": "people with time at risk (both arms)",
+                      "expr": pop.count(where=pop.has_tar)})
+        session.populations[comparison] = (pop.filter(pop.has_tar).drop("has_tar"), steps)
+    return session.populations[comparison]
+
+
+def step_counts(session: StudySession, steps: list[dict[str, Any]]) -> list[int]:
+    """The count expressions of *steps* (see :func:`population_steps`) evaluated in one query."""
+    if not steps:
+        return []
+    row = steps[0]["expr"].name("n0").as_table()
+    for i, s in enumerate(steps[1:], start=1):
+        row = row.cross_join(s["expr"].name(f"n{i}").as_table())
+    values = session.cdm.con.execute(row).iloc[0]
+    return [int(values[f"n{i}"]) for i in range(len(steps))]
+
+
+def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
+    """Add ``tar_start`` and ``tar_end`` dates (censored as the spec says)."""
+    tar = session.spec.time_at_risk
+    m = members
+    if tar.censor_at_death and session.cdm.has("death"):
+        d = session.cdm.table("death")
+        deaths = d.group_by(person_id=d.person_id.cast("int64")).aggregate(death_date=d.death_date.cast("date").min())
+        m = attach(m, deaths)
+    else:
+        m = m.mutate(death_date=ibis.literal(None, "date"))
+    anchor = {"index": m.index_date, "cohort_end": m.cohort_end_date}
+    start = (anchor[tar.start_anchor] + ibis.interval(days=tar.start_offset)).cast("date")
+    end = (anchor[tar.end_anchor] + ibis.interval(days=tar.end_offset)).cast("date")
+    bounds = [end]
+    if tar.censor_at_observation_end:
+        bounds.append(ibis.coalesce(m.obs_end, FAR_FUTURE))
+    if tar.censor_at_death:
+        bounds.append(ibis.coalesce(m.death_date, FAR_FUTURE))
+    if tar.max_follow_up_days is not None:
+        bounds.append((start + ibis.interval(days=tar.max_follow_up_days)).cast("date"))
+    end = ibis.least(*bounds) if len(bounds) > 1 else end
+    return m.mutate(tar_start=start, tar_end=end)
+
+
+def event_columns(session: StudySession, pop: ir.Table, outcomes: list[str], covariates: list[str]) -> list[ir.Table]:
+    """Per member of *pop* (keys ``cohort``, ``person_id``), per domain: ``<o>_date`` (first event
+    of outcome *o* in the time at risk), ``<o>_prior`` (an event before the time at risk, within the
+    outcome's lookback) and ``cov_<c>`` (covariate set *c* occurs in the covariate window).
+
+    Two aggregates: events are first summarised per member and code (first day in the time at
+    risk, days since the last event before it, any event in the covariate window), then per member
+    and concept set over the few codes of each set, which is much cheaper than testing every event
+    against every set.
+    """
+    spec = session.spec
+    lo, hi = window_bounds(pop.index_date, spec.covariates.window)
+    keys: dict[str, ir.Value] = {"ts": pop.tar_start, "te": pop.tar_end}
+    if covariates:
+        keys |= {k: v for k, v in (("clo", lo), ("chi", hi)) if v is not None}
+    p = pop.select("cohort", k=pop.person_id, **keys)
+    wanted = [(n, spec.outcomes[n].concept_set) for n in outcomes] + [(None, c) for c in covariates]
+    parts = []
+    for events, codes, cols in session.store.coded([set_name for _, set_name in wanted]):
+        j = p.join(events.select("person_id", "code_id", "start_date"), p.k == events.person_id)
+        summary: dict[str, ir.Value] = {}
+        if outcomes:
+            summary["first_in_tar"] = j.start_date.min(where=(j.start_date >= j.ts) & (j.start_date <= j.te))
+            summary["days_before"] = j.ts.delta(j.start_date, unit="day").min(where=j.start_date < j.ts)
+        if covariates:
+            summary["in_window"] = between(j.start_date, j.clo if lo is not None else None, j.chi if hi is not None else None).any()
+        per_code = j.group_by([j.cohort, j.k, j.code_id]).aggregate(**summary)
+        pc = per_code.join(codes, per_code.code_id == codes._code)
+        aggs: dict[str, ir.Value] = {}
+        for outcome, set_name in wanted:
+            if set_name not in cols:
+                continue
+            hit = pc[cols[set_name]]
+            if outcome is None:
+                aggs[f"cov_{set_name}"] = (hit & pc.in_window).any()
+                continue
+            lb = spec.outcomes[outcome].prior_lookback_days
+            prior = pc.days_before.notnull() if lb is None else pc.days_before <= lb
+            aggs[f"{outcome}_date"] = pc.first_in_tar.min(where=hit)
+            aggs[f"{outcome}_prior"] = (hit & prior).any()
+        parts.append(pc.group_by([pc.cohort, pc.k]).aggregate(**aggs).rename(person_id="k"))
+    return parts
