@@ -10,10 +10,12 @@ from typing import Any
 import pandas as pd
 
 from follicle.privacy import suppress_count
+from follicle.study.collector import full_collections_deferred
 from follicle.study.session import StudySession, population_steps, step_counts
 from follicle.study.spec import StudySpec
 
 
+@full_collections_deferred
 def cohort_counts(spec: StudySpec, con: Any, *, database: Any = None) -> dict[str, Any]:
     """Attrition of every cohort and sizes of every comparison, computed in the database.
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from follicle.study.cohorts import FEMALE, MALE, in_window
+from follicle.study.collector import full_collections_deferred
 from follicle.study.events import DOMAINS, generic_events
 from follicle.study.session import StudySession, population_steps, step_counts
 from follicle.study.spec import StudySpec
@@ -51,6 +52,7 @@ class Population:
     warnings: list[str] = field(default_factory=list)
 
 
+@full_collections_deferred
 def build_population(spec: StudySpec, con: Any, comparison: str, *, database: Any = None,
                      session: StudySession | None = None, materialize: bool = True,
                      outcomes: list[str] | None = None) -> Population:
@@ -77,6 +79,7 @@ def build_population(spec: StudySpec, con: Any, comparison: str, *, database: An
             session.close()
 
 
+@full_collections_deferred
 def outcome_columns(session: StudySession, comparison: str, names: list[str]) -> pd.DataFrame:
     """``person_id`` and ``<name>_event``, ``<name>_days``, ``<name>_prior`` of each outcome in *names*,
     for the population of *comparison* (rows ordered by person_id, as the analysis table)."""

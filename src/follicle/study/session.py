@@ -21,6 +21,7 @@ from follicle.study.cohorts import (
     compile_cohort,
     window_bounds,
 )
+from follicle.study.collector import full_collections_deferred
 from follicle.study.events import DOMAINS, Cdm, EventStore
 from follicle.study.spec import StudySpec
 from follicle.vocab.resolve import (
@@ -44,6 +45,7 @@ class StudySession:
     Use as a context manager so temporary tables are dropped.
     """
 
+    @full_collections_deferred
     def __init__(self, spec: StudySpec, con: Any, *, database: Any = None, materialize: bool = True,
                  bundled: dict[str, pd.DataFrame] | None = None) -> None:
         self.spec = spec
@@ -65,9 +67,11 @@ class StudySession:
     def warnings(self) -> list[str]:
         return [w for rs in self.resolved.values() for w in rs.warnings]
 
+    @full_collections_deferred
     def cohort(self, name: str) -> CompiledCohort:
         return compile_cohort(name, self.spec, self.cdm, self.store, self.cohorts)
 
+    @full_collections_deferred
     def attrition(self, name: str) -> pd.DataFrame:
         """People left after each step of cohort *name* (one query, once per session)."""
         if name not in self._attrition:
@@ -80,6 +84,7 @@ class StudySession:
             )
         return self._attrition[name].copy()
 
+    @full_collections_deferred
     def study_table(self) -> ir.Table:
         """Members of every cohort used by a comparison (keys ``cohort``, ``person_id``) with their
         time at risk (``tar_start``, ``tar_end``, ``has_tar``), ``<o>_date`` and ``<o>_prior`` of every

@@ -86,12 +86,12 @@ def table_or_none(con: Any, name: str, database: Any = None) -> ir.Table | None:
         return None
 
 
-def _load_bundled() -> dict[str, pd.DataFrame]:
-    """The bundled vocabulary subset (:func:`follicle.vocab.bundled.vocabulary_tables`) as data frames."""
+def _load_bundled() -> dict[str, Any]:
+    """The bundled vocabulary subset (:func:`follicle.vocab.bundled.vocabulary_tables`), as Arrow
+    tables (an engine reads them in place; a pandas copy would be converted back)."""
     from follicle.vocab import bundled
 
-    tables = bundled.vocabulary_tables()
-    return {k.lower(): (v.to_pandas() if hasattr(v, "to_pandas") else v) for k, v in tables.items()}
+    return {k.lower(): v for k, v in bundled.vocabulary_tables().items()}
 
 
 class VocabularySource:
