@@ -159,7 +159,12 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
     if count_all:
         firsts["n_exp"] = entry.start_date.nunique()
     first = entry.group_by("person_id").aggregate(**firsts)
-    windows = {k: c.criterion.window for k, c in enumerate(checks) if c.flag not in vacuous}
+    # concept-set criteria over all history up to a day ("any time before index") need only each
+    # person's first event of the set, kept once for every cohort of the study
+    open_start = [(k, c) for k, c in enumerate(checks)
+                  if c.flag not in vacuous and c.criterion.concept_set and c.criterion.window.start is None]
+    windowed = [(k, c) for k, c in enumerate(checks) if c.flag not in vacuous and (k, c) not in open_start]
+    windows = {k: c.criterion.window for k, c in windowed}
     if me is not None and not count_all:
         windows[len(checks)] = me.window
     bounds = {}
@@ -178,8 +183,15 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
         je = first.join(ee, first.person_id == ee.ep)
         parts.append(je.group_by("person_id").aggregate(
             n_exp=je.start_date.nunique(where=between(je.start_date, *window_of(je, len(checks))))))
-    # every other concept-set criterion, one pass over each domain's flagged events
-    on_sets = [(k, c) for k, c in enumerate(checks) if c.flag not in vacuous and c.criterion.concept_set]
+    first_col: dict[str, str] = {}
+    if open_start:
+        own = {c.criterion.concept_set for _, c in open_start}
+        shared = {n for n in _open_start_sets(spec) if store.has(n)}
+        for table, cols in store.first_dates(sorted(own | shared)):  # type: ignore[arg-type]
+            parts.append(table)
+            first_col |= cols
+    # the other concept-set criteria, one pass over each domain's flagged events
+    on_sets = [(k, c) for k, c in windowed if c.criterion.concept_set]
     for ev, cols in store.flagged([c.criterion.concept_set for _, c in on_sets]):  # type: ignore[misc]
         ev = ev.select("start_date", ep=ev.person_id, **{f: ev[f] for f in set(cols.values())})
         j = first.join(ev, first.person_id == ev.ep)
@@ -187,7 +199,7 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
             **{c.flag: (j[cols[c.criterion.concept_set]] & between(j.start_date, *window_of(j, k))).any()  # type: ignore[index]
                for k, c in on_sets if c.criterion.concept_set in cols}))
     # criteria on membership of another cohort
-    for k, c in enumerate(checks):
+    for k, c in windowed:
         if c.criterion.cohort:
             m = done[c.criterion.cohort].members
             ev = m.select(ep=m.person_id, start_date=m.index_date)
@@ -212,6 +224,8 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
     if "cohort_end" in (tar.start_anchor, tar.end_anchor):
         parts.append(cohort_end(entry, cs.exposure_gap_days))
     t = attach(base, *parts)
+    t = t.mutate(**{c.flag: _seen_by(t[first_col[c.criterion.concept_set]], t.index_date, c.criterion.window)  # type: ignore[index]
+                    for _, c in open_start})
     cohort_end_date = ibis.coalesce(t.cohort_end_date, t.index_date) if "cohort_end_date" in t.columns else t.index_date
     age = t.index_date.year().cast("int64") - t.year_of_birth
 
@@ -248,6 +262,18 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
                               steps=[(flag, description) for flag, description, _ in steps])
     done[name] = compiled
     return compiled
+
+
+def _open_start_sets(spec: StudySpec) -> list[str]:
+    """Concept sets some cohort of *spec* requires or excludes over all history up to a day."""
+    crits = [c for cs in spec.cohorts.values() for c in cs.require + cs.exclude]
+    return sorted({c.concept_set for c in crits if c.concept_set and c.window.start is None})
+
+
+def _seen_by(first_date: ir.DateValue, index_date: ir.DateValue, window: Window) -> ir.BooleanValue:
+    """A person whose first event is *first_date* has one in *window* (open start) around index."""
+    _, hi = window_bounds(index_date, window)
+    return first_date.notnull() if hi is None else first_date <= hi
 
 
 @dataclass(frozen=True)

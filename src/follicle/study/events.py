@@ -191,6 +191,7 @@ class EventStore:
         self._domains: dict[str, ir.Table] = {}
         self._values: dict[str, tuple[list[str], list[str]]] = {}
         self._temp: list[str] = []
+        self._first_dates: dict[tuple[str, ...], list[tuple[ir.Table, dict[str, str]]]] = {}
         by_domain: dict[str, list[ResolvedConceptSet]] = {}
         for name in sorted(needed):
             rs = resolved[name]
@@ -286,6 +287,24 @@ class EventStore:
             c = codes.filter(ibis.or_(*[codes[f] for f in wanted])).select("code_id", *wanted).rename(_code="code_id")
             out.append((self._domains[domain], c, cols))
         return out
+
+    def has(self, name: str) -> bool:
+        """Whether the events of concept set *name* are in the store."""
+        return name in self._flags
+
+    def first_dates(self, names: list[str]) -> list[tuple[ir.Table, dict[str, str]]]:
+        """Each person's first event of each set in *names*, per domain: a table (``person_id`` and
+        one date column per set) and each set's column; computed once per list of names."""
+        key = tuple(sorted(names))
+        if key not in self._first_dates:
+            out = []
+            for t, codes, cols in self.coded(list(key)):
+                j = t.join(codes, t.code_id == codes._code)
+                firsts = {f"first_{f}": j.start_date.min(where=j[f]) for f in sorted(set(cols.values()))}
+                table = self.persist(j.group_by("person_id").aggregate(**firsts), "first_dates")
+                out.append((table, {n: f"first_{c}" for n, c in cols.items()}))
+            self._first_dates[key] = out
+        return self._first_dates[key]
 
     def _domain_of(self, name: str) -> str:
         rs = self.resolved[name]
