@@ -175,8 +175,8 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
     base = first.select("person_id", "index_date", *firsts.keys() - {"index_date"})
     parts: list[ir.Table] = []
     if me is not None and not count_all:
-        ee = entry.select(ep=entry.person_id, start_date=entry.start_date)
-        je = first.join(ee, first.person_id == ee.ep)
+        ee = entry.select("person_id", "start_date")
+        je = first.join(ee, "person_id")
         parts.append(je.group_by("person_id").aggregate(
             n_exp=je.start_date.nunique(where=between(je.start_date, *window_of(je, len(checks))))))
     first_col: dict[str, str] = {}
@@ -189,8 +189,8 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
     # the other concept-set criteria, one pass over each domain's flagged events
     on_sets = [(k, c) for k, c in windowed if c.criterion.concept_set]
     for ev, cols in store.flagged([c.criterion.concept_set for _, c in on_sets]):  # type: ignore[misc]
-        ev = ev.select("start_date", ep=ev.person_id, **{f: ev[f] for f in set(cols.values())})
-        j = first.join(ev, first.person_id == ev.ep)
+        ev = ev.select("person_id", "start_date", *set(cols.values()))
+        j = first.join(ev, "person_id")
         parts.append(j.group_by("person_id").aggregate(
             **{c.flag: (j[cols[c.criterion.concept_set]] & between(j.start_date, *window_of(j, k))).any()  # type: ignore[index]
                for k, c in on_sets if c.criterion.concept_set in cols}))
@@ -198,8 +198,8 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
     for k, c in windowed:
         if c.criterion.cohort:
             m = done[c.criterion.cohort].members
-            ev = m.select(ep=m.person_id, start_date=m.index_date)
-            j = first.join(ev, first.person_id == ev.ep)
+            ev = m.select("person_id", start_date=m.index_date)
+            j = first.join(ev, "person_id")
             parts.append(j.group_by("person_id").aggregate(**{c.flag: between(j.start_date, *window_of(j, k)).any()}))
 
     op = cdm.table("observation_period")

@@ -268,13 +268,13 @@ class EventStore:
         up in one pass over a domain."""
         out = []
         for t, codes, cols in self.coded(names):
-            j = t.join(codes, t.code_id == codes._code)
+            j = t.join(codes, "code_id")
             out.append((j.select(*[c for c in KEPT_COLUMNS if c in t.columns], *sorted(set(cols.values()))), cols))
         return out
 
     def coded(self, names: list[str]) -> list[tuple[ir.Table, ir.Table, dict[str, str]]]:
         """Per domain holding any of the sets *names*: its events (:data:`KEPT_COLUMNS` and
-        ``code_id``), the codes of those sets (``_code`` and a boolean column per set) and the name of
+        ``code_id``), the codes of those sets (``code_id`` and a boolean column per set) and the name of
         each set's column. Joining late lets an aggregate summarise events per code first."""
         by_domain: dict[str, dict[str, str]] = {}
         for name in names:
@@ -284,7 +284,7 @@ class EventStore:
         for domain, cols in by_domain.items():
             codes = self._codes[domain]
             wanted = sorted(set(cols.values()))
-            c = codes.filter(ibis.or_(*[codes[f] for f in wanted])).select("code_id", *wanted).rename(_code="code_id")
+            c = codes.filter(ibis.or_(*[codes[f] for f in wanted])).select("code_id", *wanted)
             out.append((self._domains[domain], c, cols))
         return out
 
@@ -299,7 +299,7 @@ class EventStore:
         if key not in self._first_dates:
             out = []
             for t, codes, cols in self.coded(list(key)):
-                j = t.join(codes, t.code_id == codes._code)
+                j = t.join(codes, "code_id")
                 firsts = {f"first_{f}": j.start_date.min(where=j[f]) for f in sorted(set(cols.values()))}
                 table = self.persist(j.group_by("person_id").aggregate(**firsts), "first_dates")
                 out.append((table, {n: f"first_{c}" for n, c in cols.items()}))

@@ -204,19 +204,19 @@ def event_columns(session: StudySession, pop: ir.Table, outcomes: list[str], cov
     keys: dict[str, ir.Value] = {"ts": pop.tar_start, "te": pop.tar_end}
     if covariates:
         keys |= {k: v for k, v in (("clo", lo), ("chi", hi)) if v is not None}
-    p = pop.select("cohort", k=pop.person_id, **keys)
+    p = pop.select("cohort", "person_id", **keys)
     wanted = [(n, spec.outcomes[n].concept_set) for n in outcomes] + [(None, c) for c in covariates]
     parts = []
     for events, codes, cols in session.store.coded([set_name for _, set_name in wanted]):
-        j = p.join(events.select("person_id", "code_id", "start_date"), p.k == events.person_id)
+        j = p.join(events.select("person_id", "code_id", "start_date"), "person_id")
         summary: dict[str, ir.Value] = {}
         if outcomes:
             summary["first_in_tar"] = j.start_date.min(where=(j.start_date >= j.ts) & (j.start_date <= j.te))
             summary["days_before"] = j.ts.delta(j.start_date, unit="day").min(where=j.start_date < j.ts)
         if covariates:
             summary["in_window"] = between(j.start_date, j.clo if lo is not None else None, j.chi if hi is not None else None).any()
-        per_code = j.group_by([j.cohort, j.k, j.code_id]).aggregate(**summary)
-        pc = per_code.join(codes, per_code.code_id == codes._code)
+        per_code = j.group_by(["cohort", "person_id", "code_id"]).aggregate(**summary)
+        pc = per_code.join(codes, "code_id")
         aggs: dict[str, ir.Value] = {}
         for outcome, set_name in wanted:
             if set_name not in cols:
@@ -229,5 +229,5 @@ def event_columns(session: StudySession, pop: ir.Table, outcomes: list[str], cov
             prior = pc.days_before.notnull() if lb is None else pc.days_before <= lb
             aggs[f"{outcome}_date"] = pc.first_in_tar.min(where=hit)
             aggs[f"{outcome}_prior"] = (hit & prior).any()
-        parts.append(pc.group_by([pc.cohort, pc.k]).aggregate(**aggs).rename(person_id="k"))
+        parts.append(pc.group_by(["cohort", "person_id"]).aggregate(**aggs))
     return parts
