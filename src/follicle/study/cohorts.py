@@ -96,12 +96,11 @@ def route_filtered(events: ir.Table, route: RouteFilter | None, store: EventStor
 
 def attach(t: ir.Table, *others: ir.Table, keys: tuple[str, ...] = ("person_id",)) -> ir.Table:
     """Left-join each of *others* onto *t* in one join chain, on those of the *keys* columns it
-    has, keeping *t*'s rows and columns and the others' other columns (no renaming: a flat join
-    compiles twice as fast)."""
+    has, keeping *t*'s rows and columns and the others' other columns (flat SQL, no renaming)."""
     j = t
-    for o in others:
-        j = j.left_join(o, [t[k] == o[k] for k in keys if k in o.columns])
-    return j.select(*[t[c] for c in t.columns], *[o[c] for o in others for c in o.columns if c not in keys])
+    for i, o in enumerate(others):
+        j = j.left_join(o, [k for k in keys if k in o.columns], rname=f"{{name}}_key{i}")
+    return j.drop(*[f"{k}_key{i}" for i, o in enumerate(others) for k in keys if k in o.columns])
 
 
 def cohort_end(entry: ir.Table, gap_days: int) -> ir.Table:

@@ -147,7 +147,7 @@ def population_steps(session: StudySession, comparison: str) -> tuple[ir.Table, 
     if comparison not in session.populations:
         members, steps = comparison_members(session, comparison)
         study = session.study_table()
-        pop = attach(members, study, keys=KEYS)
+        pop = members.join(study, list(KEYS))  # every member is in the study table
         steps.append({"step": "time_at_risk", "description": "people with time at risk (both arms)",
                       "expr": pop.count(where=pop.has_tar)})
         session.populations[comparison] = (pop.filter(pop.has_tar).drop("has_tar"), steps)
