@@ -12,6 +12,7 @@ from typing import Any, Self
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from follicle.errors import DatabaseError
 from follicle.vocab.conceptset import normalise_icd10
@@ -83,47 +84,15 @@ def matching_values(values: list[str], patterns: tuple[SourcePattern, ...]) -> l
     return sorted(out)
 
 
-def concept_predicate(t: ir.Table, rs: ResolvedConceptSet, values: tuple[list[str], list[str]] | None = None) -> ir.BooleanValue:
-    """Rows of a generic event table (``concept_id``, ``source_concept_id``, ``source_value``) in *rs*.
-
-    *values* are the raw source values matching the set's include and exclude patterns (see
-    :func:`matching_values`); hash look-ups instead of string matching on every row.
-    """
-    inc_vals, exc_vals = values if values is not None else ([], [])
-    pred = _any_of(t, rs.concept_ids, rs.source_concept_ids, inc_vals)
-    if pred is None:
-        pred = ibis.literal(False)
-    exc = _any_of(t, rs.excluded_concept_ids, rs.excluded_source_concept_ids, exc_vals)
-    if exc is not None:
-        pred = pred & ~exc.fill_null(False)
-    return pred.fill_null(False)
-
-
-def _any_of(t: ir.Table, concept_ids: Any, source_concept_ids: Any, source_values: list[str]) -> ir.BooleanValue | None:
-    """Row matches any of the concept ids, source concept ids or source values (None when all are empty)."""
-    parts: list[ir.BooleanValue] = []
-    if concept_ids:
-        parts.append(t.concept_id.isin(sorted(concept_ids)))
-    if source_concept_ids:
-        parts.append(t.source_concept_id.isin(sorted(source_concept_ids)))
-    if source_values:
-        parts.append(t.source_value.isin(source_values))
-    return ibis.or_(*parts) if parts else None
-
-
-def _union_predicate(t: ir.Table, sets: list[ResolvedConceptSet], values: dict[str, tuple[list[str], list[str]]]) -> ir.BooleanValue:
-    """Rows in any of *sets* (a superset: exclusions are applied per set later), as three look-ups."""
-    ids = sorted(set().union(*(rs.concept_ids for rs in sets)))
-    src = sorted(set().union(*(rs.source_concept_ids for rs in sets)))
-    vals = sorted(set().union(*(values.get(rs.name, ([], []))[0] for rs in sets)))
-    preds = []
-    if ids:
-        preds.append(t.concept_id.isin(ids))
-    if src:
-        preds.append(t.source_concept_id.isin(src))
-    if vals:
-        preds.append(t.source_value.isin(vals))
-    return (ibis.or_(*preds) if preds else ibis.literal(False)).fill_null(False)
+def in_set(rs: ResolvedConceptSet, code: dict[str, Any], values: tuple[set[str], set[str]]) -> bool:
+    """Whether an event with these codes (``concept_id``, ``source_concept_id``, ``source_value``;
+    missing or None when unknown) belongs to *rs*. *values* are the raw source values matching the
+    set's include and exclude patterns (see :func:`matching_values`)."""
+    cid, scid, sv = code.get("concept_id"), code.get("source_concept_id"), code.get("source_value")
+    inc_vals, exc_vals = values
+    if not (cid in rs.concept_ids or scid in rs.source_concept_ids or sv in inc_vals):
+        return False
+    return not (cid in rs.excluded_concept_ids or scid in rs.excluded_source_concept_ids or sv in exc_vals)
 
 
 #: the columns that decide whether an event belongs to a concept set
@@ -132,14 +101,33 @@ CODE_COLUMNS = ("concept_id", "source_concept_id", "source_value")
 KEPT_COLUMNS = ("person_id", "concept_id", "start_date", "end_date", "route_concept_id")
 
 
-def _code_columns(sets: list[ResolvedConceptSet], values: dict[str, tuple[list[str], list[str]]]) -> list[str]:
+def _code_columns(sets: list[ResolvedConceptSet]) -> list[str]:
     """The code columns some set of *sets* tests (fewer columns: a cheaper DISTINCT and join)."""
     used = {
         "concept_id": any(rs.concept_ids or rs.excluded_concept_ids for rs in sets),
         "source_concept_id": any(rs.source_concept_ids or rs.excluded_source_concept_ids for rs in sets),
-        "source_value": any(any(values.get(rs.name, ([], []))) for rs in sets),
+        "source_value": any(rs.source_patterns or rs.excluded_source_patterns for rs in sets),
     }
     return [c for c in CODE_COLUMNS if used[c]] or ["concept_id"]
+
+
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    """Order codes with NULLs last (values of one column share a type)."""
+    return (value is None, value if value is not None else 0)
+
+
+def _codes_table(rows: list[dict[str, Any]], columns: list[str], flags: dict[str, list[bool]]) -> pa.Table:
+    """The codes of one domain as Arrow: null-safe join keys (``c_<col>``, ``c_<col>_null``), one
+    flag column per set and ``code_id`` (1.. in the order of *rows*)."""
+    data: dict[str, Any] = {}
+    for c in columns:
+        kind = pa.string() if c == "source_value" else pa.int64()
+        placeholder = "" if c == "source_value" else 0
+        data[f"c_{c}"] = pa.array([placeholder if r[c] is None else r[c] for r in rows], kind)
+        data[f"c_{c}_null"] = pa.array([r[c] is None for r in rows], pa.bool_())
+    data |= {f: pa.array(v, pa.bool_()) for f, v in flags.items()}
+    data["code_id"] = pa.array(range(1, len(rows) + 1), pa.int64())
+    return pa.table(data)
 
 
 def _code_keys(t: ir.Table, prefix: str, columns: list[str]) -> dict[str, ir.Value]:
@@ -189,7 +177,6 @@ class EventStore:
         self.resolved = resolved
         self.materialize = materialize
         self._domains: dict[str, ir.Table] = {}
-        self._values: dict[str, tuple[list[str], list[str]]] = {}
         self._temp: list[str] = []
         self._first_dates: dict[tuple[str, ...], list[tuple[ir.Table, dict[str, str]]]] = {}
         by_domain: dict[str, list[ResolvedConceptSet]] = {}
@@ -198,55 +185,53 @@ class EventStore:
             if rs.domain is not None:
                 by_domain.setdefault(rs.domain, []).append(rs)
         bases = {domain: generic_events(cdm, domain) for domain in by_domain}
+        # Set membership depends only on an event's codes (concept id, source concept id, source
+        # value), of which a domain has few distinct ones (vocabulary, not patient data). They are
+        # read once, each is tested against every set here, and the codes in any set go back as a
+        # small table (code_id, one flag per set); every event of an entry person gets its code's
+        # code_id by one join.
+        self._flags: dict[str, str] = {}
+        self._codes: dict[str, ir.Table] = {}
+        code_columns: dict[str, list[str]] = {}
         for domain, sets in by_domain.items():
-            if any(rs.source_patterns or rs.excluded_source_patterns for rs in sets):
-                # the distinct source codes are few: match patterns on them once, then hash look-ups
-                base = bases[domain]
-                distinct = cdm.con.execute(base.select("source_value").distinct().filter(base.source_value.notnull()))
-                raw = [str(v) for v in distinct["source_value"]]
-                for rs in sets:
-                    self._values[rs.name] = (matching_values(raw, rs.source_patterns),
-                                             matching_values(raw, rs.excluded_source_patterns))
+            columns = code_columns[domain] = _code_columns(sets)
+            base = bases[domain]
+            rows = cdm.con.to_pyarrow(base.select(*columns).distinct()).to_pylist()
+            rows.sort(key=lambda r: tuple(_sort_key(r[c]) for c in columns))  # fixed code ids
+            raw = sorted({r["source_value"] for r in rows if r.get("source_value") is not None})
+            flags: dict[str, list[bool]] = {}
+            for rs in sets:
+                values = (set(matching_values(raw, rs.source_patterns)), set(matching_values(raw, rs.excluded_source_patterns)))
+                self._flags[rs.name] = col = f"in_set_{len(self._flags)}"
+                flags[col] = [in_set(rs, r, values) for r in rows]
+            keep = [i for i in range(len(rows)) if any(v[i] for v in flags.values())]
+            table = _codes_table([rows[i] for i in keep], columns, {f: [v[i] for i in keep] for f, v in flags.items()})
+            self._codes[domain] = self.persist(ibis.memtable(table), f"{domain}_codes")
         people = None
         entry_domains = {resolved[n].domain for n in entry_sets or ()}
         if entry_sets:
             # every criterion, covariate and outcome concerns people with an entry event: keep only theirs
             parts = []
             for domain in {resolved[n].domain for n in entry_sets if resolved[n].domain in bases}:
-                base = bases[domain]
-                ents = [resolved[n] for n in entry_sets if resolved[n].domain == domain]
-                parts.append(base.filter(_union_predicate(base, ents, self._values)).select("person_id"))
+                codes = self._codes[domain]
+                entry = codes.filter(ibis.or_(*[codes[self._flags[n]] for n in entry_sets if resolved[n].domain == domain]))
+                parts.append(self._coded_events(bases[domain], entry, code_columns[domain]).select("person_id"))
             if parts:
                 people = self.persist(ibis.union(*parts, distinct=True) if len(parts) > 1 else parts[0].distinct(), "entry_people")
-        # set membership depends only on an event's codes (concept id, source concept id, source
-        # value), which are few: it is decided once per distinct code triple, in the database, and
-        # kept in a small table (code_id, one flag per set); every event of an entry person gets its
-        # triple's code_id by one join
-        self._flags: dict[str, str] = {}
-        self._codes: dict[str, ir.Table] = {}
-        for domain, sets in by_domain.items():
+        for domain in by_domain:
             base = bases[domain]
-            code_columns = _code_columns(sets, self._values)
-            codes = base.select(*code_columns).distinct()
-            flags = {}
-            for rs in sets:
-                self._flags[rs.name] = col = f"in_set_{len(self._flags)}"
-                flags[col] = concept_predicate(codes, rs, self._values.get(rs.name))
-            keys = _code_keys(codes, "c_", code_columns)
-            # numbered in a fixed order, so that an unmaterialized store numbers them the same each time;
-            # the numbering (a window) also keeps engines from pushing the set tests below the DISTINCT
-            # onto every row of the domain table
-            code_id = ibis.row_number().over(order_by=list(keys.values()))
-            codes = codes.select(**keys, **flags, code_id=code_id)
-            self._codes[domain] = codes = self.persist(codes.filter(ibis.or_(*[codes[f] for f in flags])), f"{domain}_codes")
-            ekeys = _code_keys(base, "", code_columns)
-            j = base.join(codes, [ekeys[k] == codes[f"c_{k}"] for k in ekeys])
             if people is not None:  # an inner join on the distinct people: engines run it faster than IN
-                ep = people.select(_p=people.person_id)
-                j = j.join(ep, j.person_id == ep._p)
+                base = base.join(people, "person_id")
+            j = self._coded_events(base, self._codes[domain], code_columns[domain])
             # a domain with no entry set is only looked up by date: its other columns are not kept
             kept = KEPT_COLUMNS if entry_sets is None or domain in entry_domains else ("person_id", "start_date")
             self._domains[domain] = self.persist(j.select(*kept, "code_id"), domain)
+
+    @staticmethod
+    def _coded_events(base: ir.Table, codes: ir.Table, columns: list[str]) -> ir.Table:
+        """Events of *base* whose codes are in *codes*, with their ``code_id``."""
+        keys = _code_keys(base, "", columns)
+        return base.join(codes, [keys[k] == codes[f"c_{k}"] for k in keys])
 
     def persist(self, expr: ir.Table, label: str) -> ir.Table:
         """*expr* computed once into a temporary table (when materializing), else *expr* itself."""
