@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "sim_coverage.py"
 def test_matched_cox_bias_and_coverage_over_200_replicates():
     spec = importlib.util.spec_from_file_location("sim_coverage", BENCH)
     sim = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = sim  # dataclasses look their module up there
     spec.loader.exec_module(sim)
     out = sim.run(reps=200)
     assert abs(out["matched_bias"]) < 0.03

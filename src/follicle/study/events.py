@@ -1,8 +1,11 @@
 """Clinical events of resolved concept sets, as Ibis expressions over the CDM tables.
 
-Every domain table is read once: the rows matching any concept set a study needs are selected
-into one (optionally temporary, in-database) table per domain, with generic column names; each
-concept set is then a filter on that small table. Nothing is pulled into Python.
+Per domain, the distinct event codes (concept id, source concept id, source value: vocabulary,
+not patient data) are read once and tested against every concept set; the codes in any set go back
+as a small table (``code_id`` and one flag per set). The events of people with an entry event are
+then kept once per domain, with generic column names and their ``code_id``, in an (optionally
+temporary, in-database) table; looking up one or several sets is a join on ``code_id``. Only the
+distinct codes are read into Python.
 """
 
 from __future__ import annotations
