@@ -122,9 +122,10 @@ def cohort_end(entry: ir.Table, gap_days: int) -> ir.Table:
 def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done: dict[str, CompiledCohort]) -> CompiledCohort:
     """Compile cohort *name* (and, first, any cohort it refers to) into a :class:`CompiledCohort`.
 
-    The entry exposures are read once for the washout and the exposure count, each domain's flagged
-    events once for all criteria on that domain, and the candidates with their step flags come out
-    of one join chain.
+    One query: each person's first entry exposure (and exposure count); for criteria over all
+    history up to a day, each person's first event of the set (shared by all cohorts); one
+    aggregate per domain for the other criteria; the observation period and the person. The step
+    flags are columns of the result (see :func:`_steps`).
     """
     if name in done:
         return done[name]
@@ -134,16 +135,7 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
             compile_cohort(crit.cohort, spec, cdm, store, done)
 
     entry = route_filtered(store.events(cs.entry.concept_set), cs.route, store)
-    # every window of the cohort's criteria, as per-person date bounds computed once with the index
-    checks: list[_Check] = []
-    if cs.washout_days is not None:
-        for i, set_name in enumerate(cs.washout_concept_sets or [cs.entry.concept_set]):
-            checks.append(_Check(f"s_washout_{i}", "washout", Criterion(concept_set=set_name, window=Window(start=-cs.washout_days, end=-1)),
-                                 f"no {set_name} in the {cs.washout_days} days before index (new user)"))
-    for i, crit in enumerate(cs.require):
-        checks.append(_Check(f"s_require_{i}", "require", crit, f"has {_criterion_label(crit)} {_window_label(crit.window)}"))
-    for i, crit in enumerate(cs.exclude):
-        checks.append(_Check(f"s_exclude_{i}", "exclude", crit, f"no {_criterion_label(crit)} {_window_label(crit.window)}"))
+    checks = _checks(cs)
     # The index is the first entry exposure, so no entry exposure precedes it: a washout on the
     # entry set itself passes by construction, and an exposure count from day <= 0 to the end counts
     # every entry exposure; neither needs another pass over the exposures.
@@ -159,6 +151,7 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
     open_start = [(k, c) for k, c in enumerate(checks)
                   if c.flag not in vacuous and c.criterion.concept_set and c.criterion.window.start is None]
     windowed = [(k, c) for k, c in enumerate(checks) if c.flag not in vacuous and (k, c) not in open_start]
+    # every other window, as per-person date bounds computed once with the index
     windows = {k: c.criterion.window for k, c in windowed}
     if me is not None and not count_all:
         windows[len(checks)] = me.window
@@ -223,31 +216,8 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
                     for _, c in open_start})
     cohort_end_date = ibis.coalesce(t.cohort_end_date, t.index_date) if "cohort_end_date" in t.columns else t.index_date
     age = t.index_date.year().cast("int64") - t.year_of_birth
-
-    steps: list[tuple[str, str, ir.BooleanValue]] = [
-        ("s_person", "has a person record", t.year_of_birth.notnull()),
-        ("s_observed", "entry event within an observation period", t.obs_start.notnull()),
-    ]
-    prior_days = max(cs.prior_observation_days, cs.washout_days or 0)
-    if prior_days:
-        steps.append(("s_prior_obs", f">= {prior_days} days of observation before index",
-                      t.index_date.delta(t.obs_start, unit="day") >= prior_days))
-    flag_of = {c.flag: ibis.literal(False) if c.flag in vacuous else t[c.flag].fill_null(False) for c in checks}
-    steps += [(c.flag, c.description, ~flag_of[c.flag]) for c in checks if c.kind == "washout"]
-    if cs.min_exposures is not None:
-        me, w = cs.min_exposures, cs.min_exposures.window
-        steps.append(("s_min_exposures",
-                      f">= {me.count} exposures (distinct days) from day {w.start} to {'end' if w.end is None else w.end}",
-                      t.n_exp.fill_null(0) >= me.count))
-    steps += [(c.flag, c.description, flag_of[c.flag]) for c in checks if c.kind == "require"]
-    if cs.age is not None:
-        cond: ir.BooleanValue = ibis.literal(True)
-        if cs.age.min is not None:
-            cond = cond & (age >= cs.age.min)
-        if cs.age.max is not None:
-            cond = cond & (age <= cs.age.max)
-        steps.append(("s_age", f"age at index {cs.age.min if cs.age.min is not None else 0}-{cs.age.max if cs.age.max is not None else 'any'}", cond))
-    steps += [(c.flag, c.description, ~flag_of[c.flag]) for c in checks if c.kind == "exclude"]
+    hit = {c.flag: ibis.literal(False) if c.flag in vacuous else t[c.flag].fill_null(False) for c in checks}
+    steps = _steps(cs, t, age, checks, hit)
     candidates = t.select(
         "person_id", "index_date", cohort_end_date=cohort_end_date, obs_start=t.obs_start, obs_end=t.obs_end,
         year_of_birth=t.year_of_birth, gender_concept_id=t.gender_concept_id, age=age,
@@ -257,6 +227,52 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
                               steps=[(flag, description) for flag, description, _ in steps])
     done[name] = compiled
     return compiled
+
+
+def _checks(cs: CohortSpec) -> list[_Check]:
+    """The steps of *cs* that look for events in a window: washouts, requirements, exclusions."""
+    checks: list[_Check] = []
+    if cs.washout_days is not None:
+        window = Window(start=-cs.washout_days, end=-1)
+        for i, set_name in enumerate(cs.washout_concept_sets or [cs.entry.concept_set]):
+            checks.append(_Check(f"s_washout_{i}", "washout", Criterion(concept_set=set_name, window=window),
+                                 f"no {set_name} in the {cs.washout_days} days before index (new user)"))
+    for i, crit in enumerate(cs.require):
+        checks.append(_Check(f"s_require_{i}", "require", crit, f"has {_criterion_label(crit)} {_window_label(crit.window)}"))
+    for i, crit in enumerate(cs.exclude):
+        checks.append(_Check(f"s_exclude_{i}", "exclude", crit, f"no {_criterion_label(crit)} {_window_label(crit.window)}"))
+    return checks
+
+
+def _steps(cs: CohortSpec, t: ir.Table, age: ir.IntegerValue, checks: list[_Check],
+           hit: dict[str, ir.BooleanValue]) -> list[tuple[str, str, ir.BooleanValue]]:
+    """(flag, description, value) of every inclusion step of *cs* in attrition order; *hit* says,
+    per check, whether the person has an event in its window."""
+    steps: list[tuple[str, str, ir.BooleanValue]] = [
+        ("s_person", "has a person record", t.year_of_birth.notnull()),
+        ("s_observed", "entry event within an observation period", t.obs_start.notnull()),
+    ]
+    prior_days = max(cs.prior_observation_days, cs.washout_days or 0)
+    if prior_days:
+        steps.append(("s_prior_obs", f">= {prior_days} days of observation before index",
+                      t.index_date.delta(t.obs_start, unit="day") >= prior_days))
+    steps += [(c.flag, c.description, ~hit[c.flag]) for c in checks if c.kind == "washout"]
+    if cs.min_exposures is not None:
+        me, w = cs.min_exposures, cs.min_exposures.window
+        steps.append(("s_min_exposures",
+                      f">= {me.count} exposures (distinct days) from day {w.start} to {'end' if w.end is None else w.end}",
+                      t.n_exp.fill_null(0) >= me.count))
+    steps += [(c.flag, c.description, hit[c.flag]) for c in checks if c.kind == "require"]
+    if cs.age is not None:
+        cond: ir.BooleanValue = ibis.literal(True)
+        if cs.age.min is not None:
+            cond = cond & (age >= cs.age.min)
+        if cs.age.max is not None:
+            cond = cond & (age <= cs.age.max)
+        lo, hi = cs.age.min if cs.age.min is not None else 0, cs.age.max if cs.age.max is not None else "any"
+        steps.append(("s_age", f"age at index {lo}-{hi}", cond))
+    steps += [(c.flag, c.description, ~hit[c.flag]) for c in checks if c.kind == "exclude"]
+    return steps
 
 
 def _open_start_sets(spec: StudySpec) -> list[str]:
