@@ -120,28 +120,34 @@ def _sort_key(value: Any) -> tuple[bool, Any]:
 
 
 def _codes_table(rows: list[dict[str, Any]], columns: list[str], flags: dict[str, list[bool]]) -> pa.Table:
-    """The codes of one domain as Arrow: null-safe join keys (``c_<col>``, ``c_<col>_null``), one
+    """The codes of one domain as Arrow: a join key ``c_<col>`` per code column (with a NULL-safe
+    pair, value or placeholder and ``c_<col>_null``, only for a column some code leaves NULL), one
     flag column per set and ``code_id`` (1.. in the order of *rows*)."""
     data: dict[str, Any] = {}
     for c in columns:
         kind = pa.string() if c == "source_value" else pa.int64()
-        placeholder = "" if c == "source_value" else 0
-        data[f"c_{c}"] = pa.array([placeholder if r[c] is None else r[c] for r in rows], kind)
-        data[f"c_{c}_null"] = pa.array([r[c] is None for r in rows], pa.bool_())
+        if any(r[c] is None for r in rows):
+            placeholder = "" if c == "source_value" else 0
+            data[f"c_{c}"] = pa.array([placeholder if r[c] is None else r[c] for r in rows], kind)
+            data[f"c_{c}_null"] = pa.array([r[c] is None for r in rows], pa.bool_())
+        else:
+            data[f"c_{c}"] = pa.array([r[c] for r in rows], kind)
     data |= {f: pa.array(v, pa.bool_()) for f, v in flags.items()}
     data["code_id"] = pa.array(range(1, len(rows) + 1), pa.int64())
     return pa.table(data)
 
 
-def _code_keys(t: ir.Table, prefix: str, columns: list[str]) -> dict[str, ir.Value]:
-    """Join keys that make the code *columns* of *t* match NULL to NULL (plain equality does not):
-    each nullable code as (value or a placeholder, is-null flag)."""
-    keys: dict[str, ir.Value] = {}
+def _code_match(events: ir.Table, codes: ir.Table, columns: list[str]) -> list[ir.BooleanValue]:
+    """Join predicates of events to their codes (see :func:`_codes_table`): plain equality, or a
+    NULL-safe pair where some code is NULL (plain equality never matches NULL)."""
+    preds = []
     for c in columns:
-        placeholder = ibis.literal("", "string") if c == "source_value" else ibis.literal(0, "int64")
-        keys[f"{prefix}{c}"] = t[c].fill_null(placeholder)
-        keys[f"{prefix}{c}_null"] = t[c].isnull()
-    return keys
+        if f"c_{c}_null" in codes.columns:
+            placeholder = ibis.literal("", "string") if c == "source_value" else ibis.literal(0, "int64")
+            preds += [events[c].fill_null(placeholder) == codes[f"c_{c}"], events[c].isnull() == codes[f"c_{c}_null"]]
+        else:
+            preds.append(events[c] == codes[f"c_{c}"])
+    return preds
 
 
 def generic_events(cdm: Cdm, domain: str) -> ir.Table:
@@ -233,8 +239,7 @@ class EventStore:
     @staticmethod
     def _coded_events(base: ir.Table, codes: ir.Table, columns: list[str]) -> ir.Table:
         """Events of *base* whose codes are in *codes*, with their ``code_id``."""
-        keys = _code_keys(base, "", columns)
-        return base.join(codes, [keys[k] == codes[f"c_{k}"] for k in keys])
+        return base.join(codes, _code_match(base, codes, columns))
 
     def persist(self, expr: ir.Table, label: str) -> ir.Table:
         """*expr* computed once into a temporary table (when materializing), else *expr* itself."""
