@@ -86,7 +86,7 @@ def outcome_columns(session: StudySession, comparison: str, names: list[str]) ->
     wide, _ = population_steps(session, comparison)
     raw = session.cdm.con.to_pyarrow(wide.select(
         "person_id", followup_days=_day(wide.tar_end, wide), **_outcome_raw(wide, names)).order_by("person_id"))
-    return pd.DataFrame({"person_id": _ints(raw["person_id"])} | _outcome_frame(raw, names))
+    return _frame({"person_id": _ints(raw["person_id"])} | _outcome_frame(raw, names))
 
 
 def _day(date: ir.DateValue, wide: ir.Table) -> ir.IntegerValue:
@@ -160,7 +160,21 @@ def _analysis_frame(raw: pa.Table, demographics: bool, cov_sets: list[str], outc
     out["tar_start_day"] = _ints(raw["tar_start_day"])
     out["followup_days"] = _ints(raw["followup_days"])
     out |= _outcome_frame(raw, outcomes)
-    return pd.DataFrame(out)
+    return _frame(out)
+
+
+def _frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """A data frame of *columns* whose int64 columns are written straight into one block (pandas
+    would otherwise stack them into one afterwards, a second copy of the whole table)."""
+    ints = [k for k, v in columns.items() if isinstance(v, np.ndarray) and v.dtype == np.int64]
+    block = np.empty((len(ints), len(next(iter(columns.values())))), dtype=np.int64)
+    for i, k in enumerate(ints):
+        block[i] = columns[k]
+    df = pd.DataFrame(block.T, columns=ints, copy=False)
+    for pos, (k, v) in enumerate(columns.items()):
+        if k not in df.columns:
+            df.insert(pos, k, v)
+    return df
 
 
 def _sparse_covariates(session: StudySession, pop: ir.Table, comp: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
