@@ -26,9 +26,9 @@ def cohort_counts(spec: StudySpec, con: Any, *, database: Any = None) -> dict[st
         attrition = pd.concat([session.attrition(name) for name in spec.cohorts], ignore_index=True)
         rows = []
         for name in spec.comparisons:
-            _, steps = population_steps(session, name)
+            _, steps, counts = population_steps(session, name)
             rows += [{"comparison": name, "step": s["step"], "description": s["description"], "persons": n}
-                     for s, n in zip(steps, step_counts(session, steps), strict=True)]
+                     for s, n in zip(steps, step_counts(session, steps, counts), strict=True)]
         return {"attrition": attrition, "comparisons": pd.DataFrame(rows), "warnings": session.warnings}
 
 

@@ -83,7 +83,7 @@ def build_population(spec: StudySpec, con: Any, comparison: str, *, database: An
 def outcome_columns(session: StudySession, comparison: str, names: list[str]) -> pd.DataFrame:
     """``person_id`` and ``<name>_event``, ``<name>_days``, ``<name>_prior`` of each outcome in *names*,
     for the population of *comparison* (rows ordered by person_id, as the analysis table)."""
-    wide, _ = population_steps(session, comparison)
+    wide, _, _ = population_steps(session, comparison)
     raw = session.cdm.con.to_pyarrow(wide.select(
         "person_id", followup_days=_day(wide.tar_end, wide), **_outcome_raw(wide, names)).order_by("person_id"))
     return _frame({"person_id": _ints(raw["person_id"])} | _outcome_frame(raw, names))
@@ -124,8 +124,8 @@ def _build(session: StudySession, comparison: str, outcomes: list[str] | None = 
     spec, con = session.spec, session.cdm.con
     comp = spec.comparisons[comparison]
     attrition = pd.concat([session.attrition(comp.target), session.attrition(comp.comparator)], ignore_index=True)
-    pop, steps = population_steps(session, comparison)
-    for i, (s, n) in enumerate(zip(steps, step_counts(session, steps), strict=True)):
+    pop, steps, counts = population_steps(session, comparison)
+    for i, (s, n) in enumerate(zip(steps, step_counts(session, steps, counts), strict=True)):
         attrition.loc[len(attrition)] = {"cohort": comparison, "step_index": i, "step": s["step"],
                                         "description": s["description"], "persons": n}
 

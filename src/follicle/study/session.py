@@ -109,60 +109,59 @@ class StudySession:
         self.close()
 
 
-def comparison_members(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, Any]]]:
+def comparison_members(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, str]], ir.Table]:
     """Target and comparator members (``person_id``, ``treatment``, ``cohort``) after the overlap
-    rule, and the attrition steps as unevaluated count expressions."""
+    rule, the attrition steps (``step``, ``description``) and their counts: one row, a column per
+    step, from one aggregate over both cohorts joined on the person."""
     comp = session.spec.comparisons[comparison]
-    t = session.cohort(comp.target).members.select("person_id", "index_date")
-    c = session.cohort(comp.comparator).members.select("person_id", "index_date")
-    t_in_c = t.person_id.isin(c.person_id)
-    c_in_t = c.person_id.isin(t.person_id)
+    t = session.cohort(comp.target).members.select("person_id", t_index="index_date")
+    c = session.cohort(comp.comparator).members.select("person_id", c_index="index_date")
+    j = t.outer_join(c, "person_id")
+    both = j.select(person_id=ibis.coalesce(j.person_id, j.person_id_right), t_index=j.t_index, c_index=j.c_index)
+    in_t, in_c = both.t_index.notnull(), both.c_index.notnull()
     if comp.overlap == "exclude":
-        t2, c2 = t.filter(~t_in_c), c.filter(~c_in_t)
+        keep_t, keep_c = in_t & ~in_c, in_c & ~in_t
         desc = "people in both cohorts removed"
     else:
-        ci = c.select(ck=c.person_id, cidx=c.index_date)
-        ti = t.select(tk=t.person_id, tidx=t.index_date)
-        tj = t.left_join(ci, t.person_id == ci.ck)
-        t2 = tj.filter(tj.cidx.isnull() | (tj.index_date < tj.cidx)).select("person_id")
-        cj = c.left_join(ti, c.person_id == ti.tk)
-        c2 = cj.filter(cj.tidx.isnull() | (cj.index_date < cj.tidx)).select("person_id")
+        keep_t = in_t & (~in_c | (both.t_index < both.c_index))
+        keep_c = in_c & (~in_t | (both.c_index < both.t_index))
         desc = "people in both cohorts kept in the one entered first (same-day entries removed)"
-    members = t2.select("person_id", treatment=ibis.literal(1, "int64"), cohort=ibis.literal(comp.target, "string")).union(
-        c2.select("person_id", treatment=ibis.literal(0, "int64"), cohort=ibis.literal(comp.comparator, "string"))
+    keep_t, keep_c = keep_t.fill_null(False), keep_c.fill_null(False)
+    members = both.filter(keep_t | keep_c).select(
+        "person_id",
+        treatment=ibis.ifelse(keep_t, 1, 0).cast("int64"),
+        cohort=ibis.ifelse(keep_t, ibis.literal(comp.target, "string"), ibis.literal(comp.comparator, "string")),
     )
+    counts = both.aggregate(target=both.count(where=in_t), comparator=both.count(where=in_c),
+                            in_both=both.count(where=in_t & in_c), overlap_target=both.count(where=keep_t),
+                            overlap_comparator=both.count(where=keep_c))
     steps = [
-        {"step": "target", "description": f"members of {comp.target}", "expr": t.count()},
-        {"step": "comparator", "description": f"members of {comp.comparator}", "expr": c.count()},
-        {"step": "in_both", "description": "people in both cohorts", "expr": t.filter(t_in_c).count()},
-        {"step": "overlap_target", "description": f"target after overlap rule: {desc}", "expr": t2.count()},
-        {"step": "overlap_comparator", "description": f"comparator after overlap rule: {desc}", "expr": c2.count()},
+        {"step": "target", "description": f"members of {comp.target}"},
+        {"step": "comparator", "description": f"members of {comp.comparator}"},
+        {"step": "in_both", "description": "people in both cohorts"},
+        {"step": "overlap_target", "description": f"target after overlap rule: {desc}"},
+        {"step": "overlap_comparator", "description": f"comparator after overlap rule: {desc}"},
     ]
-    return members, steps
+    return members, steps, counts
 
 
-def population_steps(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, Any]]]:
-    """The comparison's population (its members with time at risk, joined to the study table) and
-    the attrition steps as unevaluated count expressions."""
+def population_steps(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, str]], ir.Table]:
+    """The comparison's population (its members with time at risk, joined to the study table),
+    the attrition steps and their counts (one row, a column per step; see :func:`step_counts`)."""
     if comparison not in session.populations:
-        members, steps = comparison_members(session, comparison)
+        members, steps, counts = comparison_members(session, comparison)
         study = session.study_table()
         pop = members.join(study, list(KEYS))  # every member is in the study table
-        steps.append({"step": "time_at_risk", "description": "people with time at risk (both arms)",
-                      "expr": pop.count(where=pop.has_tar)})
-        session.populations[comparison] = (pop.filter(pop.has_tar).drop("has_tar"), steps)
+        steps.append({"step": "time_at_risk", "description": "people with time at risk (both arms)"})
+        counts = counts.cross_join(pop.aggregate(time_at_risk=pop.count(where=pop.has_tar)))
+        session.populations[comparison] = (pop.filter(pop.has_tar).drop("has_tar"), steps, counts)
     return session.populations[comparison]
 
 
-def step_counts(session: StudySession, steps: list[dict[str, Any]]) -> list[int]:
-    """The count expressions of *steps* (see :func:`population_steps`) evaluated in one query."""
-    if not steps:
-        return []
-    row = steps[0]["expr"].name("n0").as_table()
-    for i, s in enumerate(steps[1:], start=1):
-        row = row.cross_join(s["expr"].name(f"n{i}").as_table())
-    values = session.cdm.con.execute(row).iloc[0]
-    return [int(values[f"n{i}"]) for i in range(len(steps))]
+def step_counts(session: StudySession, steps: list[dict[str, str]], counts: ir.Table) -> list[int]:
+    """The number of people after each of *steps* (see :func:`population_steps`), in one query."""
+    values = session.cdm.con.execute(counts).iloc[0]
+    return [int(values[s["step"]]) for s in steps]
 
 
 def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
