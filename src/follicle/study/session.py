@@ -59,7 +59,7 @@ class StudySession:
         entry_sets = {c.entry.concept_set for c in spec.cohorts.values()} & needed
         self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize, entry_sets=entry_sets)
         self.cohorts: dict[str, CompiledCohort] = {}
-        self.populations: dict[str, tuple[ir.Table, list[dict[str, Any]]]] = {}
+        self.populations: dict[str, tuple[ir.Table, list[dict[str, str]], ir.Table]] = {}
         self._attrition: dict[str, pd.DataFrame] = {}
         self._study: ir.Table | None = None
 
