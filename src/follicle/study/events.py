@@ -10,12 +10,14 @@ distinct codes are read into Python.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Self
 
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from follicle.errors import DatabaseError
 from follicle.vocab.conceptset import normalise_icd10
@@ -87,15 +89,23 @@ def matching_values(values: list[str], patterns: tuple[SourcePattern, ...]) -> l
     return sorted(out)
 
 
-def in_set(rs: ResolvedConceptSet, code: dict[str, Any], values: tuple[set[str], set[str]]) -> bool:
-    """Whether an event with these codes (``concept_id``, ``source_concept_id``, ``source_value``;
-    missing or None when unknown) belongs to *rs*. *values* are the raw source values matching the
-    set's include and exclude patterns (see :func:`matching_values`)."""
-    cid, scid, sv = code.get("concept_id"), code.get("source_concept_id"), code.get("source_value")
-    inc_vals, exc_vals = values
-    if not (cid in rs.concept_ids or scid in rs.source_concept_ids or sv in inc_vals):
-        return False
-    return not (cid in rs.excluded_concept_ids or scid in rs.excluded_source_concept_ids or sv in exc_vals)
+def set_flags(codes: pa.Table, rs: ResolvedConceptSet, values: tuple[list[str], list[str]]) -> pa.ChunkedArray:
+    """Which of the distinct *codes* (columns among ``concept_id``, ``source_concept_id``,
+    ``source_value``) belong to *rs*, vectorised. *values* are the raw source values matching the
+    set's include and exclude patterns (see :func:`matching_values`); NULL codes match nothing."""
+
+    def any_of(ids: Any, source_ids: Any, source_values: list[str]) -> pa.ChunkedArray | None:
+        parts = [pc.is_in(codes[col], value_set=pa.array(sorted(v), kind))
+                 for col, v, kind in (("concept_id", ids, pa.int64()), ("source_concept_id", source_ids, pa.int64()),
+                                      ("source_value", source_values, pa.string()))
+                 if v and col in codes.column_names]
+        return functools.reduce(pc.or_, parts) if parts else None
+
+    inc = any_of(rs.concept_ids, rs.source_concept_ids, values[0])
+    if inc is None:
+        return pa.chunked_array([pa.array([False] * codes.num_rows, pa.bool_())])
+    exc = any_of(rs.excluded_concept_ids, rs.excluded_source_concept_ids, values[1])
+    return inc if exc is None else pc.and_(inc, pc.invert(exc))
 
 
 #: the columns that decide whether an event belongs to a concept set
@@ -114,26 +124,19 @@ def _code_columns(sets: list[ResolvedConceptSet]) -> list[str]:
     return [c for c in CODE_COLUMNS if used[c]] or ["concept_id"]
 
 
-def _sort_key(value: Any) -> tuple[bool, Any]:
-    """Order codes with NULLs last (values of one column share a type)."""
-    return (value is None, value if value is not None else 0)
-
-
-def _codes_table(rows: list[dict[str, Any]], columns: list[str], flags: dict[str, list[bool]]) -> pa.Table:
+def _codes_table(codes: pa.Table, columns: list[str], flags: dict[str, pa.ChunkedArray]) -> pa.Table:
     """The codes of one domain as Arrow: a join key ``c_<col>`` per code column (with a NULL-safe
     pair, value or placeholder and ``c_<col>_null``, only for a column some code leaves NULL), one
-    flag column per set and ``code_id`` (1.. in the order of *rows*)."""
+    flag column per set and ``code_id`` (1.. in the order of *codes*)."""
     data: dict[str, Any] = {}
     for c in columns:
-        kind = pa.string() if c == "source_value" else pa.int64()
-        if any(r[c] is None for r in rows):
-            placeholder = "" if c == "source_value" else 0
-            data[f"c_{c}"] = pa.array([placeholder if r[c] is None else r[c] for r in rows], kind)
-            data[f"c_{c}_null"] = pa.array([r[c] is None for r in rows], pa.bool_())
+        if codes[c].null_count:
+            data[f"c_{c}"] = pc.fill_null(codes[c], "" if c == "source_value" else 0)
+            data[f"c_{c}_null"] = pc.is_null(codes[c])
         else:
-            data[f"c_{c}"] = pa.array([r[c] for r in rows], kind)
-    data |= {f: pa.array(v, pa.bool_()) for f, v in flags.items()}
-    data["code_id"] = pa.array(range(1, len(rows) + 1), pa.int64())
+            data[f"c_{c}"] = codes[c]
+    data |= flags
+    data["code_id"] = pa.array(range(1, codes.num_rows + 1), pa.int64())
     return pa.table(data)
 
 
@@ -205,16 +208,17 @@ class EventStore:
         for domain, sets in by_domain.items():
             columns = code_columns[domain] = _code_columns(sets)
             base = bases[domain]
-            rows = cdm.con.to_pyarrow(base.select(*columns).distinct()).to_pylist()
-            rows.sort(key=lambda r: tuple(_sort_key(r[c]) for c in columns))  # fixed code ids
-            raw = sorted({r["source_value"] for r in rows if r.get("source_value") is not None})
-            flags: dict[str, list[bool]] = {}
+            codes = cdm.con.to_pyarrow(base.select(*columns).distinct())
+            # a fixed order, so that code ids are the same every time
+            codes = codes.sort_by([(c, "ascending") for c in columns])
+            raw = pc.unique(codes["source_value"]).drop_null().to_pylist() if "source_value" in columns else []
+            flags: dict[str, pa.ChunkedArray] = {}
             for rs in sets:
-                values = (set(matching_values(raw, rs.source_patterns)), set(matching_values(raw, rs.excluded_source_patterns)))
+                values = (matching_values(raw, rs.source_patterns), matching_values(raw, rs.excluded_source_patterns))
                 self._flags[rs.name] = col = f"in_set_{len(self._flags)}"
-                flags[col] = [in_set(rs, r, values) for r in rows]
-            keep = [i for i in range(len(rows)) if any(v[i] for v in flags.values())]
-            table = _codes_table([rows[i] for i in keep], columns, {f: [v[i] for i in keep] for f, v in flags.items()})
+                flags[col] = set_flags(codes, rs, values)
+            keep = functools.reduce(pc.or_, flags.values())
+            table = _codes_table(codes.filter(keep), columns, {f: v.filter(keep) for f, v in flags.items()})
             self._codes[domain] = self.persist(ibis.memtable(table), f"{domain}_codes")
         people = None
         entry_domains = {resolved[n].domain for n in entry_sets or ()}
