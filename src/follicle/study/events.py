@@ -295,10 +295,9 @@ class EventStore:
         key = tuple(sorted(names))
         if key not in self._first_dates:
             out = []
-            for t, codes, cols in self.coded(list(key)):
-                j = t.join(codes, "code_id")
-                firsts = {f"first_{f}": j.start_date.min(where=j[f]) for f in sorted(set(cols.values()))}
-                table = self.persist(j.group_by("person_id").aggregate(**firsts), "first_dates")
+            for ev, cols in self.flagged(list(key)):
+                firsts = {f"first_{f}": ev.start_date.min(where=ev[f]) for f in sorted(set(cols.values()))}
+                table = self.persist(ev.group_by("person_id").aggregate(**firsts), "first_dates")
                 out.append((table, {n: f"first_{c}" for n, c in cols.items()}))
             self._first_dates[key] = out
         return self._first_dates[key]
