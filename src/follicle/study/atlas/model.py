@@ -1,0 +1,554 @@
+"""OHDSI Circe cohort definitions (the JSON that ATLAS exports) as pydantic data.
+
+Only what the compiler implements is declared. A key that is not declared is refused by its JSON
+path (``$.PrimaryCriteria.CriteriaList[0].ConditionOccurrence.ProviderSpecialty``) unless its
+value is empty (null, ``[]``, ``{}``), which has no effect in Circe either; nothing that changes a
+cohort is ever ignored. Keys are matched case-insensitively, as Circe's Jackson reader does for
+the definitions Capr and ATLAS write.
+
+References
+----------
+OHDSI circe-be, ``org.ohdsi.circe.cohortdefinition`` (CohortExpression, Criteria, Window,
+Occurrence, CriteriaGroup, EndStrategy) -- the definition of the format.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from follicle.errors import SpecError
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
+
+
+class _Circe(BaseModel):
+    """Base: Circe's key spelling, unknown non-empty keys refused, keys matched case-insensitively."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        names: dict[str, str] = {}
+        for name, f in cls.model_fields.items():
+            for alias in (name, f.alias or name):
+                names[alias.lower()] = f.alias or name
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            canonical = names.get(str(key).lower())
+            if canonical is None:
+                if _empty(value):
+                    continue  # an empty unknown element has no effect (e.g. "ProviderSpecialty": [])
+                out[key] = value  # refused by extra="forbid", with its path
+            else:
+                out[canonical] = value
+        return out
+
+    def dump(self) -> dict[str, Any]:
+        """Circe JSON (aliases, empty parts left out)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+def _f(alias: str, default: Any = None, **kw: Any) -> Any:
+    if "default_factory" in kw:
+        return Field(alias=alias, validation_alias=AliasChoices(alias), **kw)
+    return Field(default, alias=alias, validation_alias=AliasChoices(alias), **kw)
+
+
+# -- vocabulary ---------------------------------------------------------------------------------
+class Concept(BaseModel):
+    """A concept of a concept set or a filter list; only ``CONCEPT_ID`` has meaning, the names,
+    codes and vocabulary are descriptions ATLAS keeps (and so does Follicle, unread)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    concept_id: int = Field(alias="CONCEPT_ID")
+    concept_name: str | None = Field(None, alias="CONCEPT_NAME")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upper(cls, data: Any) -> Any:
+        return {str(k).upper(): v for k, v in data.items()} if isinstance(data, dict) else data
+
+
+class ConceptSetItem(_Circe):
+    concept: Concept = _f("concept")
+    is_excluded: bool = _f("isExcluded", False)
+    include_descendants: bool = _f("includeDescendants", False)
+    include_mapped: bool = _f("includeMapped", False)
+
+
+class ConceptSetExpression(_Circe):
+    items: list[ConceptSetItem] = _f("items", default_factory=list)
+
+
+class ConceptSet(_Circe):
+    id: int = _f("id")
+    name: str = _f("name", "")
+    expression: ConceptSetExpression = _f("expression", default_factory=ConceptSetExpression)
+
+
+# -- ranges and windows -------------------------------------------------------------------------
+RangeOp = Literal["lt", "lte", "eq", "!eq", "gt", "gte", "bt", "!bt"]
+
+
+class NumericRange(_Circe):
+    value: float = _f("Value")
+    op: RangeOp = _f("Op")
+    extent: float | None = _f("Extent")
+
+    @model_validator(mode="after")
+    def _between_has_extent(self) -> NumericRange:
+        if self.op.endswith("bt") and self.extent is None:
+            raise ValueError(f"Op {self.op!r} needs an Extent")
+        return self
+
+
+class DateRange(_Circe):
+    value: str = _f("Value", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    op: RangeOp = _f("Op")
+    extent: str | None = _f("Extent", pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+    @model_validator(mode="after")
+    def _between_has_extent(self) -> DateRange:
+        if self.op.endswith("bt") and self.extent is None:
+            raise ValueError(f"Op {self.op!r} needs an Extent")
+        return self
+
+
+class DateAdjustment(_Circe):
+    @model_validator(mode="before")
+    @classmethod
+    def _upper(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {k: (v.upper() if str(k).lower().endswith("with") and isinstance(v, str) else v) for k, v in data.items()}
+        return data
+
+    start_with: Literal["START_DATE", "END_DATE"] = _f("StartWith", "START_DATE")
+    start_offset: int = _f("StartOffset", 0)
+    end_with: Literal["START_DATE", "END_DATE"] = _f("EndWith", "END_DATE")
+    end_offset: int = _f("EndOffset", 0)
+
+
+class Endpoint(_Circe):
+    """A window end: ``Days`` (None: unbounded, i.e. the observation period's edge) times ``Coeff``."""
+
+    days: int | None = _f("Days")
+    coeff: int = _f("Coeff", 1)
+    time_unit: Literal["day"] = _f("TimeUnit", "day")
+    time_unit_value: int | None = _f("TimeUnitValue")
+
+    @model_validator(mode="after")
+    def _unit_days(self) -> Endpoint:
+        if self.time_unit_value is not None and self.days is None:
+            object.__setattr__(self, "days", self.time_unit_value)
+        return self
+
+
+class Window(_Circe):
+    start: Endpoint = _f("Start")
+    end: Endpoint = _f("End")
+    use_index_end: bool | None = _f("UseIndexEnd")
+    use_event_end: bool | None = _f("UseEventEnd")
+
+
+class Occurrence(_Circe):
+    """0 exactly, 1 at most, 2 at least ``Count`` events (distinct values of ``CountColumn``)."""
+
+    type: Literal[0, 1, 2] = _f("Type", 2)
+    count: int = _f("Count", 1, ge=0)
+    is_distinct: bool = _f("IsDistinct", False)
+    count_column: Literal["DOMAIN_CONCEPT", "START_DATE", "VISIT_ID"] | None = _f("CountColumn")
+
+
+class ConceptSetSelection(_Circe):
+    codeset_id: int = _f("CodesetId")
+    is_exclusion: bool = _f("IsExclusion", False)
+
+
+# -- criteria -----------------------------------------------------------------------------------
+Concepts = list[Concept]
+
+
+class _Criterion(_Circe):
+    """Fields every domain criterion of Circe has."""
+
+    codeset_id: int | None = _f("CodesetId")
+    first: bool | None = _f("First")
+    correlated_criteria: CriteriaGroup | None = _f("CorrelatedCriteria")
+    age: NumericRange | None = _f("Age")
+    gender: Concepts | None = _f("Gender")
+    gender_cs: ConceptSetSelection | None = _f("GenderCS")
+
+
+class _Adjustable(_Criterion):
+    """A criterion whose event dates Circe can shift (``DateAdjustment``)."""
+
+    date_adjustment: DateAdjustment | None = _f("DateAdjustment")
+
+
+class _Occurrence(_Criterion):
+    occurrence_start_date: DateRange | None = _f("OccurrenceStartDate")
+    occurrence_end_date: DateRange | None = _f("OccurrenceEndDate")
+
+
+class ConditionOccurrence(_Occurrence, _Adjustable):
+    condition_type: Concepts | None = _f("ConditionType")
+    condition_type_exclude: bool = _f("ConditionTypeExclude", False)
+    condition_source_concept: int | None = _f("ConditionSourceConcept")
+    condition_status: Concepts | None = _f("ConditionStatus")
+
+
+class DrugExposure(_Occurrence, _Adjustable):
+    drug_type: Concepts | None = _f("DrugType")
+    drug_type_exclude: bool = _f("DrugTypeExclude", False)
+    drug_source_concept: int | None = _f("DrugSourceConcept")
+    route_concept: Concepts | None = _f("RouteConcept")
+    refills: NumericRange | None = _f("Refills")
+    quantity: NumericRange | None = _f("Quantity")
+    days_supply: NumericRange | None = _f("DaysSupply")
+
+
+class ProcedureOccurrence(_Occurrence):
+    procedure_type: Concepts | None = _f("ProcedureType")
+    procedure_type_exclude: bool = _f("ProcedureTypeExclude", False)
+    procedure_source_concept: int | None = _f("ProcedureSourceConcept")
+    modifier: Concepts | None = _f("Modifier")
+    quantity: NumericRange | None = _f("Quantity")
+
+
+class Measurement(_Occurrence, _Adjustable):
+    measurement_type: Concepts | None = _f("MeasurementType")
+    measurement_type_exclude: bool = _f("MeasurementTypeExclude", False)
+    measurement_source_concept: int | None = _f("MeasurementSourceConcept")
+    operator: Concepts | None = _f("Operator")
+    value_as_number: NumericRange | None = _f("ValueAsNumber")
+    value_as_concept: Concepts | None = _f("ValueAsConcept")
+    unit: Concepts | None = _f("Unit")
+    range_low: NumericRange | None = _f("RangeLow")
+    range_high: NumericRange | None = _f("RangeHigh")
+
+
+class Observation(_Occurrence):
+    observation_type: Concepts | None = _f("ObservationType")
+    observation_type_exclude: bool = _f("ObservationTypeExclude", False)
+    observation_source_concept: int | None = _f("ObservationSourceConcept")
+    value_as_number: NumericRange | None = _f("ValueAsNumber")
+    value_as_concept: Concepts | None = _f("ValueAsConcept")
+    unit: Concepts | None = _f("Unit")
+    qualifier: Concepts | None = _f("Qualifier")
+
+
+class VisitOccurrence(_Occurrence, _Adjustable):
+    visit_type: Concepts | None = _f("VisitType")
+    visit_type_exclude: bool = _f("VisitTypeExclude", False)
+    visit_source_concept: int | None = _f("VisitSourceConcept")
+    visit_length: NumericRange | None = _f("VisitLength")
+
+
+class Death(_Criterion):
+    occurrence_start_date: DateRange | None = _f("OccurrenceStartDate")
+    death_type: Concepts | None = _f("DeathType")
+    death_type_exclude: bool = _f("DeathTypeExclude", False)
+    death_source_concept: int | None = _f("DeathSourceConcept")
+
+
+class _Era(_Adjustable):
+    era_start_date: DateRange | None = _f("EraStartDate")
+    era_end_date: DateRange | None = _f("EraEndDate")
+    occurrence_count: NumericRange | None = _f("OccurrenceCount")
+    era_length: NumericRange | None = _f("EraLength")
+    age_at_start: NumericRange | None = _f("AgeAtStart")
+    age_at_end: NumericRange | None = _f("AgeAtEnd")
+
+
+class ConditionEra(_Era):
+    pass
+
+
+class DrugEra(_Era):
+    pass
+
+
+class ObservationPeriod(_Adjustable):
+    period_start_date: DateRange | None = _f("PeriodStartDate")
+    period_end_date: DateRange | None = _f("PeriodEndDate")
+    period_type: Concepts | None = _f("PeriodType")
+    period_length: NumericRange | None = _f("PeriodLength")
+    age_at_start: NumericRange | None = _f("AgeAtStart")
+    age_at_end: NumericRange | None = _f("AgeAtEnd")
+
+    @model_validator(mode="after")
+    def _no_codeset(self) -> ObservationPeriod:
+        if self.codeset_id is not None:
+            raise ValueError("an ObservationPeriod criterion has no concept set (CodesetId)")
+        return self
+
+
+DOMAIN_CLASSES: dict[str, type[_Criterion]] = {
+    "ConditionOccurrence": ConditionOccurrence,
+    "DrugExposure": DrugExposure,
+    "ProcedureOccurrence": ProcedureOccurrence,
+    "Measurement": Measurement,
+    "Observation": Observation,
+    "VisitOccurrence": VisitOccurrence,
+    "Death": Death,
+    "ConditionEra": ConditionEra,
+    "DrugEra": DrugEra,
+    "ObservationPeriod": ObservationPeriod,
+}
+
+
+class Criterion(_Circe):
+    """One Circe criterion: an object with exactly one key, the domain."""
+
+    condition_occurrence: ConditionOccurrence | None = _f("ConditionOccurrence")
+    drug_exposure: DrugExposure | None = _f("DrugExposure")
+    procedure_occurrence: ProcedureOccurrence | None = _f("ProcedureOccurrence")
+    measurement: Measurement | None = _f("Measurement")
+    observation: Observation | None = _f("Observation")
+    visit_occurrence: VisitOccurrence | None = _f("VisitOccurrence")
+    death: Death | None = _f("Death")
+    condition_era: ConditionEra | None = _f("ConditionEra")
+    drug_era: DrugEra | None = _f("DrugEra")
+    observation_period: ObservationPeriod | None = _f("ObservationPeriod")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_domain(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            # "{"ObservationPeriod": {}}" is a criterion (any period): keep empty domain objects
+            return {k: ({} if v is None else v) for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Criterion:
+        set_ = [n for n in type(self).model_fields if getattr(self, n) is not None]
+        if len(set_) != 1:
+            raise ValueError(f"a criterion names exactly one domain; got {len(set_)}")
+        return self
+
+    @property
+    def domain(self) -> str:
+        return next(type(self).model_fields[n].alias for n in type(self).model_fields  # type: ignore[misc]
+                    if getattr(self, n) is not None)
+
+    @property
+    def body(self) -> _Criterion:
+        return next(getattr(self, n) for n in type(self).model_fields if getattr(self, n) is not None)
+
+
+class CorelatedCriteria(_Circe):
+    """A criterion counted in a window around the index event (Circe's spelling)."""
+
+    criteria: Criterion = _f("Criteria")
+    start_window: Window | None = _f("StartWindow")
+    end_window: Window | None = _f("EndWindow")
+    restrict_visit: bool = _f("RestrictVisit", False)
+    ignore_observation_period: bool = _f("IgnoreObservationPeriod", False)
+    occurrence: Occurrence = _f("Occurrence", default_factory=Occurrence)
+
+
+class DemographicCriteria(_Circe):
+    age: NumericRange | None = _f("Age")
+    gender: Concepts | None = _f("Gender")
+    race: Concepts | None = _f("Race")
+    ethnicity: Concepts | None = _f("Ethnicity")
+    occurrence_start_date: DateRange | None = _f("OccurrenceStartDate")
+    occurrence_end_date: DateRange | None = _f("OccurrenceEndDate")
+
+
+class CriteriaGroup(_Circe):
+    type: Literal["ALL", "ANY", "AT_LEAST", "AT_MOST"] = _f("Type", "ALL")
+    count: int | None = _f("Count")
+    criteria_list: list[CorelatedCriteria] = _f("CriteriaList", default_factory=list)
+    demographic_criteria_list: list[DemographicCriteria] = _f("DemographicCriteriaList", default_factory=list)
+    groups: list[CriteriaGroup] = _f("Groups", default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upper_type(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {k: (v.upper() if str(k).lower() == "type" and isinstance(v, str) else v) for k, v in data.items()}
+        return data
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.criteria_list or self.demographic_criteria_list or self.groups)
+
+
+class InclusionRule(_Circe):
+    name: str = _f("name", "")
+    description: str | None = _f("description")
+    expression: CriteriaGroup = _f("expression", default_factory=CriteriaGroup)
+
+
+# -- the expression -----------------------------------------------------------------------------
+LimitType = Annotated[str, Field(pattern=r"(?i)^(first|last|all)$")]
+
+
+class Limit(_Circe):
+    type: LimitType = _f("Type", "First")
+
+    @property
+    def kind(self) -> str:
+        return self.type.upper()
+
+
+class ObservationWindow(_Circe):
+    prior_days: int = _f("PriorDays", 0)
+    post_days: int = _f("PostDays", 0)
+
+
+class PrimaryCriteria(_Circe):
+    criteria_list: list[Criterion] = _f("CriteriaList", min_length=1)
+    observation_window: ObservationWindow = _f("ObservationWindow", default_factory=ObservationWindow)
+    primary_limit: Limit = _f("PrimaryCriteriaLimit", default_factory=Limit)
+
+
+class DateOffsetStrategy(_Circe):
+    date_field: Literal["StartDate", "EndDate"] = _f("DateField", "StartDate")
+    offset: int = _f("Offset", 0)
+
+
+class CustomEraStrategy(_Circe):
+    drug_codeset_id: int = _f("DrugCodesetId")
+    gap_days: int = _f("GapDays", 0)
+    offset: int = _f("Offset", 0)
+    days_supply_override: int | None = _f("DaysSupplyOverride")
+    gap_unit: Literal["day"] = _f("GapUnit", "day")
+    gap_unit_value: int | None = _f("GapUnitValue")
+    offset_unit: Literal["day"] = _f("OffsetUnit", "day")
+    offset_unit_value: int | None = _f("OffsetUnitValue")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _units(cls, data: Any) -> Any:
+        # circe-be 1.11+ writes GapUnitValue / OffsetUnitValue (in days when the unit is "day")
+        if isinstance(data, dict):
+            low = {str(k).lower(): k for k in data}
+            for value_key, plain in (("gapunitvalue", "GapDays"), ("offsetunitvalue", "Offset")):
+                if value_key in low and plain.lower() not in low and data[low[value_key]] is not None:
+                    data = {**data, plain: data[low[value_key]]}
+        return data
+
+
+class EndStrategy(_Circe):
+    date_offset: DateOffsetStrategy | None = _f("DateOffset")
+    custom_era: CustomEraStrategy | None = _f("CustomEra")
+
+    @model_validator(mode="after")
+    def _one(self) -> EndStrategy:
+        if self.date_offset is not None and self.custom_era is not None:
+            raise ValueError("an end strategy is either DateOffset or CustomEra, not both")
+        return self
+
+
+class CollapseSettings(_Circe):
+    collapse_type: Literal["ERA"] = _f("CollapseType", "ERA")
+    era_pad: int = _f("EraPad", 0)
+    era_pad_unit: Literal["day"] = _f("EraPadUnit", "day")
+    era_pad_unit_value: int | None = _f("EraPadUnitValue")
+
+    @model_validator(mode="after")
+    def _unit(self) -> CollapseSettings:
+        if self.era_pad_unit_value is not None:
+            object.__setattr__(self, "era_pad", self.era_pad_unit_value)
+        return self
+
+
+class CensorWindow(_Circe):
+    start_date: str | None = _f("StartDate", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    end_date: str | None = _f("EndDate", pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+class CohortExpression(_Circe):
+    """A Circe cohort definition."""
+
+    title: str | None = _f("Title")
+    cdm_version_range: str | None = _f("cdmVersionRange")
+    concept_sets: list[ConceptSet] = _f("ConceptSets", default_factory=list)
+    primary_criteria: PrimaryCriteria = _f("PrimaryCriteria")
+    additional_criteria: CriteriaGroup | None = _f("AdditionalCriteria")
+    qualified_limit: Limit = _f("QualifiedLimit", default_factory=Limit)
+    expression_limit: Limit = _f("ExpressionLimit", default_factory=Limit)
+    inclusion_rules: list[InclusionRule] = _f("InclusionRules", default_factory=list)
+    end_strategy: EndStrategy | None = _f("EndStrategy")
+    censoring_criteria: list[Criterion] = _f("CensoringCriteria", default_factory=list)
+    collapse_settings: CollapseSettings = _f("CollapseSettings", default_factory=CollapseSettings)
+    censor_window: CensorWindow | None = _f("CensorWindow")
+
+    @model_validator(mode="after")
+    def _codesets_exist(self) -> CohortExpression:
+        ids = [cs.id for cs in self.concept_sets]
+        if len(ids) != len(set(ids)):
+            raise ValueError("concept set ids must be unique")
+        missing = sorted({i for i in _codeset_refs(self.model_dump()) if i not in ids})
+        if missing:
+            raise ValueError(f"criteria refer to concept set id(s) {missing} that ConceptSets does not define")
+        return self
+
+
+def _codeset_refs(obj: Any) -> list[int]:
+    """Every concept set id some criterion of a dumped expression refers to."""
+    out: list[int] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in ("codeset_id", "drug_codeset_id") and isinstance(v, int):
+                out.append(v)
+            elif k.endswith("_source_concept") and isinstance(v, int):
+                out.append(v)
+            else:
+                out += _codeset_refs(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            out += _codeset_refs(v)
+    return out
+
+
+for _m in (_Criterion, _Adjustable, _Occurrence, _Era, *DOMAIN_CLASSES.values(), Criterion, CorelatedCriteria, CriteriaGroup, InclusionRule,
+           PrimaryCriteria, CohortExpression):
+    _m.model_rebuild()
+
+
+def _json_path(loc: tuple[Any, ...]) -> str:
+    path = "$"
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def parse_definition(data: Any, *, source: str = "cohort definition") -> CohortExpression:
+    """Validate Circe JSON data; every problem is listed with its JSON path in one :class:`SpecError`."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a Circe cohort definition is a JSON object; got {type(data).__name__}")
+    if "expression" in data and "PrimaryCriteria" not in data and isinstance(data["expression"], dict):
+        data = data["expression"]  # a WebAPI cohort definition wraps the expression
+    try:
+        return CohortExpression.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            path = _json_path(tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
+            if e["type"] == "extra_forbidden":
+                problems.append(f"{path}: not supported by Follicle's Circe compiler (refused, not ignored)")
+            else:
+                problems.append(f"{path}: {e['msg']}")
+        raise SpecError(f"{source}: {len(problems)} problem(s) in the Circe definition", problems=problems) from None
+
+
+def load_definition(path: str | Path) -> CohortExpression:
+    """Read and validate a Circe JSON file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}: not valid JSON: {exc}") from None
+    return parse_definition(data, source=str(path))
