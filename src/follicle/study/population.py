@@ -186,7 +186,9 @@ def _sparse_covariates(session: StudySession, pop: ir.Table, comp: Any) -> tuple
     parts = []
     excluded: set[int] = set()
     for cohort in (comp.target, comp.comparator):
-        excluded |= session.resolved[session.spec.cohorts[cohort].entry.concept_set].concept_ids
+        entry = session.spec.cohorts[cohort].entry
+        if entry is not None:  # (an ATLAS cohort's own drugs stay covariates)
+            excluded |= session.resolved[entry.concept_set].concept_ids
     for domain, wanted in (("condition", cov.all_conditions), ("drug", cov.all_drugs)):
         if not wanted or not session.cdm.has(DOMAINS[domain].table):
             continue
