@@ -416,6 +416,15 @@ class PrimaryCriteria(_Circe):
 class DateOffsetStrategy(_Circe):
     date_field: Literal["StartDate", "EndDate"] = _f("DateField", "StartDate")
     offset: int = _f("Offset", 0)
+    offset_unit: Literal["day"] = _f("OffsetUnit", "day")
+    offset_unit_value: int | None = _f("OffsetUnitValue")
+
+    @model_validator(mode="after")
+    def _unit(self) -> DateOffsetStrategy:
+        # circe-be 1.11+ writes OffsetUnitValue (in days when the unit is "day")
+        if self.offset_unit_value is not None:
+            object.__setattr__(self, "offset", self.offset_unit_value)
+        return self
 
 
 class CustomEraStrategy(_Circe):
