@@ -92,9 +92,9 @@ class _Resolver:
         if self.ancestor is not None:
             a = self.ancestor
             expr = a.filter(a.ancestor_concept_id.isin(sorted(roots)))
-            if self.concept is not None:
+            if self.concept is not None:  # an IN subquery: engines hash it (a join may loop)
                 c = self.concept
-                expr = expr.join(c, expr.descendant_concept_id == c.concept_id).filter(c.invalid_reason.isnull())
+                expr = expr.filter(expr.descendant_concept_id.isin(c.filter(c.invalid_reason.isnull()).concept_id))
             return _ids(self.con, expr, "descendant_concept_id")
         found, note = self.vocab.descendants(set(roots))
         self._warn(f"concept set {label!r}: {note or 'concept_ancestor is empty'}")

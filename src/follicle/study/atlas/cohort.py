@@ -24,7 +24,7 @@ def compile_atlas_cohort(name: str, atlas: AtlasCohort, cdm: Cdm,
                          persist: Callable[[ir.Table, str], ir.Table]) -> CompiledCohort:
     """The study-engine form of an ATLAS cohort (see the module docstring)."""
     expr = parse_definition(atlas.definition, source=atlas.path)
-    compiled = compile_on(expr, cdm.con, database=cdm.database)
+    compiled = compile_on(expr, cdm.con, database=cdm.database, persist=persist)
     rows = compiled.cohort
     w = ibis.window(group_by=rows.subject_id, order_by=[rows.cohort_start_date, rows.cohort_end_date])
     first = rows.mutate(_n=ibis.row_number().over(w)).filter(ibis._._n == 0)

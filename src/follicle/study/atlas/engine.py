@@ -20,12 +20,14 @@ OHDSI circe-be, ``CohortExpressionQueryBuilder`` and ``generateCohort.sql``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import sqlglot.expressions as sge
 
 from follicle.study.atlas import groups
 from follicle.study.atlas import model as m
@@ -45,6 +47,35 @@ class CompiledDefinition:
     qualified: ir.Table
     rules: list[str]
     warnings: list[str] = field(default_factory=list)
+    temp_tables: list[str] = field(default_factory=list)
+    con: Any = None
+
+    def close(self) -> None:
+        """Drop the temporary tables the compiler made (see :func:`compile_on`)."""
+        for name in self.temp_tables:
+            drop_temp(self.con, name)
+        self.temp_tables.clear()
+
+    def __enter__(self) -> CompiledDefinition:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+Persist = Callable[[ir.Table, str], ir.Table]
+
+
+def drop_temp(con: Any, name: str) -> None:
+    """``DROP TABLE IF EXISTS name`` (Ibis 12's ``drop_table`` fails on DuckDB temporary tables)."""
+    sql = sge.Drop(tables=[sge.to_table(name)], kind="TABLE", exists=True).sql(dialect=con.dialect)
+    result = con.raw_sql(sql)
+    if con.name != "duckdb" and hasattr(result, "close"):  # a cursor (DuckDB returns its connection)
+        result.close()
+
+
+def _keep(t: ir.Table, label: str) -> ir.Table:
+    return t
 
 
 def _union(parts: list[ir.Table]) -> ir.Table:
@@ -159,14 +190,16 @@ def collapse(rows: ir.Table, *, pad: int) -> ir.Table:
     return g.select("person_id", "start_date", end_date=dateadd(g.end_date, -pad))
 
 
-def compile_definition(expr: m.CohortExpression, cdm: Cdm, codesets: Codesets) -> CompiledDefinition:
-    """The cohort rows and the inclusion-rule flags of *expr* as Ibis expressions on *cdm*."""
+def compile_definition(expr: m.CohortExpression, cdm: Cdm, codesets: Codesets, *, persist: Persist = _keep) -> CompiledDefinition:
+    """The cohort rows and the inclusion-rule flags of *expr* as Ibis expressions on *cdm*;
+    *persist* may compute the stages that are read several times into (temporary) tables."""
     crit = CriteriaCompiler(cdm, codesets)
     crit.correlate = lambda p, g: groups.group(p, g, crit)
-    qe = with_rule_flags(qualified_events(expr, crit), expr, crit)
+    qe = persist(qualified_events(expr, crit), "qualified")
+    qe = persist(with_rule_flags(qe, expr, crit), "flags")
     rules = [f"rule_{i}" for i in range(len(expr.inclusion_rules))]
     inc = qe.filter(*[qe[r] for r in rules]) if rules else qe
-    inc = _first_per_person(inc.select(*EVENT_COLUMNS), expr.expression_limit.kind)
+    inc = persist(_first_per_person(inc.select(*EVENT_COLUMNS), expr.expression_limit.kind), "included")
     ends = end_dates(inc, expr, crit)
     x = ends.select(x_event_id="event_id", x_person_id="person_id", x_end="end_date")
     j = inc.join(x, [inc.event_id == x.x_event_id, inc.person_id == x.x_person_id])
@@ -184,10 +217,30 @@ def compile_definition(expr: m.CohortExpression, cdm: Cdm, codesets: Codesets) -
     cohort = final.select(subject_id=final.person_id, cohort_start_date=start, cohort_end_date=end)
     if cw is not None and (cw.start_date or cw.end_date):
         cohort = cohort.filter(cohort.cohort_start_date <= cohort.cohort_end_date)
-    return CompiledDefinition(cohort=cohort, qualified=qe, rules=[r.name for r in expr.inclusion_rules],
+    return CompiledDefinition(cohort=persist(cohort, "cohort"), qualified=qe, rules=[r.name for r in expr.inclusion_rules],
                               warnings=list(codesets.warnings))
 
 
-def compile_on(expr: m.CohortExpression, con: Any, *, database: Any = None) -> CompiledDefinition:
-    """Resolve the concept sets against *con*'s vocabulary, then compile."""
-    return compile_definition(expr, Cdm(con, database=database), resolve_codesets(expr.concept_sets, con, database=database))
+def compile_on(expr: m.CohortExpression, con: Any, *, database: Any = None, materialize: bool = False,
+               persist: Persist | None = None) -> CompiledDefinition:
+    """Resolve the concept sets against *con*'s vocabulary, then compile. With ``materialize``
+    the stages read more than once are computed once into temporary tables, dropped by
+    :meth:`CompiledDefinition.close` (or give *persist*, e.g. a study's event store)."""
+    temp: list[str] = []
+
+    def to_temp(t: ir.Table, label: str) -> ir.Table:
+        name = ibis.util.gen_name(f"follicle_atlas_{label}")
+        table = con.create_table(name, t, temp=True)
+        temp.append(name)
+        return table
+
+    chosen = persist or (to_temp if materialize else _keep)
+    codesets = resolve_codesets(expr.concept_sets, con, database=database)
+    try:
+        compiled = compile_definition(expr, Cdm(con, database=database), codesets, persist=chosen)
+    except Exception:
+        for name in temp:
+            drop_temp(con, name)
+        raise
+    compiled.temp_tables, compiled.con = temp, con
+    return compiled

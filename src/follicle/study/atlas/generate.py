@@ -88,13 +88,14 @@ def read_definitions(paths: list[Path]) -> list[tuple[Path, CohortExpression]]:
 
 def generate_one(path: Path, expr: CohortExpression, con: Any, *, database: Any = None) -> Generated:
     """Compile and run one definition in the database behind *con*."""
-    compiled = compile_on(expr, con, database=database)
-    rows = con.execute(compiled.cohort)
+    with compile_on(expr, con, database=database, materialize=True) as compiled:
+        rows = con.execute(compiled.cohort)
+        counts = attrition(compiled, con)
     rows = rows[COLUMNS].sort_values(COLUMNS, kind="stable").reset_index(drop=True)
     rows["subject_id"] = rows["subject_id"].astype("int64")
     for col in COLUMNS[1:]:
         rows[col] = pd.to_datetime(rows[col]).dt.date
-    return Generated(file=path, name=expr.title or path.stem, rows=rows, counts=attrition(compiled, con),
+    return Generated(file=path, name=expr.title or path.stem, rows=rows, counts=counts,
                      warnings=compiled.warnings)
 
 
