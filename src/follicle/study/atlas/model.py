@@ -57,7 +57,8 @@ class _Circe(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
-def _f(alias: str, default: Any = None, **kw: Any) -> Any:
+def _f(alias: str, default: Any = ..., **kw: Any) -> Any:
+    """A field under Circe's key *alias*; without a default it is required."""
     if "default_factory" in kw:
         return Field(alias=alias, validation_alias=AliasChoices(alias), **kw)
     return Field(default, alias=alias, validation_alias=AliasChoices(alias), **kw)
@@ -102,7 +103,7 @@ RangeOp = Literal["lt", "lte", "eq", "!eq", "gt", "gte", "bt", "!bt"]
 class NumericRange(_Circe):
     value: float = _f("Value")
     op: RangeOp = _f("Op")
-    extent: float | None = _f("Extent")
+    extent: float | None = _f("Extent", None)
 
     @model_validator(mode="after")
     def _between_has_extent(self) -> NumericRange:
@@ -114,7 +115,7 @@ class NumericRange(_Circe):
 class DateRange(_Circe):
     value: str = _f("Value", pattern=r"^\d{4}-\d{2}-\d{2}$")
     op: RangeOp = _f("Op")
-    extent: str | None = _f("Extent", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    extent: str | None = _f("Extent", None, pattern=r"^\d{4}-\d{2}-\d{2}$")
 
     @model_validator(mode="after")
     def _between_has_extent(self) -> DateRange:
@@ -140,10 +141,10 @@ class DateAdjustment(_Circe):
 class Endpoint(_Circe):
     """A window end: ``Days`` (None: unbounded, i.e. the observation period's edge) times ``Coeff``."""
 
-    days: int | None = _f("Days")
+    days: int | None = _f("Days", None)
     coeff: int = _f("Coeff", 1)
     time_unit: Literal["day"] = _f("TimeUnit", "day")
-    time_unit_value: int | None = _f("TimeUnitValue")
+    time_unit_value: int | None = _f("TimeUnitValue", None)
 
     @model_validator(mode="after")
     def _unit_days(self) -> Endpoint:
@@ -155,8 +156,8 @@ class Endpoint(_Circe):
 class Window(_Circe):
     start: Endpoint = _f("Start")
     end: Endpoint = _f("End")
-    use_index_end: bool | None = _f("UseIndexEnd")
-    use_event_end: bool | None = _f("UseEventEnd")
+    use_index_end: bool | None = _f("UseIndexEnd", None)
+    use_event_end: bool | None = _f("UseEventEnd", None)
 
 
 class Occurrence(_Circe):
@@ -165,7 +166,7 @@ class Occurrence(_Circe):
     type: Literal[0, 1, 2] = _f("Type", 2)
     count: int = _f("Count", 1, ge=0)
     is_distinct: bool = _f("IsDistinct", False)
-    count_column: Literal["DOMAIN_CONCEPT", "START_DATE", "VISIT_ID"] | None = _f("CountColumn")
+    count_column: Literal["DOMAIN_CONCEPT", "START_DATE", "VISIT_ID"] | None = _f("CountColumn", None)
 
 
 class ConceptSetSelection(_Circe):
@@ -180,93 +181,93 @@ Concepts = list[Concept]
 class _Criterion(_Circe):
     """Fields every domain criterion of Circe has."""
 
-    codeset_id: int | None = _f("CodesetId")
-    first: bool | None = _f("First")
-    correlated_criteria: CriteriaGroup | None = _f("CorrelatedCriteria")
-    age: NumericRange | None = _f("Age")
-    gender: Concepts | None = _f("Gender")
-    gender_cs: ConceptSetSelection | None = _f("GenderCS")
+    codeset_id: int | None = _f("CodesetId", None)
+    first: bool | None = _f("First", None)
+    correlated_criteria: CriteriaGroup | None = _f("CorrelatedCriteria", None)
+    age: NumericRange | None = _f("Age", None)
+    gender: Concepts | None = _f("Gender", None)
+    gender_cs: ConceptSetSelection | None = _f("GenderCS", None)
 
 
 class _Adjustable(_Criterion):
     """A criterion whose event dates Circe can shift (``DateAdjustment``)."""
 
-    date_adjustment: DateAdjustment | None = _f("DateAdjustment")
+    date_adjustment: DateAdjustment | None = _f("DateAdjustment", None)
 
 
 class _Occurrence(_Criterion):
-    occurrence_start_date: DateRange | None = _f("OccurrenceStartDate")
-    occurrence_end_date: DateRange | None = _f("OccurrenceEndDate")
+    occurrence_start_date: DateRange | None = _f("OccurrenceStartDate", None)
+    occurrence_end_date: DateRange | None = _f("OccurrenceEndDate", None)
 
 
 class ConditionOccurrence(_Occurrence, _Adjustable):
-    condition_type: Concepts | None = _f("ConditionType")
+    condition_type: Concepts | None = _f("ConditionType", None)
     condition_type_exclude: bool = _f("ConditionTypeExclude", False)
-    condition_source_concept: int | None = _f("ConditionSourceConcept")
-    condition_status: Concepts | None = _f("ConditionStatus")
+    condition_source_concept: int | None = _f("ConditionSourceConcept", None)
+    condition_status: Concepts | None = _f("ConditionStatus", None)
 
 
 class DrugExposure(_Occurrence, _Adjustable):
-    drug_type: Concepts | None = _f("DrugType")
+    drug_type: Concepts | None = _f("DrugType", None)
     drug_type_exclude: bool = _f("DrugTypeExclude", False)
-    drug_source_concept: int | None = _f("DrugSourceConcept")
-    route_concept: Concepts | None = _f("RouteConcept")
-    refills: NumericRange | None = _f("Refills")
-    quantity: NumericRange | None = _f("Quantity")
-    days_supply: NumericRange | None = _f("DaysSupply")
+    drug_source_concept: int | None = _f("DrugSourceConcept", None)
+    route_concept: Concepts | None = _f("RouteConcept", None)
+    refills: NumericRange | None = _f("Refills", None)
+    quantity: NumericRange | None = _f("Quantity", None)
+    days_supply: NumericRange | None = _f("DaysSupply", None)
 
 
 class ProcedureOccurrence(_Occurrence):
-    procedure_type: Concepts | None = _f("ProcedureType")
+    procedure_type: Concepts | None = _f("ProcedureType", None)
     procedure_type_exclude: bool = _f("ProcedureTypeExclude", False)
-    procedure_source_concept: int | None = _f("ProcedureSourceConcept")
-    modifier: Concepts | None = _f("Modifier")
-    quantity: NumericRange | None = _f("Quantity")
+    procedure_source_concept: int | None = _f("ProcedureSourceConcept", None)
+    modifier: Concepts | None = _f("Modifier", None)
+    quantity: NumericRange | None = _f("Quantity", None)
 
 
 class Measurement(_Occurrence, _Adjustable):
-    measurement_type: Concepts | None = _f("MeasurementType")
+    measurement_type: Concepts | None = _f("MeasurementType", None)
     measurement_type_exclude: bool = _f("MeasurementTypeExclude", False)
-    measurement_source_concept: int | None = _f("MeasurementSourceConcept")
-    operator: Concepts | None = _f("Operator")
-    value_as_number: NumericRange | None = _f("ValueAsNumber")
-    value_as_concept: Concepts | None = _f("ValueAsConcept")
-    unit: Concepts | None = _f("Unit")
-    range_low: NumericRange | None = _f("RangeLow")
-    range_high: NumericRange | None = _f("RangeHigh")
+    measurement_source_concept: int | None = _f("MeasurementSourceConcept", None)
+    operator: Concepts | None = _f("Operator", None)
+    value_as_number: NumericRange | None = _f("ValueAsNumber", None)
+    value_as_concept: Concepts | None = _f("ValueAsConcept", None)
+    unit: Concepts | None = _f("Unit", None)
+    range_low: NumericRange | None = _f("RangeLow", None)
+    range_high: NumericRange | None = _f("RangeHigh", None)
 
 
 class Observation(_Occurrence):
-    observation_type: Concepts | None = _f("ObservationType")
+    observation_type: Concepts | None = _f("ObservationType", None)
     observation_type_exclude: bool = _f("ObservationTypeExclude", False)
-    observation_source_concept: int | None = _f("ObservationSourceConcept")
-    value_as_number: NumericRange | None = _f("ValueAsNumber")
-    value_as_concept: Concepts | None = _f("ValueAsConcept")
-    unit: Concepts | None = _f("Unit")
-    qualifier: Concepts | None = _f("Qualifier")
+    observation_source_concept: int | None = _f("ObservationSourceConcept", None)
+    value_as_number: NumericRange | None = _f("ValueAsNumber", None)
+    value_as_concept: Concepts | None = _f("ValueAsConcept", None)
+    unit: Concepts | None = _f("Unit", None)
+    qualifier: Concepts | None = _f("Qualifier", None)
 
 
 class VisitOccurrence(_Occurrence, _Adjustable):
-    visit_type: Concepts | None = _f("VisitType")
+    visit_type: Concepts | None = _f("VisitType", None)
     visit_type_exclude: bool = _f("VisitTypeExclude", False)
-    visit_source_concept: int | None = _f("VisitSourceConcept")
-    visit_length: NumericRange | None = _f("VisitLength")
+    visit_source_concept: int | None = _f("VisitSourceConcept", None)
+    visit_length: NumericRange | None = _f("VisitLength", None)
 
 
 class Death(_Criterion):
-    occurrence_start_date: DateRange | None = _f("OccurrenceStartDate")
-    death_type: Concepts | None = _f("DeathType")
+    occurrence_start_date: DateRange | None = _f("OccurrenceStartDate", None)
+    death_type: Concepts | None = _f("DeathType", None)
     death_type_exclude: bool = _f("DeathTypeExclude", False)
-    death_source_concept: int | None = _f("DeathSourceConcept")
+    death_source_concept: int | None = _f("DeathSourceConcept", None)
 
 
 class _Era(_Adjustable):
-    era_start_date: DateRange | None = _f("EraStartDate")
-    era_end_date: DateRange | None = _f("EraEndDate")
-    occurrence_count: NumericRange | None = _f("OccurrenceCount")
-    era_length: NumericRange | None = _f("EraLength")
-    age_at_start: NumericRange | None = _f("AgeAtStart")
-    age_at_end: NumericRange | None = _f("AgeAtEnd")
+    era_start_date: DateRange | None = _f("EraStartDate", None)
+    era_end_date: DateRange | None = _f("EraEndDate", None)
+    occurrence_count: NumericRange | None = _f("OccurrenceCount", None)
+    era_length: NumericRange | None = _f("EraLength", None)
+    age_at_start: NumericRange | None = _f("AgeAtStart", None)
+    age_at_end: NumericRange | None = _f("AgeAtEnd", None)
 
 
 class ConditionEra(_Era):
@@ -278,12 +279,12 @@ class DrugEra(_Era):
 
 
 class ObservationPeriod(_Adjustable):
-    period_start_date: DateRange | None = _f("PeriodStartDate")
-    period_end_date: DateRange | None = _f("PeriodEndDate")
-    period_type: Concepts | None = _f("PeriodType")
-    period_length: NumericRange | None = _f("PeriodLength")
-    age_at_start: NumericRange | None = _f("AgeAtStart")
-    age_at_end: NumericRange | None = _f("AgeAtEnd")
+    period_start_date: DateRange | None = _f("PeriodStartDate", None)
+    period_end_date: DateRange | None = _f("PeriodEndDate", None)
+    period_type: Concepts | None = _f("PeriodType", None)
+    period_length: NumericRange | None = _f("PeriodLength", None)
+    age_at_start: NumericRange | None = _f("AgeAtStart", None)
+    age_at_end: NumericRange | None = _f("AgeAtEnd", None)
 
     @model_validator(mode="after")
     def _no_codeset(self) -> ObservationPeriod:
@@ -309,16 +310,16 @@ DOMAIN_CLASSES: dict[str, type[_Criterion]] = {
 class Criterion(_Circe):
     """One Circe criterion: an object with exactly one key, the domain."""
 
-    condition_occurrence: ConditionOccurrence | None = _f("ConditionOccurrence")
-    drug_exposure: DrugExposure | None = _f("DrugExposure")
-    procedure_occurrence: ProcedureOccurrence | None = _f("ProcedureOccurrence")
-    measurement: Measurement | None = _f("Measurement")
-    observation: Observation | None = _f("Observation")
-    visit_occurrence: VisitOccurrence | None = _f("VisitOccurrence")
-    death: Death | None = _f("Death")
-    condition_era: ConditionEra | None = _f("ConditionEra")
-    drug_era: DrugEra | None = _f("DrugEra")
-    observation_period: ObservationPeriod | None = _f("ObservationPeriod")
+    condition_occurrence: ConditionOccurrence | None = _f("ConditionOccurrence", None)
+    drug_exposure: DrugExposure | None = _f("DrugExposure", None)
+    procedure_occurrence: ProcedureOccurrence | None = _f("ProcedureOccurrence", None)
+    measurement: Measurement | None = _f("Measurement", None)
+    observation: Observation | None = _f("Observation", None)
+    visit_occurrence: VisitOccurrence | None = _f("VisitOccurrence", None)
+    death: Death | None = _f("Death", None)
+    condition_era: ConditionEra | None = _f("ConditionEra", None)
+    drug_era: DrugEra | None = _f("DrugEra", None)
+    observation_period: ObservationPeriod | None = _f("ObservationPeriod", None)
 
     @model_validator(mode="before")
     @classmethod
@@ -349,25 +350,25 @@ class CorelatedCriteria(_Circe):
     """A criterion counted in a window around the index event (Circe's spelling)."""
 
     criteria: Criterion = _f("Criteria")
-    start_window: Window | None = _f("StartWindow")
-    end_window: Window | None = _f("EndWindow")
+    start_window: Window | None = _f("StartWindow", None)
+    end_window: Window | None = _f("EndWindow", None)
     restrict_visit: bool = _f("RestrictVisit", False)
     ignore_observation_period: bool = _f("IgnoreObservationPeriod", False)
     occurrence: Occurrence = _f("Occurrence", default_factory=Occurrence)
 
 
 class DemographicCriteria(_Circe):
-    age: NumericRange | None = _f("Age")
-    gender: Concepts | None = _f("Gender")
-    race: Concepts | None = _f("Race")
-    ethnicity: Concepts | None = _f("Ethnicity")
-    occurrence_start_date: DateRange | None = _f("OccurrenceStartDate")
-    occurrence_end_date: DateRange | None = _f("OccurrenceEndDate")
+    age: NumericRange | None = _f("Age", None)
+    gender: Concepts | None = _f("Gender", None)
+    race: Concepts | None = _f("Race", None)
+    ethnicity: Concepts | None = _f("Ethnicity", None)
+    occurrence_start_date: DateRange | None = _f("OccurrenceStartDate", None)
+    occurrence_end_date: DateRange | None = _f("OccurrenceEndDate", None)
 
 
 class CriteriaGroup(_Circe):
     type: Literal["ALL", "ANY", "AT_LEAST", "AT_MOST"] = _f("Type", "ALL")
-    count: int | None = _f("Count")
+    count: int | None = _f("Count", None)
     criteria_list: list[CorelatedCriteria] = _f("CriteriaList", default_factory=list)
     demographic_criteria_list: list[DemographicCriteria] = _f("DemographicCriteriaList", default_factory=list)
     groups: list[CriteriaGroup] = _f("Groups", default_factory=list)
@@ -386,7 +387,7 @@ class CriteriaGroup(_Circe):
 
 class InclusionRule(_Circe):
     name: str = _f("name", "")
-    description: str | None = _f("description")
+    description: str | None = _f("description", None)
     expression: CriteriaGroup = _f("expression", default_factory=CriteriaGroup)
 
 
@@ -417,7 +418,7 @@ class DateOffsetStrategy(_Circe):
     date_field: Literal["StartDate", "EndDate"] = _f("DateField", "StartDate")
     offset: int = _f("Offset", 0)
     offset_unit: Literal["day"] = _f("OffsetUnit", "day")
-    offset_unit_value: int | None = _f("OffsetUnitValue")
+    offset_unit_value: int | None = _f("OffsetUnitValue", None)
 
     @model_validator(mode="after")
     def _unit(self) -> DateOffsetStrategy:
@@ -431,11 +432,11 @@ class CustomEraStrategy(_Circe):
     drug_codeset_id: int = _f("DrugCodesetId")
     gap_days: int = _f("GapDays", 0)
     offset: int = _f("Offset", 0)
-    days_supply_override: int | None = _f("DaysSupplyOverride")
+    days_supply_override: int | None = _f("DaysSupplyOverride", None)
     gap_unit: Literal["day"] = _f("GapUnit", "day")
-    gap_unit_value: int | None = _f("GapUnitValue")
+    gap_unit_value: int | None = _f("GapUnitValue", None)
     offset_unit: Literal["day"] = _f("OffsetUnit", "day")
-    offset_unit_value: int | None = _f("OffsetUnitValue")
+    offset_unit_value: int | None = _f("OffsetUnitValue", None)
 
     @model_validator(mode="before")
     @classmethod
@@ -450,8 +451,8 @@ class CustomEraStrategy(_Circe):
 
 
 class EndStrategy(_Circe):
-    date_offset: DateOffsetStrategy | None = _f("DateOffset")
-    custom_era: CustomEraStrategy | None = _f("CustomEra")
+    date_offset: DateOffsetStrategy | None = _f("DateOffset", None)
+    custom_era: CustomEraStrategy | None = _f("CustomEra", None)
 
     @model_validator(mode="after")
     def _one(self) -> EndStrategy:
@@ -464,7 +465,7 @@ class CollapseSettings(_Circe):
     collapse_type: Literal["ERA"] = _f("CollapseType", "ERA")
     era_pad: int = _f("EraPad", 0)
     era_pad_unit: Literal["day"] = _f("EraPadUnit", "day")
-    era_pad_unit_value: int | None = _f("EraPadUnitValue")
+    era_pad_unit_value: int | None = _f("EraPadUnitValue", None)
 
     @model_validator(mode="after")
     def _unit(self) -> CollapseSettings:
@@ -474,25 +475,25 @@ class CollapseSettings(_Circe):
 
 
 class CensorWindow(_Circe):
-    start_date: str | None = _f("StartDate", pattern=r"^\d{4}-\d{2}-\d{2}$")
-    end_date: str | None = _f("EndDate", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    start_date: str | None = _f("StartDate", None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    end_date: str | None = _f("EndDate", None, pattern=r"^\d{4}-\d{2}-\d{2}$")
 
 
 class CohortExpression(_Circe):
     """A Circe cohort definition."""
 
-    title: str | None = _f("Title")
-    cdm_version_range: str | None = _f("cdmVersionRange")
+    title: str | None = _f("Title", None)
+    cdm_version_range: str | None = _f("cdmVersionRange", None)
     concept_sets: list[ConceptSet] = _f("ConceptSets", default_factory=list)
     primary_criteria: PrimaryCriteria = _f("PrimaryCriteria")
-    additional_criteria: CriteriaGroup | None = _f("AdditionalCriteria")
+    additional_criteria: CriteriaGroup | None = _f("AdditionalCriteria", None)
     qualified_limit: Limit = _f("QualifiedLimit", default_factory=Limit)
     expression_limit: Limit = _f("ExpressionLimit", default_factory=Limit)
     inclusion_rules: list[InclusionRule] = _f("InclusionRules", default_factory=list)
-    end_strategy: EndStrategy | None = _f("EndStrategy")
+    end_strategy: EndStrategy | None = _f("EndStrategy", None)
     censoring_criteria: list[Criterion] = _f("CensoringCriteria", default_factory=list)
     collapse_settings: CollapseSettings = _f("CollapseSettings", default_factory=CollapseSettings)
-    censor_window: CensorWindow | None = _f("CensorWindow")
+    censor_window: CensorWindow | None = _f("CensorWindow", None)
 
     @model_validator(mode="after")
     def _codesets_exist(self) -> CohortExpression:
