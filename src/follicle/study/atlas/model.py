@@ -260,6 +260,12 @@ class Death(_Criterion):
     death_type_exclude: bool = _f("DeathTypeExclude", False)
     death_source_concept: int | None = _f("DeathSourceConcept", None)
 
+    @model_validator(mode="after")
+    def _no_first(self) -> Death:
+        if self.first:
+            raise ValueError("a Death criterion has no First (a person dies once)")
+        return self
+
 
 class _Era(_Adjustable):
     era_start_date: DateRange | None = _f("EraStartDate", None)
