@@ -58,7 +58,7 @@ def _apply_facts(facts, assignments: list[str]):  # type: ignore[no-untyped-def]
 
 
 def run_check(bundle_path: Path, drug: str, start: date | None, as_of: date | None, strict: bool, horizon_months: int,
-              fact: list[str] | None = None, region: str = "EU") -> dict:
+              fact: list[str] | None = None, region: str = "EU", mode: str = "start") -> dict:
     """Load the bundle, evaluate *drug*, and return a JSON-ready result (also used by tests)."""
     from follicle.cds.engine import evaluate
     from follicle.cds.fhir import parse_bundle
@@ -76,7 +76,7 @@ def run_check(bundle_path: Path, drug: str, start: date | None, as_of: date | No
     start = start or as_of
     record = parse_bundle(bundle, as_of=as_of, unknown_loinc="error" if strict else "warn")
     facts = _apply_facts(record.facts, fact or [])
-    decision = evaluate(facts, drug, region=region.upper(), start=start, horizon_months=horizon_months)  # type: ignore[arg-type]
+    decision = evaluate(facts, drug, region=region.upper(), mode=mode, start=start, horizon_months=horizon_months)  # type: ignore[arg-type]
     return {
         "disclaimer": DISCLAIMER,
         "bundle": str(bundle_path),
@@ -151,12 +151,14 @@ def check(
     horizon_months: Annotated[int, typer.Option("--horizon-months", min=1, max=120, help="Length of the schedule.")] = 12,
     fact: Annotated[list[str] | None, typer.Option("--fact", help="A fact the record lacks, as name=value (repeatable), e.g. hepatic_class=A, active_infection=false; listed as assumed.")] = None,
     region: Annotated[str, typer.Option("--region", envvar="FOLLICLE_CDS_REGION", help="Which label applies: EU (SmPC) or US (prescribing information).")] = "EU",
+    on_treatment: Annotated[bool, typer.Option("--on-treatment", help="The patient already takes the drug (interrupt/discontinue rules) instead of starting it.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Check a FHIR Bundle for a JAK inhibitor: decision, dose, missing screening, monitoring schedule."""
     if region.upper() not in ("EU", "US"):
         raise InputError(f"--region: expected EU or US, got {region!r}")
-    result = run_check(bundle, drug, _parse_date(start, "--start"), _parse_date(as_of, "--as-of"), strict, horizon_months, fact, region)
+    result = run_check(bundle, drug, _parse_date(start, "--start"), _parse_date(as_of, "--as-of"), strict, horizon_months, fact, region,
+                       "on_treatment" if on_treatment else "start")
     if json_out:
         print_json(result)
     else:

@@ -28,7 +28,7 @@ def _cite(r: Reason) -> str:
     note = f" _{r.note}_" if r.note else ""
     where = f"{r.label}, section {r.section}" if r.basis == "label" else "practice guidance"
     quote = f' Label text: "{r.quote}"' if r.quote else ""
-    return f"Source ({where}; checked {r.checked}): [{r.source.label}]({r.source.url}){also}.{quote}{flag}{note}"
+    return f"Rule `{r.rule_id}`. Source ({where}; checked {r.checked}): [{r.source.label}]({r.source.url}){also}.{quote}{flag}{note}"
 
 
 def _detail(lines: list[str]) -> str:
