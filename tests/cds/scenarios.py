@@ -108,8 +108,8 @@ def cases_for(rule: Rule) -> list[Case]:
         for fires in (True, False):
             over = _num(rule, fires) if c.op in {"<", ">=", "between"} else _categorical(rule, fires)
             values = dict(BASE, **over)
-            if values.get("pregnant") or values.get("lactating"):
-                values["sex"] = "female"
+            if set(over) & {"pregnant", "lactating"}:
+                values["sex"] = "female"  # the pregnancy and lactation rules apply to women
             case = Case(rule, region, fires, values, mode, name=f"{rule.id}[{region},{'fires' if fires else 'misses'}]",
                         key_facts=tuple(over))
             case.resources, case.fact_args = to_record(values)

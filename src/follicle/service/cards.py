@@ -66,11 +66,11 @@ def decision_card(d: Decision) -> Card:
     head = {"do-not-start": "do not start", "cannot-decide": "cannot decide", "start-with-cautions": "start with cautions",
             "start": "no label objection found"}[d.decision]
     summary = f"{d.drug.capitalize()} ({d.region}): {head}"
-    if d.needs:
+    if d.needs and d.decision == "cannot-decide":
         summary += ": need " + ", ".join(n.split(" (")[0] for n in d.needs)
     lines = [f"**Decision: {d.decision}** under the {d.label}" + (f" ({d.label_version})" if d.label_version else "") + "."]
     if d.needs:
-        lines.append("Cannot decide without: " + "; ".join(d.needs) + ".")
+        lines.append(("Cannot decide without: " if d.decision == "cannot-decide" else "Also unknown: ") + "; ".join(d.needs) + ".")
     if d.assumed:
         lines.append("Assumed (not from the record): " + "; ".join(d.assumed) + ".")
     if d.region_differences:
