@@ -260,11 +260,6 @@ class KnowledgeBase(BaseModel):
     def drug(self, name: str) -> DrugEntry | None:
         return next((d for d in self.drugs if d.name == name), None)
 
-    @functools.cached_property
-    def drugs_with_rules(self) -> list[str]:
-        names = {d for r in self.rules for d in r.drugs}
-        return [d.name for d in self.drugs if d.name in names]
-
     def encoded_drugs(self, region: str) -> list[str]:
         """Drugs whose label for *region* is encoded."""
         return [x.drug for x in self.labels if x.region == region and x.encoded]
