@@ -33,14 +33,15 @@ def _load(name: str) -> Any:
     return json.loads((DATA / name).read_text())
 
 
-def _cdm(tmp_path: Path, prep: str) -> ibis.BaseBackend:
-    """A CDM 5.3 with the rows of vocabulary.json and *prep* (DbUnit data sets; other columns NULL,
-    as DbUnit leaves them, so NOT NULL is dropped from the DDL)."""
-    path = tmp_path / f"{prep}.duckdb"
+def _cdm(tmp_path: Path, prep: str | dict[str, Any]) -> ibis.BaseBackend:
+    """A CDM 5.3 with the rows of vocabulary.json and *prep* (a DbUnit data set file, or its
+    content; other columns NULL, as DbUnit leaves them, so NOT NULL is dropped from the DDL)."""
+    name = prep if isinstance(prep, str) else "data"
+    path = tmp_path / f"{name}.duckdb"
     con = duckdb.connect(str(path))
     for stmt in schema.create_statements("5.3", "duckdb"):
         con.execute(stmt.replace(" NOT NULL", ""))
-    for dataset in (_load("vocabulary.json"), _load(prep)):
+    for dataset in (_load("vocabulary.json"), _load(prep) if isinstance(prep, str) else prep):
         for key, rows in dataset.items():
             table = key.split(".", 1)[1]
             frame = pd.DataFrame(rows)

@@ -49,7 +49,6 @@ class _Criterion(_Circe):
     codeset_id: int | None = _f("CodesetId", None)
     first: bool | None = _f("First", None)
     correlated_criteria: CriteriaGroup | None = _f("CorrelatedCriteria", None)
-    age: NumericRange | None = _f("Age", None)
     gender: Concepts | None = _f("Gender", None)
     gender_cs: ConceptSetSelection | None = _f("GenderCS", None)
 
@@ -61,6 +60,7 @@ class _Adjustable(_Criterion):
 
 
 class _Occurrence(_Criterion):
+    age: NumericRange | None = _f("Age", None)
     occurrence_start_date: DateRange | None = _f("OccurrenceStartDate", None)
     occurrence_end_date: DateRange | None = _f("OccurrenceEndDate", None)
 
@@ -120,6 +120,7 @@ class VisitOccurrence(_Occurrence, _Adjustable):
 
 
 class Death(_Criterion):
+    age: NumericRange | None = _f("Age", None)
     occurrence_start_date: DateRange | None = _f("OccurrenceStartDate", None)
     death_type: Concepts | None = _f("DeathType", None)
     death_type_exclude: bool = _f("DeathTypeExclude", False)
@@ -159,8 +160,10 @@ class ObservationPeriod(_Adjustable):
 
     @model_validator(mode="after")
     def _no_codeset(self) -> ObservationPeriod:
-        if self.codeset_id is not None:
-            raise ValueError("an ObservationPeriod criterion has no concept set (CodesetId)")
+        # Circe's ObservationPeriod has no CodesetId, Gender or GenderCS
+        given = [k for k, v in (("CodesetId", self.codeset_id), ("Gender", self.gender), ("GenderCS", self.gender_cs)) if v]
+        if given:
+            raise ValueError(f"an ObservationPeriod criterion has no {', '.join(given)}")
         return self
 
 
