@@ -269,6 +269,7 @@ def meta_analysis(
     add: float = 0.5,
     to: str = "only0",
     drop00: bool = True,
+    qprofile: bool = True,
 ) -> MetaResult:
     """Pool study effects by *method*.
 
@@ -285,6 +286,8 @@ def meta_analysis(
         For MH and PETO only: the continuity correction and double-zero rule for the study-level
         values used in Q and the plots (metafor ``rma.mh``/``rma.peto`` defaults); the pooled
         estimate itself uses the uncorrected tables (double-zero ones included, as metafor).
+    qprofile : bool
+        Compute the Q-profile CI for tau^2 (refits such as leave-one-out skip it: NaN).
 
     Notes
     -----
@@ -307,7 +310,9 @@ def meta_analysis(
     half = fit.crit * np.sqrt(se**2 + fit.tau2)
     not_estimable: dict[str, str] = {}
     lo, hi = float("nan"), float("nan")
-    if het.df < 1:
+    if not qprofile:
+        pass
+    elif het.df < 1:
         not_estimable["tau2_ci"] = f"k = {effects.k}: no degrees of freedom for the Q-profile interval"
     else:
         try:

@@ -44,7 +44,7 @@ def leave_one_out(effects: EffectSizes, **kwargs: object) -> pd.DataFrame:
         mask = np.ones(effects.k, bool)
         mask[i] = False
         try:
-            rows.append(_row(lab, meta_analysis(effects.subset(mask), **kwargs)))  # type: ignore[arg-type]
+            rows.append(_row(lab, meta_analysis(effects.subset(mask), qprofile=False, **kwargs)))  # type: ignore[arg-type]
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             rows.append({"study": lab} | {c: float("nan") for c in _COLUMNS} | {"note": f"refit failed: {exc}"})
     return pd.DataFrame(rows)
@@ -57,7 +57,8 @@ def cumulative(effects: EffectSizes, order: Sequence[int] | None = None, **kwarg
     for j in range(2, len(idx) + 1):
         mask = np.zeros(effects.k, bool)
         mask[idx[:j]] = True
-        rows.append(_row(effects.labels[idx[j - 1]], meta_analysis(effects.subset(mask), **kwargs)))  # type: ignore[arg-type]
+        rows.append(_row(effects.labels[idx[j - 1]], meta_analysis(effects.subset(mask), qprofile=False,  # type: ignore[arg-type]
+                                                                   **kwargs)))
     return pd.DataFrame(rows)
 
 
