@@ -53,3 +53,46 @@ def continuous_network(seed: int, n_trt: int = 5, k: int = 12, multi: bool = Tru
             mean = base + eff[t] + rng.normal(0, tau / np.sqrt(2)) + rng.normal(0, sd / np.sqrt(n))
             rows.append({"study": f"S{s:02d}", "treatment": t, "mean": mean, "sd": sd, "n": n})
     return pd.DataFrame(rows)
+
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def senn2013() -> pd.DataFrame:
+    """netmeta's Senn2013 as contrast-level input (study, treatment1, treatment2, estimate, se)."""
+    d = pd.read_csv(DATA / "senn2013.csv")
+    return pd.DataFrame({"study": d.studlab, "treatment1": d.treat1, "treatment2": d.treat2, "estimate": d.TE,
+                         "se": d.seTE})
+
+
+def smokingcessation() -> pd.DataFrame:
+    """netmeta's smokingcessation (wide) as long arm rows; studies numbered as rows."""
+    d = pd.read_csv(DATA / "smokingcessation.csv", sep=";")
+    rows = []
+    for s, r in d.iterrows():
+        for a in (1, 2, 3):
+            if pd.notna(r[f"event{a}"]):
+                rows.append({"study": f"{s + 1}", "treatment": r[f"treat{a}"], "events": int(r[f"event{a}"]),
+                             "n": int(r[f"n{a}"])})
+    return pd.DataFrame(rows)
+
+
+def woods2010() -> pd.DataFrame:
+    d = pd.read_csv(DATA / "woods2010.csv", sep=";")
+    return pd.DataFrame({"study": d.author, "treatment": d.treatment, "events": d.r, "n": d.N})
+
+
+def parkinson() -> pd.DataFrame:
+    d = pd.read_csv(DATA / "parkinson.csv", sep=";")
+    rows = []
+    for _, r in d.iterrows():
+        for a in (1, 2, 3):
+            if pd.notna(r[f"Treatment{a}"]):
+                rows.append({"study": str(int(r["Study"])), "treatment": f"trt{int(r[f'Treatment{a}'])}",
+                             "mean": r[f"y{a}"], "sd": r[f"sd{a}"], "n": int(r[f"n{a}"])})
+    return pd.DataFrame(rows)
+
+
+def dong2013() -> pd.DataFrame:
+    d = pd.read_csv(DATA / "dong2013.csv")
+    return pd.DataFrame({"study": d.id.astype(str), "treatment": d.treatment, "events": d.death, "n": d.randomized})

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from follicle.synthesis.nma import decomp_design, netmeta, netsplit, pairwise
-from nma_networks import binary_network, continuous_network
+from nma_networks import binary_network, continuous_network, parkinson, smokingcessation, woods2010
 from rbridge import run_r
 
 pytestmark = pytest.mark.r
@@ -31,6 +31,10 @@ CASES = {
     "or_incoh": ("OR", binary_network(5, n_trt=5, k=14, incoherence=1.2, tau=0.1)),
     "md_twoarm": ("MD", continuous_network(6, n_trt=5, k=12, multi=False)),
     "or_twoarm": ("OR", binary_network(7, n_trt=4, k=11, multi=False)),
+    # netmeta's documented data sets (tests/synthesis/nma/data/README.md)
+    "smoking": ("OR", smokingcessation()),
+    "woods": ("OR", woods2010()),
+    "parkinson": ("MD", parkinson()),
 }
 
 R_CODE = r"""
@@ -65,7 +69,7 @@ gls_q <- function(y, X, V) { W <- solve(V); C <- solve(t(X) %*% W %*% X); r <- y
 for (nm in names(cases)) {
   arms <- get(nm); ms <- cases[[nm]]; tau2 <- taus[[nm]]
   bb <- basic(arms, ms); d <- bb$d; V <- bldiag(bb$V)
-  trts <- sort(unique(arms$treatment)); ref <- trts[1]
+  trts <- sort(unique(arms$treatment), method="radix"); ref <- trts[1]  # C-locale order, as Python
   X <- xmat(d, trts)[, trts != ref, drop=FALSE]
   f <- rma.mv(d$yi, V, mods = ~ X - 1)
   out(paste0(nm, "_ce"), c(f$beta, f$se, f$QE))

@@ -94,8 +94,10 @@ def fit_graph(net: Network, var_adj: np.ndarray) -> GraphFit:
     d = np.diag(lplus)
     resist = np.maximum(d[:, None] + d[None, :] - 2 * lplus, 0.0)
     resid = net.te - fitted
-    q = float(np.sum(w * resid**2))
     df = int(round(np.sum(2.0 / net.narms))) - (net.n - 1)
+    if df == 0:  # saturated model: the residuals are zero (up to rounding)
+        resid = np.zeros_like(resid)
+    q = float(np.sum(w * resid**2))
     return GraphFit(te=te, se=np.sqrt(resist), lplus=lplus, te_nma=fitted, var_adj=var_adj, hat=hat, q=q, df=df,
                     q_contrib=w * resid**2)
 

@@ -18,7 +18,10 @@ down one level for some concerns and two for major concerns (floor Very low). Ru
 * incoherence: direct-only estimates no concerns; indirect-only estimates from the p-value of the
   design-by-treatment interaction (random-effects between-designs Q): > 0.10 no concerns,
   0.01-0.10 some, < 0.01 major; mixed estimates from how many of the three areas (below, inside,
-  above the zone) the direct and the indirect CIs share: 3 no concerns, 2 some, 0-1 major.
+  above the zone) the direct and the indirect CIs share: 3 no concerns, 2 some, 0-1 major; a
+  back-calculated indirect estimate that only comes from the multi-arm studies comparing the pair
+  (no other route joins the two treatments) is not independent evidence: no concerns (Follicle's
+  reading; incoherence is disagreement between designs).
 
 Without a clinically important effect, imprecision, heterogeneity and mixed-evidence incoherence are
 "not assessed" (no threshold is invented). Suggestions support and do not replace the reviewers'
@@ -43,6 +46,7 @@ import pandas as pd
 
 from follicle.errors import InputError
 from follicle.synthesis.grade import LEVELS
+from follicle.synthesis.nma._graph import components
 from follicle.synthesis.nma.contrib import study_contributions
 from follicle.synthesis.nma.decomp import Decomposition
 from follicle.synthesis.nma.fit import Model, NetworkMetaAnalysis
@@ -135,7 +139,8 @@ def cinema(
     """Suggested (and overridden) CINeMA judgements for every pair of treatments.
 
     *clinically_important* is delta on the analysis scale (log ratio for OR/RR, > 0). Comparisons are
-    named as in :func:`follicle.synthesis.nma.netsplit` ("A:B", reference second).
+    named as in :func:`follicle.synthesis.nma.netsplit` ("A:B", reference second); *overrides* maps a
+    comparison (or "*" for every comparison) to domain judgements that replace the suggestions.
     """
     if rule not in ("majority", "average", "highest"):
         raise InputError(f"rule must be majority, average or highest; got {rule!r}")
@@ -147,7 +152,7 @@ def cinema(
     delta = clinically_important
     p_inc = decomposition.q_between_random["p"]
     overrides = overrides or {}
-    unknown = set(overrides) - set(split["comparison"])
+    unknown = set(overrides) - set(split["comparison"]) - {"*"}
     if unknown:
         raise InputError(f"GRADE overrides name comparisons not in the network: {', '.join(sorted(unknown))} "
                          f"(comparisons: {', '.join(split['comparison'])})")
@@ -185,13 +190,29 @@ def cinema(
                     f"prediction interval {res.random.predict_low[a, b]:.3g} to {res.random.predict_high[a, b]:.3g} "
                     f"crosses {pc}, CI {cc} of the limits +-{delta:.3g}; tau^2 = {res.tau2:.3g} "
                     f"[rule: CINeMA heterogeneity table]")
-        judg["incoherence"] = _incoherence(row, delta, p_inc)
-        for dom, j in overrides.get(row.comparison, {}).items():
+        if np.isfinite(row.direct) and np.isfinite(row.indirect) and not _independent_indirect(res, row.treat1, row.treat2):
+            judg["incoherence"] = DomainJudgement(
+                "incoherence", "no concerns", "the back-calculated indirect estimate comes only from the multi-arm studies "
+                "that compare the pair directly (no other route joins the two treatments), so there is no independent "
+                "evidence to disagree with [rule: Follicle's reading of CINeMA; incoherence is between designs]")
+        else:
+            judg["incoherence"] = _incoherence(row, delta, p_inc)
+        for dom, j in {**overrides.get("*", {}), **overrides.get(row.comparison, {})}.items():
             if dom not in DOMAINS:
                 raise InputError(f"GRADE override for {row.comparison}: unknown domain {dom!r} (domains: {', '.join(DOMAINS)})")
             judg[dom] = j
         out.append(ComparisonConfidence(row.comparison, [judg[d] for d in DOMAINS]))
     return out
+
+
+def _independent_indirect(res: NetworkMetaAnalysis, a: str, b: str) -> bool:
+    """Do *a* and *b* stay connected without the studies that include both (netmeta's SIDDE idea)?"""
+    net = res.network
+    both = {s for s in net.studies if {a, b} <= set(net.treat1[net.study == s]) | set(net.treat2[net.study == s])}
+    keep = ~np.isin(net.study, list(both))
+    edges = list(zip(net.treat1[keep], net.treat2[keep]))
+    nodes = sorted(set(res.treatments))
+    return any(a in c and b in c for c in components(edges, nodes))
 
 
 def _incoherence(row: Any, delta: float | None, p_inc: float) -> DomainJudgement:

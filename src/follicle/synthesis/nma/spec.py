@@ -77,7 +77,9 @@ class NMAGrade(_Model):
     risk_of_bias: StudyJudgements | None = None
     indirectness: StudyJudgements | None = None
     reporting_bias: Judgement | None = None
-    overrides: dict[str, dict[str, Judgement]] = Field(default_factory=dict)
+    overrides: dict[str, dict[str, Judgement]] = Field(
+        default_factory=dict, description='reviewer judgements replacing suggestions: comparison "A:B" (or "*" for all) '
+                                          '-> domain -> judgement')
 
     @model_validator(mode="after")
     def _reason(self) -> NMAGrade:
@@ -203,6 +205,18 @@ def _effects(res: NetworkMetaAnalysis, model: str) -> list[dict[str, Any]]:
     return df[[c for c in cols if c in df]].to_dict(orient="records")
 
 
+def _edges(res: NetworkMetaAnalysis) -> list[dict[str, Any]]:
+    a = res.n_studies_matrix
+    t = res.treatments
+    return [{"treat1": t[i], "treat2": t[j], "k": int(a[i, j])} for i in range(len(t)) for j in range(i + 1, len(t))
+            if a[i, j] > 0]
+
+
+def _design_counts(res: NetworkMetaAnalysis) -> list[dict[str, Any]]:
+    counts = pd.Series(res.designs).value_counts()
+    return [{"design": d, "k": int(counts[d])} for d in sorted(counts.index)]
+
+
 def analyse(res: NetworkMetaAnalysis, *, better: str, model: str = "random", nsim: int = 10000, seed: int = 20,
             grade: NMAGrade | None = None) -> dict[str, Any]:
     """Everything about a fitted network: both models' effects and rankings, decomposition, netsplit, GRADE."""
@@ -212,7 +226,7 @@ def analyse(res: NetworkMetaAnalysis, *, better: str, model: str = "random", nsi
                            "treatments": res.treatments, "k": res.k, "m": res.network.m, "n": len(res.treatments),
                            "designs": sorted(set(res.designs.values())), "participants": res.participants(),
                            "heterogeneity": res.heterogeneity(), "decomposition": decomposition.to_dict(),
-                           "notes": list(res.notes)}
+                           "edges": _edges(res), "design_counts": _design_counts(res), "notes": list(res.notes)}
     for mdl in ("common", "random"):
         ps = pscores(res, mdl, better)  # type: ignore[arg-type]
         ro = rankogram(res, mdl, better, nsim=nsim, seed=seed)  # type: ignore[arg-type]
