@@ -74,22 +74,21 @@ class GraphFit:
     lplus: np.ndarray  # n x n pseudoinverse of the weighted Laplacian = covariance of centred effects
     te_nma: np.ndarray  # fitted (consistent) value of each comparison
     var_adj: np.ndarray  # adjusted variance of each comparison
-    hat: np.ndarray  # m x m hat matrix H = B L+ B' W
+    hat: np.ndarray | None  # m x m hat matrix H = B L+ B' W (None when not asked for)
     q: float
     df: int
     q_contrib: np.ndarray  # w_i (TE_i - fitted_i)^2
 
 
-def fit_graph(net: Network, var_adj: np.ndarray) -> GraphFit:
+def fit_graph(net: Network, var_adj: np.ndarray, *, with_hat: bool = True) -> GraphFit:
     """Weighted least squares on the graph (netmeta ``nma_ruecker``) with the given adjusted variances."""
     w = 1.0 / var_adj
     b = incidence(net.pos1, net.pos2, net.n)
     lap = b.T @ (w[:, None] * b)
     lplus = laplacian_pinv(lap)
-    g = b @ lplus @ b.T
-    hat = g * w[None, :]
-    fitted = hat @ net.te
+    hat = (b @ lplus @ b.T) * w[None, :] if with_hat else None
     theta = lplus @ (b.T @ (w * net.te))
+    fitted = b @ theta
     te = theta[:, None] - theta[None, :]
     d = np.diag(lplus)
     resist = np.maximum(d[:, None] + d[None, :] - 2 * lplus, 0.0)
@@ -106,11 +105,12 @@ def tau2_dl(net: Network, fit: GraphFit) -> float:
     """Generalised DerSimonian-Laird tau^2, netmeta's formula: max(0, (Q - df) / tr((I - H)(BB' o E / 2) W))."""
     if fit.df == 0:
         return float("nan")
+    assert fit.hat is not None
     b = incidence(net.pos1, net.pos2, net.n)
     same = net.study[:, None] == net.study[None, :]
     p = (b @ b.T) * same / 2.0
     w = 1.0 / fit.var_adj
-    denom = float(np.trace((np.eye(net.m) - fit.hat) @ p * w[None, :]))
+    denom = float(np.sum((np.eye(net.m) - fit.hat) * (p * w[None, :]).T))  # trace of the product
     return max(0.0, (fit.q - fit.df) / denom)
 
 

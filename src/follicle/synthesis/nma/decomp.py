@@ -35,7 +35,7 @@ def _subnetwork(net: Network, keep: np.ndarray) -> Network:
     return Network(treatments=treatments, study=net.study[keep], treat1=net.treat1[keep], treat2=net.treat2[keep],
                    pos1=np.array([pos[t] for t in net.treat1[keep]], dtype=int),
                    pos2=np.array([pos[t] for t in net.treat2[keep]], dtype=int), te=net.te[keep], se=net.se[keep],
-                   narms=net.narms[keep], frame=net.frame[keep].reset_index(drop=True))
+                   narms=net.narms[keep], frame=net.frame.iloc[:0])  # internal fits need no arm data
 
 
 def _design_pieces(net: Network, tau2: float) -> tuple[float, int, float, dict[str, tuple[float, int]]]:
@@ -50,10 +50,10 @@ def _design_pieces(net: Network, tau2: float) -> tuple[float, int, float, dict[s
         per[d] = (fit.q, fit.df)
         q_tot += fit.q
         df_tot += fit.df
-        if fit.df > 0:
+        if fit.df > 0 and fit.hat is not None:
             b = incidence(sub.pos1, sub.pos2, sub.n)
             p = (b @ b.T) * (sub.study[:, None] == sub.study[None, :]) / 2.0
-            trace += float(np.trace((np.eye(sub.m) - fit.hat) @ p * (1.0 / fit.var_adj)[None, :]))
+            trace += float(np.sum((np.eye(sub.m) - fit.hat) * (p * (1.0 / fit.var_adj)[None, :]).T))
     return q_tot, df_tot, trace, per
 
 
@@ -94,6 +94,7 @@ def decomp_design(res: NetworkMetaAnalysis) -> Decomposition:
     q_rand = fit_w.q - q_het_w
     rand = {"q": q_rand, "df": df_inc, "p": q_pvalue(q_rand, df_inc), "tau_within": float(np.sqrt(tau2_w))}
     row_design = np.array([design[s] for s in net.study])
+    var_adj = adjusted_variances(net, 0.0)  # whole studies are dropped, so their adjustment is unchanged
     detach = []
     for d in sorted(set(row_design)):
         keep = row_design != d
@@ -102,9 +103,9 @@ def decomp_design(res: NetworkMetaAnalysis) -> Decomposition:
         sub = _subnetwork(net, keep)
         if len(sub.treatments) != net.n or len(components(list(zip(sub.treat1, sub.treat2)), sub.treatments)) > 1:
             continue  # the design's effects cannot be separated from the rest (netmeta leaves it out too)
-        fit = fit_graph(sub, adjusted_variances(sub, 0.0))
-        q_sub_het, df_sub_het = _design_pieces(sub, 0.0)[:2]
-        q_d, df_d = fit.q - q_sub_het, fit.df - df_sub_het
+        fit = fit_graph(sub, var_adj[keep], with_hat=False)
+        # within-design Q of the other designs is unchanged by detaching this one
+        q_d, df_d = fit.q - (q_het - per[d][0]), fit.df - (df_het - per[d][1])
         detach.append({"design": d, "q": q_d, "df": df_d, "p": q_pvalue(q_d, df_d)})
     return Decomposition(q_decomp=qd, q_within_design=within, q_between_detached=pd.DataFrame(detach),
                          tau_within=float(np.sqrt(tau2_w)), q_between_random=rand)
