@@ -247,3 +247,12 @@ def test_netsplit_direct_only_and_indirect_only(senn):
     mixed = s.loc["rosi:plac"]
     p = mixed["prop_direct"]
     assert mixed["network"] == pytest.approx(p * mixed["direct"] + (1 - p) * mixed["indirect"])
+
+
+def test_results_serialise_to_json(senn):
+    import json
+
+    out = json.loads(json.dumps(senn.to_dict(), allow_nan=False))
+    assert out["reference"] == "plac" and len(out["random"]) == 9 and out["heterogeneity"]["df"] == 18
+    mats = json.loads(json.dumps(senn.random.to_dict(), allow_nan=False))
+    assert mats["te"][0][0] == 0.0 and mats["direct_te"][0][1] is None  # acar vs benf: no direct evidence

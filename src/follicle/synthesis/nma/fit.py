@@ -89,6 +89,19 @@ class ModelEstimates:
         np.fill_diagonal(p, np.nan)
         return p
 
+    def to_dict(self) -> dict[str, Any]:
+        """The n x n matrices as nested lists (None for undefined cells), for JSON."""
+
+        def mat(x: np.ndarray | None) -> list[list[float | None]] | None:
+            return None if x is None else [[float(v) if np.isfinite(v) else None for v in row] for row in x]
+
+        return {"model": self.model, "treatments": self.treatments, "level": self.level, "te": mat(self.te),
+                "se": mat(self.se), "ci_low": mat(self.ci_low), "ci_high": mat(self.ci_high),
+                "direct_te": mat(self.direct_te), "direct_se": mat(self.direct_se),
+                "prop_direct": mat(self.prop_direct), "indirect_te": mat(self.indirect_te),
+                "indirect_se": mat(self.indirect_se), "predict_low": mat(self.predict_low),
+                "predict_high": mat(self.predict_high)}
+
     def vs_reference(self, reference: str) -> pd.DataFrame:
         """Every other treatment against *reference*: estimate, se, CI, z, p (analysis scale)."""
         r = self.index(reference)
@@ -174,6 +187,22 @@ class NetworkMetaAnalysis:
         arms = pd.concat([f[["study", "treat1", "n1"]].set_axis(["study", "t", "n"], axis=1),
                           f[["study", "treat2", "n2"]].set_axis(["study", "t", "n"], axis=1)]).drop_duplicates(["study", "t"])
         return {k: int(v) for k, v in arms.groupby("t")["n"].sum().items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Small JSON-ready summary: structure, heterogeneity, both models' effects against the reference."""
+
+        def clean(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
+                    for r in records]
+
+        return {"measure": self.measure, "scale": "log" if self.is_ratio else "identity", "reference": self.reference,
+                "treatments": self.treatments, "k": self.k, "m": self.network.m, "n": len(self.treatments),
+                "designs": sorted(set(self.designs.values())),
+                "heterogeneity": {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                                  for k, v in self.heterogeneity().items()},
+                "common": clean(self.common.vs_reference(self.reference).to_dict(orient="records")),
+                "random": clean(self.random.vs_reference(self.reference).to_dict(orient="records")),
+                "notes": list(self.notes)}
 
     def heterogeneity(self) -> dict[str, Any]:
         return {"q": self.q, "df": self.df, "q_p": self.q_p, "tau2": self.tau2, "tau": self.tau, "i2": self.i2,
