@@ -177,6 +177,9 @@ def register(app: typer.Typer) -> None:
                     raise
                 raise SpecError(f"{spec}: not valid YAML/JSON ({exc})") from None
             path = _data_path(ns.data, spec.resolve().parent)
+            if ns.data.startswith("shared:") and not path.is_file():
+                raise InputError(f"{spec}: data {ns.data!r} not found at {path} (set FOLLICLE_SHARED to the shared "
+                                 "folder)")
         else:
             if data is None:
                 raise InputError("give a DATA.csv argument or --spec FILE")
