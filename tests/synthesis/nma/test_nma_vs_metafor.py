@@ -4,9 +4,9 @@ R builds its own contrasts from the same arm-level data (escalc against each stu
 fits the contrast-based model with the multi-arm covariance by generalised least squares (rma.mv
 without random effects): that is the common-effect network meta-analysis exactly, and, with
 tau^2 x (1 on the diagonal, 1/2 within a study) added to V, the random-effects model for a given
-tau^2. tau^2 itself is checked against the generalised DerSimonian-Laird moment estimator written in
-R from Jackson, White & Riley (2012) on the basic-contrast parameterisation (the route of netmeta's
-decomp.design, independent of our graph/pseudoinverse route). Also checked in R: within-design Q
+tau^2. tau^2 itself (and the design-by-treatment tau^2 of the decomposition) is checked against the generalised
+DerSimonian-Laird moment estimator written in R from Jackson, White & Riley (2012) on the basic-contrast
+parameterisation (the route of netmeta's decomp.design, independent of our graph/pseudoinverse route). Also checked in R: within-design Q
 (GLS per design), direct pairwise estimates (rma EE), and indirect estimates of networks of two-arm
 studies (the network refitted without the comparison's studies equals the back-calculation there).
 Tolerance 1e-8 relative. One R process for the module.
@@ -79,11 +79,16 @@ for (nm in names(cases)) {
   fr <- rma.mv(d$yi, V + tau2 * V0, mods = ~ X - 1)
   out(paste0(nm, "_re"), c(fr$beta, fr$se))
   des <- sapply(d$study, function(s) paste(sort(unique(arms$treatment[arms$study == s])), collapse=":"))
-  qw <- 0
+  qw <- 0; XI <- NULL
   for (ds in unique(des)) { sel <- des == ds; td <- sort(unique(c(d$t1[sel], d$t2[sel])))
     Xd <- xmat(d[sel, ], td)[, -1, drop=FALSE]; Vd <- V[sel, sel, drop=FALSE]
+    Xi <- matrix(0, nrow(d), ncol(Xd)); Xi[sel, ] <- Xd; XI <- cbind(XI, Xi)
     if (sum(sel) > ncol(Xd)) qw <- qw + gls_q(d$yi[sel], Xd, Vd)$q }
   out(paste0(nm, "_qwithin"), qw)
+  # tau^2 of the full design-by-treatment interaction model (moment estimator as above)
+  gi <- gls_q(d$yi, XI, V); dfi <- nrow(XI) - ncol(XI)
+  tri <- sum(diag(gi$W %*% V0)) - sum(diag(gi$C %*% t(XI) %*% gi$W %*% V0 %*% gi$W %*% XI))
+  out(paste0(nm, "_tauwithin"), if (dfi > 0) max(0, (gi$q - dfi) / tri) else 0)
   # direct estimates from every within-study pair (unadjusted variances), pairs in sorted order
   dir <- c()
   for (i in 1:(length(trts) - 1)) for (j in (i + 1):length(trts)) {
@@ -164,6 +169,7 @@ def test_within_design_q(ref, name):
     q = dec.q_decomp.set_index("source")["q"]
     assert q["within designs"] == approx(ref[f"{name}_qwithin"][0])
     assert q["between designs"] == approx(q["whole network"] - ref[f"{name}_qwithin"][0])
+    assert dec.tau_within**2 == approx(ref[f"{name}_tauwithin"][0])
 
 
 @pytest.mark.parametrize("name", list(CASES))
