@@ -74,6 +74,8 @@ for (dn in c("osc", "oscm")) {{ e <- smd(get(dn))
   # plain Fisher scoring at a tight threshold fails on the Egger regression (the reason for the fallback)
   out(paste0(dn, "_plain_ok"), ok(rma(yi, vi, mods=~sqrt(vi), data=e, method="REML", {TIGHT})))
   out(paste0(dn, "_main_default_ok"), ok(rma(yi, vi, data=e, method="REML")))
+  for (m in c("ML", "EB")) {{ r <- rma(yi, vi, data=e, method=m, {DAMPED}); g <- regtest(r)
+    out(paste0(dn, "_egger_", m), c(r$tau2, g$zval, g$fit$tau2)) }}
 }}
 for (m in c({', '.join(repr(m) for m in METHODS_K1)})) for (kh in c(FALSE, TRUE)) {{
   if (m == "EE" && kh) next
@@ -149,6 +151,16 @@ def test_oscillating_fisher_scoring_falls_back_and_matches_metafor(ref, name):
     assert eg.notes and "did not converge" in eg.notes[0]
     tf = trim_and_fill(res)
     assert [tf.k0, tf.adjusted.estimate, tf.adjusted.se, tf.adjusted.tau2] == approx(ref[f"{name}_tf"])
+
+
+@pytest.mark.parametrize("name", ["osc", "oscm"])
+@pytest.mark.parametrize("method", ["ML", "EB"])
+def test_oscillating_data_with_ml_and_eb(ref, name, method):
+    es = _smd(name)
+    X = np.column_stack([np.ones(es.k), es.sei])
+    eg = egger_test(es.yi, es.vi, method=method)
+    got = [meta_analysis(es, method=method).tau2, eg.stat, fit_tau2(es.yi, es.vi, method, X).tau2]
+    assert got == approx(ref[f"{name}_egger_{method}"])
 
 
 def test_main_fit_that_metafor_cannot_fit_by_default_is_reported(ref):

@@ -314,7 +314,10 @@ def fit_tau2(
         return Tau2Fit(max(0.0, tau2_pm(ymc, vi_, X_)), method, "root finding")
     if method == "EB":
         t, it, ok = _eb_iteration(ymc, vi_, X_, threshold, maxiter)
-        if ok:
+        if ok:  # the fixed point solves Q(tau2) = k - p: at the boundary exactly 0, else polished to the root
+            k_p = k - X_.shape[1]
+            t = 0.0 if generalized_q(0.0, ymc, vi_, X_) <= k_p else _polish(
+                t, lambda u: generalized_q(u, ymc, vi_, X_) - k_p)
             return Tau2Fit(max(0.0, t), method, "Fisher scoring", it)
         return Tau2Fit(max(0.0, tau2_pm(ymc, vi_, X_)), method, "bracketed root finding (fallback)", it,
                        note=f"EB iteration did not converge in {maxiter} iterations; its estimating equation "
