@@ -67,3 +67,31 @@ def inside(root: Path, *parts: str) -> Path:
     if not path.is_relative_to(root.resolve()):
         raise HTTPException(404)
     return path
+
+
+_REMEMBERED_MAX = 32
+
+
+def remember(request: Request, kind: str, value: Any) -> str:
+    """Keep *value* (an analysis result) for later requests (zoomed plots); returns its key."""
+    import secrets
+
+    store: dict[str, Any] = request.app.state.cache.setdefault(f"remembered:{kind}", {})
+    key = secrets.token_urlsafe(12)
+    store[key] = value
+    while len(store) > _REMEMBERED_MAX:
+        store.pop(next(iter(store)))
+    return key
+
+
+def recall(request: Request, kind: str, key: str) -> Any:
+    """A value kept by :func:`remember`, or 404."""
+    value = request.app.state.cache.get(f"remembered:{kind}", {}).get(key)
+    if value is None:
+        raise HTTPException(404)
+    return value
+
+
+def studies_dir() -> Path:
+    """The bundled study specs (``studies/`` of the source tree, as ``follicle run`` finds them)."""
+    return Path(__file__).resolve().parents[3] / "studies"
