@@ -54,10 +54,19 @@ def rows_from_meta(result: object, *, summary_label: str | None = None, exp: boo
     tr = np.exp if use_exp else (lambda v: v)
     z = norm.isf((1 - res.level) / 2)  # type: ignore[attr-defined]
     rows = []
-    for lab, y, v, w in zip(res.labels, res.yi, res.vi, res.weights):  # type: ignore[attr-defined]
+    shown = {lab: (y, v, w) for lab, y, v, w in zip(res.labels, res.yi, res.vi, res.weights)}  # type: ignore[attr-defined]
+    order = getattr(res, "input_labels", None) or list(shown)
+    for lab in order:
+        if lab not in shown:  # dropped from the fit (double-zero study): listed, not drawn
+            rows.append(ForestRow(lab, note="not estimable (no events in either arm)"))
+            continue
+        y, v, w = shown[lab]
         se = math.sqrt(v)
         rows.append(ForestRow(lab, float(tr(y)), float(tr(y - z * se)), float(tr(y + z * se)), weight=w))
     label = summary_label or _method_label(res)
+    if not np.isfinite(res.estimate):  # type: ignore[attr-defined]
+        rows.append(ForestRow(label, kind="summary", note="not estimable"))
+        return rows
     has_pi = res.tau2 > 0  # type: ignore[attr-defined]
     rows.append(
         ForestRow(
@@ -101,9 +110,9 @@ def spec_rows(out: dict, study_groups: dict[str, str] | None = None, note: str =
     """
     overall = out["overall"]
     rows: list[ForestRow] = []
-    if "subgroups" in out:
+    if "subgroups" in out and out["subgroups"].get("estimable", True):
         sg = out["subgroups"]
-        by_label = dict(zip(overall.labels, rows_from_meta(overall)[:-1]))
+        by_label = {r.label: r for r in rows_from_meta(overall)[:-1]}
         groups = list(sg["groups"]) + list(sg["single_study_groups"])
         labels_by_group = {g: r.labels for g, r in sg["groups"].items()}
         for g in groups:
