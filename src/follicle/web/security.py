@@ -8,7 +8,7 @@
   it in the ``X-CSRF-Token`` header (HTMX sends it) or a ``csrf_token`` form field, and a request
   whose ``Origin`` is another site is refused (OWASP double-submit cookie pattern).
 * **Headers**: a strict Content-Security-Policy (scripts and styles from this server only, no
-  inline script, no eval), no framing, no sniffing, no referrer, no caching of pages.
+  inline script, no eval), no framing, no sniffing, no referrer to other sites, no caching of pages.
 
 References
 ----------
@@ -42,7 +42,7 @@ HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
