@@ -189,3 +189,16 @@ def test_designer_flow_and_results_pages(client) -> None:
     assert any(f.endswith("results.json") for f in files) and any(f.endswith("km.parquet") for f in files)
     for f in files:
         assert client.get(f).status_code == 200
+
+
+def test_attrition_chain_protection() -> None:
+    """No difference of two shown attrition counts is a small count (1..9)."""
+    from follicle.web.routers.cohorts import protected_chain
+
+    assert protected_chain([554, 551, 540, 3, 0], 10) == [554, None, 540, "<10", 0]
+    chains = [[1000, 995, 990, 985, 900, 899, 15, 12, 0], [50, 50, 41, 30, 29, 5]]
+    for chain in chains:
+        shown = [v for v in protected_chain(chain, 10) if isinstance(v, int)]
+        for a in shown:
+            for b in shown:
+                assert not 0 < abs(a - b) < 10

@@ -46,20 +46,41 @@ def _with_form(data: dict[str, Any], cohort: str, f: Fields) -> dict[str, Any]:
     return new
 
 
+def protected_chain(counts: list[int], k: int) -> list[Any]:
+    """Attrition counts that can be shown: a small count as ``"<k"``, and a count withheld (None) when its
+    difference from the last shown count is a small number, so no two shown steps give back a small
+    count by subtraction (complementary suppression of nested counts)."""
+    out: list[Any] = []
+    anchor: int | None = None
+    for n in counts:
+        shown = suppress_count(n, k)
+        if isinstance(shown, str):
+            out.append(shown)
+        elif anchor is None or isinstance(suppress_count(anchor - n, k), int):
+            out.append(n)
+            anchor = n
+        else:
+            out.append(None)
+    return out
+
+
 def attrition_rows(request: Request, spec: Any, cohort: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """The cohort's attrition (small counts suppressed) and the concept-set warnings."""
+    """The cohort's attrition (small counts and small differences protected) and the concept-set warnings."""
     from follicle.study.counts import cohort_attrition
 
     with cdm(request) as con:
         out = cohort_attrition(spec, con, cohort)
     k = spec.min_cell_count
+    records = out["attrition"].to_dict(orient="records")
+    shown = protected_chain([int(r["persons"]) for r in records], k)
     rows = []
-    prev = None
-    for r in out["attrition"].to_dict(orient="records"):
-        n = int(r["persons"])
-        rows.append({"step": r["step"], "description": r["description"], "persons": suppress_count(n, k),
-                     "removed": None if prev is None else suppress_count(prev - n, k)})
-        prev = n
+    prev: Any = None
+    for r, n in zip(records, shown, strict=True):
+        removed = prev - n if isinstance(prev, int) and isinstance(n, int) else None
+        rows.append({"step": r["step"], "description": r["description"], "persons": n if n is not None else "withheld",
+                     "removed": removed})
+        if isinstance(n, int):
+            prev = n
     return rows, out["warnings"]
 
 
@@ -74,7 +95,8 @@ async def live_attrition(request: Request, name: str, cohort: str) -> HTMLRespon
         rows, warnings = attrition_rows(request, spec, cohort)
     except FollicleError as exc:
         return render(request, "fragments/attrition.html.j2", rows=[], warnings=[], error=str(exc), problems=exc.problems)
-    return render(request, "fragments/attrition.html.j2", rows=rows, warnings=warnings, error=None, problems=[])
+    return render(request, "fragments/attrition.html.j2", rows=rows, warnings=warnings, error=None, problems=[],
+                  min_cell_count=spec.min_cell_count)
 
 
 def _only_cohorts(data: dict[str, Any]) -> dict[str, Any]:
