@@ -168,6 +168,11 @@ def test_cohort_study_run_km_forest(page) -> None:  # type: ignore[no-untyped-de
     poll(lambda: page.get_attribute("#run-km svg", "data-x1") != x1)
     page.click("#run-km button[data-zoom='reset']")
     poll(lambda: page.get_attribute("#run-km svg", "data-x1") == x1)
+    # printing: the result page without the navigation and the zoom buttons
+    page.emulate_media(media="print")
+    assert not page.locator("header.top").is_visible() and not page.locator("#run-km .plot-tools").is_visible()
+    assert page.locator("#run-km svg").is_visible()
+    page.emulate_media(media="screen")
 
 
 def test_meta_upload(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

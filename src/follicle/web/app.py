@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
@@ -25,8 +27,13 @@ STATIC = Path(__file__).parent / "static"
 
 def create_app(settings: WebSettings) -> FastAPI:
     """A fresh app serving *settings.db*, keeping drafts and runs under *settings.runs*."""
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.runs.shutdown()  # a stopping server stops its workers
+
     app = FastAPI(title="Follicle", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
-                  dependencies=[Depends(verify_csrf)])
+                  dependencies=[Depends(verify_csrf)], lifespan=lifespan)
     settings.runs.mkdir(parents=True, exist_ok=True)
     app.state.settings = settings
     app.state.cache = {}

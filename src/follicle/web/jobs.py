@@ -51,6 +51,20 @@ class RunManager:
         self.root.mkdir(parents=True, exist_ok=True)
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        for d in self.root.iterdir():  # runs left "running" by a server that stopped: their worker is gone
+            if d.is_dir() and read_status(d).get("state") == "running":
+                write_status(d, state="failed", message="the server stopped during the run")
+        self._ticker = threading.Thread(target=self._tick, name="follicle-web-runs", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        """Reap finished workers and start queued runs every second, requests or not."""
+        while not self._stop.wait(1.0):
+            try:
+                self.refresh()
+            except OSError:  # a run folder removed under us: the next tick sees the new state
+                pass
 
     def create(self, name: str, spec_yaml: str) -> str:
         """A new queued run of the study *name* (spec as YAML text); returns its id."""
@@ -109,6 +123,7 @@ class RunManager:
 
     def shutdown(self) -> None:
         """End the workers this server started (on server exit)."""
+        self._stop.set()
         with self._lock:
             for run_id, proc in self._procs.items():
                 if proc.poll() is None:
