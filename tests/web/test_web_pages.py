@@ -202,3 +202,23 @@ def test_attrition_chain_protection() -> None:
         for a in shown:
             for b in shown:
                 assert not 0 < abs(a - b) < 10
+
+
+def test_loading_specs(client) -> None:
+    """A spec file is loaded as a draft even when it has problems (the designer lists them), but a file
+    whose sections are not the right shape is refused with the fields named."""
+    h = csrf(client)
+    bad_shape = "name: shapes\ncohorts: [1, 2]\nanalysis: 3\n"
+    r = client.post("/studies/upload", files={"spec": ("s.yaml", bad_shape, "application/x-yaml")}, headers=h)
+    assert r.status_code == 400 and "cohorts: expected a mapping" in r.text and "analysis: expected a mapping" in r.text
+    unfinished = ("name: unfinished\nconcept_sets: {aa: {include: ['ICD10CM:L63']}}\n"
+                  "cohorts: {c1: {entry: {concept_set: aa}}, c2: {entry: {concept_set: missing}}}\n"
+                  "comparisons: {x: {target: c1, comparator: c3}}\n")
+    r = client.post("/studies/upload", files={"spec": ("u.yaml", unfinished, "application/x-yaml")}, headers=h,
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/studies/unfinished"
+    page = client.get("/studies/unfinished")
+    assert page.status_code == 200
+    assert "unknown concept set &#39;missing&#39;" in page.text and "unknown cohort &#39;c3&#39;" in page.text
+    assert client.get("/studies/unfinished/cohorts/c2").status_code == 200
+    assert client.get("/studies").status_code == 200

@@ -73,6 +73,35 @@ def parse_yaml(text: str, *, source: str) -> dict[str, Any]:
     return data
 
 
+_MAPPINGS = ("concept_sets", "cohorts", "outcomes", "comparisons")
+_SECTIONS = ("time_at_risk", "covariates", "analysis")
+
+
+def check_shape(data: dict[str, Any], *, source: str) -> None:
+    """Refuse a spec whose sections the designer cannot show: named sections must map names to
+    mappings, settings sections must be mappings (finer problems are left to validation)."""
+    bad = []
+    for key in _MAPPINGS:
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            bad.append(f"{key}: expected a mapping of names to entries, got {type(value).__name__}")
+            continue
+        bad += [f"{key}.{k}: expected a mapping, got {type(v).__name__}" for k, v in value.items()
+                if not isinstance(v, dict)]
+        bad += [f"{key}: {k!r} is not a name (lower case, digits, _)" for k in value if not NAME_RE.match(str(k))]
+    for key in _SECTIONS:
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            bad.append(f"{key}: expected a mapping, got {type(data[key]).__name__}")
+    cohorts = data.get("cohorts")
+    for k, c in (cohorts.items() if isinstance(cohorts, dict) else []):
+        if isinstance(c, dict) and not isinstance(c.get("entry"), dict):
+            bad.append(f"cohorts.{k}.entry: expected a mapping with concept_set")
+    if bad:
+        raise SpecError(f"{source}: {len(bad)} problem(s)", problems=bad)
+
+
 def problems(data: dict[str, Any]) -> list[str]:
     """Everything :class:`StudySpec` refuses in *data*, each naming its field (empty when valid)."""
     from follicle.study.spec import parse_spec

@@ -34,7 +34,11 @@ def studies_page(request: Request, error: str | None = None) -> HTMLResponse:
     s = store(request)
     rows = []
     for n in s.names():
-        data = s.load(n)
+        try:
+            data = s.load(n)
+        except SpecError:
+            rows.append({"name": n, "description": "(unreadable draft)", "problems": 1, "cohorts": 0, "comparisons": 0})
+            continue
         rows.append({"name": n, "description": str(data.get("description") or ""), "problems": len(drafts.problems(data)),
                      "cohorts": len(data.get("cohorts") or {}), "comparisons": len(data.get("comparisons") or {})})
     return render(request, "studies.html.j2", drafts=rows, templates=TEMPLATES, error=error, problems=[])
@@ -66,7 +70,9 @@ async def upload_study(request: Request) -> Response:
     text = await upload_text(raw.get("spec"), what="study spec", max_bytes=drafts.MAX_SPEC_BYTES)
     if text is None:
         raise InputError("choose a study spec file (YAML or JSON)")
-    data = drafts.parse_yaml(text, source=raw.get("spec").filename)  # type: ignore[union-attr]
+    filename = raw.get("spec").filename  # type: ignore[union-attr]
+    data = drafts.parse_yaml(text, source=filename)
+    drafts.check_shape(data, source=filename)
     name = str(data.get("name") or "")
     if not NAME_RE.match(name):
         raise SpecError(f"{raw.get('spec').filename}: the spec's name must be lower case, digits and _ "  # type: ignore[union-attr]
