@@ -71,8 +71,14 @@ def run_page(request: Request, run_id: str, comparison: str | None = None, tab: 
         if comparison not in comps:
             raise HTTPException(404)
         comp = next(c for c in results["comparisons"] if c["id"] == comparison)
-        ctx |= {"results": results, "comparisons": comps, "comparison": comparison, "comp": comp,
-                "tab_html": _tab(request, run_dir, run_id, results, comp, tab)}
+        names = [a["name"] for a in comp.get("adjustments") or []]
+        adjustment = request.query_params.get("adjustment") or comp.get("primary_adjustment")
+        if names and adjustment not in names:
+            raise HTTPException(404)
+        view = adjusted(comp, adjustment) if names else comp
+        ctx |= {"results": results, "comparisons": comps, "comparison": comparison, "comp": view,
+                "adjustments": comp.get("adjustments") or [], "adjustment": adjustment,
+                "tab_html": _tab(request, run_dir, run_id, results, view, tab)}
     return render(request, "run.html.j2", **ctx)
 
 
@@ -84,6 +90,26 @@ def run_status(request: Request, run_id: str) -> Response:
     if status.get("state") in ("done", "failed") and is_htmx(request):
         resp.headers["HX-Refresh"] = "true"  # reload the page to show the results or the error
     return resp
+
+
+def adjusted(comp: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """The comparison as seen under one adjustment (results with named adjustments): its Table 1, balance,
+    diagnostics, empirical null and sizes, and each outcome's estimate under it."""
+    adj = next((a for a in comp.get("adjustments") or [] if a["name"] == name), None)
+    if adj is None:
+        return comp
+    view = dict(comp)
+    for key in ("table1", "balance", "diagnostics", "empirical_null", "n_target", "n_comparator"):
+        if key in adj:
+            view[key] = adj[key]
+    outcomes = []
+    for o in comp["outcomes"]:
+        est = next((e for e in o.get("estimates") or [] if e.get("name") == name), None)
+        outcomes.append({**o, **{k: v for k, v in (est or {}).items() if k not in ("name", "adjustment")},
+                         "outcome": o["outcome"], "negative_control": o["negative_control"]} if est else o)
+    view["outcomes"] = outcomes
+    view["adjustment"] = adj
+    return view
 
 
 def _tab(request: Request, run_dir: Path, run_id: str, results: dict[str, Any], comp: dict[str, Any], tab: str) -> Any:
@@ -121,11 +147,15 @@ def forest_html(run_id: str, results: dict[str, Any], comparison: str, xmin: flo
                 xmax: float | None = None) -> Any:
     comp = next(c for c in results["comparisons"] if c["id"] == comparison)
     rows = [Row(comp["title"], kind="header")]
+    several = len(comp.get("adjustments") or []) > 1
     for o in sorted(comp["outcomes"], key=lambda o: o["negative_control"]):
         label = o["outcome"].replace("_", " ") + (" (NC)" if o["negative_control"] else "")
-        extra = f"events {o['events_target']} vs {o['events_comparator']}; p = {o['p']:.3g}" if o.get("p") is not None else ""
-        rows.append(Row(label, o.get("hr"), o.get("hr_ci_low"), o.get("hr_ci_high"), extra=extra,
-                        note="withheld (small counts)" if o.get("withheld") else "not estimated"))
+        for e in (o.get("estimates") if several else None) or [o]:
+            name = f"{label} · {e['name']}" if several else label
+            extra = (f"events {e['events_target']} vs {e['events_comparator']}; p = {e['p']:.3g}"
+                     if e.get("p") is not None else "")
+            rows.append(Row(name, e.get("hr"), e.get("hr_ci_low"), e.get("hr_ci_high"), extra=extra,
+                            note="withheld (small counts)" if e.get("withheld") else "not estimated"))
     svg = forest_svg(rows, log=True, xlabel="hazard ratio (log scale)", favours=("favours target", "favours comparator"),
                      xmin=xmin, xmax=xmax, title=f"Hazard ratios: {comp['title']}", show_weights=False)
     return figure(svg, "Hazard ratios (95% CI) per outcome; NC = negative control (true HR 1 by design).",
