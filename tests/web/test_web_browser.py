@@ -89,6 +89,7 @@ def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     folder = os.environ.get("FOLLICLE_WEB_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)
 
 

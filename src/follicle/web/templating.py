@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
 
 from follicle import __version__
 from follicle.privacy import suppress_count
@@ -101,7 +100,3 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     }
     html = _env.get_template(template).render(**(base | context))
     return HTMLResponse(html, status_code=status_code)
-
-
-def hidden_csrf(request: Request) -> Markup:
-    return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{csrf_token(request)}">')
