@@ -42,7 +42,7 @@ def test_deuruxolitinib_active_tb_from_a_condition_is_do_not_start(region):
 
 
 def test_deuruxolitinib_positive_hbsag_is_never_start():
-    hbsag = {"resourceType": "Observation", "id": "h", "status": "final", "valueString": "Positive",
+    hbsag = {"resourceType": "Observation", "id": "h", "status": "final", "valueString": "Positive", "effectiveDateTime": AS_OF.isoformat(),
              "code": {"coding": [{"system": "http://loinc.org", "code": "5196-1"}]}}
     d = evaluate(_merge(_record(hbsag)), "deuruxolitinib", region="US")
     assert d.decision == "cannot-decide" and any("hepatitis" in n for n in d.needs)

@@ -227,6 +227,7 @@ class DrugEntry(BaseModel):
     omop_concept_id: int | None = None
     names: tuple[str, ...]
     topical_names: tuple[str, ...] = ()
+    cvx: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
     approved_for_aa: bool
     note: str | None = None
