@@ -114,7 +114,7 @@ def test_region_setting_picks_the_label_and_the_card_says_where_they_differ():
     assert eu[0]["summary"].startswith("Baricitinib (EU): do not start") and "EU SmPC" in eu[0]["detail"]
     assert "Rule `baricitinib.eu.pregnancy`" in "".join(c["detail"] for c in eu)
     assert "Rule `baricitinib.us.pregnancy`" in "".join(c["detail"] for c in us)
-    assert "pregnancy: EU SmPC 4.3 Contraindications; 4.6 Pregnancy: do not start; US prescribing information 8.1 Pregnancy: caution" in eu[0]["detail"]
+    assert "pregnancy: EU SmPC 4.3 Contraindications: do not start; US prescribing information 8.1 Pregnancy: caution" in eu[0]["detail"]
 
 
 def test_conditions_and_medication_statements_are_read(client):
