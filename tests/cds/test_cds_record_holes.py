@@ -311,3 +311,19 @@ def test_a_resource_of_another_patient_is_an_error():
 
 def test_dates_in_this_file_are_relative_to_the_shared_evaluation_date():
     assert AS_OF == date(2026, 3, 1)
+
+
+@pytest.mark.parametrize("kind,status", [("MedicationRequest", "stopped"), ("MedicationRequest", "cancelled"),
+                                         ("MedicationRequest", "entered-in-error"), ("MedicationRequest", "completed"),
+                                         ("MedicationStatement", "not-taken"), ("MedicationStatement", "entered-in-error")])
+def test_a_medication_no_longer_taken_does_not_count(kind, status):
+    r = {"resourceType": kind, "id": "f", "status": status, "medicationCodeableConcept": {"text": "fluconazole"}}
+    facts = _parse(r).facts
+    assert facts.concomitant == []  # the list is known (the record holds medications) and holds nothing current
+    assert evaluate(_merge(facts), "deuruxolitinib", region="US").decision != "do-not-start"
+
+
+def test_ophthalmic_ciclosporin_is_not_systemic_immunosuppression():
+    """Over-blocking found in review: ciclosporin eye drops counted as a potent immunosuppressant."""
+    assert _parse(_mr("c", {"text": "cyclosporine 0.05 % Ophthalmic Emulsion"})).facts.concomitant == []
+    assert [c.name for c in _parse(_mr("c", {"text": "cyclosporine 100 MG Oral Capsule"})).facts.concomitant] == ["cyclosporine"]

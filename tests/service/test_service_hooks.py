@@ -295,3 +295,15 @@ def test_stale_labs_and_recent_live_vaccination_in_the_service():
         "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "21"}]}, "patient": {"reference": "Patient/pt1"}}}]}
     eu = TestClient(make_app(region="EU"), raise_server_exceptions=False).post(ORDER, json=body).json()["cards"]
     assert eu[0]["summary"].startswith("Baricitinib (EU): do not start") and "Rule `baricitinib.eu.live_vaccine`" in " ".join(c["detail"] for c in eu)
+
+
+def test_other_draft_orders_do_not_make_an_unknown_medication_list_known(client):
+    """Second review: without the medications prefetch the medication list is unknown; another draft order
+    made it "known" (just the drafts), so the combination rule read "none" and the decision could be start."""
+    orders = [med_request(), med_request("mr2", "6851", "methotrexate")]
+    body = order_request(orders=orders, drop=("medications",))
+    cards = client.post(ORDER, json=body).json()["cards"]
+    assert cards[0]["summary"].startswith("Baricitinib (US): cannot decide") and "concomitant" in cards[0]["detail"]
+    orders = [med_request(), med_request("mr2", "3008", "cyclosporine")]  # a draft that fires still fires
+    cards = client.post(ORDER, json=order_request(orders=orders, drop=("medications",))).json()["cards"]
+    assert cards[0]["summary"] == "Baricitinib (US): do not start"

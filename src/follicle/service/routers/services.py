@@ -128,11 +128,16 @@ async def order_check(body: OrderRequest, client: Client, settings: Settings, tr
             continue
         others = [o for r, o in orders if o is not None and r is not raw and not o.topical]
         facts = record.facts.model_copy()
-        if facts.concomitant is not None or others:
-            facts.concomitant = list(facts.concomitant or []) + [
-                Concomitant(name=o.drug, classes=kb.drug(o.drug).classes, matched_by=o.matched_by)  # type: ignore[union-attr, arg-type]
+        if others:
+            drafts_as_concomitant = [
+                Concomitant(name=o.drug, classes=kb.drug(o.drug).classes, matched_by=o.matched_by,  # type: ignore[union-attr, arg-type]
+                            source_id=f"MedicationRequest/{o.resource_id}")
                 for o in others
             ]
+            # the other drafts count; a medication list the record did not give stays open (never "none")
+            rest = facts.concomitant if facts.concomitant is not None else [
+                Concomitant(name="medication list not available", matched_by="unidentified", source_id="prefetch.medications")]
+            facts.concomitant = list(rest) + drafts_as_concomitant
         d = evaluate(facts, order.drug, region=settings.region, mode="start")
         notes = list(record.warnings) + [f"From the record: {n}" for n in record.notes]
         if any(m.drug == order.drug and m.status in ("active", "on-hold") and not m.topical for m in record.medications):
