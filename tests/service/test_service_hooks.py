@@ -307,3 +307,20 @@ def test_other_draft_orders_do_not_make_an_unknown_medication_list_known(client)
     orders = [med_request(), med_request("mr2", "3008", "cyclosporine")]  # a draft that fires still fires
     cards = client.post(ORDER, json=order_request(orders=orders, drop=("medications",))).json()["cards"]
     assert cards[0]["summary"] == "Baricitinib (US): do not start"
+
+
+def test_patient_view_shows_a_contraindication_arising_on_treatment():
+    """Second review: on treatment only lab-driven reasons became cards, so a new pregnancy on baricitinib
+    (EU: contraindicated) or fluconazole started on deuruxolitinib (contraindicated) gave no card at all."""
+    from fastapi.testclient import TestClient
+    body = patient_view_request([med_request(status="active", authored="2026-01-10")])
+    body["prefetch"]["labs"]["entry"].append({"resource": {
+        "resourceType": "Observation", "id": "hcg", "status": "final", "valueString": "Positive", "effectiveDateTime": "2026-01-30",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2106-3"}]}}})
+    cards = TestClient(make_app(region="EU"), raise_server_exceptions=False).post(VIEW, json=body).json()["cards"]
+    preg = [c for c in cards if "Rule `baricitinib.eu.pregnancy`" in c["detail"]]
+    assert preg and preg[0]["indicator"] == "critical" and "not recommended" in preg[0]["summary"]
+    meds = [med_request("leq", "0", "Leqselvi 8 MG Oral Tablet", status="active", authored="2026-01-10"),
+            med_request("flu", "0", "fluconazole 150 MG Oral Tablet", status="active")]
+    cards = TestClient(make_app(region="US"), raise_server_exceptions=False).post(VIEW, json=patient_view_request(meds)).json()["cards"]
+    assert any(c["indicator"] == "critical" and "Rule `deuruxolitinib.us.cyp2c9_inhibitor`" in c["detail"] for c in cards)
