@@ -35,6 +35,8 @@ ADDED_SOURCES = {
     "https://pfizermedicalinformation.com/litfulo/warnings",  # LITFULO PI 5.1
     "https://pfizermedicalinformation.com/litfulo/population-use",  # LITFULO PI 8.1
     "https://reference.medscape.com/drug/litfulo-ritlecitinib-4000322",  # LITFULO limitation of use (monograph wording)
+    "https://rxreasoner.com/monographs/litfulo/usage",  # Litfulo EMA SmPC 4.2
+    "https://www.laoslucius.com/ritlecitinib/dosage",  # LITFULO PI 2.1 text (FDA 2023.06, brand name replaced)
 }
 #: codes looked up for issue 24 outside the reference: smoking-status LOINC and its never-smoked answer
 #: (US Core smoking status example, HL7 US Core IG)
