@@ -37,6 +37,7 @@ ADDED_SOURCES = {
     "https://reference.medscape.com/drug/litfulo-ritlecitinib-4000322",  # LITFULO limitation of use (monograph wording)
     "https://rxreasoner.com/monographs/litfulo/usage",  # Litfulo EMA SmPC 4.2
     "https://www.laoslucius.com/ritlecitinib/dosage",  # LITFULO PI 2.1 text (FDA 2023.06, brand name replaced)
+    "https://www.lillymedical.com/en-us/answers/what-is-the-recommended-olumiant-baricitinib-dose-for-the-treatment-of-rheumatoid-arthritis-49279",
 }
 #: codes looked up for issue 24 outside the reference: smoking-status LOINC and its never-smoked answer
 #: (US Core smoking status example, HL7 US Core IG)
