@@ -73,3 +73,11 @@ def test_bad_atlas_cohorts_name_their_field(tmp_path):
     with pytest.raises(SpecError) as err:
         load_spec(_write(tmp_path, {"atlas": "bad.json"}))
     assert "ProviderSpecialty" in err.value.render() and "cohorts.celecoxib.atlas" in err.value.render()
+
+
+def test_live_attrition_of_an_atlas_cohort(gibleed_full_db):
+    """``cohort_attrition`` (the live attrition of one cohort) takes an ATLAS cohort too."""
+    from follicle.study.counts import cohort_attrition
+
+    out = cohort_attrition(load_spec(SPEC), ibis.duckdb.connect(str(gibleed_full_db), read_only=True), "celecoxib")
+    assert out["attrition"].persons.tolist() == [1800, 1800, 1800]
