@@ -289,7 +289,19 @@ class _Cached:
 
 
 def run_checks(con: BaseBackend) -> list[CheckResult]:
-    """Run every check on the CDM behind *con*; one :class:`CheckResult` per check."""
+    """Run every data-quality check on the CDM behind *con*.
+
+    Parameters
+    ----------
+    con : ibis.backends.BaseBackend
+        The CDM (see :func:`follicle.cdm.connect.connect`).
+
+    Returns
+    -------
+    list of CheckResult
+        One per check: id, category, severity, threshold, violating and total rows, share and
+        status (PASS, WARN, FAIL, NOT EVALUATED); see the module docstring for the checks.
+    """
     con = _Cached(con)  # type: ignore[assignment]
     present = con.present
     out: list[CheckResult] = []

@@ -52,6 +52,11 @@ def load_vocabulary(src: str | Path, target: str | Path, *, progress: Progress |
     progress : callable, optional
         Called with (table, rows) after each table.
 
+    Returns
+    -------
+    VocabularyLoadResult
+        Rows per table loaded, tables created, tables left as they were, files skipped.
+
     Raises
     ------
     InputError

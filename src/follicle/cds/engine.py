@@ -206,12 +206,29 @@ def evaluate(
 ) -> Decision:
     """Apply every rule for *drug* to *facts*.
 
+    Decision support for a JAK inhibitor from sourced rules (label and section for each); it
+    supports, and does not replace, the clinician's judgement.
+
     Parameters
     ----------
-    facts : the patient's facts on ``facts.as_of``.
-    drug : ingredient name (see ``drugs.yaml``); must have rules in the knowledge base.
-    mode : ``"start"`` (before the first dose) or ``"on_treatment"``.
-    start : treatment start date; when given, a monitoring schedule is added.
+    facts : PatientFacts
+        The patient's facts on ``facts.as_of`` (see :func:`follicle.cds.fhir.parse_bundle`).
+    drug : str
+        Ingredient name (see ``drugs.yaml``); must have rules in the knowledge base.
+    mode : {"start", "on_treatment"}
+        Before the first dose, or during treatment.
+    start : datetime.date, optional
+        Treatment start date; when given, a monitoring schedule is added.
+    kb : KnowledgeBase, optional
+        The rules (default: the bundled knowledge base).
+    horizon_months : int
+        Length of the monitoring schedule.
+
+    Returns
+    -------
+    Decision
+        ``decision`` (start, start-with-cautions, do-not-start), the reasons with their sources,
+        dose, missing screening, facts not assessed and the schedule.
     """
     kb = kb or default_kb()
     drug = drug.strip().lower()

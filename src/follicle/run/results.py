@@ -116,7 +116,20 @@ def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str) -> di
 
 
 def tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """Flat tables of the results document (for Parquet), already suppressed."""
+    """Flat tables of a results document, already suppressed (what ``tables/*.parquet`` hold).
+
+    Parameters
+    ----------
+    results : dict
+        The results document (``StudyRun.results``, or ``results.json`` read back).
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``estimates`` (one row per comparison and outcome), ``attrition``, ``table1``,
+        ``diagnostics`` and ``balance``, each with a ``comparison`` column; see
+        docs/results-schema.md.
+    """
     rows = {"estimates": [], "attrition": [], "table1": [], "diagnostics": [], "balance": []}
     for comp in results["comparisons"]:
         for o in comp["outcomes"]:

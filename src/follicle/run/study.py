@@ -38,6 +38,26 @@ def run_study(
 
     Nothing in *out_dir* changes unless the whole run succeeds (outputs are written to a
     temporary folder and renamed), so a failed run leaves the previous results intact.
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The study.
+    target : str or Path
+        The CDM: a DuckDB file or a ``postgresql://`` URL.
+    out_dir : str or Path
+        Output folder: ``results.json``, ``tables/*.parquet``, ``report.html`` and the step cache.
+    force : bool
+        Recompute every step, ignoring cached artefacts.
+    progress : callable, optional
+        Called with a description of each step.
+
+    Returns
+    -------
+    StudyRun
+        ``results`` (the aggregate, suppressed results document; :func:`follicle.run.results.tables`
+        turns it into data frames), the per-comparison runs (unsuppressed, stay on the machine)
+        and the cache counters.
     """
     out_dir = Path(out_dir)
     store = default_store(out_dir)

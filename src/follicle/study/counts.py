@@ -20,6 +20,19 @@ from follicle.study.spec import StudySpec
 def cohort_counts(spec: StudySpec, con: Any, *, database: Any = None) -> dict[str, Any]:
     """Attrition of every cohort and sizes of every comparison, computed in the database.
 
+    Parameters
+    ----------
+    spec : StudySpec
+        The study.
+    con : ibis.backends.BaseBackend
+        The CDM.
+    database : str, optional
+        Schema of the CDM tables, if not the default.
+
+    Returns
+    -------
+    dict
+
     Returns ``{"attrition": DataFrame, "comparisons": DataFrame, "concept_sets": ConceptSetReport,
     "warnings": list[str]}`` with raw (unsuppressed) counts (the warnings are already suppressed);
     apply :func:`suppressed` before anything leaves the machine.

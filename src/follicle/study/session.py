@@ -44,6 +44,26 @@ class StudySession:
     study table, each computed once.
 
     Use as a context manager so temporary tables are dropped.
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The study.
+    con : ibis.backends.BaseBackend
+        The CDM.
+    database : str, optional
+        Schema of the CDM tables, if not the default.
+    materialize : bool
+        Keep intermediate event tables as temporary tables (faster when sets are reused).
+    bundled : dict, optional
+        Stand-in vocabulary tables (None: the bundled subset).
+
+    Attributes
+    ----------
+    resolved : dict of str to ResolvedConceptSet
+        Every concept set as concept ids, with the route each came by.
+    warnings : list of str
+        What concept-set resolution could not do, or did by a fallback.
     """
 
     @full_collections_deferred

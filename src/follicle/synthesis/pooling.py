@@ -230,6 +230,12 @@ def meta_analysis(
         For MH and PETO only: the continuity correction and double-zero rule for the study-level
         values used in Q and the plots (metafor ``rma.mh``/``rma.peto`` defaults); the pooled
         estimate itself uses the uncorrected tables.
+
+    Returns
+    -------
+    MetaResult
+        Pooled estimate (model scale) with CI and prediction interval, tau^2 (with Q-profile
+        CI), I^2, H^2, Q, and per-study weights; ``summary()`` gives them on the ratio scale.
     """
     _check_method(method, knha, effects)
     if effects.k < 2:

@@ -106,7 +106,24 @@ class ConceptEntry(BaseModel):
 
 
 class ConceptSet(BaseModel):
-    """Codes that together define one clinical idea, matched in one CDM domain."""
+    """Codes that together define one clinical idea, matched in one CDM domain.
+
+    Attributes
+    ----------
+    description : str
+        Free text.
+    domain : {"condition", "drug", "measurement", "procedure", "observation"}, optional
+        Where events are looked for; inferred from the vocabularies (required for OMOP ids alone).
+    include, exclude : list of ConceptEntry
+        Codes as ``VOCABULARY:CODE`` (``ICD10CM:L63``, ``RxNorm:baricitinib``, ``ATC:N06A``,
+        ``LOINC:718-7``, ``OMOP:141933``); a trailing ``!`` takes the code without descendants.
+
+    Examples
+    --------
+    >>> cs = ConceptSet(include=["ICD10CM:L63"], exclude=["ICD10CM:L63.8!"])
+    >>> cs.domain, cs.exclude[0].descendants
+    ('condition', False)
+    """
 
     model_config = ConfigDict(extra="forbid")
 

@@ -281,6 +281,11 @@ def resolve_concept_sets(
     bundled : dict, optional
         Stand-in vocabulary tables (None: the bundled subset; ``{}``: none).
 
+    Returns
+    -------
+    dict of str to ResolvedConceptSet
+        Each set's concept ids, source codes, routes and warnings.
+
     Examples
     --------
     >>> import ibis
