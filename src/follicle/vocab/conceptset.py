@@ -61,7 +61,8 @@ class ConceptEntry(BaseModel):
     """One code in a concept set.
 
     ``descendants`` takes ICD-10-CM children (``L63`` covers ``L63.0``-``L63.9``), and for the
-    other vocabularies the descendants through ``concept_ancestor``.
+    other vocabularies the descendants through ``concept_ancestor`` (without it, through the routes
+    of :mod:`follicle.vocab.source`: relationships, RxNorm drug names, ATC codes, ``drug_strength``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
