@@ -235,7 +235,7 @@ def meta_analysis(
     -------
     MetaResult
         Pooled estimate (model scale) with CI and prediction interval, tau^2 (with Q-profile
-        CI), I^2, H^2, Q, and per-study weights; ``summary()`` gives them on the ratio scale.
+        CI), I^2, H^2, Q, and per-study weights; ``exp()`` gives them on the ratio scale.
     """
     _check_method(method, knha, effects)
     if effects.k < 2:
