@@ -45,8 +45,35 @@ def cohort_counts(spec: StudySpec, con: Any, *, database: Any = None) -> dict[st
             _, steps, counts = population_steps(session, name)
             rows += [{"comparison": name, "step": s["step"], "description": s["description"], "persons": n}
                      for s, n in zip(steps, step_counts(session, steps, counts), strict=True)]
-        warnings = session.warnings + report.notes + missed_warnings(report, spec.min_cell_count)
+        empty = [m for name in spec.cohorts if (m := empty_cohort_message(name, attrition, spec.min_cell_count))]
+        warnings = session.warnings + report.notes + missed_warnings(report, spec.min_cell_count) + empty
         return {"attrition": attrition, "comparisons": pd.DataFrame(rows), "concept_sets": report, "warnings": warnings}
+
+
+def emptied_at(attrition: pd.DataFrame, cohort: str) -> tuple[str, str, int] | None:
+    """``(step, description, persons before it)`` of the first step of *cohort* in *attrition*
+    that leaves nobody; None when people remain after the last step."""
+    rows = attrition[attrition["cohort"] == cohort].sort_values("step_index")
+    before = 0
+    for r in rows.itertuples():
+        if int(r.persons) == 0:
+            return str(r.step), str(r.description), before
+        before = int(r.persons)
+    return None
+
+
+def empty_cohort_message(cohort: str, attrition: pd.DataFrame, min_cell_count: int, *, role: str | None = None) -> str | None:
+    """One message naming an empty cohort and the step where it emptied (counts suppressed), or None."""
+    hit = emptied_at(attrition, cohort)
+    if hit is None:
+        return None
+    step, desc, before = hit
+    name = f"cohort {cohort!r}" + (f" ({role})" if role else "")
+    if step == "entry":
+        return f"{name} is empty: nobody has a {desc} (step 'entry')"
+    n = suppress_count(before, min_cell_count)
+    return f"{name} is empty: {n:,} persons before step {step!r} ({desc}), none after it" if isinstance(n, int) else \
+        f"{name} is empty: {n} persons before step {step!r} ({desc}), none after it"
 
 
 def suppressed(counts: dict[str, Any], min_cell_count: int) -> dict[str, Any]:

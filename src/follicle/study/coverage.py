@@ -8,7 +8,10 @@ vocabulary cannot classify, so the set might be missing them:
   subset), and for an ICD-10-CM set the source value is not an ICD-10-CM code either;
 * ``outside hierarchy``: for a set taking descendants, a known concept whose place the vocabulary
   does not know (no ``concept_ancestor`` row; without that table, no parent in
-  ``concept_relationship`` and, for drugs, no RxNorm name listing its ingredients).
+  ``concept_relationship`` and, for drugs, no RxNorm name listing its ingredients);
+* ``unmapped``: for an ICD-10-CM set, a row whose source value is not an ICD-10-CM code (an EHR
+  extract coded in SNOMED) when some code of the set maps to no standard concept here, so the
+  mapped route cannot decide it.
 
 Rows the set matches are never counted as missed. Everything is computed in the database: per
 domain one DISTINCT over the event codes, then one join of the events to (flag, code) pairs with
@@ -41,7 +44,7 @@ from follicle.study.events import (
 from follicle.vocab.resolve import ResolvedConceptSet, Route
 from follicle.vocab.source import MAPPED
 
-MATCHED, UNKNOWN, OUTSIDE, MISSED = "matched", "unknown concept", "outside hierarchy", "could be missed"
+MATCHED, UNKNOWN, OUTSIDE, UNMAPPED, MISSED = "matched", "unknown concept", "outside hierarchy", "unmapped", "could be missed"
 
 
 @dataclass
@@ -53,7 +56,8 @@ class ConceptSetReport:
     sets : one row per concept set: ``concept_set``, ``domain``, ``table``, ``hierarchy`` (how
         descendants were found), ``concepts`` (ids matched), ``rows`` and ``persons`` the set
         matches, ``missed_rows`` and ``missed_persons`` it could be missing, of which
-        ``unknown_rows`` / ``outside_rows`` (see the module docstring), and ``by_vocabulary``:
+        ``unknown_rows`` / ``outside_rows`` / ``unmapped_rows`` (see the module docstring), the set's
+        ICD-10-CM codes that map to no standard concept (``unmapped_codes``) and ``by_vocabulary``:
         missed rows per vocabulary and concept class of their concepts (largest first).
     routes : one row per concept set, entry and route: ``concept_set``, ``entry``, ``route``,
         ``excluded``, ``concepts`` (found by the route), ``rows`` and ``persons`` (event rows of
@@ -72,7 +76,7 @@ class ConceptSetReport:
 
 
 SET_COLUMNS = ("concept_set", "domain", "table", "hierarchy", "concepts", "rows", "persons", "missed_rows",
-               "missed_persons", "unknown_rows", "outside_rows", "by_vocabulary")
+               "missed_persons", "unknown_rows", "outside_rows", "unmapped_rows", "unmapped_codes", "by_vocabulary")
 ROUTE_COLUMNS = ("concept_set", "entry", "route", "excluded", "concepts", "rows", "persons")
 
 
@@ -124,8 +128,9 @@ def _domain_report(session: Any, domain: str, sets: list[ResolvedConceptSet]) ->
         add(rs, MATCHED, member)
         for route in rs.routes:
             add(rs, route, _route_flag(codes, route, raw, not_icd))
-        unk, outside = _unclassified(rs, codes, unknown, not_icd, placed)
-        for kind, flag in ((UNKNOWN, unk), (OUTSIDE, outside), (MISSED, pc.or_(unk, outside))):
+        unk, outside, unmapped = _unclassified(rs, codes, unknown, not_icd, placed)
+        for kind, flag in ((UNKNOWN, unk), (OUTSIDE, outside), (UNMAPPED, unmapped),
+                           (MISSED, pc.or_(pc.or_(unk, outside), unmapped))):
             add(rs, kind, pc.and_(flag, pc.invert(member)))
     counts, per_code = _count_flags(session, base, codes, flags)
     labels = [_vocabulary_label(c, vocab.concept_info(known)) for c in cid.to_pylist()]
@@ -134,7 +139,8 @@ def _domain_report(session: Any, domain: str, sets: list[ResolvedConceptSet]) ->
     for col, rs, what in keys:
         rows, persons = counts.get(col, (0, 0))
         row = out.setdefault(rs.name, {"concept_set": rs.name, "domain": domain, "table": DOMAINS[domain].table,
-                                       "hierarchy": rs.hierarchy, "concepts": _n_concepts(rs)})
+                                       "hierarchy": rs.hierarchy, "concepts": _n_concepts(rs),
+                                       "unmapped_codes": _unmapped_codes(rs)})
         if isinstance(what, Route):
             routes.append({"concept_set": rs.name, "entry": what.entry, "route": what.route, "excluded": what.excluded,
                            "concepts": what.n_concepts, "rows": rows, "persons": persons})
@@ -144,7 +150,7 @@ def _domain_report(session: Any, domain: str, sets: list[ResolvedConceptSet]) ->
             row |= {"missed_rows": rows, "missed_persons": persons,
                     "by_vocabulary": _by_vocabulary(flags[col], labels, per_code)}
         else:
-            row["unknown_rows" if what == UNKNOWN else "outside_rows"] = rows
+            row[{UNKNOWN: "unknown_rows", OUTSIDE: "outside_rows", UNMAPPED: "unmapped_rows"}[what]] = rows
     return list(out.values()), routes
 
 
@@ -187,23 +193,29 @@ def _route_flag(codes: pa.Table, route: Route, raw: list[str], not_icd: Any) -> 
     return pc.fill_null(functools.reduce(pc.or_, parts), False)
 
 
+def _unmapped_codes(rs: ResolvedConceptSet) -> list[str]:
+    """The set's ICD-10-CM entries whose codes map to no standard concept in this vocabulary."""
+    mapped = {r.entry for r in rs.routes if r.route == MAPPED and r.concept_ids and not r.excluded}
+    return sorted({r.entry for r in rs.routes if r.entry.startswith("ICD10CM:") and not r.excluded} - mapped)
+
+
 def _unclassified(rs: ResolvedConceptSet, codes: pa.Table, unknown: Any, not_icd: Any,
-                  placed: dict[bool, set[int]]) -> tuple[Any, Any]:
-    """(unknown, outside hierarchy) flags of the codes for set *rs* (see the module docstring)."""
+                  placed: dict[bool, set[int]]) -> tuple[Any, Any, Any]:
+    """(unknown, outside hierarchy, unmapped) flags of the codes for set *rs* (see the module docstring)."""
     false = pa.chunked_array([pa.array([False] * codes.num_rows, pa.bool_())])
-    unk, outside = false, false
+    unk, outside, unmapped = false, false, false
     if rs.standard:
         unk = unknown
         if rs.hierarchy is not None:
             inside = pc.is_in(codes["concept_id"], value_set=pa.array(sorted(placed[rs.drug_names]), pa.int64()))
             outside = pc.and_(pc.invert(unknown), pc.invert(pc.fill_null(inside, False)))
     if rs.icd10cm:
-        mapped = {r.entry for r in rs.routes if r.route == MAPPED and r.concept_ids}
-        icd = {r.entry for r in rs.routes if r.entry.startswith("ICD10CM:")}
         # rows not coded in ICD-10-CM are decided by the mapped concepts: unknown concepts cannot be,
         # and none can when some code of the set maps to nothing here
-        unk = pc.or_(unk, not_icd if icd - mapped else pc.and_(unknown, not_icd))
-    return unk, outside
+        unk = pc.or_(unk, pc.and_(unknown, not_icd))
+        if _unmapped_codes(rs):
+            unmapped = pc.and_(pc.invert(unknown), not_icd)
+    return unk, outside, unmapped
 
 
 def _count_flags(session: Any, base: Any, codes: pa.Table,
@@ -240,7 +252,8 @@ def suppressed_report(report: ConceptSetReport, min_cell_count: int) -> dict[str
                 r[k] = suppress_count(int(r[k]), min_cell_count)
         return out
 
-    sets = records(report.sets, ("rows", "persons", "missed_rows", "missed_persons", "unknown_rows", "outside_rows"))
+    sets = records(report.sets, ("rows", "persons", "missed_rows", "missed_persons", "unknown_rows", "outside_rows",
+                                 "unmapped_rows"))
     for r in sets:
         r["by_vocabulary"] = {k: suppress_count(v, min_cell_count) for k, v in r["by_vocabulary"].items()}
     return {"sets": sets, "routes": records(report.routes, ("rows", "persons")), "notes": list(report.notes)}
@@ -252,8 +265,11 @@ def missed_warnings(report: ConceptSetReport, min_cell_count: int) -> list[str]:
     for r in report.sets.itertuples():
         if r.missed_rows:
             rows, persons = (suppress_count(int(v), min_cell_count) for v in (r.missed_rows, r.missed_persons))
+            verb = "maps" if len(r.unmapped_codes) == 1 else "map"
+            unmapped = f"no ICD-10-CM source value, and {', '.join(r.unmapped_codes)} {verb} to no standard concept here"
             why = ", ".join(w for w, n in (("concept 0 or not in CONCEPT", r.unknown_rows),
-                                           ("no place in the vocabulary's hierarchy", r.outside_rows)) if n)
+                                           ("no place in the vocabulary's hierarchy", r.outside_rows),
+                                           (unmapped, r.unmapped_rows)) if n)
             most = ", ".join(f"{k} {suppress_count(v, min_cell_count)}" for k, v in list(r.by_vocabulary.items())[:3])
             out.append(f"concept set {r.concept_set!r}: {rows} {r.table} rows ({persons} persons) have concepts the "
                        f"vocabulary cannot classify ({why}; {most}); they could belong to the set and are missed")
