@@ -106,8 +106,11 @@ def concept_set_report(session: Any) -> ConceptSetReport:
 def _domain_report(session: Any, domain: str, sets: list[ResolvedConceptSet]) -> tuple[list[dict], list[dict]]:
     con, vocab = session.cdm.con, session.vocab
     base = generic_events(session.cdm, domain).select("person_id", *CODE_COLUMNS)
-    codes = con.to_pyarrow(base.select(*CODE_COLUMNS).distinct())
+    # the distinct codes with their rows (additive): one aggregate; persons are counted below
+    codes = con.to_pyarrow(base.group_by(list(CODE_COLUMNS)).aggregate(n_rows=base.count()))
     codes = codes.sort_by([(c, "ascending") for c in CODE_COLUMNS])
+    per_code = dict(enumerate(codes["n_rows"].to_pylist()))
+    codes = codes.drop_columns(["n_rows"])
     ids = {int(v) for v in pc.unique(codes["concept_id"]).drop_null().to_pylist()} - {0}
     known = vocab.known(ids)
     placed = {flag: vocab.placed(known, drug_names=flag) for flag in {rs.drug_names for rs in sets if rs.hierarchy}}
@@ -132,7 +135,7 @@ def _domain_report(session: Any, domain: str, sets: list[ResolvedConceptSet]) ->
         for kind, flag in ((UNKNOWN, unk), (OUTSIDE, outside), (UNMAPPED, unmapped),
                            (MISSED, pc.or_(pc.or_(unk, outside), unmapped))):
             add(rs, kind, pc.and_(flag, pc.invert(member)))
-    counts, per_code = _count_flags(session, base, codes, flags)
+    counts = _count_flags(session, base, codes, flags, per_code)
     labels = [_vocabulary_label(c, vocab.concept_info(known)) for c in cid.to_pylist()]
     out: dict[str, dict[str, Any]] = {}
     routes = []
@@ -218,29 +221,28 @@ def _unclassified(rs: ResolvedConceptSet, codes: pa.Table, unknown: Any, not_icd
     return unk, outside, unmapped
 
 
-def _count_flags(session: Any, base: Any, codes: pa.Table,
-                 flags: dict[str, Any]) -> tuple[dict[str, tuple[int, int]], dict[int, int]]:
-    """Rows and distinct persons of the events whose code has each flag, and the rows of each
-    flagged code (by its position in *codes*): one join of the events, two aggregates."""
+def _count_flags(session: Any, base: Any, codes: pa.Table, flags: dict[str, Any],
+                 per_code: dict[int, int]) -> dict[str, tuple[int, int]]:
+    """Rows and distinct persons of the events whose code has each flag. Rows add up over codes
+    (*per_code*, by position in *codes*); persons are counted in the database, once per distinct
+    set of codes (many flags share one): events joined to their code, distinct (person, code),
+    joined to (flag, code) pairs, distinct persons per flag."""
     flags = {k: v for k, v in flags.items() if pc.any(v).as_py()}
     if not flags:
-        return {}, {}
-    keep = functools.reduce(pc.or_, flags.values())
-    position = pc.indices_nonzero(keep)
-    table = _codes_table(codes.filter(keep), list(CODE_COLUMNS), {})  # code_id = position among kept + 1
-    code_ids = table["code_id"]
-    pairs = pa.table({
-        "flag": pa.array([k for k, v in flags.items() for _ in range(pc.sum(v.filter(keep)).as_py() or 0)], pa.string()),
-        "code_id": pa.concat_arrays([code_ids.filter(v.filter(keep)).combine_chunks() for v in flags.values()]),
-    })
-    con = session.cdm.con
+        return {}
+    positions = {k: tuple(pc.indices_nonzero(v).to_pylist()) for k, v in flags.items()}
+    unique = {p: f"u{i}" for i, p in enumerate(dict.fromkeys(positions.values()))}
+    used = sorted({i for p in unique for i in p})
+    table = _codes_table(codes.take(used), list(CODE_COLUMNS), {})  # code_id = 1 + index into used
+    code_id = {pos: k + 1 for k, pos in enumerate(used)}
+    pairs = pa.table({"flag": [u for p, u in unique.items() for _ in p],
+                      "code_id": pa.array([code_id[i] for p in unique for i in p], pa.int64())})
     c, f = ibis.memtable(table), ibis.memtable(pairs)
-    events = base.join(c, _code_match(base, c, list(CODE_COLUMNS))).select("person_id", "code_id")
+    events = base.join(c, _code_match(base, c, list(CODE_COLUMNS))).select("person_id", "code_id").distinct()
     j = events.join(f, "code_id")
-    frame = con.execute(j.group_by("flag").aggregate(rows=j.count(), persons=j.person_id.nunique()))
-    by_code = con.execute(events.group_by("code_id").aggregate(rows=events.count()))
-    per_code = {int(position[int(k) - 1].as_py()): int(n) for k, n in zip(by_code["code_id"], by_code["rows"])}
-    return {str(k): (int(r), int(p)) for k, r, p in zip(frame["flag"], frame["rows"], frame["persons"])}, per_code
+    frame = session.cdm.con.execute(j.group_by("flag").aggregate(persons=j.person_id.nunique()))
+    persons = dict(zip(frame["flag"], frame["persons"]))
+    return {k: (sum(per_code.get(i, 0) for i in p), int(persons.get(unique[p], 0))) for k, p in positions.items()}
 
 
 def suppressed_report(report: ConceptSetReport, min_cell_count: int) -> dict[str, Any]:
