@@ -35,6 +35,7 @@ BAD_INPUT: dict[str, list[str]] = {
     "response cdm": [MISSING, "--db", "no.duckdb"],
     "cds check": [MISSING, "--drug", "baricitinib"],
     "vocab load": [MISSING, "--db", "no.duckdb"],
+    "nma": [MISSING],
 }
 NO_JSON = {"cds serve"}  # a server, not a report: no --json output
 
