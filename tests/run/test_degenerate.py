@@ -190,3 +190,14 @@ def test_cohorts_command_names_empty_cohorts(gibleed):
     assert "cohort 'nobody' is empty: nobody has a first event of nothing (step 'entry')" in result["warnings"]
     assert ("cohort 'celecoxib_aa' is empty: 1,800 persons before step 'require_0' (has alopecia from any time to "
             "day 0 relative to index), none after it") in result["warnings"]
+
+
+def test_report_shows_the_true_hr_beside_each_estimate(gibleed, tmp_path):
+    spec = {**BASE, "comparisons": {"cel_vs_dic": {"target": "celecoxib", "comparator": "diclofenac",
+                                                   "outcomes": ["gi_bleed"]}}}
+    done = run_study(parse_spec(spec), gibleed, tmp_path, truth={("cel_vs_dic", "gi_bleed"): 1.37})
+    html = done.out_dir.joinpath("report.html").read_text()
+    row = re.search(r"<td class=\"l\">gi_bleed</td>.*?</tr>", html, re.S).group(0)
+    assert "<th>true HR</th>" in html and re.search(r"1\.\d\d \(1\.\d\d to 1\.\d\d\)</td><td>1\.37</td>", row), row
+    plain = run_study(parse_spec(spec), gibleed, tmp_path / "plain")
+    assert "true HR" not in plain.out_dir.joinpath("report.html").read_text()

@@ -163,3 +163,24 @@ def test_gibleed_without_hierarchy_analysis_tables_differ_only_where_named(gible
         same = [col for col in full.columns if "sinusitis" not in col]
         pd.testing.assert_frame_equal(bare[same], full[same])
         assert full.filter(like="_event").sum().sum() > 0  # outcomes were found in both
+
+
+def test_cohorts_command_prints_the_resolution(synthea_db, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from follicle.cli import app
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SYNTHEA_SPEC | {"min_cell_count": 10}))
+    res = CliRunner().invoke(app, ["cohorts", str(spec), "--db", str(synthea_db), "--routes"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "concept sets: how each was resolved" in res.stdout and "drug name" in res.stdout
+    assert "could be missed" in res.stdout and "concept sets: every route" in res.stdout
+    assert "have concepts the vocabulary cannot classify" in " ".join(res.stderr.split())
+    res = CliRunner().invoke(app, ["cohorts", str(spec), "--db", str(synthea_db), "--json"])
+    out = json.loads(res.stdout)
+    sets = {r["concept_set"]: r for r in out["concept_sets"]["sets"]}
+    assert sets["prednisone"]["missed_rows"] == "<10" and sets["hypertension"]["missed_rows"] == 0
+    assert any(r["route"] == "mapped" and r["persons"] == "<10" for r in out["concept_sets"]["routes"])

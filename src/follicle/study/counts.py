@@ -46,7 +46,7 @@ def cohort_counts(spec: StudySpec, con: Any, *, database: Any = None) -> dict[st
             rows += [{"comparison": name, "step": s["step"], "description": s["description"], "persons": n}
                      for s, n in zip(steps, step_counts(session, steps, counts), strict=True)]
         empty = [m for name in spec.cohorts if (m := empty_cohort_message(name, attrition, spec.min_cell_count))]
-        warnings = session.warnings + report.notes + missed_warnings(report, spec.min_cell_count) + empty
+        warnings = report.notes + missed_warnings(report, spec.min_cell_count) + empty
         return {"attrition": attrition, "comparisons": pd.DataFrame(rows), "concept_sets": report, "warnings": warnings}
 
 

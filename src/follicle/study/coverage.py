@@ -62,7 +62,8 @@ class ConceptSetReport:
     routes : one row per concept set, entry and route: ``concept_set``, ``entry``, ``route``,
         ``excluded``, ``concepts`` (found by the route), ``rows`` and ``persons`` (event rows of
         the domain with one of those concepts, and their persons).
-    notes : sets that could not be reported (their domain's table is absent).
+    notes : what resolution could not do or did by a fallback (the session's warnings), and sets
+        that could not be reported (their domain's table is absent).
     """
 
     sets: pd.DataFrame
@@ -83,7 +84,7 @@ ROUTE_COLUMNS = ("concept_set", "entry", "route", "excluded", "concepts", "rows"
 def concept_set_report(session: Any) -> ConceptSetReport:
     """The resolution report of every concept set of *session* (a :class:`~follicle.study.session.StudySession`)."""
     by_domain: dict[str, list[ResolvedConceptSet]] = {}
-    notes = []
+    notes = list(session.warnings)
     for name, rs in session.resolved.items():
         if rs.domain is None:
             continue
