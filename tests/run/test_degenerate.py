@@ -201,3 +201,11 @@ def test_report_shows_the_true_hr_beside_each_estimate(gibleed, tmp_path):
     assert "<th>true HR</th>" in html and re.search(r"1\.\d\d \(1\.\d\d to 1\.\d\d\)</td><td>1\.37</td>", row), row
     plain = run_study(parse_spec(spec), gibleed, tmp_path / "plain")
     assert "true HR" not in plain.out_dir.joinpath("report.html").read_text()
+
+
+def test_report_lists_how_each_concept_set_was_resolved(done):
+    html = (done.out_dir / "report.html").read_text()
+    section = html.split('id="concept-sets"')[1].split("</table>")[0]
+    assert "<td class=\"l\">celecoxib</td><td class=\"l\">concept_ancestor</td><td class=\"l\">concept 1</td>" in section
+    assert "<td class=\"count\">1,844</td>" in section
+    assert done.results["concept_sets"]["sets"][0]["concept_set"] == "celecoxib"

@@ -63,6 +63,22 @@ def _outcome_row(o: dict[str, Any], km_uri: str | None) -> dict[str, Any]:
     }
 
 
+def concept_set_rows(report: dict[str, Any] | None) -> list[dict[str, str]]:
+    """One row per concept set of the (suppressed) resolution report: how it was resolved, its
+    persons and the rows and persons it could be missing."""
+    if not report:
+        return []
+    found: dict[str, list[str]] = {}
+    for r in report["routes"]:
+        if r["concepts"] and not r["excluded"]:
+            found.setdefault(r["concept_set"], []).append(f"{r['route']} {r['concepts']}")
+    return [{"name": r["concept_set"], "hierarchy": r["hierarchy"] or "-",
+             "routes": ", ".join(dict.fromkeys(found.get(r["concept_set"], []))) or "nothing",
+             "persons": fmt_num(r["persons"]),
+             "missed": "-" if not r["missed_rows"] else f"{fmt_num(r['missed_rows'])} / {fmt_num(r['missed_persons'])}"}
+            for r in report["sets"]]
+
+
 def render_study_report(
     results: dict[str, Any],
     figures: dict[str, Any],
@@ -124,6 +140,7 @@ def render_study_report(
         min_cell_count=results["min_cell_count"],
         summary=summary,
         with_truth=truth is not None,
+        concept_sets=concept_set_rows(results.get("concept_sets")),
         not_estimated=results.get("not_estimated", []),
         warnings=results.get("warnings", []),
         forest=figures.get("forest"),
