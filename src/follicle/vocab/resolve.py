@@ -37,7 +37,6 @@ from follicle.vocab.source import (
     table_or_none,
 )
 
-VOCAB_TABLES = ("concept", "concept_ancestor", "concept_relationship")
 #: a normalised source value (upper case, no dot) that is an ICD-10-CM code
 ICD10CM_CODE = re.compile(r"^[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}$")
 
@@ -300,5 +299,5 @@ def resolve_concept_sets(
     return {name: resolve_concept_set(name, cs, vocab) for name, cs in concept_sets.items()}
 
 
-__all__ = ["ICD10CM_CODE", "ResolvedConceptSet", "Route", "SourcePattern", "VOCAB_TABLES", "VocabularySource",
+__all__ = ["ICD10CM_CODE", "ResolvedConceptSet", "Route", "SourcePattern", "VocabularySource",
            "is_icd10cm", "prefetch_concept_sets", "resolve_concept_set", "resolve_concept_sets", "table_or_none"]
