@@ -122,3 +122,11 @@ def test_placed_concepts(make_db):
     assert vocab.placed(ids, drug_names=False) == {1551192}  # a parent in concept_relationship
     assert vocab.placed(ids, drug_names=True) == {1551192, 1550560}  # and RxNorm drugs, by name
     assert vocab.known(ids) == {1551192, 1550560, 45000001, 141933}
+
+
+def test_maps_to_and_mapped_from(make_db):
+    con = make_db({"concept": CONCEPT, "concept_relationship": MAPS_TO})
+    vocab = VocabularySource(con, bundled={})
+    assert vocab.maps_to({35207681, 35211274}) == {141933, 436962}
+    assert vocab.mapped_from({436962}) == {35211274, 35208160}  # G47.0 and F51.0 both map to Insomnia
+    assert vocab.mapped_from(set()) == set()

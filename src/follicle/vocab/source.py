@@ -231,6 +231,17 @@ class VocabularySource:
             todo = [i for i in todo if i not in done]
         return out
 
+    def mapped_from(self, ids: set[int]) -> set[int]:
+        """Source concepts that map to the standard concepts *ids* (``Maps to`` read backwards), as
+        an ATLAS concept set's ``includeMapped`` takes them: from the CDM's ``concept_relationship``
+        and the bundled one."""
+        out: set[int] = set()
+        for rel in self.sources("concept_relationship"):
+            if ids:
+                maps = rel.filter(rel.relationship_id == "Maps to")
+                out |= {i for i in self._ids(self._among(maps, "concept_id_2", sorted(ids)), "concept_id_1")}
+        return out - set(ids)
+
     # -- descendants --------------------------------------------------------------------------
     def prefetch_descendants(self, ids: set[int]) -> None:
         """Descendants of many concepts through the CDM's concept_ancestor, in one query."""
