@@ -88,7 +88,8 @@ def test_outcome_labels_tell_the_cases_apart(done):
     assert by["gi_bleed"]["status"] == "estimated" and by["gi_bleed"]["label"] == "" and by["gi_bleed"]["hr"] > 1
     assert by["alopecia"]["status"] == NO_EVENTS and by["alopecia"]["label"] == "no events"
     assert by["alopecia"]["events_target"] == 0 and by["alopecia"].get("hr") is None
-    assert "cel_vs_dic, alopecia: no events" in done.results["not_estimated"]
+    assert by["alopecia"]["status_reason"] == "none in the time at risk"
+    assert "cel_vs_dic, alopecia: no events (none in the time at risk)" in done.results["not_estimated"]
     sinusitis = by["acute_sinusitis"]  # a handful of events: estimated, then withheld
     assert sinusitis["status"] == SUPPRESSED and sinusitis["label"] == "suppressed (<10)", sinusitis
     assert sinusitis["hr"] is None and "hr" in sinusitis["withheld"]
@@ -209,3 +210,17 @@ def test_report_lists_how_each_concept_set_was_resolved(done):
     assert "<td class=\"l\">celecoxib</td><td class=\"l\">concept_ancestor</td><td class=\"l\">concept 1</td>" in section
     assert "<td class=\"count\">1,844</td>" in section
     assert done.results["concept_sets"]["sets"][0]["concept_set"] == "celecoxib"
+
+
+def test_where_the_events_of_an_outcome_ran_out():
+    import numpy as np
+    import pandas as pd
+
+    from follicle.run.degenerate import where_events_emptied
+
+    table = pd.DataFrame({"x_event": [1, 1, 0, 1], "x_prior": [1, 1, 0, 0]})
+    assert where_events_emptied(table, "x", np.array([0, 0, 1, -1]), 10) == "<10 before matching, none among the matched"
+    table["x_prior"] = [1, 1, 0, 1]
+    assert where_events_emptied(table, "x", None, 2) == (
+        "3 in the time at risk, none left after removing people with the outcome before it")
+    assert where_events_emptied(table.assign(x_event=0), "x", None, 10) == "none in the time at risk"

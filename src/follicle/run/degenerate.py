@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from follicle.errors import FollicleError
+from follicle.privacy import suppress_count
 from follicle.study.counts import emptied_at, empty_cohort_message
 
 ESTIMATED, SUPPRESSED, NO_EVENTS, NOT_ESTIMABLE = "estimated", "suppressed", "no events", "not estimable"
@@ -113,3 +114,19 @@ def outcome_status(numbers: dict[str, Any], withheld: list[str]) -> tuple[str, s
     if "hr" in withheld:
         return SUPPRESSED, None
     return ESTIMATED, None
+
+
+def where_events_emptied(table: pd.DataFrame, outcome: str, set_ids: Any, min_cell_count: int) -> str:
+    """For an outcome with no events among the matched people at risk: the step where its events
+    ran out (the time at risk, the removal of people with the outcome before it, or matching),
+    with the count before that step (suppressed)."""
+    event = table[f"{outcome}_event"].fillna(0).astype(bool).to_numpy()
+    prior = table[f"{outcome}_prior"].fillna(0).astype(bool).to_numpy()
+    if not event.any():
+        return "none in the time at risk"
+    kept = event & ~prior
+    if not kept.any():
+        n = suppress_count(int(event.sum()), min_cell_count)
+        return f"{n} in the time at risk, none left after removing people with the outcome before it"
+    n = suppress_count(int(kept.sum()), min_cell_count)
+    return f"{n} before matching, none among the matched"

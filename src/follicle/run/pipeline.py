@@ -30,7 +30,14 @@ from follicle.causal import (
 )
 from follicle.errors import InputError
 from follicle.run import diagnostics as dx
-from follicle.run.degenerate import ESTIMATED, NOT_ESTIMABLE, NotEstimable, constant_covariates, empty_comparison
+from follicle.run.degenerate import (
+    ESTIMATED,
+    NOT_ESTIMABLE,
+    NotEstimable,
+    constant_covariates,
+    empty_comparison,
+    where_events_emptied,
+)
 from follicle.run.cache import ArtifactStore
 from follicle.run.estimate import OutcomeEstimate, estimate_outcome, outcome_frame
 from follicle.run.table1 import table1
@@ -79,6 +86,7 @@ class ComparisonRun:
     status: str = ESTIMATED
     reason: str | None = None
     short_reason: str | None = None
+    outcome_notes: dict[str, str] = field(default_factory=dict)  # outcome without events -> where they ran out
 
 
 def not_estimable_run(spec: StudySpec, exc: NotEstimable) -> ComparisonRun:
@@ -219,6 +227,7 @@ def run_comparison(
         frame = batch if batch is not None and o in missing else extract_outcomes([o])  # else: a damaged artefact
         return frame[["person_id", f"{o}_event", f"{o}_days", f"{o}_prior"]].copy()
 
+    notes: dict[str, str] = {}
     for outcome in outcomes:
         say(f"{name}: outcome {outcome}")
         extract_key = extract_keys[outcome]
@@ -232,6 +241,8 @@ def run_comparison(
                 negative_control=o in comp.negative_controls, settings=spec.analysis.outcome_model,
                 labels=labels, risk_window=float(window) if window else None),
             force=force))
+        if not (estimates[-1].numbers["events_target"] or estimates[-1].numbers["events_comparator"]):
+            notes[outcome] = where_events_emptied(table, outcome, ps_step.set_ids, spec.min_cell_count)
     null = _calibrate(estimates)
     max_smd = float(np.nanmax(np.abs(ps_step.balance["smd_after"]))) if len(ps_step.balance) else float("nan")
     total_events = sum(o.numbers["events_target"] + o.numbers["events_comparator"]
@@ -243,7 +254,7 @@ def run_comparison(
         dx.ease_diagnostic(null["mean"] if null else None, null["sd"] if null else None),
     ]
     return ComparisonRun(name, comp.target, comp.comparator, attrition, ps_step, t, estimates, diags,
-                         null, warnings=list(population.warnings))
+                         null, warnings=list(population.warnings), outcome_notes=notes)
 
 
 def matched_attrition(spec: StudySpec, name: str, attrition: pd.DataFrame, ps_step: PropensityStep) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from follicle import __version__
 from follicle.privacy import is_small, suppress_count
-from follicle.run.degenerate import DONE, ESTIMATED, NOT_ESTIMABLE, outcome_status, status_label
+from follicle.run.degenerate import DONE, ESTIMATED, NO_EVENTS, NOT_ESTIMABLE, outcome_status, status_label
 from follicle.run.estimate import OutcomeEstimate
 from follicle.run.pipeline import ComparisonRun
 from follicle.study.coverage import ConceptSetReport, missed_warnings, suppressed_report
@@ -49,8 +49,8 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def outcome_record(o: OutcomeEstimate, min_cell: int) -> dict[str, Any]:
-    """One comparison x outcome row, suppressed."""
+def outcome_record(o: OutcomeEstimate, min_cell: int, note: str | None = None) -> dict[str, Any]:
+    """One comparison x outcome row, suppressed; *note* says where the events ran out (no events)."""
     rec = {k: _clean(v) for k, v in o.numbers.items()}
     withheld: list[str] = []
     # a suppressed arm size or event count makes every estimate revealing (a CI's width alone
@@ -69,6 +69,7 @@ def outcome_record(o: OutcomeEstimate, min_cell: int) -> dict[str, Any]:
         if k in rec:
             rec[k] = suppress_count(rec[k], min_cell)
     status, reason = outcome_status(o.numbers, withheld)
+    reason = note if status == NO_EVENTS and note else reason
     rec = {"outcome": o.outcome, "negative_control": o.negative_control, **rec,
            "status": status, "status_reason": reason, "label": status_label(status, reason, min_cell),
            "withheld": sorted(set(withheld)), "warnings": list(o.warnings)}
@@ -113,7 +114,7 @@ def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
             ("target_before", ps.n_target_before), ("comparator_before", ps.n_comparator_before),
             ("target_after", ps.n_target), ("comparator_after", ps.n_comparator))},
         "balance": [{k: _clean(v) for k, v in r.items()} for r in ps.balance.to_dict(orient="records")],
-        "outcomes": [outcome_record(o, min_cell) for o in run.outcomes],
+        "outcomes": [outcome_record(o, min_cell, run.outcome_notes.get(o.outcome)) for o in run.outcomes],
         "warnings": run.warnings,
     }
 
@@ -127,8 +128,9 @@ def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str, *,
     """
     comparisons = [comparison_record(r, spec) for r in runs]
     missing = [c["status_reason"] for c in comparisons if c["status"] != ESTIMATED]  # each names its comparison
-    missing += [f"{c['id']}, {o['outcome']}: {o['label']}" for c in comparisons if c["status"] == ESTIMATED
-                for o in c["outcomes"] if o["status"] not in DONE]
+    missing += [f"{c['id']}, {o['outcome']}: {o['label']}" + (f" ({o['status_reason']})" if o["status"] == NO_EVENTS
+                                                              and o["status_reason"] else "")
+                for c in comparisons if c["status"] == ESTIMATED for o in c["outcomes"] if o["status"] not in DONE]
     warnings = [] if concept_sets is None else concept_sets.notes + missed_warnings(concept_sets, spec.min_cell_count)
     out = {
         "schema": "follicle.results/1",
