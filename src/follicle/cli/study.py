@@ -54,16 +54,18 @@ def cohorts(study: StudyArg, db: DbOpt, json: JsonFlag = False,
 
 def print_concept_sets(report: dict[str, Any], *, routes: bool = False) -> None:
     """The suppressed concept-set report (:func:`follicle.study.coverage.suppressed_report`) as tables."""
-    found: dict[str, list[str]] = {}
+    found: dict[str, dict[str, int]] = {}
     for r in report["routes"]:
         if r["concepts"] and not r["excluded"]:
-            found.setdefault(r["concept_set"], []).append(f"{r['route']} {r['concepts']}")
-    table = Table(title="concept sets: how each was resolved (concepts found per route)")
+            per = found.setdefault(r["concept_set"], {})
+            per[r["route"]] = per.get(r["route"], 0) + int(r["concepts"])
+    table = Table(title="concept sets: how each was resolved (concepts found per route, summed over entries)")
     for col in ("concept set", "resolved by", "persons", "could be missed (rows / persons)"):
         table.add_column(col, justify="left" if col in ("concept set", "resolved by") else "right")
     for r in report["sets"]:
         missed = "-" if not r["missed_rows"] else f"{r['missed_rows']} / {r['missed_persons']}"
-        table.add_row(r["concept_set"], escape(", ".join(dict.fromkeys(found.get(r["concept_set"], []))) or "nothing"),
+        routes_text = ", ".join(f"{k} {v}" for k, v in found.get(r["concept_set"], {}).items())
+        table.add_row(r["concept_set"], escape(routes_text or "nothing"),
                       str(r["persons"]), missed)
     console.print(table)
     if routes:

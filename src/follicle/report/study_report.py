@@ -68,12 +68,13 @@ def concept_set_rows(report: dict[str, Any] | None) -> list[dict[str, str]]:
     persons and the rows and persons it could be missing."""
     if not report:
         return []
-    found: dict[str, list[str]] = {}
+    found: dict[str, dict[str, int]] = {}
     for r in report["routes"]:
         if r["concepts"] and not r["excluded"]:
-            found.setdefault(r["concept_set"], []).append(f"{r['route']} {r['concepts']}")
+            per = found.setdefault(r["concept_set"], {})
+            per[r["route"]] = per.get(r["route"], 0) + int(r["concepts"])
     return [{"name": r["concept_set"], "hierarchy": r["hierarchy"] or "-",
-             "routes": ", ".join(dict.fromkeys(found.get(r["concept_set"], []))) or "nothing",
+             "routes": ", ".join(f"{k} {v}" for k, v in found.get(r["concept_set"], {}).items()) or "nothing",
              "persons": fmt_num(r["persons"]),
              "missed": "-" if not r["missed_rows"] else f"{fmt_num(r['missed_rows'])} / {fmt_num(r['missed_persons'])}"}
             for r in report["sets"]]
