@@ -25,7 +25,21 @@ from follicle.study.population import StudySession, build_population
 from follicle.study.spec import load_spec, parse_spec
 
 HERE = Path(__file__).parent
-BUNDLED_SPECS = [HERE / "gibleed_spec.yaml", HERE / "contract_spec.yaml", HERE.parents[1] / "studies" / "jaki_neuropsych.yaml"]
+def _study_specs() -> list[Path]:
+    """The bundled comparative study specs (studies/*.yaml that are study specs) and the GiBleed test specs."""
+    from follicle.errors import SpecError
+
+    found = []
+    for path in sorted((HERE.parents[1] / "studies").glob("*.yaml")):
+        try:
+            load_spec(path)
+        except SpecError:  # a response or meta-analysis spec: no cohorts to compare
+            continue
+        found.append(path)
+    return [HERE / "gibleed_spec.yaml", HERE / "contract_spec.yaml", *found]
+
+
+BUNDLED_SPECS = _study_specs()
 # Synthea27Nj drug concepts (in its CONCEPT): prednisone 5 MG Oral Tablet, methotrexate 2.5 MG Oral
 # Tablet, cyclosporine, modified 100 MG Oral Capsule (the only one with exposures in the sample)
 PREDNISONE_5MG, METHOTREXATE_2_5MG, CYCLOSPORINE_100MG = 1551192, 19007332, 19010522
