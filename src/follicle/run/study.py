@@ -9,6 +9,7 @@ from typing import Any
 from follicle.cdm.connect import connect
 from follicle.cdm.fingerprint import fingerprint as cdm_fingerprint
 from follicle.run.cache import ArtifactStore
+from follicle.run.curves import curve_tables
 from follicle.run.degenerate import NotEstimable
 from follicle.run.pipeline import ComparisonRun, Progress, default_store, not_estimable_run, run_comparison
 from follicle.run.report import study_report_html
@@ -99,5 +100,6 @@ def run_study(
     files = {"results.json": json_bytes(results),
              "report.html": study_report_html(spec, runs, results, truth=truth).encode()}
     files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in tables(results).items()}
+    files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in curve_tables(runs, results, spec.min_cell_count).items()}
     write_outputs(out_dir, files)
     return StudyRun(results, runs, store, out_dir)
