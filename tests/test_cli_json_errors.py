@@ -37,7 +37,7 @@ BAD_INPUT: dict[str, list[str]] = {
     "vocab load": [MISSING, "--db", "no.duckdb"],
     "nma": [MISSING],
 }
-NO_JSON = {"cds serve"}  # a server, not a report: no --json output
+NO_JSON = {"cds serve", "web"}  # servers, not reports: no --json output
 
 
 def _commands() -> dict[str, list[str]]:
