@@ -22,8 +22,10 @@ import pandas as pd
 
 from follicle import __version__
 from follicle.privacy import is_small, suppress_count
+from follicle.run.degenerate import DONE, ESTIMATED, NO_EVENTS, NOT_ESTIMABLE, outcome_status, status_label
 from follicle.run.estimate import OutcomeEstimate
 from follicle.run.pipeline import ComparisonRun
+from follicle.study.coverage import ConceptSetReport, missed_warnings, suppressed_report
 from follicle.study.hashing import spec_hash
 from follicle.study.spec import StudySpec
 
@@ -47,8 +49,8 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def outcome_record(o: OutcomeEstimate, min_cell: int) -> dict[str, Any]:
-    """One comparison x outcome row, suppressed."""
+def outcome_record(o: OutcomeEstimate, min_cell: int, note: str | None = None) -> dict[str, Any]:
+    """One comparison x outcome row, suppressed; *note* says where the events ran out (no events)."""
     rec = {k: _clean(v) for k, v in o.numbers.items()}
     withheld: list[str] = []
     # a suppressed arm size or event count makes every estimate revealing (a CI's width alone
@@ -66,9 +68,18 @@ def outcome_record(o: OutcomeEstimate, min_cell: int) -> dict[str, Any]:
     for k in COUNT_KEYS:
         if k in rec:
             rec[k] = suppress_count(rec[k], min_cell)
+    status, reason = outcome_status(o.numbers, withheld)
+    reason = note if status == NO_EVENTS and note else reason
     rec = {"outcome": o.outcome, "negative_control": o.negative_control, **rec,
+           "status": status, "status_reason": reason, "label": status_label(status, reason, min_cell),
            "withheld": sorted(set(withheld)), "warnings": list(o.warnings)}
     return rec
+
+
+def not_estimable_outcome(outcome: str, negative_control: bool, reason: str, min_cell: int) -> dict[str, Any]:
+    """The record of an outcome of a comparison that could not be estimated."""
+    return {"outcome": outcome, "negative_control": negative_control, "status": NOT_ESTIMABLE, "status_reason": reason,
+            "label": status_label(NOT_ESTIMABLE, reason, min_cell), "withheld": [], "warnings": []}
 
 
 def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
@@ -78,12 +89,17 @@ def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
         {"cohort": r.cohort, "step": r.step, "description": r.description, "count": suppress_count(int(r.persons), min_cell)}
         for r in run.attrition.itertuples()
     ]
+    head = {"id": run.name, "title": f"{run.target} vs {run.comparator}", "target": run.target,
+            "comparator": run.comparator, "status": run.status, "status_reason": run.reason}
+    if ps is None:  # not estimable: what was computed (attrition) and why it stopped
+        comp = spec.comparisons[run.name]
+        outcomes = [not_estimable_outcome(o, o in comp.negative_controls, run.short_reason or "see the comparison", min_cell)
+                    for o in dict.fromkeys(comp.outcomes + comp.negative_controls)]
+        return {**head, "attrition": attrition, "diagnostics": [], "empirical_null": None, "table1": [],
+                "table1_n": {}, "balance": [], "outcomes": outcomes, "warnings": run.warnings}
     table1 = ps.table1.copy()
     return {
-        "id": run.name,
-        "title": f"{run.target} vs {run.comparator}",
-        "target": run.target,
-        "comparator": run.comparator,
+        **head,
         "n_target_before": suppress_count(ps.n_target_before, min_cell),
         "n_comparator_before": suppress_count(ps.n_comparator_before, min_cell),
         "n_target": suppress_count(ps.n_target, min_cell),
@@ -94,15 +110,29 @@ def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
         "empirical_null": run.null,
         "attrition": attrition,
         "table1": [{k: _clean(v) for k, v in r.items()} for r in table1.to_dict(orient="records")],
+        "table1_n": {k: suppress_count(v, min_cell) for k, v in (
+            ("target_before", ps.n_target_before), ("comparator_before", ps.n_comparator_before),
+            ("target_after", ps.n_target), ("comparator_after", ps.n_comparator))},
         "balance": [{k: _clean(v) for k, v in r.items()} for r in ps.balance.to_dict(orient="records")],
-        "outcomes": [outcome_record(o, min_cell) for o in run.outcomes],
+        "outcomes": [outcome_record(o, min_cell, run.outcome_notes.get(o.outcome)) for o in run.outcomes],
         "warnings": run.warnings,
     }
 
 
-def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str) -> dict[str, Any]:
-    """The whole results document (aggregate only)."""
-    return {
+def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str, *,
+             concept_sets: ConceptSetReport | None = None) -> dict[str, Any]:
+    """The whole results document (aggregate only).
+
+    ``complete`` says whether every outcome of every comparison was estimated (a suppressed
+    estimate counts as estimated); ``not_estimated`` lists the others with their labels.
+    """
+    comparisons = [comparison_record(r, spec) for r in runs]
+    missing = [c["status_reason"] for c in comparisons if c["status"] != ESTIMATED]  # each names its comparison
+    missing += [f"{c['id']}, {o['outcome']}: {o['label']}" + (f" ({o['status_reason']})" if o["status"] == NO_EVENTS
+                                                              and o["status_reason"] else "")
+                for c in comparisons if c["status"] == ESTIMATED for o in c["outcomes"] if o["status"] not in DONE]
+    warnings = [] if concept_sets is None else concept_sets.notes + missed_warnings(concept_sets, spec.min_cell_count)
+    out = {
         "schema": "follicle.results/1",
         "title": f"Follicle study report: {spec.name}",
         "description": spec.description,
@@ -111,12 +141,31 @@ def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str) -> di
         "cdm_fingerprint": fingerprint,
         "min_cell_count": spec.min_cell_count,
         "spec": spec.model_dump(mode="json"),
-        "comparisons": [comparison_record(r, spec) for r in runs],
+        "complete": not missing,
+        "not_estimated": missing,
+        "warnings": warnings,
+        "comparisons": comparisons,
     }
+    if concept_sets is not None:
+        out["concept_sets"] = suppressed_report(concept_sets, spec.min_cell_count)
+    return out
 
 
 def tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """Flat tables of the results document (for Parquet), already suppressed."""
+    """Flat tables of a results document, already suppressed (what ``tables/*.parquet`` hold).
+
+    Parameters
+    ----------
+    results : dict
+        The results document (``StudyRun.results``, or ``results.json`` read back).
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``estimates`` (one row per comparison and outcome), ``attrition``, ``table1``,
+        ``diagnostics`` and ``balance``, each with a ``comparison`` column; see
+        docs/results-schema.md.
+    """
     rows = {"estimates": [], "attrition": [], "table1": [], "diagnostics": [], "balance": []}
     for comp in results["comparisons"]:
         for o in comp["outcomes"]:

@@ -24,7 +24,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from follicle.study.atlas.model import ConceptSet, ConceptSetItem
-from follicle.vocab.resolve import VocabularySource
+from follicle.vocab.source import VocabularySource
 
 
 @dataclass

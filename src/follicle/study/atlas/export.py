@@ -23,7 +23,8 @@ from typing import Any
 
 from follicle.errors import SpecError
 from follicle.study.spec import CohortSpec, StudySpec, Window
-from follicle.vocab.resolve import ResolvedConceptSet, VocabularySource, prefetch_concept_sets, resolve_concept_set
+from follicle.vocab.resolve import ResolvedConceptSet, prefetch_concept_sets, resolve_concept_set
+from follicle.vocab.source import VocabularySource
 
 CIRCE_DOMAIN = {"condition": "ConditionOccurrence", "drug": "DrugExposure", "measurement": "Measurement",
                 "procedure": "ProcedureOccurrence", "observation": "Observation"}
