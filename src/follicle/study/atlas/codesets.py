@@ -4,9 +4,9 @@ For each set: the listed concepts that exist in ``concept``; with ``includeDesce
 descendants through ``concept_ancestor`` that are valid (``invalid_reason`` NULL); with
 ``includeMapped``, the concepts that map to those (``concept_relationship`` 'Maps to', valid);
 then the same for the ``isExcluded`` items, removed. The vocabulary tables are found through
-:class:`follicle.vocab.resolve.VocabularySource` (the CDM's, or the bundled subset when the CDM
+:class:`follicle.vocab.source.VocabularySource` (the CDM's, or the bundled subset when the CDM
 has none); where ``concept_ancestor`` is empty (Synthea27Nj) descendants come from its
-relationship walk (:meth:`~follicle.vocab.resolve.VocabularySource.descendants`) and a warning says
+relationship walk (:meth:`~follicle.vocab.source.VocabularySource.descendants`) and a warning says
 so. Only concept ids (vocabulary, not patient data) leave the database.
 
 References
