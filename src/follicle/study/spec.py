@@ -91,8 +91,10 @@ class AtlasCohort(_Model):
     the spec's folder) and the ``definition`` read from it when the spec is loaded, so that the
     spec, its hash and its results carry the definition itself (see :mod:`follicle.study.atlas`)."""
 
-    path: str
-    definition: dict[str, Any] | None = None
+    path: str = Field(description="The Circe JSON file (as ATLAS exports it), relative to the spec's folder.")
+    definition: dict[str, Any] | None = Field(
+        None, description="The Circe definition read from `path` when the spec is loaded (kept so that the spec, "
+                          "its hash and its results carry the definition itself).")
 
     @model_validator(mode="before")
     @classmethod
@@ -131,7 +133,9 @@ class CohortSpec(_Model):
 
     description: str = ""
     entry: EntryEvent | None = None
-    atlas: AtlasCohort | None = None
+    atlas: AtlasCohort | None = Field(
+        None, description="Instead of `entry` and the steps: an OHDSI ATLAS (Circe) definition, `atlas: path/to/def.json`; "
+                          "each person's first cohort entry is the index date (see docs/atlas.md).")
     route: RouteFilter | None = None
     prior_observation_days: Days = 0
     washout_days: Days | None = None
