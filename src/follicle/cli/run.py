@@ -65,7 +65,8 @@ def register(app: typer.Typer) -> None:
     def run(
         study: Annotated[Path, typer.Argument(help="Study spec (YAML or JSON).", exists=True, dir_okay=False)],
         db: Annotated[str, typer.Option("--db", help="CDM: DuckDB file or postgresql:// URL.")] = "cdm.duckdb",
-        out: Annotated[Path, typer.Option("--out", help="Output folder (results.json, tables/, report.html).")] = Path("results"),
+        out: Annotated[Path, typer.Option("--out", help="Shareable output folder (results.json, tables/, report.html); replaced as a whole.")] = Path("results"),
+        work: Annotated[Path | None, typer.Option("--work", help="Work folder for the step cache (row-level; default <out>.work; never share it).")] = None,
         force: Annotated[bool, typer.Option("--force", help="Recompute every step, ignoring cached artefacts.")] = False,
         json_out: JsonFlag = False,
     ) -> None:
@@ -76,11 +77,12 @@ def register(app: typer.Typer) -> None:
         spec = load_spec(study)
         with _progress(json_out) as bar:
             task = bar.add_task("starting", total=None)
-            done = run_study(spec, db, out, force=force, progress=lambda m: bar.update(task, description=m))
+            done = run_study(spec, db, out, work_dir=work, force=force, progress=lambda m: bar.update(task, description=m))
         rows = _summary_rows(done.results, None)
         if json_out:
             print_json({"out": str(out), "results": str(out / "results.json"), "report": str(out / "report.html"),
-                        "computed": dict(done.store.computed), "reused": dict(done.store.reused), "estimates": rows})
+                        "work": str(done.store.root.parent), "computed": dict(done.store.computed),
+                        "reused": dict(done.store.reused), "estimates": rows})
             return
         _print_table(rows, f"{spec.name}: hazard ratios after matching")
         console.print(f"results: {out / 'results.json'}  report: {out / 'report.html'}  "

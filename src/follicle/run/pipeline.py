@@ -2,8 +2,9 @@
 
 cohorts -> analysis table -> propensity model -> matching -> balance -> per outcome (KM, log-rank,
 Cox, risks, PH test, E-value) -> negative-control calibration. Each step's artefact is stored under
-the hash of the spec parts that produced it and the CDM fingerprint (:mod:`follicle.run.cache`),
-so changing one outcome recomputes only that outcome, and a changed CDM recomputes everything.
+the hash of the spec parts that produced it and the content hashes of the CDM tables the study
+reads (:mod:`follicle.run.cache`, :func:`follicle.cdm.fingerprint.table_hashes`), so changing one
+outcome recomputes only that outcome, and a change to any row of a table read recomputes everything.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def run_comparison(
     outcomes = _outcomes(spec, name)
     extract_keys = {o: store.key(pop_key, spec.outcomes[o], spec.concept_sets[spec.outcomes[o].concept_set])
                     for o in outcomes}
-    missing = [o for o in outcomes if force or not store.path("outcome_extract", extract_keys[o]).exists()]
+    missing = [o for o in outcomes if force or not store.has("outcome_extract", extract_keys[o])]
     batch = extract_outcomes(missing) if missing else None
 
     def one_outcome(o: str) -> pd.DataFrame:
@@ -215,5 +216,6 @@ def _outcomes(spec: StudySpec, name: str) -> list[str]:
     return list(dict.fromkeys(comp.outcomes + comp.negative_controls))
 
 
-def default_store(out_dir: Path) -> ArtifactStore:
-    return ArtifactStore(Path(out_dir) / ".cache")
+def default_store(work_dir: Path) -> ArtifactStore:
+    """The step cache in the work folder (row-level: never in the shareable output folder)."""
+    return ArtifactStore(Path(work_dir) / "cache")

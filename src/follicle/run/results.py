@@ -11,9 +11,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -136,23 +133,6 @@ def tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
     return out
 
 
-def write_outputs(out_dir: Path, files: dict[str, bytes]) -> None:
-    """Write every output into a temporary folder, then move each into *out_dir* (all or nothing)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-results-", dir=out_dir))
-    try:
-        for name, data in files.items():
-            path = tmp / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        for name in files:
-            target = out_dir / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp / name, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
@@ -163,4 +143,4 @@ def json_bytes(results: dict[str, Any]) -> bytes:
     return (json.dumps(results, indent=2, allow_nan=False, default=str) + "\n").encode()
 
 
-__all__ = ["COUNT_KEYS", "assemble", "json_bytes", "parquet_bytes", "tables", "write_outputs"]
+__all__ = ["COUNT_KEYS", "assemble", "json_bytes", "parquet_bytes", "tables"]
