@@ -49,12 +49,20 @@ def _as_text(col: ibis.Value, dtype: dt.DataType) -> ibis.Value:
     return col.cast("string").fill_null("\\N")
 
 
-def _digits(h: ibis.StringValue, start: int) -> ibis.IntegerValue:
-    """The 8 hex digits of *h* from *start* (0-based) as an integer below 2**32 (portable SQL)."""
-    value = ibis.literal(0, "int64")
-    for i in range(start, start + 8):
-        value = value * 16 + ibis.literal(_HEX).find(h.substr(i, 1)).cast("int64")
-    return value
+def _digit_sums(h: ibis.StringValue) -> dict[str, ibis.IntegerValue]:
+    """Sum over rows of each of the first 16 hex digits of *h* (portable SQL, no overflow);
+    sum_i 16**(7 - i % 8) * d_i gives the sums of the two 32-bit halves of the row hashes."""
+    return {f"d{i}": ibis.literal(_HEX).find(h.substr(i, 1)).sum().cast("int64") for i in range(16)}
+
+
+def _int(value: object) -> int:
+    """An aggregate as int; the sum over an empty table (NULL, NaN in pandas) is 0."""
+    return 0 if value is None or value != value else int(value)  # type: ignore[call-overload]
+
+
+def _halves(row: object) -> tuple[int, int]:
+    d = [_int(getattr(row, f"d{i}")) for i in range(16)]
+    return (sum(d[i] * 16 ** (7 - i) for i in range(8)), sum(d[8 + i] * 16 ** (7 - i) for i in range(8)))
 
 
 def _table_expr(con: BaseBackend, name: str, columns: Iterable[str] | None, portable: bool) -> ibis.Table:
@@ -67,6 +75,7 @@ def _table_expr(con: BaseBackend, name: str, columns: Iterable[str] | None, port
             name=ibis.literal(name), rows=hashed.count().cast("int64"),
             h1=(hashed.h % 4294967296).sum().cast("int64"), h2=(hashed.h // 4294967296).sum().cast("int64"),
             columns=ibis.literal("native:" + ",".join(names)),
+            **{f"d{i}": ibis.literal(0, "int64") for i in range(16)},
         )
     if names:
         row = ibis.literal("|").join([_as_text(t[c], t[c].type()) for c in names])
@@ -76,8 +85,8 @@ def _table_expr(con: BaseBackend, name: str, columns: Iterable[str] | None, port
     h = hashed.h
     return hashed.aggregate(
         name=ibis.literal(name), rows=hashed.count().cast("int64"),
-        h1=_digits(h, 0).sum().cast("int64"), h2=_digits(h, 8).sum().cast("int64"),
-        columns=ibis.literal(",".join(names)),
+        h1=ibis.literal(0, "int64"), h2=ibis.literal(0, "int64"),
+        columns=ibis.literal(",".join(names)), **_digit_sums(h),
     )
 
 
@@ -109,7 +118,8 @@ def table_hashes(
     out = {n: "absent" for n in wanted if n not in present}
     if parts:
         for row in con.execute(ibis.union(*parts)).itertuples():
-            text = json.dumps([row.name, int(row.rows), int(row.h1 or 0), int(row.h2 or 0), row.columns])
+            h1, h2 = (_int(row.h1), _int(row.h2)) if row.columns.startswith("native:") else _halves(row)
+            text = json.dumps([row.name, _int(row.rows), h1, h2, row.columns])
             out[row.name] = hashlib.sha256(text.encode()).hexdigest()[:32]
     return dict(sorted(out.items()))
 

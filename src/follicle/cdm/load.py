@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from follicle.tempfiles import remove_stale
 from follicle.cdm import schema, source
 from follicle.cdm.connect import dialect_of, redact
 from follicle.cdm.validate import diagnose_csv, duckdb_message
@@ -95,6 +96,7 @@ def load_cdm(
                 copy_to_postgres(stage, str(target), version, overwrite=overwrite, not_null=False)
         else:
             tmp_path = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            remove_stale(path.parent, prefix=f".{path.name}.")  # left by a killed load
             try:
                 _stage(files, tmp_path, version, result, progress)
                 os.replace(tmp_path, path)

@@ -15,18 +15,16 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import re
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 from follicle.errors import InputError
+from follicle.tempfiles import TEMP_NAME as _TMP
+from follicle.tempfiles import pid_alive, remove_stale
 
 #: Written into every published folder; a non-empty folder without it (or results.json) is not ours.
 MARKER = ".follicle-output"
-_TMP = re.compile(r"^\.(?:.*\.)?(?:tmp|old)-(\d+)(?:-.*)?$")
-_LEGACY = re.compile(r"^\.tmp-results-")
 _RENAME_EXCHANGE = 2
 
 
@@ -34,41 +32,6 @@ def work_dir_for(out_dir: Path) -> Path:
     """The default work folder of *out_dir*: ``<out>.work`` beside it."""
     out_dir = Path(out_dir)
     return out_dir.with_name(out_dir.name + ".work")
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process *pid* exists (ours or another user's)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale(folder: Path, *, depth: int = 1, legacy_age_s: float = 600.0) -> int:
-    """Delete temporaries (``.x.tmp-PID...``, ``.tmp-PID-...``, ``.x.old-PID...``) under *folder*
-    whose process is gone; *depth* levels deep. Returns how many were removed."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return 0
-    removed = 0
-    for entry in list(folder.iterdir()):
-        m = _TMP.match(entry.name)
-        stale = (m is not None and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1)))) or (
-            _LEGACY.match(entry.name) is not None and time.time() - entry.stat().st_mtime > legacy_age_s)
-        if stale:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-            removed += 1
-        elif depth > 1 and entry.is_dir() and not entry.is_symlink():
-            removed += remove_stale(entry, depth=depth - 1, legacy_age_s=legacy_age_s)
-    return removed
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -118,8 +81,8 @@ def publish(out_dir: Path, files: dict[str, bytes]) -> None:
     out_dir = Path(out_dir)
     parent = out_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(parent)
     _recover(out_dir)
+    remove_stale(parent, prefix=f".{out_dir.name}.")
     check_out_dir(out_dir)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=parent))
     try:
