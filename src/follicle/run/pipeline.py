@@ -31,6 +31,7 @@ from follicle.causal import (
 )
 from follicle.run import diagnostics as dx
 from follicle.run.cache import ArtifactStore
+from follicle.run.disclosure import binary_cells
 from follicle.run.estimate import OutcomeEstimate, estimate_outcome, outcome_frame
 from follicle.run.table1 import table1
 from follicle.study.hashing import part_hashes
@@ -58,6 +59,9 @@ class PropensityStep:
     n_comparator: int
     caliper_width: float
     warnings: list[str] = field(default_factory=list)
+    #: 0/1 cells behind each Table 1 row and each balance row (see run/disclosure.binary_cells)
+    table1_cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    balance_cells: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -123,6 +127,8 @@ def propensity_step(spec: StudySpec, population: Population) -> PropensityStep:
         n_target_before=int((t == 1).sum()), n_comparator_before=int((t == 0).sum()),
         n_target=int((matched & (t == 1)).sum()), n_comparator=int((matched & (t == 0)).sum()),
         caliper_width=float(result.caliper_width),
+        table1_cells=binary_cells(dense.to_numpy(dtype=float), t, matched),
+        balance_cells=binary_cells(X, t, matched),
     )
 
 

@@ -1,9 +1,18 @@
-"""The study report: figures from the run (aggregate, small numbers hidden) and the HTML page."""
+"""The study report: figures from the run (aggregate, small numbers hidden) and the HTML page.
+
+Kaplan-Meier figures are drawn from rounded counts (:func:`follicle.privacy.protect_km`), so
+neither a step nor the numbers at risk under the plot give back a small count. They are drawn in
+worker processes that end with the parent: each asks the kernel for SIGKILL when its parent dies
+(``PR_SET_PDEATHSIG``), and an interrupted parent terminates them before it exits.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing as mp
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -11,7 +20,7 @@ import pandas as pd
 
 from follicle.report.figures import km_plot, love_plot, preference_plot, to_data_uri
 from follicle.report.forest import ForestRow, forest_plot
-from follicle.privacy import suppress_count
+from follicle.privacy import km_at_risk, protect_km
 from follicle.report.study_report import render_study_report
 from follicle.run.narrative import caveats, methods_paragraph
 from follicle.run.pipeline import ComparisonRun
@@ -34,8 +43,31 @@ def hr_forest(results: dict[str, Any]) -> Any:
                        show_weights=False)
 
 
-def _at_risk_text(at_risk: pd.DataFrame, min_cell: int) -> pd.DataFrame:
-    return at_risk.map(lambda v: suppress_count(int(v), min_cell))
+def protected_curves(curves: dict[str, pd.DataFrame], ticks: list[float], min_cell: int,
+                     ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Curves rebuilt from rounded counts, and numbers at risk at *ticks* read from them (text)."""
+    out, rows = {}, {}
+    for label, curve in curves.items():
+        table = curve.rename(columns={"at_risk": "n_risk"})
+        safe = protect_km(table, min_cell)
+        out[label] = safe[["time", "survival", "ci_low", "ci_high", "n_risk"]].rename(columns={"n_risk": "at_risk"})
+        n0 = int(table["n_risk"].iloc[0]) if len(table) else 0
+        rows[label] = [str(v) for v in km_at_risk(safe, ticks, n0, min_cell)]
+    return out, pd.DataFrame.from_dict(rows, orient="index", columns=ticks)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initialiser: SIGKILL when the parent dies (Linux), and default SIGINT/SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            ctypes.CDLL(name, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _km_uri(job: tuple[dict[str, pd.DataFrame], pd.DataFrame, str, int]) -> str:
@@ -49,8 +81,36 @@ def _render_all(jobs: list[tuple[Any, ...]]) -> list[str]:
     workers = min(os.cpu_count() or 1, 4)
     if workers < 2 or len(jobs) < 4 or "fork" not in mp.get_all_start_methods():
         return [_km_uri(job) for job in jobs]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        return list(pool.map(_km_uri, jobs, chunksize=max(1, len(jobs) // (2 * workers))))
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)  # unwinds to the finally below, which ends the workers
+
+    in_main = _in_main_thread()
+    if in_main:
+        signal.signal(signal.SIGTERM, on_term)
+    try:
+        out = list(pool.map(_km_uri, jobs, chunksize=max(1, len(jobs) // (2 * workers))))
+        pool.shutdown(wait=True)
+        return out
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:  # after an interrupt: end the workers now, not after their jobs
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join(timeout=5)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -> dict[str, Any]:
@@ -63,7 +123,8 @@ def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -
         for o in run.outcomes:
             if o.at_risk is None or not o.curves or o.outcome not in shown:
                 continue  # withheld estimates get no curve: its steps would reveal the small counts
-            jobs.append((o.curves, _at_risk_text(o.at_risk, min_cell), o.outcome.replace("_", " "), min_cell))
+            curves, at_risk = protected_curves(o.curves, [float(c) for c in o.at_risk.columns], min_cell)
+            jobs.append((curves, at_risk, o.outcome.replace("_", " "), min_cell))
             keys.append((run.name, o.outcome))
         ps = run.propensity
         out[run.name] = {

@@ -1,9 +1,11 @@
 """Results of a study run as aggregate, suppressed data: results.json and Parquet tables.
 
 Counts from 1 to ``min_cell_count - 1`` leave as ``"<N"``; an estimate that would let a reader
-recover a suppressed count is withheld (set to None and named in ``withheld``): risks, risk
-differences, ratios and incidence rates of an arm with a suppressed event count, and every
-estimate of an outcome whose matched arms are suppressed. Schema: docs/results-schema.md.
+recover a suppressed count is withheld (set to None and named in ``withheld``): every estimate of
+an outcome with a small arm, event or non-event count; the risks, contrasts and mean follow-up of
+an arm whose number at risk is withheld because it differs from the matched arm by a small count;
+attrition steps, Table 1 and balance figures by the rules of :mod:`follicle.privacy` (applied in
+:mod:`follicle.run.disclosure`). docs/privacy.md; schema: docs/results-schema.md.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pandas as pd
 
 from follicle import __version__
 from follicle.privacy import is_small, suppress_count
+from follicle.run.disclosure import protect_attrition, protect_rows
 from follicle.run.estimate import OutcomeEstimate
 from follicle.run.pipeline import ComparisonRun
 from follicle.study.hashing import spec_hash
@@ -44,19 +47,31 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def outcome_record(o: OutcomeEstimate, min_cell: int) -> dict[str, Any]:
-    """One comparison x outcome row, suppressed."""
+_N_DEPENDENT = ("risk_{arm}", "mean_followup_days_{arm}")
+
+
+def outcome_record(o: OutcomeEstimate, min_cell: int, at_risk_shown: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One comparison x outcome row, suppressed.
+
+    *at_risk_shown* (arm -> published number at risk, from :func:`protect_attrition`) withholds
+    an arm's number at risk, and what would give it back, when it is None.
+    """
     rec = {k: _clean(v) for k, v in o.numbers.items()}
     withheld: list[str] = []
-    # a suppressed arm size or event count makes every estimate revealing (a CI's width alone
-    # betrays a handful of events), so all of them are withheld
+    # a suppressed arm size, event or non-event count makes every estimate revealing (a CI's
+    # width alone betrays a handful of events), so all of them are withheld
     small = [k for k in ("n_target", "n_comparator", "events_target", "events_comparator") if is_small(rec[k], min_cell)]
+    small += [f"non-events {a}" for a in ("target", "comparator")
+              if is_small(rec[f"n_{a}"] - rec[f"events_{a}"], min_cell)]
     if small:
         withheld += [k for k in _ALL_ESTIMATES + tuple(f.format(arm=a) for f in _EVENT_DEPENDENT
                                                          for a in ("target", "comparator")) if rec.get(k) is not None]
     for arm in ("target", "comparator"):
         if is_small(rec[f"events_{arm}"], min_cell):
             withheld += [f.format(arm=arm) for f in _EVENT_DEPENDENT if rec.get(f.format(arm=arm)) is not None]
+            withheld += [k for k in _CONTRASTS if rec.get(k) is not None]
+        if at_risk_shown is not None and at_risk_shown.get(arm, 0) is None and not is_small(rec[f"n_{arm}"], min_cell):
+            withheld += [f"n_{arm}"] + [f.format(arm=arm) for f in _N_DEPENDENT if rec.get(f.format(arm=arm)) is not None]
             withheld += [k for k in _CONTRASTS if rec.get(k) is not None]
     for k in dict.fromkeys(withheld):
         rec[k] = None
@@ -71,30 +86,42 @@ def outcome_record(o: OutcomeEstimate, min_cell: int) -> dict[str, Any]:
 def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
     min_cell = spec.min_cell_count
     ps = run.propensity
-    attrition = [
-        {"cohort": r.cohort, "step": r.step, "description": r.description, "count": suppress_count(int(r.persons), min_cell)}
-        for r in run.attrition.itertuples()
-    ]
-    table1 = ps.table1.copy()
+    n_before = {"target": ps.n_target_before, "comparator": ps.n_comparator_before}
+    n_matched = {"target": ps.n_target, "comparator": ps.n_comparator}
+    attrition, arms = protect_attrition(
+        run.attrition, run.name, {"target": run.target, "comparator": run.comparator}, n_before, n_matched,
+        {o.outcome: {a: int(o.numbers[f"n_{a}"]) for a in arms_of()} for o in run.outcomes}, min_cell)
+    n = {"before": n_before, "after": n_matched}
+    table1, _ = protect_rows(ps.table1, ps.table1_cells, n, min_cell, value_columns={
+        "target_before": ("target", "before"), "comparator_before": ("comparator", "before"),
+        "target_after": ("target", "after"), "comparator_after": ("comparator", "after")},
+        smd_columns={"smd_before": "before", "smd_after": "after"})
+    balance, _ = protect_rows(ps.balance, ps.balance_cells, n, min_cell, value_columns={},
+                              smd_columns={"smd_before": "before", "smd_after": "after"})
     return {
         "id": run.name,
         "title": f"{run.target} vs {run.comparator}",
         "target": run.target,
         "comparator": run.comparator,
-        "n_target_before": suppress_count(ps.n_target_before, min_cell),
-        "n_comparator_before": suppress_count(ps.n_comparator_before, min_cell),
-        "n_target": suppress_count(ps.n_target, min_cell),
-        "n_comparator": suppress_count(ps.n_comparator, min_cell),
+        "n_target_before": arms["target"].before,
+        "n_comparator_before": arms["comparator"].before,
+        "n_target": arms["target"].matched,
+        "n_comparator": arms["comparator"].matched,
         "propensity": {"auc": _clean(ps.auc), "equipoise": _clean(ps.equipoise), "n_covariates": ps.n_covariates,
                        "caliper_width": _clean(ps.caliper_width)},
         "diagnostics": [{k: _clean(v) for k, v in d.to_dict().items()} for d in run.diagnostics],
         "empirical_null": run.null,
         "attrition": attrition,
-        "table1": [{k: _clean(v) for k, v in r.items()} for r in table1.to_dict(orient="records")],
-        "balance": [{k: _clean(v) for k, v in r.items()} for r in ps.balance.to_dict(orient="records")],
-        "outcomes": [outcome_record(o, min_cell) for o in run.outcomes],
+        "table1": [{k: _clean(v) for k, v in r.items()} for r in table1],
+        "balance": [{k: _clean(v) for k, v in r.items()} for r in balance],
+        "outcomes": [outcome_record(o, min_cell, {a: arms[a].at_risk[o.outcome] for a in arms_of()})
+                     for o in run.outcomes],
         "warnings": run.warnings,
     }
+
+
+def arms_of() -> tuple[str, str]:
+    return ("target", "comparator")
 
 
 def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str) -> dict[str, Any]:
