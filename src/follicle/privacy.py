@@ -201,10 +201,11 @@ def protect_km(table: pd.DataFrame, min_cell_count: int = DEFAULT_MIN_CELL_COUNT
         inner = z * se / log_s
         lo = np.where(surv > 0, surv ** np.exp(-inner), np.nan)
         hi = np.where(surv > 0, surv ** np.exp(inner), np.nan)
+        std_err = np.where(np.isfinite(se), se * surv, np.nan)
     lo = np.where((surv >= 1) | ~np.isfinite(lo), np.where(surv >= 1, 1.0, np.nan), lo)
     hi = np.where((surv >= 1) | ~np.isfinite(hi), np.where(surv >= 1, 1.0, np.nan), hi)
     return pd.DataFrame({"time": time, "n_risk": n_risk.astype(np.int64), "n_event": d.astype(np.int64),
-                         "n_censor": c.astype(np.int64), "survival": surv, "std_err": se * surv,
+                         "n_censor": c.astype(np.int64), "survival": surv, "std_err": std_err,
                          "ci_low": np.minimum(lo, hi), "ci_high": np.maximum(lo, hi)})
 
 
