@@ -257,3 +257,28 @@ def finite(value: Any) -> bool:
         return value is not None and math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
+
+
+_NUMERATORS = ("responders", "events", "x", "count_events")
+_RATE_KEYS = ("rate", "risk", "proportion", "ci_low", "ci_high", "estimate", "se")
+
+
+def withhold_small_rates(obj: Any, min_cell_count: int = DEFAULT_MIN_CELL_COUNT) -> Any:
+    """A copy of a JSON-like *obj* in which every dict holding a numerator (``responders``,
+    ``events``) and its ``n`` has its rate-like figures (rate, risk, proportion, CI, estimate, se)
+    set to None when the numerator or n - numerator is small (rule 3): rate x n would give the
+    count back. Apply before :func:`suppress_counts`."""
+    if isinstance(obj, list):
+        return [withhold_small_rates(v, min_cell_count) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: withhold_small_rates(v, min_cell_count) for k, v in obj.items()}
+    num = next((k for k in _NUMERATORS if k in out and not isinstance(out[k], (dict, list))), None)
+    if num is not None and finite(out.get("n")) and finite(out[num]) and not isinstance(out[num], bool):
+        if not events_publishable(out["n"], out[num], min_cell_count):
+            for k in _RATE_KEYS:
+                if k in out and not isinstance(out[k], (dict, list)):
+                    out[k] = None
+            if not is_small(out[num], min_cell_count) and is_small(float(out["n"]) - float(out[num]), min_cell_count):
+                out[num] = None  # the complement is the small cell: the numerator would give it back
+    return out

@@ -15,16 +15,19 @@ DbOpt = Annotated[str, typer.Option("--db", help="CDM: a DuckDB file or a postgr
 
 
 @guarded
-def cohorts(study: StudyArg, db: DbOpt, json: JsonFlag = False) -> None:
+def cohorts(study: StudyArg, db: DbOpt, json: JsonFlag = False,
+            allow_small_cells: Annotated[bool, typer.Option("--allow-small-cells", help="Accept a spec min_cell_count below 5.")] = False) -> None:
     """Build the study's cohorts in the database and print attrition and cohort sizes.
 
     Counts from 1 to min_cell_count - 1 are shown as "<min_cell_count" (default "<10").
     """
     from follicle.cdm.connect import connect
+    from follicle.privacy import check_min_cell_count
     from follicle.study.counts import cohort_counts, suppressed
     from follicle.study.spec import load_spec
 
     spec = load_spec(study)
+    check_min_cell_count(spec.min_cell_count, allow_small_cells=allow_small_cells, where=f"{study}: min_cell_count")
     con = connect(db, read_only=True)
     with err_console.status("building cohorts in the database"):
         result = suppressed(cohort_counts(spec, con), spec.min_cell_count)

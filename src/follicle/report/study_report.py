@@ -111,6 +111,7 @@ def render_study_report(
         spec_hash=results["spec_hash"],
         cdm_fingerprint=results["cdm_fingerprint"],
         min_cell_count=results["min_cell_count"],
+        privacy_warning=results.get("privacy_warning"),
         summary=summary,
         forest=figures.get("forest"),
         methods=methods,

@@ -124,8 +124,10 @@ def arms_of() -> tuple[str, str]:
     return ("target", "comparator")
 
 
-def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str) -> dict[str, Any]:
+def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str,
+             privacy_warning: str | None = None) -> dict[str, Any]:
     """The whole results document (aggregate only)."""
+    extra = {"privacy_warning": privacy_warning} if privacy_warning else {}
     return {
         "schema": "follicle.results/1",
         "title": f"Follicle study report: {spec.name}",
@@ -134,6 +136,7 @@ def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str) -> di
         "spec_hash": spec_hash(spec),
         "cdm_fingerprint": fingerprint,
         "min_cell_count": spec.min_cell_count,
+        **extra,
         "spec": spec.model_dump(mode="json"),
         "comparisons": [comparison_record(r, spec) for r in runs],
     }

@@ -8,6 +8,7 @@ from typing import Any
 
 from follicle.cdm.connect import connect
 from follicle.cdm.fingerprint import combine, table_hashes
+from follicle.privacy import check_min_cell_count
 from follicle.run.cache import ArtifactStore
 from follicle.run.pipeline import ComparisonRun, Progress, default_store, run_comparison
 from follicle.run.publish import check_out_dir, publish, remove_stale, work_dir_for
@@ -45,6 +46,7 @@ def run_study(
     *,
     work_dir: str | Path | None = None,
     force: bool = False,
+    allow_small_cells: bool = False,
     progress: Progress | None = None,
 ) -> StudyRun:
     """Every comparison of *spec* on the CDM at *target*; outputs published to *out_dir* at the end.
@@ -54,6 +56,8 @@ def run_study(
     intact. The step cache lives in *work_dir* (default ``<out_dir>.work``).
     """
     out_dir = Path(out_dir)
+    warning = check_min_cell_count(spec.min_cell_count, allow_small_cells=allow_small_cells,
+                                   where=f"study {spec.name!r}: min_cell_count")
     check_out_dir(out_dir)
     work = Path(work_dir) if work_dir is not None else work_dir_for(out_dir)
     if work.resolve() == out_dir.resolve() or work.resolve().is_relative_to(out_dir.resolve()):
@@ -84,7 +88,7 @@ def run_study(
         if session is not None:
             session.close()
         con.disconnect()
-    results = assemble(spec, runs, fp)
+    results = assemble(spec, runs, fp, privacy_warning=warning)
     files = {"results.json": json_bytes(results), "report.html": study_report_html(spec, runs, results).encode()}
     files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in tables(results).items()}
     publish(out_dir, files)
