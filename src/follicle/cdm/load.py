@@ -154,6 +154,13 @@ def _mapping(table: str, names: list[str], file: Path, version: str, result: Loa
     return out
 
 
+def _no_columns(file: Path, table: str, header: list[str]) -> InputError:
+    """A file whose header names no column of its table would load as 0 rows: refuse it."""
+    shown = ", ".join(repr(h) for h in header[:8]) + (", ..." if len(header) > 8 else "")
+    return InputError(f"{file.name}: no column of its header matches a column of CDM table {table} "
+                      f"(header: {shown}); is the delimiter a comma and the first line the header?")
+
+
 def _read_header(file: Path) -> list[str]:
     try:
         with file.open(newline="", encoding="utf-8-sig") as fh:
@@ -179,7 +186,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, table: str, file: Path, version: s
     struct = ", ".join(f"'c{i}': '{t}'" for i, t in enumerate(read_types))
     pairs = [(c, f"c{i}") for i, c in enumerate(targets) if c]
     if not pairs:
-        return 0
+        raise _no_columns(file, table, header)
     sql = (
         f"INSERT INTO {table} ({', '.join(schema.quote(c) for c, _ in pairs)}) SELECT {', '.join(s for _, s in pairs)} "
         f"FROM read_csv(?, header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
@@ -204,7 +211,7 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, table: str, file: Path, versio
     ddl = {c: t for c, t, _ in schema.tables(version)[table]}
     pairs = [(c, schema.quote(n), schema.duckdb_type(ddl[c])) for n, c in zip(names, targets, strict=True) if c]
     if not pairs:
-        return 0
+        raise _no_columns(file, table, names)
     sql = (
         f"INSERT INTO {table} ({', '.join(schema.quote(c) for c, _, _ in pairs)}) "
         f"SELECT {', '.join(f'CAST({q} AS {t})' for _, q, t in pairs)} FROM read_parquet(?)"

@@ -60,6 +60,13 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(to_json(obj) + "\n")
 
 
+def _interrupted() -> None:
+    """Ctrl-C: one line, exit 130; writers clean up their temporaries on the way out."""
+    err_console.print("[bold red]interrupted:[/] nothing was published (outputs are written to a temporary "
+                      "name and renamed only when complete)", highlight=False)
+    raise typer.Exit(130) from None
+
+
 def guarded(func: F) -> F:
     """Turn user errors into one message on stderr and a non-zero exit (no traceback)."""
 
@@ -80,5 +87,11 @@ def guarded(func: F) -> F:
         except FileNotFoundError as exc:
             err_console.print(f"[bold red]error:[/] file not found: {escape(str(exc.filename or exc))}", highlight=False)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            _interrupted()
+        except Exception as exc:
+            if type(exc).__name__ != "InterruptException":  # DuckDB's Ctrl-C during a query
+                raise
+            _interrupted()
 
     return wrapper  # type: ignore[return-value]
