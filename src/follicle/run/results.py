@@ -70,6 +70,8 @@ def outcome_record(o: OutcomeEstimate, min_cell: int, at_risk_shown: dict[str, A
         if is_small(rec[f"events_{arm}"], min_cell):
             withheld += [f.format(arm=arm) for f in _EVENT_DEPENDENT if rec.get(f.format(arm=arm)) is not None]
             withheld += [k for k in _CONTRASTS if rec.get(k) is not None]
+        if is_small(rec[f"n_{arm}"] - rec[f"events_{arm}"], min_cell) and not is_small(rec[f"events_{arm}"], min_cell):
+            withheld.append(f"events_{arm}")  # n - events would be the small count of people without it
         if at_risk_shown is not None and at_risk_shown.get(arm, 0) is None and not is_small(rec[f"n_{arm}"], min_cell):
             withheld += [f"n_{arm}"] + [f.format(arm=arm) for f in _N_DEPENDENT if rec.get(f.format(arm=arm)) is not None]
             withheld += [k for k in _CONTRASTS if rec.get(k) is not None]
