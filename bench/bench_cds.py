@@ -186,6 +186,44 @@ async def run_closed(port: int, path: str, body: bytes, key, connections: int, t
             "throughput_rps": len(lat) / wall, "p50_ms": q[49], "p99_ms": q[98], "max_ms": max(lat, default=float("nan"))}
 
 
+async def abuse(port: int, key, alg: str, mib: int = 200) -> dict:
+    """Oversized bodies: *mib* MiB without a token, and with a valid token (413), and 30 MB of small
+    JSON objects with a valid token; seconds until the answer and the server's RSS afterwards."""
+    out = {}
+    aud = f"http://127.0.0.1:{port}{ORDER}"
+    now = int(time.time())
+
+    def tok() -> str:
+        return jwt.encode({"iss": ISS, "aud": aud, "iat": now, "exp": now + 600, "jti": str(uuid.uuid4())},
+                          key, algorithm=alg, headers={"kid": "bench"})
+
+    cases = {"unauthenticated_%dMiB" % mib: (None, mib * 2**20, b"["),
+             "authenticated_%dMiB" % mib: (tok(), mib * 2**20, b"["),
+             "authenticated_30MB_small_objects": (tok(), 30_000_000, b'{"a":1},')}
+    for name, (token, size, unit) in cases.items():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        writer.write((f"POST {ORDER} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Content-Type: application/json\r\n"
+                      f"Transfer-Encoding: chunked\r\n\r\n").encode())
+        t0 = time.perf_counter()
+        chunk = unit * (2**20 // len(unit))
+        sent, status = 0, None
+        read = asyncio.ensure_future(_read_response(reader))
+        try:
+            while sent < size and not read.done():
+                writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                await writer.drain()
+                sent += len(chunk)
+            if not read.done():
+                writer.write(b"0\r\n\r\n")
+            status = await asyncio.wait_for(read, timeout=60)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
+            status = type(exc).__name__
+        out[name] = {"status": status, "seconds": round(time.perf_counter() - t0, 3), "bytes_sent": sent}
+        writer.close()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=100.0)
@@ -235,13 +273,15 @@ def main() -> int:
         order["server_cpu_ms_per_request"] = (c1 - c0) * 1000 / order["requests"]
         disc["server_cpu_ms_per_request"] = (c2 - c1) * 1000 / disc["requests"]
         rss = peak_rss_kib(server.pid)
+        abuse_res = asyncio.run(abuse(port, key, args.alg))
+        abuse_res["server_peak_rss_mib_after"] = peak_rss_kib(server.pid) / 1024
     finally:
         server.terminate()
         server.wait(timeout=10)
     result = {
         "config": {"rate": args.rate, "duration_s": args.duration, "request_bytes": len(body), "jwt": args.alg,
                    "cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0]},
-        "order_sign": order, "discovery_baseline": disc, "order_sign_closed_loop": closed,
+        "order_sign": order, "discovery_baseline": disc, "order_sign_closed_loop": closed, "oversized_bodies": abuse_res,
         "ratio_p50_order_vs_discovery": order["p50_ms"] / disc["p50_ms"],
         "ratio_p99_order_vs_discovery": order["p99_ms"] / disc["p99_ms"],
         "server_peak_rss_mib": rss / 1024, "client_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -262,6 +302,8 @@ def main() -> int:
             print(f"closed loop, {closed['connections']} connections: {closed['ok']}/{closed['requests']} ok at "
                   f"{closed['throughput_rps']:.1f} req/s; p50 {closed['p50_ms']:.1f} ms  p99 {closed['p99_ms']:.1f} ms  "
                   f"max {closed['max_ms']:.1f}  errors {closed['errors']}")
+        for name, a in abuse_res.items():
+            print(f"oversized body {name}: {a}")
         print(f"target p99 < 50 ms: {'MET' if result['target_met'] else 'NOT MET'}")
     return 0 if result["target_met"] else 1
 
