@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import pickle
 import resource
 import shutil
 import statistics
@@ -67,6 +69,20 @@ def main() -> None:
         t0 = time.perf_counter()
         warm = run_study(spec, args.db, tmp / "out")
         warm_s = time.perf_counter() - t0
+        # reading every stored artefact back (Parquet + JSON, digests checked) against pickle of the
+        # same objects in memory (the previous store's format), in the same run
+        from follicle.run.cache import decode
+
+        folders = [f for f in (tmp / "out.work" / "cache").glob("*/*") if f.is_dir()]
+        t0 = time.perf_counter()
+        objs = [decode(f) for f in folders]
+        decode_s = time.perf_counter() - t0
+        blobs = [pickle.dumps(o, protocol=pickle.HIGHEST_PROTOCOL) for o in objs]
+        t0 = time.perf_counter()
+        for b in blobs:
+            pickle.loads(b)
+        unpickle_s = time.perf_counter() - t0
+        store_bytes = sum(p.stat().st_size for p in (tmp / "out.work").rglob("*") if p.is_file())
         copy = tmp / "edited.duckdb"
         shutil.copy(args.db, copy)
         with duckdb.connect(str(copy)) as c:
@@ -78,10 +94,13 @@ def main() -> None:
     print(json.dumps({
         "db": str(args.db), "rows_hashed": sum(rows.values()), "rows_by_table": rows,
         "study_tables_native_hash_s": round(native_s, 3), "all_tables_portable_md5_s": round(portable_s, 3),
+        "artefacts": len(folders), "decode_all_parquet_s": round(decode_s, 3), "unpickle_all_s": round(unpickle_s, 3),
+        "store_bytes": store_bytes, "pickle_bytes": sum(len(b) for b in blobs),
         "cold_run_s": round(cold_s, 2), "warm_rerun_s": round(warm_s, 2), "warm_computed": dict(warm.store.computed),
         "one_row_edited_rerun_s": round(edited_s, 2), "edited_computed": dict(edited.store.computed),
         "cold_computed": sum(cold.store.computed.values()),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "loadavg_1m": os.getloadavg()[0],
     }, indent=2))
 
 

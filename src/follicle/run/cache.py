@@ -186,12 +186,16 @@ class ArtifactStore:
                 self.damaged[step] += 1
                 shutil.rmtree(path, ignore_errors=True)  # a damaged artefact: recompute it
         value = compute()
-        self.put(step, key, value)
+        self.put(step, key, value, replace=force)
         self.computed[step] += 1
         return value
 
-    def put(self, step: str, key: str, value: Any) -> None:
-        """Store *value* (a folder written under a temporary name, then renamed into place)."""
+    def put(self, step: str, key: str, value: Any, *, replace: bool = True) -> None:
+        """Store *value* (a folder written under a temporary name, then renamed into place).
+
+        A complete artefact already stored under the key (by a concurrent run: same key, same
+        inputs) is kept unless *replace*.
+        """
         meta, blobs = encode(value)
         path = self.path(step, key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -201,6 +205,8 @@ class ArtifactStore:
                 (tmp / name).write_bytes(data)
             (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True))
             if path.exists():
+                if not replace and (path / "meta.json").is_file():
+                    return
                 shutil.rmtree(path, ignore_errors=True)
             os.rename(tmp, path)
         except OSError:
