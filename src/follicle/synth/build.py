@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 
+from follicle.tempfiles import remove_stale
 from follicle.textinput import load_data
 from follicle.cdm.write import write_cdm
 from follicle.errors import InputError
@@ -32,6 +33,7 @@ def load_config(path: str | Path | None) -> WorldConfig:
 def write_json_atomic(obj: Any, path: str | Path) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    remove_stale(path.parent, prefix=f".{path.name}.")  # left by a killed writer
     try:
         tmp.write_text(json.dumps(obj, indent=2, default=str))
         os.replace(tmp, path)
