@@ -127,8 +127,10 @@ def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -
             jobs.append((curves, at_risk, o.outcome.replace("_", " "), min_cell))
             keys.append((run.name, o.outcome))
         ps = run.propensity
+        published = next((c["balance"] for c in results["comparisons"] if c["id"] == run.name), None)
+        balance = ps.balance if published is None else pd.DataFrame(published).dropna(subset=["smd_before", "smd_after"])
         out[run.name] = {
-            "love": to_data_uri(love_plot(ps.balance)),
+            "love": to_data_uri(love_plot(balance)),  # only the SMDs results.json shows (docs/privacy.md)
             "preference": to_data_uri(preference_plot(ps.preference, run.treatment, (run.target, run.comparator))),
             "km": {},
         }
