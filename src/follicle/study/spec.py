@@ -28,13 +28,14 @@ from follicle.study.settings import AnalysisSettings
 from follicle.vocab.conceptset import ConceptSet
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
-Days = Annotated[int, Field(ge=0)]
+Days = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
 #: An OMOP concept id: the CDM's INTEGER column (local concepts from 2,000,000,000 included).
 ConceptId = Annotated[int, Field(ge=0, le=2_147_483_647)]
-#: A day offset: bounded so that no value overflows the database's integer types.
-Days = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+#: A day offset (may be negative): bounded so that no value overflows the database's integer types.
+Offset = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -43,8 +44,8 @@ class _Model(BaseModel):
 class Window(_Model):
     """Days relative to the index date, both ends inclusive; ``None`` leaves that end open."""
 
-    start: Days | None = None
-    end: Days | None = 0
+    start: Offset | None = None
+    end: Offset | None = 0
 
 
 class Criterion(_Model):
@@ -120,9 +121,9 @@ class TimeAtRisk(_Model):
     """Start and end of follow-up, anchored on the index date or the cohort end (end of the first
     continuous exposure), with censoring at observation end and death and a maximum follow-up."""
 
-    start_offset: Days = 1
+    start_offset: Offset = 1
     start_anchor: Literal["index", "cohort_end"] = "index"
-    end_offset: Days = 99999
+    end_offset: Offset = 99999
     end_anchor: Literal["index", "cohort_end"] = "index"
     censor_at_observation_end: bool = True
     censor_at_death: bool = True
