@@ -141,14 +141,12 @@ def run_survival(
         else:
             out["cox"] = {"ties": ties, "n": model.n_, "events": model.events_, "loglik": model.loglik_,
                           "converged": model.converged_, "warnings": list(model.warnings_),
-                          "coefficients": _records(model.summary_)}
-            try:
+                          "coefficients": _records(model.summary_), "infinite": model.result().to_dict()["infinite"]}
+            try:  # a diagnostic: when it cannot be computed (one event, all times equal), say why, keep the model
                 zph = cox_zph(model, X, t, e, terms=terms)
                 out["ph_test"] = {"transform": "km", "terms": _records(zph.table)}
-            except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
-                # e.g. one event, or every time equal: the test's variance matrix is singular
-                out["ph_test"] = {"transform": "km", "terms": [],
-                                  "not_computed": f"PH test not computable on these data ({exc})"}
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+                out["ph_test"] = {"transform": "km", "estimable": False, "reason": str(exc)}
         out["_cells"] = {c: _cells(X[c], t, e) for c in X.columns if set(X[c].unique()) <= {0.0, 1.0}}
         out["_terms"] = {name: [X.columns[i] for i in idx] for name, idx in terms.items()}
     return out
@@ -216,8 +214,8 @@ def protect(res: dict[str, Any], k: int) -> dict[str, Any]:
         bad_terms = {name for name, cols in terms.items() if set(cols) & bad_cols}
         for row in cox.get("coefficients", []):
             if row["term"] in bad_cols:
-                for key in ("coef", "se", "hr", "ci_low", "ci_high", "p", "z"):
-                    if key in row:
+                for key in row:
+                    if key != "term":
                         row[key] = None
         for row in res.get("ph_test", {}).get("terms", []):
             if row["term"] in bad_terms:
@@ -243,6 +241,8 @@ def _risk_dict(res: Any) -> dict[str, Any]:
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
+    if isinstance(x, float) and np.isinf(x):
+        return "inf" if x > 0 else "-inf"
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "NA"
     return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
@@ -299,14 +299,15 @@ def _print(res: dict[str, Any]) -> None:
         console.print(cox)
         for w in res["cox"]["warnings"]:
             console.print(f"[yellow]warning:[/] {w}")
-        ph = Table(title="Proportional-hazards test (cox.zph, transform km)")
-        for c in ("term", "chisq", "df", "p"):
-            ph.add_column(c)
-        for r in res["ph_test"]["terms"]:
-            ph.add_row(str(r["term"]), _fmt(r["chisq"], 4), str(r["df"]), _fmt(r["p"], 4))
-        console.print(ph)
-        if res["ph_test"].get("not_computed"):
-            console.print(f"[yellow]PH test:[/] {res['ph_test']['not_computed']}")
+        if "terms" not in res["ph_test"]:
+            console.print(f"Proportional-hazards test: not estimable - {res['ph_test']['reason']}", markup=False)
+        else:
+            ph = Table(title="Proportional-hazards test (cox.zph, transform km)")
+            for c in ("term", "chisq", "df", "p"):
+                ph.add_column(c)
+            for r in res["ph_test"]["terms"]:
+                ph.add_row(str(r["term"]), _fmt(r["chisq"], 4), str(r["df"]), _fmt(r["p"], 4))
+            console.print(ph)
     if res.get("withheld"):
         console.print(f"withheld to protect counts below {res['min_cell_count']}: {'; '.join(res['withheld'])}")
 

@@ -119,9 +119,12 @@ def estimate_outcome(
 
     rare = max(numbers["events_target"] / max(numbers["n_target"], 1),
                numbers["events_comparator"] / max(numbers["n_comparator"], 1)) < 0.15
-    ev = evalue(row["hr"], row["ci_low"], row["ci_high"], measure="HR", rare=rare)
-    numbers["evalue"] = ev.evalue_estimate
-    numbers["evalue_ci"] = ev.evalue_ci
+    if cox.infinite:  # monotone likelihood: the HR is 0 or infinite, and has no E-value
+        numbers["evalue"] = numbers["evalue_ci"] = float("nan")
+    else:
+        ev = evalue(row["hr"], row["ci_low"], row["ci_high"], measure="HR", rare=rare)
+        numbers["evalue"] = ev.evalue_estimate
+        numbers["evalue_ci"] = ev.evalue_ci
 
     years = float(time.max()) / DAYS_PER_YEAR
     step = tick_days * max(1, int(np.ceil(years / 8)))  # at most about 9 ticks under the curve

@@ -10,7 +10,7 @@ import functools
 import json
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +42,7 @@ class CdsSettings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, gt=0, le=100_000_000, description="Largest request body accepted (413 above it), checked before the body is parsed.")
     docs_enabled: bool = Field(False, description="Serve /docs, /redoc and /openapi.json (off: they answer 404).")
     today: date | None = Field(None, description="Fix the evaluation date (tests, demos); default: today's date.")
+    region: Literal["EU", "US"] = Field("EU", description="Which label the checks apply: EU (SmPC) or US (prescribing information).")
 
     def issuers(self) -> dict[str, TrustedIssuer]:
         out = {i.iss: i for i in self.trusted_issuers}
