@@ -38,6 +38,11 @@ def _summary_rows(results: dict[str, Any], truth: dict[tuple[str, str], float] |
     return rows
 
 
+def _c(value: Any) -> str:
+    """A count cell: withheld counts (None, docs/privacy.md) as "-"."""
+    return "-" if value is None else str(value)
+
+
 def _print_table(rows: list[dict[str, Any]], title: str) -> None:
     """One Rich table per comparison: outcome, sizes, events, HR and (demo) the true HR."""
     with_truth = bool(rows) and "true_hr" in rows[0]
@@ -49,7 +54,7 @@ def _print_table(rows: list[dict[str, Any]], title: str) -> None:
         for r in (r for r in rows if r["comparison"] == comparison):
             hr = "withheld" if r["hr"] is None else f"{r['hr']:.2f} ({r['hr_ci_low']:.2f}-{r['hr_ci_high']:.2f})"
             cells = [r["outcome"] + (" (NC)" if r["negative_control"] else ""),
-                     f"{r['n_target']}/{r['n_comparator']}", f"{r['events_target']}/{r['events_comparator']}", hr]
+                     f"{_c(r['n_target'])}/{_c(r['n_comparator'])}", f"{_c(r['events_target'])}/{_c(r['events_comparator'])}", hr]
             if with_truth:
                 cells += ["-" if r["true_hr"] is None else f"{r['true_hr']:.2f}",
                           {True: "yes", False: "[red]no[/]", None: "-"}[r["covered"]]]

@@ -96,7 +96,8 @@ def render_study_report(
             for d in comp["diagnostics"]
         ]
         table1 = [
-            {k: (fmt_num(v, 3) if k.startswith("smd") else fmt_num(v, 1) if isinstance(v, float) else v) for k, v in r.items()}
+            {k: (fmt_num(v, 3) if k.startswith("smd") else fmt_num(v, 1) if isinstance(v, float) or v is None else v)
+             for k, v in r.items()}
             for r in comp["table1"]
         ]
         comparisons.append({
