@@ -83,24 +83,44 @@ def _render_all(jobs: list[tuple[Any, ...]]) -> list[str]:
         return [_km_uri(job) for job in jobs]
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_die_with_parent,
                                initargs=(os.getpid(),))
-    previous = signal.getsignal(signal.SIGTERM)
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)  # unwinds to the finally below, which ends the workers
+    def kill_workers() -> None:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            if proc.pid is not None:
+                try:
+                    os.kill(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    # The handlers kill the workers first and only then let the signal do what it did before: an
+    # exception raised by a handler can be swallowed (e.g. if it lands in an at-fork callback), a
+    # dead worker cannot. Were the parent killed outright, PR_SET_PDEATHSIG ends the workers.
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)
+                if signal.getsignal(sig) is not signal.SIG_IGN}  # an ignored signal stays ignored
+
+    def on_signal(signum: int, frame: Any) -> None:
+        kill_workers()
+        signal.signal(signum, previous[signum])
+        if signum == signal.SIGINT and callable(previous[signum]):
+            previous[signum](signum, frame)  # the default: KeyboardInterrupt
+        else:
+            os.kill(os.getpid(), signum)
 
     in_main = _in_main_thread()
     if in_main:
-        signal.signal(signal.SIGTERM, on_term)
+        for sig in previous:
+            signal.signal(sig, on_signal)
     try:
         out = list(pool.map(_km_uri, jobs, chunksize=max(1, len(jobs) // (2 * workers))))
         pool.shutdown(wait=True)
         return out
     finally:
         if in_main:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         procs = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for proc in procs:  # after an interrupt: end the workers now, not after their jobs
+        for proc in procs:  # after an error or interrupt: end the workers now, not after their jobs
             if proc.is_alive():
                 proc.terminate()
         for proc in procs:
