@@ -155,3 +155,14 @@ def test_publish_recovers_old_outputs_after_a_death_between_renames(tmp_path):
         publish(out, {"../escape.json": b"x"})
     assert (out / "results.json").read_bytes() == b"old"  # recovered, and the failed publish changed nothing
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_small_min_cell_count_needs_the_flag_and_warns_in_results_and_report(world, tmp_path):
+    spec = load_spec(STUDY).model_copy(update={"min_cell_count": 3})
+    with pytest.raises(InputError, match="--allow-small-cells"):
+        run_study(spec, world, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+    done = run_study(spec, world, tmp_path / "o", allow_small_cells=True)
+    warning = done.results["privacy_warning"]
+    assert "weakened" in warning and json.loads((tmp_path / "o" / "results.json").read_text())["privacy_warning"] == warning
+    assert 'role="alert"' in (tmp_path / "o" / "report.html").read_text()
