@@ -10,6 +10,7 @@ from follicle.cdm.connect import connect
 from follicle.cdm.fingerprint import combine, table_hashes
 from follicle.privacy import check_min_cell_count
 from follicle.run.cache import ArtifactStore
+from follicle.run.curves import curve_tables
 from follicle.run.pipeline import ComparisonRun, Progress, default_store, run_comparison
 from follicle.run.publish import check_out_dir, publish, remove_stale, work_dir_for
 from follicle.run.report import study_report_html
@@ -91,5 +92,6 @@ def run_study(
     results = assemble(spec, runs, fp, privacy_warning=warning)
     files = {"results.json": json_bytes(results), "report.html": study_report_html(spec, runs, results).encode()}
     files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in tables(results).items()}
+    files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in curve_tables(runs, results, spec.min_cell_count).items()}
     publish(out_dir, files)
     return StudyRun(results, runs, store, out_dir)

@@ -52,3 +52,41 @@ def suppressed(counts: dict[str, Any], min_cell_count: int) -> dict[str, Any]:
                 r["persons"] = suppress_count(int(r["persons"]), min_cell_count)
         out[key] = records
     return out
+
+
+def cohort_closure(spec: StudySpec, name: str) -> list[str]:
+    """*name* and every cohort it refers to (through ``cohort:`` criteria), in a stable order."""
+    seen: list[str] = []
+    todo = [name]
+    while todo:
+        n = todo.pop()
+        if n in seen or n not in spec.cohorts:
+            continue
+        seen.append(n)
+        c = spec.cohorts[n]
+        todo += [cr.cohort for cr in c.require + c.exclude if cr.cohort]
+    return seen
+
+
+@full_collections_deferred
+def cohort_attrition(spec: StudySpec, con: Any, name: str, *, database: Any = None) -> dict[str, Any]:
+    """Attrition of one cohort, building only it (and the cohorts it refers to) and their concept sets.
+
+    Returns ``{"attrition": DataFrame, "warnings": list[str]}`` with raw counts (suppress before
+    showing). Used for live attrition while a cohort is edited.
+    """
+    names = cohort_closure(spec, name)
+    sets: set[str] = set()
+    for n in names:
+        c = spec.cohorts[n]
+        sets |= {c.entry.concept_set, *c.washout_concept_sets}
+        sets |= {cr.concept_set for cr in c.require + c.exclude if cr.concept_set}
+        if c.route is not None and c.route.exclude_concept_set:
+            sets.add(c.route.exclude_concept_set)
+    sub = spec.model_copy(update={
+        "concept_sets": {k: v for k, v in spec.concept_sets.items() if k in sets},
+        "cohorts": {k: spec.cohorts[k] for k in names}, "outcomes": {}, "comparisons": {},
+        "covariates": spec.covariates.model_copy(update={"concept_sets": []}),
+    })
+    with StudySession(sub, con, database=database) as session:
+        return {"attrition": session.attrition(name), "warnings": session.warnings}
