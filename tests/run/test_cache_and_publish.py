@@ -72,7 +72,8 @@ def test_cache_is_parquet_outside_the_shareable_folder(first):
     assert first.store.root.is_relative_to(work)
     shared = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert shared == sorted([MARKER, "report.html", "results.json"] + [
-        f"tables/{n}.parquet" for n in ("attrition", "balance", "diagnostics", "estimates", "table1")])
+        f"tables/{n}.parquet" for n in ("attrition", "balance", "diagnostics", "estimates", "km", "km_at_risk",
+                                                         "preference", "table1")])
     stored = [p for p in work.rglob("*") if p.is_file()]
     assert stored and {p.suffix for p in stored} <= {".parquet", ".json"}
     assert not [p for p in stored if p.suffix in (".pkl", ".pickle")]
