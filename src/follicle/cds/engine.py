@@ -326,14 +326,33 @@ def evaluate(
 ) -> Decision:
     """Apply every rule of *drug*'s *region* label to *facts*.
 
+    Decision support for a JAK inhibitor from sourced rules (label and section for each); it
+    supports, and does not replace, the clinician's judgement.
+
     Parameters
     ----------
-    facts : the patient's facts on ``facts.as_of``.
-    drug : ingredient name (see ``drugs.yaml``).
-    region : ``"EU"`` (SmPC) or ``"US"`` (prescribing information): which label applies.
-    mode : ``"start"`` (before the first dose) or ``"on_treatment"``.
-    start : treatment start date; when given, a monitoring schedule is added.
-    compare : also evaluate the other region's label and list where the two differ.
+    facts : PatientFacts
+        The patient's facts on ``facts.as_of`` (see :func:`follicle.cds.fhir.parse_bundle`).
+    drug : str
+        Ingredient name (see ``drugs.yaml``).
+    region : {"EU", "US"}
+        Which label applies: the EU SmPC or the US prescribing information.
+    mode : {"start", "on_treatment"}
+        Before the first dose, or during treatment.
+    start : datetime.date, optional
+        Treatment start date; when given, a monitoring schedule is added.
+    kb : KnowledgeBase, optional
+        The rules (default: the bundled knowledge base).
+    horizon_months : int
+        Length of the monitoring schedule.
+    compare : bool
+        Also evaluate the other region's label and list where the two differ.
+
+    Returns
+    -------
+    Decision
+        ``decision`` (start, start-with-cautions, cannot-decide, do-not-start), the reasons with
+        their sources, dose, missing screening, facts not assessed and the schedule.
     """
     kb = kb or default_kb()
     drug = drug.strip().lower()

@@ -380,7 +380,31 @@ def parse_resources(
 
 def parse_bundle(bundle: Any, *, as_of: date, unknown_loinc: Literal["error", "warn"] = "warn",
                  max_result_age_days: int | None = MAX_RESULT_AGE_DAYS) -> ParsedRecord:
-    """Facts from a FHIR R4 Bundle (``resourceType: Bundle``)."""
+    """The patient facts of a FHIR R4 Bundle (``resourceType: Bundle``) on date *as_of*.
+
+    Parameters
+    ----------
+    bundle : dict
+        A parsed FHIR R4 Bundle holding one patient's Patient, Condition, Observation,
+        MedicationRequest and AllergyIntolerance resources.
+    as_of : datetime.date
+        The evaluation date (age, recency of laboratory values).
+    unknown_loinc : {"warn", "error"}
+        What to do with an Observation whose LOINC code the knowledge base does not use.
+    max_result_age_days : int, optional
+        Laboratory results older than this many days on *as_of* are not used (None: any age).
+
+    Returns
+    -------
+    ParsedRecord
+        ``facts`` (:class:`PatientFacts`, the input of :func:`follicle.cds.engine.evaluate`),
+        medication orders and warnings.
+
+    Raises
+    ------
+    InputError
+        A resource that cannot be read, naming it.
+    """
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise InputError("bundle: expected a FHIR R4 Bundle (resourceType 'Bundle')")
     return parse_resources(resources_of(bundle), as_of=as_of, unknown_loinc=unknown_loinc, max_result_age_days=max_result_age_days)

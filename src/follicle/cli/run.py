@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,10 +26,10 @@ def _summary_rows(results: dict[str, Any], truth: dict[tuple[str, str], float] |
     for comp in results["comparisons"]:
         for o in comp["outcomes"]:
             row = {"comparison": comp["id"], "outcome": o["outcome"], "negative_control": o["negative_control"],
-                   "n_target": o["n_target"], "n_comparator": o["n_comparator"],
-                   "events_target": o["events_target"], "events_comparator": o["events_comparator"],
+                   "n_target": o.get("n_target"), "n_comparator": o.get("n_comparator"),
+                   "events_target": o.get("events_target"), "events_comparator": o.get("events_comparator"),
                    "hr": o.get("hr"), "hr_ci_low": o.get("hr_ci_low"), "hr_ci_high": o.get("hr_ci_high"),
-                   "p": o.get("p")}
+                   "p": o.get("p"), "status": o.get("status"), "label": o.get("label")}
             if truth is not None:
                 true = truth.get((comp["id"], o["outcome"]))
                 row["true_hr"] = true
@@ -38,9 +39,20 @@ def _summary_rows(results: dict[str, Any], truth: dict[tuple[str, str], float] |
     return rows
 
 
-def _c(value: Any) -> str:
-    """A count cell: withheld counts (None, docs/privacy.md) as "-"."""
+def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
+
+
+def _finish(results: dict[str, Any]) -> None:
+    """Warnings and what was not estimated on stderr; exit 3 when something was not estimated
+    (the outputs are written either way)."""
+    for w in results.get("warnings", []):
+        err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+    if not results.get("complete", True):
+        err_console.print("[yellow]not everything was estimated[/] (exit code 3):", highlight=False)
+        for line in results["not_estimated"]:
+            err_console.print(f"  - {escape(line)}", highlight=False)
+        raise typer.Exit(3)
 
 
 def _print_table(rows: list[dict[str, Any]], title: str) -> None:
@@ -52,9 +64,10 @@ def _print_table(rows: list[dict[str, Any]], title: str) -> None:
         for col in ("outcome", "n T/C", "events T/C", "HR (95% CI)") + (("true HR", "in CI") if with_truth else ()):
             table.add_column(col, justify="left" if col == "outcome" else "right", no_wrap=col != "outcome")
         for r in (r for r in rows if r["comparison"] == comparison):
-            hr = "withheld" if r["hr"] is None else f"{r['hr']:.2f} ({r['hr_ci_low']:.2f}-{r['hr_ci_high']:.2f})"
+            hr = (r["label"] or "-") if r["hr"] is None else f"{r['hr']:.2f} ({r['hr_ci_low']:.2f} to {r['hr_ci_high']:.2f})"
             cells = [r["outcome"] + (" (NC)" if r["negative_control"] else ""),
-                     f"{_c(r['n_target'])}/{_c(r['n_comparator'])}", f"{_c(r['events_target'])}/{_c(r['events_comparator'])}", hr]
+                     f"{_cell(r['n_target'])}/{_cell(r['n_comparator'])}",
+                     f"{_cell(r['events_target'])}/{_cell(r['events_comparator'])}", escape(hr)]
             if with_truth:
                 cells += ["-" if r["true_hr"] is None else f"{r['true_hr']:.2f}",
                           {True: "yes", False: "[red]no[/]", None: "-"}[r["covered"]]]
@@ -77,7 +90,12 @@ def register(app: typer.Typer) -> None:
             "--allow-small-cells", help="Accept a spec min_cell_count below 5 (a warning goes into the output and report).")] = False,
         json_out: JsonFlag = False,
     ) -> None:
-        """Run a comparative study: cohorts, PS matching, outcomes, calibration, results and report."""
+        """Run a comparative study: cohorts, PS matching, outcomes, calibration, results and report.
+
+        Exit code 0 when every outcome of every comparison was estimated (a suppressed estimate
+        counts), 3 when some could not be (empty cohort, no events, ...: each is named, and the
+        outputs hold what could be computed), 2 on bad input.
+        """
         from follicle.run.study import run_study
         from follicle.study.spec import load_spec
 
@@ -92,12 +110,17 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json({"out": str(out), "results": str(out / "results.json"), "report": str(out / "report.html"),
                         **({"privacy_warning": done.results["privacy_warning"]} if done.results.get("privacy_warning") else {}),
-                        "work": str(done.store.root.parent), "computed": dict(done.store.computed),
-                        "reused": dict(done.store.reused), "estimates": rows})
+                        "work": str(done.store.root.parent),
+                        "computed": dict(done.store.computed), "reused": dict(done.store.reused),
+                        "complete": done.results["complete"], "not_estimated": done.results["not_estimated"],
+                        "warnings": done.results["warnings"], "estimates": rows})
+            if not done.results["complete"]:
+                raise typer.Exit(3)
             return
         _print_table(rows, f"{spec.name}: hazard ratios after matching")
         console.print(f"results: {out / 'results.json'}  report: {out / 'report.html'}  "
                       f"(steps computed {sum(done.store.computed.values())}, reused {sum(done.store.reused.values())})")
+        _finish(done.results)
 
     @app.command("demo")
     @guarded

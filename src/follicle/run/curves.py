@@ -56,6 +56,8 @@ def preference_table(runs: list[ComparisonRun], min_cell: int) -> pd.DataFrame:
     rows = []
     width = float(BINS[1] - BINS[0])
     for run in runs:
+        if run.propensity is None:  # not estimable: no propensity score
+            continue
         pref = run.propensity.preference
         for value, arm in ((1, run.target), (0, run.comparator)):
             x = pref[run.treatment == value]

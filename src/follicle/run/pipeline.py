@@ -29,7 +29,16 @@ from follicle.causal import (
     preference_score,
     ps_auc,
 )
+from follicle.errors import InputError
 from follicle.run import diagnostics as dx
+from follicle.run.degenerate import (
+    ESTIMATED,
+    NOT_ESTIMABLE,
+    NotEstimable,
+    constant_covariates,
+    empty_comparison,
+    where_events_emptied,
+)
 from follicle.run.cache import ArtifactStore
 from follicle.run.disclosure import binary_cells
 from follicle.run.estimate import OutcomeEstimate, estimate_outcome, outcome_frame
@@ -66,18 +75,32 @@ class PropensityStep:
 
 @dataclass
 class ComparisonRun:
-    """Everything computed for one comparison."""
+    """Everything computed for one comparison; one that could not be estimated has ``status``
+    ``"not estimable"``, the ``reason``, the attrition computed so far and no propensity step."""
 
     name: str
     target: str
     comparator: str
     attrition: pd.DataFrame
-    propensity: PropensityStep
+    propensity: PropensityStep | None
     treatment: np.ndarray
     outcomes: list[OutcomeEstimate]
     diagnostics: list[dx.Diagnostic]
     null: dict[str, float] | None
     warnings: list[str] = field(default_factory=list)
+    status: str = ESTIMATED
+    reason: str | None = None
+    short_reason: str | None = None
+    outcome_notes: dict[str, str] = field(default_factory=dict)  # outcome without events -> where they ran out
+
+
+def not_estimable_run(spec: StudySpec, exc: NotEstimable) -> ComparisonRun:
+    """The record of a comparison that stopped with *exc*: its attrition so far and the reason."""
+    comp = spec.comparisons[exc.comparison]
+    attrition = exc.attrition if exc.attrition is not None else pd.DataFrame(
+        columns=["cohort", "step_index", "step", "description", "persons"])
+    return ComparisonRun(exc.comparison, comp.target, comp.comparator, attrition, None, np.array([], dtype=int), [], [],
+                         None, warnings=[exc.render()], status=NOT_ESTIMABLE, reason=str(exc), short_reason=exc.short)
 
 
 def dense_covariates(table: pd.DataFrame) -> pd.DataFrame:
@@ -106,11 +129,22 @@ def design_matrix(population: Population) -> tuple[Any, list[str]]:
 
 
 def propensity_step(spec: StudySpec, population: Population) -> PropensityStep:
-    """Fit the PS model, match, and measure balance, with the spec's settings."""
+    """Fit the PS model, match, and measure balance, with the spec's settings.
+
+    Raises :class:`NotEstimable` when no covariate varies or the model cannot be fitted
+    (separation), naming the comparison.
+    """
     table = population.table
     t = table["treatment"].to_numpy().astype(int)
     X, names = design_matrix(population)
-    model = PropensityModel(**spec.analysis.propensity.model_dump()).fit(X, t, feature_names=names)
+    if X.shape[1] == 0:
+        raise constant_covariates(population.comparison, dense_covariates(table), 0, population.attrition)  # type: ignore[misc]
+    try:
+        model = PropensityModel(**spec.analysis.propensity.model_dump()).fit(X, t, feature_names=names)
+    except InputError as exc:
+        raise NotEstimable(f"comparison {population.comparison!r}: the propensity model cannot be fitted: {exc}",
+                           comparison=population.comparison, short="propensity model cannot be fitted",
+                           step="propensity model", attrition=population.attrition) from None
     ps = model.ps_
     result = match(ps, t, **spec.analysis.matching.model_dump())
     set_ids = result.set_ids()
@@ -173,9 +207,19 @@ def run_comparison(
     say(f"{name}: cohorts and analysis table")
     pop_key = store.key(fingerprint, hashes["population"])
     population = store.get_or_compute("population", pop_key, extract, force=force)
+    problem = empty_comparison(name, comp.target, comp.comparator, population.attrition, population.table,
+                               spec.min_cell_count)
+    if problem is not None:
+        raise problem
     say(f"{name}: propensity model and matching")
     ps_step = store.get_or_compute("propensity", store.key(pop_key, hashes["propensity"]),
                                    lambda: propensity_step(spec, population), force=force)
+    attrition = matched_attrition(spec, name, population.attrition, ps_step)
+    if not ps_step.n_target or not ps_step.n_comparator:
+        m = spec.analysis.matching
+        raise NotEstimable(f"comparison {name!r}: matching left nobody (no pairs within the caliper of {m.caliper:g} "
+                           f"on the {m.caliper_scale} scale)", comparison=name, short="no pairs within the caliper",
+                           step="matching", attrition=attrition)
     t = population.table["treatment"].to_numpy().astype(int)
     labels = (comp.target, comp.comparator)
     window = spec.time_at_risk.max_follow_up_days
@@ -190,6 +234,7 @@ def run_comparison(
         frame = batch if batch is not None and o in missing else extract_outcomes([o])  # else: a damaged artefact
         return frame[["person_id", f"{o}_event", f"{o}_days", f"{o}_prior"]].copy()
 
+    notes: dict[str, str] = {}
     for outcome in outcomes:
         say(f"{name}: outcome {outcome}")
         extract_key = extract_keys[outcome]
@@ -203,6 +248,8 @@ def run_comparison(
                 negative_control=o in comp.negative_controls, settings=spec.analysis.outcome_model,
                 labels=labels, risk_window=float(window) if window else None),
             force=force))
+        if not (estimates[-1].numbers["events_target"] or estimates[-1].numbers["events_comparator"]):
+            notes[outcome] = where_events_emptied(table, outcome, ps_step.set_ids, spec.min_cell_count)
     null = _calibrate(estimates)
     max_smd = float(np.nanmax(np.abs(ps_step.balance["smd_after"]))) if len(ps_step.balance) else float("nan")
     total_events = sum(o.numbers["events_target"] + o.numbers["events_comparator"]
@@ -213,8 +260,24 @@ def run_comparison(
         dx.mdrr_diagnostic(dx.mdrr(int(total_events), ps_step.n_target, ps_step.n_comparator)),
         dx.ease_diagnostic(null["mean"] if null else None, null["sd"] if null else None),
     ]
-    return ComparisonRun(name, comp.target, comp.comparator, population.attrition, ps_step, t, estimates, diags,
-                         null, warnings=list(population.warnings))
+    return ComparisonRun(name, comp.target, comp.comparator, attrition, ps_step, t, estimates, diags,
+                         null, warnings=list(population.warnings), outcome_notes=notes)
+
+
+def matched_attrition(spec: StudySpec, name: str, attrition: pd.DataFrame, ps_step: PropensityStep) -> pd.DataFrame:
+    """The comparison's attrition continued through matching (people matched in each arm)."""
+    m = spec.analysis.matching
+    rows = attrition[attrition["cohort"] == name]
+    first = int(rows["step_index"].max()) + 1 if len(rows) else 0
+    how = (f"1:{m.ratio}{' variable ratio' if m.variable_ratio else ''} on the propensity score, caliper "
+           f"{m.caliper:g} ({m.caliper_scale})")
+    extra = pd.DataFrame([
+        {"cohort": name, "step_index": first, "step": "matched_target", "description": f"target matched, {how}",
+         "persons": ps_step.n_target},
+        {"cohort": name, "step_index": first + 1, "step": "matched_comparator", "description": f"comparator matched, {how}",
+         "persons": ps_step.n_comparator},
+    ])
+    return pd.concat([attrition, extra], ignore_index=True)
 
 
 def _outcomes(spec: StudySpec, name: str) -> list[str]:

@@ -35,7 +35,7 @@ def hr_forest(results: dict[str, Any]) -> Any:
         for o in sorted(comp["outcomes"], key=lambda o: o["negative_control"]):
             label = o["outcome"] + (" (NC)" if o["negative_control"] else "")
             if o.get("hr") is None:
-                rows.append(ForestRow(label=label, kind="note", note="not estimated"))
+                rows.append(ForestRow(label=label, kind="note", note=o.get("label") or "not estimated"))
             else:
                 rows.append(ForestRow(label=label, estimate=o["hr"], ci_low=o["hr_ci_low"], ci_high=o["hr_ci_high"]))
     return forest_plot(rows, log_scale=True, xlabel="hazard ratio (95% CI)", label_header="Outcome",
@@ -147,6 +147,9 @@ def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -
             jobs.append((curves, at_risk, o.outcome.replace("_", " "), min_cell))
             keys.append((run.name, o.outcome))
         ps = run.propensity
+        if ps is None:  # not estimable: no propensity figures
+            out[run.name] = {"km": {}}
+            continue
         published = next((c["balance"] for c in results["comparisons"] if c["id"] == run.name), None)
         balance = ps.balance if published is None else pd.DataFrame(published).dropna(subset=["smd_before", "smd_after"])
         out[run.name] = {
@@ -159,9 +162,12 @@ def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -
     return out
 
 
-def study_report_html(spec: StudySpec, runs: list[ComparisonRun], results: dict[str, Any]) -> str:
+def study_report_html(spec: StudySpec, runs: list[ComparisonRun], results: dict[str, Any], *,
+                      truth: dict[tuple[str, str], float] | None = None) -> str:
+    """The report page; *truth* (true HR by comparison and outcome, the synthetic world's) is shown
+    beside each estimate."""
     return render_study_report(results, figures(runs, results, spec.min_cell_count),
-                               methods=methods_paragraph(spec), caveats=caveats(spec, results))
+                               methods=methods_paragraph(spec), caveats=caveats(spec, results), truth=truth)
 
 
 __all__ = ["hr_forest", "study_report_html"]

@@ -22,8 +22,10 @@ import pandas as pd
 from follicle import __version__
 from follicle.privacy import is_small, suppress_count
 from follicle.run.disclosure import protect_attrition, protect_rows
+from follicle.run.degenerate import DONE, ESTIMATED, NO_EVENTS, NOT_ESTIMABLE, outcome_status, status_label
 from follicle.run.estimate import OutcomeEstimate
 from follicle.run.pipeline import ComparisonRun
+from follicle.study.coverage import ConceptSetReport, missed_warnings, suppressed_report
 from follicle.study.hashing import spec_hash
 from follicle.study.spec import StudySpec
 
@@ -50,8 +52,9 @@ def _clean(value: Any) -> Any:
 _N_DEPENDENT = ("risk_{arm}", "mean_followup_days_{arm}")
 
 
-def outcome_record(o: OutcomeEstimate, min_cell: int, at_risk_shown: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One comparison x outcome row, suppressed.
+def outcome_record(o: OutcomeEstimate, min_cell: int, note: str | None = None,
+                   at_risk_shown: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One comparison x outcome row, suppressed; *note* says where the events ran out (no events).
 
     *at_risk_shown* (arm -> published number at risk, from :func:`protect_attrition`) withholds
     an arm's number at risk, and what would give it back, when it is None.
@@ -80,18 +83,38 @@ def outcome_record(o: OutcomeEstimate, min_cell: int, at_risk_shown: dict[str, A
     for k in COUNT_KEYS:
         if k in rec:
             rec[k] = suppress_count(rec[k], min_cell)
+    status, reason = outcome_status(o.numbers, withheld)
+    reason = note if status == NO_EVENTS and note else reason
     rec = {"outcome": o.outcome, "negative_control": o.negative_control, **rec,
+           "status": status, "status_reason": reason, "label": status_label(status, reason, min_cell),
            "withheld": sorted(set(withheld)), "warnings": list(o.warnings)}
     return rec
+
+
+def not_estimable_outcome(outcome: str, negative_control: bool, reason: str, min_cell: int) -> dict[str, Any]:
+    """The record of an outcome of a comparison that could not be estimated."""
+    return {"outcome": outcome, "negative_control": negative_control, "status": NOT_ESTIMABLE, "status_reason": reason,
+            "label": status_label(NOT_ESTIMABLE, reason, min_cell), "withheld": [], "warnings": []}
 
 
 def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
     min_cell = spec.min_cell_count
     ps = run.propensity
+    cohorts = {"target": run.target, "comparator": run.comparator}
+    head = {"id": run.name, "title": f"{run.target} vs {run.comparator}", "target": run.target,
+            "comparator": run.comparator, "status": run.status, "status_reason": run.reason}
+    if ps is None:  # not estimable: what was computed (attrition) and why it stopped
+        attrition, _ = protect_attrition(run.attrition, run.name, cohorts, {"target": None, "comparator": None},
+                                         {"target": None, "comparator": None}, {}, min_cell)
+        comp = spec.comparisons[run.name]
+        outcomes = [not_estimable_outcome(o, o in comp.negative_controls, run.short_reason or "see the comparison", min_cell)
+                    for o in dict.fromkeys(comp.outcomes + comp.negative_controls)]
+        return {**head, "attrition": attrition, "diagnostics": [], "empirical_null": None, "table1": [],
+                "table1_n": {}, "balance": [], "outcomes": outcomes, "warnings": run.warnings}
     n_before = {"target": ps.n_target_before, "comparator": ps.n_comparator_before}
     n_matched = {"target": ps.n_target, "comparator": ps.n_comparator}
     attrition, arms = protect_attrition(
-        run.attrition, run.name, {"target": run.target, "comparator": run.comparator}, n_before, n_matched,
+        run.attrition, run.name, cohorts, n_before, n_matched,
         {o.outcome: {a: int(o.numbers[f"n_{a}"]) for a in arms_of()} for o in run.outcomes}, min_cell)
     n = {"before": n_before, "after": n_matched}
     table1, _ = protect_rows(ps.table1, ps.table1_cells, n, min_cell, value_columns={
@@ -101,10 +124,7 @@ def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
     balance, _ = protect_rows(ps.balance, ps.balance_cells, n, min_cell, value_columns={},
                               smd_columns={"smd_before": "before", "smd_after": "after"})
     return {
-        "id": run.name,
-        "title": f"{run.target} vs {run.comparator}",
-        "target": run.target,
-        "comparator": run.comparator,
+        **head,
         "n_target_before": arms["target"].before,
         "n_comparator_before": arms["comparator"].before,
         "n_target": arms["target"].matched,
@@ -115,9 +135,11 @@ def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
         "empirical_null": run.null,
         "attrition": attrition,
         "table1": [{k: _clean(v) for k, v in r.items()} for r in table1],
+        "table1_n": {"target_before": arms["target"].before, "comparator_before": arms["comparator"].before,
+                     "target_after": arms["target"].matched, "comparator_after": arms["comparator"].matched},
         "balance": [{k: _clean(v) for k, v in r.items()} for r in balance],
-        "outcomes": [outcome_record(o, min_cell, {a: arms[a].at_risk[o.outcome] for a in arms_of()})
-                     for o in run.outcomes],
+        "outcomes": [outcome_record(o, min_cell, run.outcome_notes.get(o.outcome),
+                                    {a: arms[a].at_risk[o.outcome] for a in arms_of()}) for o in run.outcomes],
         "warnings": run.warnings,
     }
 
@@ -126,11 +148,21 @@ def arms_of() -> tuple[str, str]:
     return ("target", "comparator")
 
 
-def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str,
-             privacy_warning: str | None = None) -> dict[str, Any]:
-    """The whole results document (aggregate only)."""
+def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str, *,
+             concept_sets: ConceptSetReport | None = None, privacy_warning: str | None = None) -> dict[str, Any]:
+    """The whole results document (aggregate only).
+
+    ``complete`` says whether every outcome of every comparison was estimated (a suppressed
+    estimate counts as estimated); ``not_estimated`` lists the others with their labels.
+    """
+    comparisons = [comparison_record(r, spec) for r in runs]
+    missing = [c["status_reason"] for c in comparisons if c["status"] != ESTIMATED]  # each names its comparison
+    missing += [f"{c['id']}, {o['outcome']}: {o['label']}" + (f" ({o['status_reason']})" if o["status"] == NO_EVENTS
+                                                              and o["status_reason"] else "")
+                for c in comparisons if c["status"] == ESTIMATED for o in c["outcomes"] if o["status"] not in DONE]
+    warnings = [] if concept_sets is None else concept_sets.notes + missed_warnings(concept_sets, spec.min_cell_count)
     extra = {"privacy_warning": privacy_warning} if privacy_warning else {}
-    return {
+    out = {
         "schema": "follicle.results/1",
         "title": f"Follicle study report: {spec.name}",
         "description": spec.description,
@@ -140,12 +172,31 @@ def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str,
         "min_cell_count": spec.min_cell_count,
         **extra,
         "spec": spec.model_dump(mode="json"),
-        "comparisons": [comparison_record(r, spec) for r in runs],
+        "complete": not missing,
+        "not_estimated": missing,
+        "warnings": warnings,
+        "comparisons": comparisons,
     }
+    if concept_sets is not None:
+        out["concept_sets"] = suppressed_report(concept_sets, spec.min_cell_count)
+    return out
 
 
 def tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """Flat tables of the results document (for Parquet), already suppressed."""
+    """Flat tables of a results document, already suppressed (what ``tables/*.parquet`` hold).
+
+    Parameters
+    ----------
+    results : dict
+        The results document (``StudyRun.results``, or ``results.json`` read back).
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``estimates`` (one row per comparison and outcome), ``attrition``, ``table1``,
+        ``diagnostics`` and ``balance``, each with a ``comparison`` column; see
+        docs/results-schema.md.
+    """
     rows = {"estimates": [], "attrition": [], "table1": [], "diagnostics": [], "balance": []}
     for comp in results["comparisons"]:
         for o in comp["outcomes"]:

@@ -11,17 +11,18 @@ from follicle.cdm.fingerprint import combine, table_hashes
 from follicle.privacy import check_min_cell_count
 from follicle.run.cache import ArtifactStore
 from follicle.run.curves import curve_tables
-from follicle.run.pipeline import ComparisonRun, Progress, default_store, run_comparison
+from follicle.run.degenerate import NotEstimable
+from follicle.run.pipeline import ComparisonRun, Progress, default_store, not_estimable_run, run_comparison
 from follicle.run.publish import check_out_dir, publish, remove_stale, work_dir_for
 from follicle.run.report import study_report_html
 from follicle.run.results import assemble, json_bytes, parquet_bytes, tables
 from follicle.study.events import DOMAINS
 from follicle.study.population import StudySession, build_population, outcome_columns
 from follicle.study.spec import StudySpec
-from follicle.vocab.resolve import VOCAB_TABLES
 
 #: Every CDM table a study can read; their content hashes key the step cache.
-STUDY_TABLES = tuple(sorted({"person", "observation_period", "death", "cdm_source", *VOCAB_TABLES,
+STUDY_TABLES = tuple(sorted({"person", "observation_period", "death", "cdm_source", "concept", "concept_ancestor",
+                             "concept_relationship", "source_to_concept_map",
                              *(d.table for d in DOMAINS.values())}))
 
 
@@ -49,12 +50,41 @@ def run_study(
     force: bool = False,
     allow_small_cells: bool = False,
     progress: Progress | None = None,
+    truth: dict[tuple[str, str], float] | None = None,
 ) -> StudyRun:
     """Every comparison of *spec* on the CDM at *target*; outputs published to *out_dir* at the end.
 
     *out_dir* receives only aggregate outputs and is replaced as a whole when the run succeeds
     (:func:`follicle.run.publish.publish`), so a failed or killed run leaves the previous results
     intact. The step cache lives in *work_dir* (default ``<out_dir>.work``).
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The study.
+    target : str or Path
+        The CDM: a DuckDB file or a ``postgresql://`` URL.
+    out_dir : str or Path
+        Shareable output folder: ``results.json``, ``tables/*.parquet``, ``report.html``.
+    work_dir : str or Path, optional
+        Work folder of the step cache (row-level); default ``<out_dir>.work``.
+    allow_small_cells : bool
+        Accept a ``min_cell_count`` below 5 (a warning goes into results and report).
+    force : bool
+        Recompute every step, ignoring cached artefacts.
+    progress : callable, optional
+        Called with a description of each step.
+    truth : dict, optional
+        True hazard ratios by (comparison, outcome), shown beside the estimates in the report
+        (the synthetic world's; see :func:`follicle.run.demo.run_demo`).
+
+    Returns
+    -------
+    StudyRun
+        ``results`` (the aggregate, suppressed results document; :func:`follicle.run.results.tables`
+        turns it into data frames; ``results["complete"]`` is false when some comparison or outcome
+        could not be estimated, listed in ``results["not_estimated"]``), the per-comparison runs
+        (unsuppressed, stay on the machine) and the cache counters.
     """
     out_dir = Path(out_dir)
     warning = check_min_cell_count(spec.min_cell_count, allow_small_cells=allow_small_cells,
@@ -84,13 +114,20 @@ def run_study(
             def extract_outcomes(outcomes: list[str], name: str = name) -> Any:
                 return outcome_columns(open_session(), name, outcomes)
 
-            runs.append(run_comparison(spec, name, extract, extract_outcomes, store, fp, force=force, progress=progress))
+            try:
+                runs.append(run_comparison(spec, name, extract, extract_outcomes, store, fp, force=force,
+                                           progress=progress))
+            except NotEstimable as exc:  # an empty or degenerate comparison: keep its attrition and the reason
+                runs.append(not_estimable_run(spec, exc))
+        concept_sets = store.get_or_compute("concept_sets", store.key(fp, spec.concept_sets),
+                                            lambda: open_session().concept_set_report(), force=force)
     finally:
         if session is not None:
             session.close()
         con.disconnect()
-    results = assemble(spec, runs, fp, privacy_warning=warning)
-    files = {"results.json": json_bytes(results), "report.html": study_report_html(spec, runs, results).encode()}
+    results = assemble(spec, runs, fp, concept_sets=concept_sets, privacy_warning=warning)
+    files = {"results.json": json_bytes(results),
+             "report.html": study_report_html(spec, runs, results, truth=truth).encode()}
     files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in tables(results).items()}
     files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in curve_tables(runs, results, spec.min_cell_count).items()}
     publish(out_dir, files)

@@ -155,7 +155,7 @@ def forest_html(run_id: str, results: dict[str, Any], comparison: str, xmin: flo
             extra = (f"events {e['events_target']} vs {e['events_comparator']}; p = {e['p']:.3g}"
                      if e.get("p") is not None else "")
             rows.append(Row(name, e.get("hr"), e.get("hr_ci_low"), e.get("hr_ci_high"), extra=extra,
-                            note="withheld (small counts)" if e.get("withheld") else "not estimated"))
+                            note=e.get("label") or ("withheld (small counts)" if e.get("withheld") else "not estimated")))
     svg = forest_svg(rows, log=True, xlabel="hazard ratio (log scale)", favours=("favours target", "favours comparator"),
                      xmin=xmin, xmax=xmax, title=f"Hazard ratios: {comp['title']}", show_weights=False)
     return figure(svg, "Hazard ratios (95% CI) per outcome; NC = negative control (true HR 1 by design).",
