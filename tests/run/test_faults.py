@@ -27,6 +27,7 @@ from follicle.tempfiles import remove_stale
 REPO = Path(__file__).resolve().parents[2]
 STUDY = REPO / "studies" / "jaki_neuropsych.yaml"
 ENV = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+DONE = (0, 3)  # 3: outputs written, but something was not estimable on the small world (issue 16)
 
 
 def _die_at(n: int, targets: list[tuple[object, str]]) -> None:
@@ -133,7 +134,7 @@ def _run_cmd(db: Path, out: Path, *extra: str) -> list[str]:
 def test_run_killed_at_random_moments_keeps_whole_results(small_world, tmp_path):
     out = tmp_path / "out"
     first = subprocess.run(_run_cmd(small_world, out), capture_output=True, env=ENV, timeout=600)
-    assert first.returncode == 0, first.stderr.decode()[-2000:]
+    assert first.returncode in DONE, first.stderr.decode()[-2000:]
     before = (out / "results.json").read_bytes()
     rng = random.Random(14)
     for _ in range(3):
@@ -145,7 +146,7 @@ def test_run_killed_at_random_moments_keeps_whole_results(small_world, tmp_path)
         doc = json.loads((out / "results.json").read_bytes())  # whole and parseable
         assert doc["comparisons"] and sorted(p.name for p in (out / "tables").iterdir())
     again = subprocess.run(_run_cmd(small_world, out), capture_output=True, env=ENV, timeout=600)
-    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert again.returncode in DONE, again.stderr.decode()[-2000:]
     assert (out / "results.json").read_bytes() == before  # same inputs, same bytes
     left = [p.name for p in tmp_path.iterdir() if p.name not in ("out", "out.work")]
     assert not left, left
@@ -158,14 +159,14 @@ def test_two_runs_at_once_end_with_one_whole_result(small_world, tmp_path):
     procs = [subprocess.Popen(_run_cmd(small_world, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
              for _ in range(2)]
     results = [p.communicate(timeout=900) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [r[1].decode()[-1500:] for r in results]
+    assert all(p.returncode in DONE for p in procs), [r[1].decode()[-1500:] for r in results]
     doc = json.loads((out / "results.json").read_bytes())
     assert len(doc["comparisons"]) == 2
     for p in (out / "tables").glob("*.parquet"):
         pd.read_parquet(p)
     third = subprocess.run(_run_cmd(small_world, out), capture_output=True, env=ENV, timeout=600)
     computed = json.loads(third.stdout)["computed"]
-    assert third.returncode == 0 and sum(computed.values()) == 0, computed  # the shared cache is whole
+    assert third.returncode in DONE and sum(computed.values()) == 0, computed  # the shared cache is whole
 
 
 _WORKERS = textwrap.dedent("""

@@ -58,9 +58,17 @@ def _classes() -> dict[str, type]:
     """The only classes an artefact may be decoded into (no import by name from the store)."""
     from follicle.run.estimate import OutcomeEstimate
     from follicle.run.pipeline import PropensityStep
+    from follicle.study.coverage import ConceptSetReport
     from follicle.study.population import Population
 
-    return {c.__name__: c for c in (Population, PropensityStep, OutcomeEstimate)}
+    return {c.__name__: c for c in (Population, PropensityStep, OutcomeEstimate, ConceptSetReport)}
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays inside nested cells, for json.dumps."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
 
 
 class _Encoder:
@@ -85,7 +93,12 @@ class _Encoder:
         if isinstance(obj, pd.DataFrame):
             frame = obj.copy()
             frame.columns = [str(c) for c in frame.columns]
-            return {"__df__": self._blob(frame)}
+            # cells holding dicts or lists (nested structures Parquet may refuse) are kept as JSON text
+            nested = [c for c in frame.columns if frame[c].dtype == object
+                      and frame[c].map(lambda v: isinstance(v, (dict, list, tuple, np.ndarray))).any()]
+            for c in nested:
+                frame[c] = frame[c].map(lambda v: None if v is None else json.dumps(v, default=_plain))
+            return {"__df__": self._blob(frame), "json_cols": nested}
         if isinstance(obj, np.ndarray):
             if obj.ndim != 1:
                 raise TypeError("only 1-D arrays can be stored in the cache")
@@ -114,7 +127,10 @@ def _decode(obj: Any, read: Callable[[str], pd.DataFrame]) -> Any:
                 raise CorruptArtifact(f"unknown class {obj['__dc__']!r}")
             return cls(**{k: _decode(v, read) for k, v in obj["fields"].items()})
         if "__df__" in obj:
-            return read(obj["__df__"])
+            frame = read(obj["__df__"])
+            for c in obj.get("json_cols", []):
+                frame[c] = frame[c].map(lambda v: None if v is None else json.loads(v))
+            return frame
         if "__nd__" in obj:
             return read(obj["__nd__"])["v"].to_numpy().astype(obj["dtype"], copy=False)
         if "__map__" in obj:
