@@ -146,6 +146,84 @@ async def run_load(port: int, path: str, method: str, body: bytes | None, key, r
             "p99_from_send_ms": statistics.quantiles(service, n=100)[98] if len(service) >= 2 else float("nan")}
 
 
+async def run_closed(port: int, path: str, body: bytes, key, connections: int, total: int, alg: str) -> dict:
+    """Closed loop: *connections* keep-alive connections, each sending its next request as soon as
+    the previous answer arrives, *total* requests in all (bounded); latency from send to answer."""
+    aud = f"http://127.0.0.1:{port}{path}"
+    now = int(time.time())
+    raw = []
+    for _ in range(total):
+        tok = jwt.encode({"iss": ISS, "aud": aud, "iat": now, "exp": now + 600, "jti": str(uuid.uuid4())},
+                         key, algorithm=alg, headers={"kid": "bench"})
+        raw.append((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {tok}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
+    conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
+    lat: list[float] = []
+    errors: dict[str, int] = {}
+    it = iter(range(total))
+
+    async def worker(reader, writer) -> None:
+        for i in it:
+            sent = time.perf_counter()
+            try:
+                writer.write(raw[i])
+                status = await asyncio.wait_for(_read_response(reader), timeout=30)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                return
+            if status == 200:
+                lat.append((time.perf_counter() - sent) * 1000)
+            else:
+                errors[str(status)] = errors.get(str(status), 0) + 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(r, w) for r, w in conns))
+    wall = time.perf_counter() - start
+    for _, w in conns:
+        w.close()
+    q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
+    return {"connections": connections, "requests": total, "ok": len(lat), "errors": errors, "wall_s": wall,
+            "throughput_rps": len(lat) / wall, "p50_ms": q[49], "p99_ms": q[98], "max_ms": max(lat, default=float("nan"))}
+
+
+async def abuse(port: int, key, alg: str, mib: int = 200) -> dict:
+    """Oversized bodies: *mib* MiB without a token, and with a valid token (413), and 30 MB of small
+    JSON objects with a valid token; seconds until the answer and the server's RSS afterwards."""
+    out = {}
+    aud = f"http://127.0.0.1:{port}{ORDER}"
+    now = int(time.time())
+
+    def tok() -> str:
+        return jwt.encode({"iss": ISS, "aud": aud, "iat": now, "exp": now + 600, "jti": str(uuid.uuid4())},
+                          key, algorithm=alg, headers={"kid": "bench"})
+
+    cases = {"unauthenticated_%dMiB" % mib: (None, mib * 2**20, b"["),
+             "authenticated_%dMiB" % mib: (tok(), mib * 2**20, b"["),
+             "authenticated_30MB_small_objects": (tok(), 30_000_000, b'{"a":1},')}
+    for name, (token, size, unit) in cases.items():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        writer.write((f"POST {ORDER} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Content-Type: application/json\r\n"
+                      f"Transfer-Encoding: chunked\r\n\r\n").encode())
+        t0 = time.perf_counter()
+        chunk = unit * (2**20 // len(unit))
+        sent, status = 0, None
+        read = asyncio.ensure_future(_read_response(reader))
+        try:
+            while sent < size and not read.done():
+                writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                await writer.drain()
+                sent += len(chunk)
+            if not read.done():
+                writer.write(b"0\r\n\r\n")
+            status = await asyncio.wait_for(read, timeout=60)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
+            status = type(exc).__name__
+        out[name] = {"status": status, "seconds": round(time.perf_counter() - t0, 3), "bytes_sent": sent}
+        writer.close()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=100.0)
@@ -153,6 +231,9 @@ def main() -> int:
     ap.add_argument("--baseline-duration", type=float, default=20.0)
     ap.add_argument("--max-in-flight", type=int, default=64)
     ap.add_argument("--alg", choices=["ES384", "RS384"], default="ES384", help="JWT algorithm (both recommended by the spec)")
+    ap.add_argument("--closed-connections", type=int, default=200,
+                    help="then a closed loop over this many concurrent keep-alive connections (0: skip)")
+    ap.add_argument("--closed-requests", type=int, default=3000)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.rate * args.duration > 20_000:
@@ -187,16 +268,20 @@ def main() -> int:
         c1 = cpu_seconds(server.pid)
         disc = asyncio.run(run_load(port, DISC, "GET", None, key, args.rate, args.baseline_duration, args.max_in_flight, args.alg))
         c2 = cpu_seconds(server.pid)
+        closed = (asyncio.run(run_closed(port, ORDER, body, key, args.closed_connections, args.closed_requests, args.alg))
+                  if args.closed_connections else None)
         order["server_cpu_ms_per_request"] = (c1 - c0) * 1000 / order["requests"]
         disc["server_cpu_ms_per_request"] = (c2 - c1) * 1000 / disc["requests"]
         rss = peak_rss_kib(server.pid)
+        abuse_res = asyncio.run(abuse(port, key, args.alg))
+        abuse_res["server_peak_rss_mib_after"] = peak_rss_kib(server.pid) / 1024
     finally:
         server.terminate()
         server.wait(timeout=10)
     result = {
         "config": {"rate": args.rate, "duration_s": args.duration, "request_bytes": len(body), "jwt": args.alg,
                    "cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0]},
-        "order_sign": order, "discovery_baseline": disc,
+        "order_sign": order, "discovery_baseline": disc, "order_sign_closed_loop": closed, "oversized_bodies": abuse_res,
         "ratio_p50_order_vs_discovery": order["p50_ms"] / disc["p50_ms"],
         "ratio_p99_order_vs_discovery": order["p99_ms"] / disc["p99_ms"],
         "server_peak_rss_mib": rss / 1024, "client_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -213,6 +298,12 @@ def main() -> int:
         print(f"ratio order/discovery: p50 {result['ratio_p50_order_vs_discovery']:.2f}x  p99 {result['ratio_p99_order_vs_discovery']:.2f}x")
         print(f"server peak RSS {result['server_peak_rss_mib']:.0f} MiB; client peak RSS {result['client_peak_rss_mib']:.0f} MiB; "
               f"load avg {result['config']['loadavg_1m']:.2f} on {result['config']['cpus']} CPUs")
+        if closed:
+            print(f"closed loop, {closed['connections']} connections: {closed['ok']}/{closed['requests']} ok at "
+                  f"{closed['throughput_rps']:.1f} req/s; p50 {closed['p50_ms']:.1f} ms  p99 {closed['p99_ms']:.1f} ms  "
+                  f"max {closed['max_ms']:.1f}  errors {closed['errors']}")
+        for name, a in abuse_res.items():
+            print(f"oversized body {name}: {a}")
         print(f"target p99 < 50 ms: {'MET' if result['target_met'] else 'NOT MET'}")
     return 0 if result["target_met"] else 1
 

@@ -74,7 +74,17 @@ def test_fingerprint_is_stable_and_detects_change(synthea_load, tmp_path):
         con.execute("DELETE FROM measurement WHERE measurement_id = (SELECT max(measurement_id) FROM measurement)")
     assert fingerprint(copy) != first
     data = contents(connect(db, read_only=True))
-    assert data["tables"]["person"]["rows"] == 28 and data["cdm_source"]
+    assert len(data["tables"]["person"]) == 32 and data["cdm_source"]
+
+
+def test_fingerprint_sees_a_changed_value_with_the_same_counts_and_dates(synthea_load, tmp_path):
+    """Issue 14: a fingerprint of row counts and latest dates missed in-place edits."""
+    copy = tmp_path / "edited.duckdb"
+    copy.write_bytes(synthea_load[0].read_bytes())
+    first = fingerprint(copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE person SET gender_concept_id = 8507")
+    assert fingerprint(copy) != first
 
 
 def test_cli_summary_json(gibleed_db):

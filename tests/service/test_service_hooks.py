@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from follicle.service.routers.services import get_fhir_transport
+from follicle.service.routers.services import get_fhir_transport, get_resolver
 from service_helpers import make_app, med_request, order_request, patient_view_request, bundle_resources
 
 DISCLAIMER = "This supports, and does not replace, the clinician's judgement."
@@ -139,6 +139,10 @@ def test_412_when_prefetch_missing_and_no_fhir_server(client):
     assert client.post(ORDER, json=body).status_code == 412
 
 
+async def public_resolver(host: str, port: int) -> list[str]:
+    return ["93.184.215.14"]  # a public address; nothing is contacted (mock transport)
+
+
 def test_fetches_missing_prefetch_from_fhir_server():
     from fastapi.testclient import TestClient
 
@@ -153,8 +157,9 @@ def test_fetches_missing_prefetch_from_fhir_server():
             return httpx.Response(200, json=lab_bundle)
         return httpx.Response(404)
 
-    app = make_app()
+    app = make_app(allowed_fhir_servers=["https://ehr.example.org/fhir"])
     app.dependency_overrides[get_fhir_transport] = lambda: httpx.MockTransport(handler)
+    app.dependency_overrides[get_resolver] = lambda: public_resolver
     c = TestClient(app, raise_server_exceptions=False)
     body["fhirServer"] = "https://ehr.example.org/fhir"
     body["fhirAuthorization"] = {"access_token": "abc", "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "cds"}
@@ -233,6 +238,7 @@ def test_fhir_server_allow_list_and_id_escaping():
 
     app = make_app(allowed_fhir_servers=["https://ehr.example.org/fhir"])
     app.dependency_overrides[get_fhir_transport] = lambda: httpx.MockTransport(handler)
+    app.dependency_overrides[get_resolver] = lambda: public_resolver
     c = TestClient(app, raise_server_exceptions=False)
     body = order_request(drop=("labs",))
     body["fhirServer"] = "https://elsewhere.example.org/fhir"

@@ -10,7 +10,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from service_helpers import make_app
 
-schema = schemathesis.openapi.from_asgi("/openapi.json", make_app())
+schema = schemathesis.openapi.from_asgi("/openapi.json", make_app(docs_enabled=True))
 schema.config.generation.update(modes=["positive", "negative"], max_examples=40, deterministic=True)
 
 

@@ -30,7 +30,7 @@ def invoke(*args: str):
 
 def test_json_output_matches_library(csv_path):
     res = invoke(csv_path, "--time", "time", "--event", "event", "--group", "arm", "--covariates", "age,sex",
-                 "--ties", "breslow", "--json")
+                 "--ties", "breslow", "--json", "--min-cell-count", "1", "--allow-small-cells")  # exact, local use
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     d = pd.read_csv(csv_path)
@@ -88,7 +88,8 @@ def test_missing_file(tmp_path):
 
 
 def test_followup_rates_and_window_risks(csv_path):
-    res = invoke(csv_path, "--time", "time", "--event", "event", "--group", "arm", "--window", "6", "--json")
+    res = invoke(csv_path, "--time", "time", "--event", "event", "--group", "arm", "--window", "6", "--json",
+                 "--min-cell-count", "1", "--allow-small-cells")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     d = pd.read_csv(csv_path)
@@ -105,16 +106,38 @@ def test_followup_rates_and_window_risks(csv_path):
     assert fu["control"]["median"] == pytest.approx(sub.time.median())
 
 
-def test_min_cell_count_suppresses_small_counts(csv_path):
-    res = invoke(csv_path, "--time", "time", "--event", "event", "--group", "arm", "--min-cell-count", "10", "--json")
+@pytest.mark.parametrize("extra", [[], ["--min-cell-count", "10"]])
+def test_suppression_is_on_by_default_and_curves_are_rounded(csv_path, extra):
+    res = invoke(csv_path, "--time", "time", "--event", "event", "--group", "arm", "--json", *extra)
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
+    assert out["min_cell_count"] == 10 and "privacy_warning" not in out
     curve = out["kaplan_meier"][0]["curve"]
-    n_event = [row["n_event"] for row in curve]
-    assert "<10" in n_event  # some times have 1..9 events
-    assert all(v == "<10" or v == 0 or v >= 10 for v in n_event)
+    assert curve and all(row["n_event"] % 10 == 0 and row["n_risk"] % 10 == 0 and row["n_censor"] % 10 == 0
+                         for row in curve)  # a step x at-risk gives a multiple of 10 only
     assert out["kaplan_meier"][0]["n"] == 150  # large counts are kept
-    last = [g["n_risk"][-1] for g in out["numbers_at_risk"]["groups"]]
-    assert all(v == "<10" or v == 0 or v >= 10 for v in last)
-    plain = invoke(csv_path, "--time", "time", "--event", "event", "--group", "arm", "--min-cell-count", "10")
+    for g in out["numbers_at_risk"]["groups"]:
+        assert all(v % 10 == 0 for v in g["n_risk"])
+    plain = invoke(csv_path, "--time", "time", "--event", "event", "--group", "arm", *extra)
     assert plain.exit_code == 0 and "Kaplan-Meier" in plain.stdout
+
+
+def test_small_min_cell_count_needs_the_flag_and_warns(csv_path):
+    res = invoke(csv_path, "--time", "time", "--event", "event", "--min-cell-count", "3")
+    assert res.exit_code == 2 and "--allow-small-cells" in res.output
+    res = invoke(csv_path, "--time", "time", "--event", "event", "--min-cell-count", "3", "--allow-small-cells", "--json")
+    assert res.exit_code == 0
+    assert "weakened" in json.loads(res.stdout)["privacy_warning"]
+
+
+def test_one_event_or_equal_times_give_a_message_not_a_traceback(tmp_path):
+    one = tmp_path / "one.csv"
+    one.write_text("time,event,group\n5,1,a\n6,0,b\n7,0,a\n8,0,b\n")
+    equal = tmp_path / "equal.csv"
+    equal.write_text("time,event,group\n5,1,a\n5,0,b\n5,1,a\n5,0,b\n5,1,b\n")
+    for path in (one, equal):
+        res = invoke(path, "--time", "time", "--event", "event", "--group", "group", "--json",
+                     "--min-cell-count", "1", "--allow-small-cells")
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.stdout)
+        assert out["ph_test"].get("estimable") is False or out["ph_test"]["terms"]

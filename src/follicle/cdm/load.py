@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from follicle.tempfiles import remove_stale
 from follicle.cdm import schema, source
 from follicle.cdm.connect import dialect_of, redact
 from follicle.cdm.validate import diagnose_csv, duckdb_message
@@ -117,6 +118,7 @@ def load_cdm(
                 copy_to_postgres(stage, str(target), version, overwrite=overwrite, not_null=False)
         else:
             tmp_path = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            remove_stale(path.parent, prefix=f".{path.name}.")  # left by a killed load
             try:
                 _stage(files, tmp_path, version, result, progress)
                 os.replace(tmp_path, path)
@@ -174,6 +176,13 @@ def _mapping(table: str, names: list[str], file: Path, version: str, result: Loa
     return out
 
 
+def _no_columns(file: Path, table: str, header: list[str]) -> InputError:
+    """A file whose header names no column of its table would load as 0 rows: refuse it."""
+    shown = ", ".join(repr(h) for h in header[:8]) + (", ..." if len(header) > 8 else "")
+    return InputError(f"{file.name}: no column of its header matches a column of CDM table {table} "
+                      f"(header: {shown}); is the delimiter a comma and the first line the header?")
+
+
 def _read_header(file: Path) -> list[str]:
     try:
         with file.open(newline="", encoding="utf-8-sig") as fh:
@@ -199,7 +208,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, table: str, file: Path, version: s
     struct = ", ".join(f"'c{i}': '{t}'" for i, t in enumerate(read_types))
     pairs = [(c, f"c{i}") for i, c in enumerate(targets) if c]
     if not pairs:
-        return 0
+        raise _no_columns(file, table, header)
     sql = (
         f"INSERT INTO {table} ({', '.join(schema.quote(c) for c, _ in pairs)}) SELECT {', '.join(s for _, s in pairs)} "
         f"FROM read_csv(?, header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
@@ -224,7 +233,7 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, table: str, file: Path, versio
     ddl = {c: t for c, t, _ in schema.tables(version)[table]}
     pairs = [(c, schema.quote(n), schema.duckdb_type(ddl[c])) for n, c in zip(names, targets, strict=True) if c]
     if not pairs:
-        return 0
+        raise _no_columns(file, table, names)
     sql = (
         f"INSERT INTO {table} ({', '.join(schema.quote(c) for c, _, _ in pairs)}) "
         f"SELECT {', '.join(f'CAST({q} AS {t})' for _, q, t in pairs)} FROM read_parquet(?)"

@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from follicle.tempfiles import remove_stale
 from follicle.cdm import schema
 from follicle.cdm.connect import connect, dialect_of
 from follicle.errors import DatabaseError
@@ -62,6 +63,7 @@ def write_cdm(
     if path.exists() and not overwrite:
         raise DatabaseError(f"database file already exists: {path} (use overwrite)")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    remove_stale(path.parent, prefix=f".{path.name}.")  # left by a killed writer
     tmp.unlink(missing_ok=True)
     try:
         counts = _write_duckdb(tables, tmp, version)

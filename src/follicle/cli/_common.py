@@ -62,6 +62,13 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(to_json(obj) + "\n")
 
 
+def _interrupted() -> None:
+    """Ctrl-C: one line, exit 130; writers clean up their temporaries on the way out."""
+    err_console.print("[bold red]interrupted:[/] nothing was published (outputs are written to a temporary "
+                      "name and renamed only when complete)", highlight=False)
+    raise typer.Exit(130) from None
+
+
 def error_record(message: str, *, problems: list[str] | None = None, kind: str = "error", exit_code: int = 2) -> dict[str, Any]:
     """The JSON object a command prints on stdout for an error under ``--json``."""
     return {"error": message, "problems": list(problems or []), "type": kind, "exit_code": exit_code}
@@ -95,9 +102,13 @@ def guarded(func: F) -> F:
             raise _fail(f"invalid {exc.title}:", problems, "ValidationError", 2, as_json) from None
         except FileNotFoundError as exc:
             raise _fail(f"file not found: {exc.filename or exc}", [], "FileNotFoundError", 2, as_json) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            _interrupted()
+        except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
+            if type(exc).__name__ == "InterruptException":  # DuckDB's Ctrl-C during a query
+                _interrupted()
             if not as_json:
                 raise
             traceback.print_exc(file=sys.stderr)

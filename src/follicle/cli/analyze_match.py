@@ -12,7 +12,9 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from follicle.cli._common import JsonFlag, console, guarded, print_json
+from follicle.privacy import check_min_cell_count, protect_chain, suppress_count
+from follicle.run.disclosure import binary_cells, protect_rows
+from follicle.cli._common import JsonFlag, console, err_console, guarded, print_json
 from follicle.errors import InputError
 
 
@@ -73,7 +75,9 @@ def run_match(data_path: Path, *, treatment: str, covariates: list[str], caliper
     if result.n_pairs == 0:
         raise InputError(f"no pairs within the caliper ({caliper} on scale {caliper_scale}); "
                          "widen --caliper or check the overlap of the groups")
-    bal = balance_table(X, t, weights_after=result.weights())
+    weights = result.weights()
+    bal = balance_table(X, t, weights_after=weights)
+    cells = binary_cells(X.to_numpy(), np.asarray(t), np.asarray(weights) > 0)
     if out is not None:
         matched = matched_frame(data, result)
         matched.insert(len(matched.columns) - 2, "propensity_score", model.ps_[result.index()])
@@ -89,9 +93,31 @@ def run_match(data_path: Path, *, treatment: str, covariates: list[str], caliper
         },
         "matching": {**result.settings, **result.counts()},
         "balance": bal.to_dict(orient="records"),
+        "_cells": cells,
         "balance_pass": bool((bal["status"] == "PASS").all()),
         "out": str(out) if out is not None else None,
     }
+
+
+def protect(res: dict[str, Any], k: int) -> dict[str, Any]:
+    """Counts suppressed, the treated/control chains before and after matching protected, and the
+    SMDs of binary covariates with small cells withheld (docs/privacy.md)."""
+    cells = res.pop("_cells")
+    m = res["matching"]
+    n = {"before": {"target": m["n_treated"], "comparator": m["n_control"]},
+         "after": {"target": m["n_treated_matched"], "comparator": m["n_control_matched"]}}
+    for arm, (nb, na) in (("treated", ("n_treated", "n_treated_matched")), ("control", ("n_control", "n_control_matched"))):
+        m[nb], m[na] = protect_chain([m[nb], m[na]], k)
+    m["n_pairs"] = suppress_count(m["n_pairs"], k)
+    res["balance"], hidden = protect_rows(pd.DataFrame(res["balance"]), cells, n, k, value_columns={},
+                                          smd_columns={"smd_before": "before", "smd_after": "after"})
+    res["min_cell_count"] = k
+    res["withheld_balance_rows"] = hidden
+    return res
+
+
+def _f(x: Any, spec: str) -> str:
+    return "withheld" if x is None else format(x, spec)
 
 
 def _print(res: dict[str, Any]) -> None:
@@ -111,7 +137,7 @@ def _print(res: dict[str, Any]) -> None:
     for col in ("covariate", "smd_before", "smd_after", "status"):
         bt.add_column(col, justify="left" if col == "covariate" else "right")
     for row in res["balance"]:
-        bt.add_row(row["covariate"], f"{row['smd_before']:+.3f}", f"{row['smd_after']:+.3f}", row["status"])
+        bt.add_row(row["covariate"], _f(row["smd_before"], "+.3f"), _f(row["smd_after"], "+.3f"), row["status"])
     console.print(bt)
     if res["out"]:
         console.print(f"Matched rows written to {res['out']}")
@@ -133,7 +159,10 @@ def register(group: typer.Typer) -> None:
         order: Annotated[str, typer.Option(help="random (seeded, TriNetX) | closest (OHDSI).")] = "random",
         seed: Annotated[int, typer.Option(help="Seed of the random matching order.")] = 0,
         penalty: Annotated[str, typer.Option(help="none | l1 | l2 (regularised PS, cross-validated).")] = "none",
-        out: Annotated[Path | None, typer.Option(help="Write the matched rows (with set_id) to this CSV.")] = None,
+        out: Annotated[Path | None, typer.Option(help="Write the matched rows (with set_id) to this CSV (row-level: keep it local).")] = None,
+        min_cell_count: Annotated[int, typer.Option("--min-cell-count", min=1,
+                                                    help="Counts 1..N-1 shown as '<N'; below 5 needs --allow-small-cells.")] = 10,
+        allow_small_cells: Annotated[bool, typer.Option("--allow-small-cells", help="Allow --min-cell-count below 5.")] = False,
         json_out: JsonFlag = False,
     ) -> None:
         """Propensity-score matching: PS model, matched pairs, balance before and after."""
@@ -142,8 +171,13 @@ def register(group: typer.Typer) -> None:
             raise InputError("--covariates: give at least one column name")
         if treatment in covs:
             raise InputError(f"--covariates: the treatment column '{treatment}' cannot also be a covariate")
+        warning = check_min_cell_count(min_cell_count, allow_small_cells=allow_small_cells, where="--min-cell-count")
         res = run_match(data, treatment=treatment, covariates=covs, caliper=caliper, caliper_scale=caliper_scale,
                         ratio=ratio, variable_ratio=variable_ratio, order=order, seed=seed, penalty=penalty, out=out)
+        res = protect(res, min_cell_count)
+        if warning:
+            res["privacy_warning"] = warning
+            err_console.print(f"[bold yellow]warning:[/] {warning}")
         if json_out:
             print_json(res)
         else:

@@ -15,9 +15,17 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from follicle.cli._common import JsonFlag, console, guarded, print_json, to_json
+from follicle.cli._common import JsonFlag, console, err_console, guarded, print_json, to_json
 from follicle.errors import InputError
-from follicle.privacy import suppress_counts
+from follicle.privacy import (
+    DEFAULT_MIN_CELL_COUNT,
+    check_min_cell_count,
+    events_publishable,
+    is_small,
+    km_at_risk,
+    protect_km,
+    suppress_count,
+)
 from follicle.survival import (
     CoxPH,
     cox_zph,
@@ -125,25 +133,109 @@ def run_survival(
             }
     if group or covariates:
         X, terms = _design(frame, group, covariates)
-        model = CoxPH(ties=ties, conf_level=conf_level).fit(X, t, e)
-        out["cox"] = {"ties": ties, "n": model.n_, "events": model.events_, "loglik": model.loglik_,
-                      "converged": model.converged_, "warnings": list(model.warnings_),
-                      "coefficients": _records(model.summary_), "infinite": model.result().to_dict()["infinite"]}
-        try:  # a diagnostic: when it cannot be computed, say why and keep the model
-            zph = cox_zph(model, X, t, e, terms=terms)
-            out["ph_test"] = {"transform": "km", "terms": _records(zph.table)}
-        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-            out["ph_test"] = {"transform": "km", "estimable": False, "reason": str(exc)}
+        try:
+            model = CoxPH(ties=ties, conf_level=conf_level).fit(X, t, e)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+            out["cox"] = {"ties": ties, "not_computed": f"Cox model not estimable on these data ({exc})",
+                          "coefficients": [], "warnings": []}
+        else:
+            out["cox"] = {"ties": ties, "n": model.n_, "events": model.events_, "loglik": model.loglik_,
+                          "converged": model.converged_, "warnings": list(model.warnings_),
+                          "coefficients": _records(model.summary_), "infinite": model.result().to_dict()["infinite"]}
+            try:  # a diagnostic: when it cannot be computed (one event, all times equal), say why, keep the model
+                zph = cox_zph(model, X, t, e, terms=terms)
+                out["ph_test"] = {"transform": "km", "terms": _records(zph.table)}
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+                out["ph_test"] = {"transform": "km", "estimable": False, "reason": str(exc)}
+        out["_cells"] = {c: _cells(X[c], t, e) for c in X.columns if set(X[c].unique()) <= {0.0, 1.0}}
+        out["_terms"] = {name: [X.columns[i] for i in idx] for name, idx in terms.items()}
     return out
+
+
+def _cells(x: pd.Series, t: pd.Series, e: pd.Series) -> list[tuple[int, int]]:
+    """(n, events) at x = 1 and at x = 0 of a 0/1 design column."""
+    x = x.to_numpy() == 1
+    ev = e.to_numpy().astype(bool)
+    return [(int(x.sum()), int((x & ev).sum())), (int((~x).sum()), int((~x & ev).sum()))]
+
+
+def protect(res: dict[str, Any], k: int) -> dict[str, Any]:
+    """The result with the small-cell rules of :mod:`follicle.privacy` applied (docs/privacy.md):
+    counts, rates, follow-up, KM curves and numbers at risk, log-rank, risks, Cox terms."""
+    res = json.loads(to_json(res))
+    cells, terms = res.pop("_cells", {}), res.pop("_terms", {})
+    withheld: list[str] = []
+    ok_groups = {}
+    for row in res["followup"]:
+        ok_groups[str(row["group"])] = events_publishable(row["n"], row["events"], k)
+    total_ok = events_publishable(res["n"], res["events"], k)
+    res["n"] = suppress_count(res["n"], k)
+    res["events"] = suppress_count(res["events"], k) if total_ok or is_small(res["events"], k) else None
+    grid = res["numbers_at_risk"]["time"]
+    for km in res["kaplan_meier"]:
+        g = str(km["group"])
+        table = pd.DataFrame(km["curve"])
+        n0 = km["n"]
+        safe = protect_km(table, k) if len(table) else table
+        km["curve"] = json.loads(to_json(safe[["time", "n_risk", "n_event", "n_censor", "survival", "ci_low", "ci_high"]]
+                                         .to_dict(orient="records"))) if len(table) else []
+        for nar in res["numbers_at_risk"]["groups"]:
+            if str(nar["group"]) == g:
+                nar["n_risk"] = km_at_risk(safe, grid, n0, k) if len(table) else [0] * len(grid)
+        km["n"] = suppress_count(km["n"], k)
+        km["events"] = suppress_count(km["events"], k) if ok_groups.get(g, False) or is_small(km["events"], k) else None
+    for row in res["followup"]:
+        g = str(row["group"])
+        if is_small(row["n"], k):  # mean x n = person-time would give n back
+            for key in ("person_time", "mean", "median", "q1", "q3", "median_reverse_km"):
+                row[key] = None
+            withheld.append(f"follow-up of group {g}")
+        row["n"] = suppress_count(row["n"], k)
+        row["events"] = suppress_count(row["events"], k) if ok_groups[g] or is_small(row["events"], k) else None
+    for row in res["incidence_per_1000_person_years"]:
+        g = str(row["group"])
+        if not ok_groups.get(g, False):
+            row.update(rate=None, ci_low=None, ci_high=None)
+            withheld.append(f"incidence rate of group {g}")
+        if is_small(row["n"], k):
+            row["person_years"] = None
+        row["n"] = suppress_count(row["n"], k)
+        row["events"] = suppress_count(row["events"], k) if ok_groups.get(g, False) or is_small(row["events"], k) else None
+    all_ok = all(ok_groups.values())
+    if "logrank" in res and not all_ok:
+        res["logrank"] = {"withheld": "a group has fewer than min_cell_count events or non-events"}
+        withheld.append("log-rank test")
+    if "risk_at_window" in res and not all_ok:
+        res["risk_at_window"] = {"withheld": "a group has fewer than min_cell_count events or non-events"}
+        withheld.append("risks at the window")
+    if "cox" in res:
+        cox = res["cox"]
+        bad_cols = {c for c, pairs in cells.items() if not all(events_publishable(n, ev, k) for n, ev in pairs)}
+        bad_terms = {name for name, cols in terms.items() if set(cols) & bad_cols}
+        for row in cox.get("coefficients", []):
+            if row["term"] in bad_cols:
+                for key in row:
+                    if key != "term":
+                        row[key] = None
+        for row in res.get("ph_test", {}).get("terms", []):
+            if row["term"] in bad_terms:
+                row.update(chisq=None, p=None)
+        if bad_cols:
+            withheld.append("Cox terms with small cells: " + ", ".join(sorted(bad_cols)))
+        for key in ("n", "events"):
+            if key in cox:
+                cox[key] = suppress_count(cox[key], k)
+        if "events" in cox and not total_ok and not is_small(cox["events"], k):
+            cox["events"] = None
+    res["min_cell_count"] = k
+    res["withheld"] = withheld
+    return res
 
 
 def _risk_dict(res: Any) -> dict[str, Any]:
     d = res.to_dict()
     d["or"] = d.pop("or_")
     return d
-
-
-_COUNT_KEYS = {"n", "events", "n_risk", "n_event", "n_censor", "observed"}
 
 
 
@@ -178,7 +270,11 @@ def _print(res: dict[str, Any]) -> None:
         fu.add_row(str(f["group"]), _fmt(f["mean"]), _fmt(f["median"]), _fmt(f["median_reverse_km"]),
                    _fmt(r["person_years"], 5), _fmt(r["rate"], 4), _fmt(r["ci_low"], 4), _fmt(r["ci_high"], 4))
     console.print(fu)
-    for est, rc in res.get("risk_at_window", {}).items():
+    risk = res.get("risk_at_window", {})
+    if "withheld" in risk:
+        console.print(f"Risks at the window: withheld ({risk['withheld']})")
+        risk = {}
+    for est, rc in risk.items():
         console.print(
             f"Risk by {rc['window']:g} ({est}): {rc['treated']['arm']} {rc['treated']['risk']:.4f} vs "
             f"{rc['comparator']['arm']} {rc['comparator']['risk']:.4f}; RD {rc['rd']:.4f} "
@@ -188,8 +284,13 @@ def _print(res: dict[str, Any]) -> None:
         )
     if "logrank" in res:
         lr = res["logrank"]
-        console.print(f"Log-rank test: chisq = {lr['chisq']:.4g} on {lr['df']} df, p = {lr['p']:.4g}")
-    if "cox" in res:
+        if "withheld" in lr:
+            console.print(f"Log-rank test: withheld ({lr['withheld']})")
+        else:
+            console.print(f"Log-rank test: chisq = {lr['chisq']:.4g} on {lr['df']} df, p = {lr['p']:.4g}")
+    if "cox" in res and res["cox"].get("not_computed"):
+        console.print(f"[yellow]Cox model:[/] {res['cox']['not_computed']}")
+    elif "cox" in res:
         cox = Table(title=f"Cox proportional hazards ({res['cox']['ties']} ties)")
         for c in ("term", "coef", "se", "hr", "ci_low", "ci_high", "p"):
             cox.add_column(c)
@@ -200,13 +301,15 @@ def _print(res: dict[str, Any]) -> None:
             console.print(f"[yellow]warning:[/] {w}")
         if "terms" not in res["ph_test"]:
             console.print(f"Proportional-hazards test: not estimable - {res['ph_test']['reason']}", markup=False)
-            return
-        ph = Table(title="Proportional-hazards test (cox.zph, transform km)")
-        for c in ("term", "chisq", "df", "p"):
-            ph.add_column(c)
-        for r in res["ph_test"]["terms"]:
-            ph.add_row(str(r["term"]), _fmt(r["chisq"], 4), str(r["df"]), _fmt(r["p"], 4))
-        console.print(ph)
+        else:
+            ph = Table(title="Proportional-hazards test (cox.zph, transform km)")
+            for c in ("term", "chisq", "df", "p"):
+                ph.add_column(c)
+            for r in res["ph_test"]["terms"]:
+                ph.add_row(str(r["term"]), _fmt(r["chisq"], 4), str(r["df"]), _fmt(r["p"], 4))
+            console.print(ph)
+    if res.get("withheld"):
+        console.print(f"withheld to protect counts below {res['min_cell_count']}: {'; '.join(res['withheld'])}")
 
 
 def register(group: typer.Typer) -> None:
@@ -225,9 +328,12 @@ def register(group: typer.Typer) -> None:
         time_unit: Annotated[TimeUnit, typer.Option("--time-unit", help="Unit of the time column.")] = TimeUnit.days,
         window: Annotated[float | None, typer.Option(
             "--window", help="Risk window end (time units): crude and 1-KM risk per arm, RD, RR, OR.")] = None,
-        min_cell_count: Annotated[int | None, typer.Option(
+        min_cell_count: Annotated[int, typer.Option(
             "--min-cell-count", min=1,
-            help="Show counts 1..N-1 as '<N' (use 10 before sharing output; off by default for local use).")] = None,
+            help="Counts 1..N-1 are shown as '<N', and figures that would give them back are withheld "
+                 "(docs/privacy.md). Below 5 needs --allow-small-cells.")] = DEFAULT_MIN_CELL_COUNT,
+        allow_small_cells: Annotated[bool, typer.Option(
+            "--allow-small-cells", help="Allow --min-cell-count below 5 (1 = no suppression); a warning is printed.")] = False,
         json_out: JsonFlag = False,
     ) -> None:
         """Kaplan-Meier medians and curves, log-rank test, Cox model and PH test on your CSV.
@@ -235,10 +341,13 @@ def register(group: typer.Typer) -> None:
         Also follow-up (mean, median, reverse-KM median) and incidence per 1,000 person-years per
         group; with --window and a two-level --group, the risk per arm at the window end.
         """
+        warning = check_min_cell_count(min_cell_count, allow_small_cells=allow_small_cells, where="--min-cell-count")
         covs = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else []
-        res = run_survival(data, time, event, group_col, covs, ties.value, conf_level, time_unit.value, window)
-        if min_cell_count is not None:
-            res = suppress_counts(json.loads(to_json(res)), _COUNT_KEYS, min_cell_count)
+        res = protect(run_survival(data, time, event, group_col, covs, ties.value, conf_level, time_unit.value, window),
+                      min_cell_count)
+        if warning:
+            res["privacy_warning"] = warning
+            err_console.print(f"[bold yellow]warning:[/] {warning}")
         if json_out:
             print_json(res)
         else:

@@ -140,11 +140,17 @@ def summary(
     db: Db = "cdm.duckdb",
     top: Annotated[int, typer.Option("--top", min=1, help="How many concepts per domain.")] = 10,
     min_cell_count: Annotated[int, typer.Option("--min-cell-count", min=1,
-                                                help="Counts from 1 to this minus 1 are shown as '<N'.")] = 10,
+                                                help="Counts from 1 to this minus 1 are shown as '<N'; below 5 needs --allow-small-cells.")] = 10,
+    allow_small_cells: Annotated[bool, typer.Option("--allow-small-cells", help="Allow --min-cell-count below 5.")] = False,
     json: JsonFlag = False,
 ) -> None:
     """Persons, person-years, observation span, sex, birth years and top concepts (aggregate only)."""
     from follicle.cdm.summary import summarise
+    from follicle.privacy import check_min_cell_count
+
+    warning = check_min_cell_count(min_cell_count, allow_small_cells=allow_small_cells, where="--min-cell-count")
+    if warning:
+        err_console.print(f"[bold yellow]warning:[/] {warning}")
 
     con = _open(db)
     try:

@@ -218,13 +218,9 @@ def register(app: typer.Typer) -> None:
                 raise InputError("give either DATA.csv or --spec, not both")
             if not spec.is_file():
                 raise InputError(f"{spec}: spec file not found")
-            text = spec.read_text(encoding="utf-8")
-            try:
-                ms = MetaSpec.from_json(text) if spec.suffix.lower() == ".json" else MetaSpec.from_yaml(text)
-            except Exception as exc:  # yaml errors; pydantic errors are rendered by `guarded`
-                if exc.__class__.__name__ == "ValidationError":
-                    raise
-                raise SpecError(f"{spec}: not valid YAML/JSON ({exc})") from None
+            from follicle.textinput import load_data
+
+            ms = MetaSpec.model_validate(load_data(spec, what="meta-analysis spec"))  # size, UTF-8, safe YAML
             base = spec.resolve().parent
             if ms.data.startswith("bundled:"):
                 base = Path.cwd()

@@ -11,13 +11,24 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from follicle.cli._common import JsonFlag, console, guarded, print_json, to_json
+from follicle.cli._common import err_console, JsonFlag, console, guarded, print_json, to_json
 from follicle.errors import InputError
-from follicle.privacy import suppress_counts
+from follicle.privacy import check_min_cell_count, suppress_counts, withhold_small_rates
 
 MinCell = Annotated[
-    int, typer.Option("--min-cell-count", help="Counts from 1 to this minus 1 are shown as '<N' (1 disables).")
+    int, typer.Option("--min-cell-count", min=1, help="Counts from 1 to this minus 1 are shown as '<N'; below 5 needs --allow-small-cells.")
 ]
+AllowSmall = Annotated[bool, typer.Option("--allow-small-cells", help="Allow --min-cell-count below 5 (a warning is printed).")]
+
+
+def _protect(obj: dict, min_cell_count: int, allow_small_cells: bool) -> dict:
+    """Rates of small cells withheld, small counts suppressed; a warning when the threshold is low."""
+    warning = check_min_cell_count(min_cell_count, allow_small_cells=allow_small_cells, where="--min-cell-count")
+    out = suppress_counts(withhold_small_rates(obj, min_cell_count), COUNT_KEYS, min_cell_count)
+    if warning:
+        err_console.print(f"[bold yellow]warning:[/] {warning}")
+        out["privacy_warning"] = warning
+    return out
 COUNT_KEYS = {"n", "events", "responders", "n_patients", "n_evaluable"}
 
 
@@ -94,6 +105,7 @@ def single_arm(
     plot: Annotated[Path | None, typer.Option(help="Write a spaghetti plot of SALT over time here (.png/.svg/.pdf).")] = None,
     conf_level: Annotated[float, typer.Option(help="Confidence level.")] = 0.95,
     min_cell_count: MinCell = 10,
+    allow_small_cells: AllowSmall = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Responder rate with an exact Clopper-Pearson CI and mean (SD) regrowth among responders."""
@@ -113,7 +125,7 @@ def single_arm(
         from follicle.report.spaghetti import write_spaghetti
 
         summary["plot"] = str(write_spaghetti(visits, plot))
-    out = suppress_counts(summary, COUNT_KEYS, min_cell_count)
+    out = _protect(summary, min_cell_count, allow_small_cells)
     if json_out:
         print_json(out)
         return
@@ -144,6 +156,7 @@ def predictors(
     window_days: Annotated[float, typer.Option(help="With --visits: landmark window half-width in days.")] = 42.0,
     imputation: Annotated[str, typer.Option(help="With --visits: nri, locf or none.")] = "nri",
     min_cell_count: MinCell = 10,
+    allow_small_cells: AllowSmall = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Multivariable logistic (ORs) or linear regression of an endpoint on baseline predictors.
@@ -178,7 +191,7 @@ def predictors(
     )
     if definition:
         result["endpoint_definition"] = definition
-    _emit_predictors(suppress_counts(result, COUNT_KEYS, min_cell_count), json_out)
+    _emit_predictors(_protect(result, min_cell_count, allow_small_cells), json_out)
 
 
 def run_predictor_analysis(
@@ -238,6 +251,7 @@ def safety(
     per: Annotated[float, typer.Option(help="Rate per this many patient-years.")] = 100.0,
     conf_level: Annotated[float, typer.Option(help="Confidence level.")] = 0.95,
     min_cell_count: MinCell = 10,
+    allow_small_cells: AllowSmall = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Incidence rates per 100 patient-years with exact Poisson CIs, by event type."""
@@ -260,8 +274,8 @@ def safety(
         types = sorted(t for t in events["event_type"].unique() if t)
         table = safety_rates(events, person_years=person_years, exposure=exp, count=count, per=per,
                              conf_level=conf_level, event_types=types)
-    out = suppress_counts({"per": per, "conf_level": conf_level, "count": count if not aggregate else "events",
-                           "rates": table.to_dict(orient="records")}, COUNT_KEYS, min_cell_count)
+    out = _protect({"per": per, "conf_level": conf_level, "count": count if not aggregate else "events",
+                    "rates": table.to_dict(orient="records")}, min_cell_count, allow_small_cells)
     if json_out:
         print_json(out)
     else:
@@ -276,6 +290,7 @@ def cdm(
     firth: Annotated[bool | None, typer.Option("--firth/--no-firth", help="Override the spec's Firth setting.")] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="Also write the (aggregate) results JSON here.")] = None,
     min_cell_count: MinCell = 10,
+    allow_small_cells: AllowSmall = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Run a response predictor study (e.g. Wada-Irimada) on SALT measurements in an OMOP CDM."""
@@ -285,7 +300,7 @@ def cdm(
     if firth is not None:
         spec = spec.model_copy(update={"analysis": spec.analysis.model_copy(update={"firth": firth})})
     out = run_study(spec, db, schema=schema)
-    out = suppress_counts(out, COUNT_KEYS, min_cell_count)
+    out = _protect(out, min_cell_count, allow_small_cells)
     if out_file is not None:
         _write_atomic(out_file, to_json(out) + "\n")
     if json_out:

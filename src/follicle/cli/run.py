@@ -83,8 +83,11 @@ def register(app: typer.Typer) -> None:
     def run(
         study: Annotated[Path, typer.Argument(help="Study spec (YAML or JSON).", exists=True, dir_okay=False)],
         db: Annotated[str, typer.Option("--db", help="CDM: DuckDB file or postgresql:// URL.")] = "cdm.duckdb",
-        out: Annotated[Path, typer.Option("--out", help="Output folder (results.json, tables/, report.html).")] = Path("results"),
+        out: Annotated[Path, typer.Option("--out", help="Shareable output folder (results.json, tables/, report.html); replaced as a whole.")] = Path("results"),
+        work: Annotated[Path | None, typer.Option("--work", help="Work folder for the step cache (row-level; default <out>.work; never share it).")] = None,
         force: Annotated[bool, typer.Option("--force", help="Recompute every step, ignoring cached artefacts.")] = False,
+        allow_small_cells: Annotated[bool, typer.Option(
+            "--allow-small-cells", help="Accept a spec min_cell_count below 5 (a warning goes into the output and report).")] = False,
         json_out: JsonFlag = False,
     ) -> None:
         """Run a comparative study: cohorts, PS matching, outcomes, calibration, results and report.
@@ -99,10 +102,15 @@ def register(app: typer.Typer) -> None:
         spec = load_spec(study)
         with _progress(json_out) as bar:
             task = bar.add_task("starting", total=None)
-            done = run_study(spec, db, out, force=force, progress=lambda m: bar.update(task, description=m))
+            done = run_study(spec, db, out, work_dir=work, force=force, allow_small_cells=allow_small_cells,
+                             progress=lambda m: bar.update(task, description=m))
+        if done.results.get("privacy_warning"):
+            err_console.print(f"[bold yellow]warning:[/] {done.results['privacy_warning']}")
         rows = _summary_rows(done.results, None)
         if json_out:
             print_json({"out": str(out), "results": str(out / "results.json"), "report": str(out / "report.html"),
+                        **({"privacy_warning": done.results["privacy_warning"]} if done.results.get("privacy_warning") else {}),
+                        "work": str(done.store.root.parent),
                         "computed": dict(done.store.computed), "reused": dict(done.store.reused),
                         "complete": done.results["complete"], "not_estimated": done.results["not_estimated"],
                         "warnings": done.results["warnings"], "estimates": rows})

@@ -18,6 +18,7 @@ DbOpt = Annotated[str, typer.Option("--db", help="CDM: a DuckDB file or a postgr
 @guarded
 def cohorts(study: StudyArg, db: DbOpt, json: JsonFlag = False,
             routes: Annotated[bool, typer.Option("--routes", help="List every route of every concept set.")] = False,
+            allow_small_cells: Annotated[bool, typer.Option("--allow-small-cells", help="Accept a spec min_cell_count below 5.")] = False,
             ) -> None:
     """Build the study's cohorts in the database and print attrition, cohort sizes and how each
     concept set was resolved (with the event rows it could be missing).
@@ -25,10 +26,12 @@ def cohorts(study: StudyArg, db: DbOpt, json: JsonFlag = False,
     Counts from 1 to min_cell_count - 1 are shown as "<min_cell_count" (default "<10").
     """
     from follicle.cdm.connect import connect
+    from follicle.privacy import check_min_cell_count
     from follicle.study.counts import cohort_counts, suppressed
     from follicle.study.spec import load_spec
 
     spec = load_spec(study)
+    check_min_cell_count(spec.min_cell_count, allow_small_cells=allow_small_cells, where=f"{study}: min_cell_count")
     con = connect(db, read_only=True)
     with err_console.status("building cohorts in the database"):
         result = suppressed(cohort_counts(spec, con), spec.min_cell_count)

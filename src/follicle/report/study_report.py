@@ -121,7 +121,8 @@ def render_study_report(
             for d in comp["diagnostics"]
         ]
         table1 = [
-            {k: (fmt_num(v, 3) if k.startswith("smd") else fmt_num(v, 1) if isinstance(v, float) else v) for k, v in r.items()}
+            {k: (fmt_num(v, 3) if k.startswith("smd") else fmt_num(v, 1) if isinstance(v, float) or v is None else v)
+             for k, v in r.items()}
             for r in comp["table1"]
         ]
         n = comp.get("table1_n") or {}
@@ -139,6 +140,7 @@ def render_study_report(
         spec_hash=results["spec_hash"],
         cdm_fingerprint=results["cdm_fingerprint"],
         min_cell_count=results["min_cell_count"],
+        privacy_warning=results.get("privacy_warning"),
         summary=summary,
         with_truth=truth is not None,
         concept_sets=concept_set_rows(results.get("concept_sets")),

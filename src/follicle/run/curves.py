@@ -3,8 +3,10 @@ and the preference-score distribution, small cells protected.
 
 * Kaplan-Meier: only outcomes whose estimates are shown (a withheld outcome gets no curve), each
   arm's event steps (survival and CI; not the number at risk of each step, which would date each
-  censoring) while at least ``min_cell_count`` people are at risk, as the report's figures, and
-  numbers at risk at the report's ticks with small counts written ``"<k"``.
+  censoring) while at least ``min_cell_count`` people are at risk, and numbers at risk at the
+  report's ticks, all from the curve rebuilt from rounded counts that the report draws
+  (:func:`follicle.privacy.protect_km`): an exact step would give back 1 event over the people at
+  risk, so every step and number at risk is built from multiples of ``min_cell_count``.
 * Preference score: counts per arm in 20 bins of width 0.05, each rounded up to a multiple of
   ``min_cell_count`` (0 stays 0), so no bin, nor a difference of bins, gives back a small count;
   densities are computed from the rounded counts.
@@ -19,6 +21,7 @@ import pandas as pd
 
 from follicle.privacy import suppress_count
 from follicle.run.pipeline import ComparisonRun
+from follicle.run.report import protected_curves
 
 BINS = np.linspace(0.0, 1.0, 21)
 
@@ -33,14 +36,15 @@ def km_tables(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int)
         for o in run.outcomes:
             if o.outcome not in shown or o.at_risk is None or not o.curves:
                 continue
-            for arm, curve in o.curves.items():
+            curves, at_risk = protected_curves(o.curves, [float(c) for c in o.at_risk.columns], min_cell)
+            for arm, curve in curves.items():
                 kept = curve[curve["at_risk"] >= min_cell]
                 kept = kept[kept["survival"].diff().fillna(-1.0) != 0]  # event steps only
                 for r in kept.itertuples(index=False):
                     steps.append({"comparison": run.name, "outcome": o.outcome, "arm": arm, "time": float(r.time),
                                   "survival": float(r.survival), "ci_low": float(r.ci_low), "ci_high": float(r.ci_high)})
-            for arm, values in o.at_risk.iterrows():
-                for t, v in zip(o.at_risk.columns, values):
+            for arm, values in at_risk.iterrows():
+                for t, v in zip(at_risk.columns, values):
                     risk.append({"comparison": run.name, "outcome": o.outcome, "arm": str(arm), "time": float(t),
                                  "at_risk": str(suppress_count(int(v), min_cell))})
     cols = ["comparison", "outcome", "arm", "time", "survival", "ci_low", "ci_high"]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from follicle.run.pipeline import Progress
+from follicle.run.publish import work_dir_for
 from follicle.run.study import StudyRun, run_study
 from follicle.study.spec import load_spec
 from follicle.synth.build import build_world
@@ -13,14 +14,16 @@ from follicle.synth.build import build_world
 
 def run_demo(persons: int, seed: int, out: Path, study: Path, *,
              progress: Progress | None = None) -> tuple[StudyRun, dict[tuple[str, str], float]]:
-    """Build (or reuse) the world for (*persons*, *seed*) in *out*, run *study*, return results and truth."""
+    """Build (or reuse) the world for (*persons*, *seed*) in ``<out>.work``, run *study* with its
+    outputs in *out*, return results and truth. The world (row-level) stays in the work folder."""
     say = progress or (lambda _m: None)
-    out.mkdir(parents=True, exist_ok=True)
-    db, truth_path = out / f"world-{persons}-{seed}.duckdb", out / f"truth-{persons}-{seed}.json"
+    work = work_dir_for(out)
+    work.mkdir(parents=True, exist_ok=True)
+    db, truth_path = work / f"world-{persons}-{seed}.duckdb", work / f"truth-{persons}-{seed}.json"
     if not (db.exists() and truth_path.exists()):
         say(f"synthetic world: {persons:,} persons")
         build_world(persons, seed, db, truth_path=truth_path, overwrite=True, progress=lambda s: say(f"synthetic world: {s}"))
     truth_doc = json.loads(truth_path.read_text())
     truth = {(e["comparison"], e["outcome"]): e["true_hr"] for e in truth_doc["effects"]}
-    done = run_study(load_spec(study), db, out, progress=say, truth=truth)
+    done = run_study(load_spec(study), db, out, work_dir=work, progress=say, truth=truth)
     return done, truth

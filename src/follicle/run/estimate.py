@@ -132,6 +132,7 @@ def estimate_outcome(
     curves = {}
     for value, label in ((1, labels[0]), (0, labels[1])):
         table = comp.curves[value].table
-        curves[label] = table[["time", "survival", "ci_low", "ci_high", "n_risk"]].rename(columns={"n_risk": "at_risk"})
+        curves[label] = table[["time", "survival", "ci_low", "ci_high", "n_risk", "n_event", "n_censor"]].rename(
+            columns={"n_risk": "at_risk"})  # the counts let the report draw a rounded curve (privacy.protect_km)
     at_risk = numbers_at_risk({labels[0]: comp.curves[1], labels[1]: comp.curves[0]}, ticks)
     return OutcomeEstimate(outcome, negative_control, numbers, curves=curves, at_risk=at_risk, warnings=warnings)

@@ -2,8 +2,9 @@
 
 cohorts -> analysis table -> propensity model -> matching -> balance -> per outcome (KM, log-rank,
 Cox, risks, PH test, E-value) -> negative-control calibration. Each step's artefact is stored under
-the hash of the spec parts that produced it and the CDM fingerprint (:mod:`follicle.run.cache`),
-so changing one outcome recomputes only that outcome, and a changed CDM recomputes everything.
+the hash of the spec parts that produced it and the content hashes of the CDM tables the study
+reads (:mod:`follicle.run.cache`, :func:`follicle.cdm.fingerprint.table_hashes`), so changing one
+outcome recomputes only that outcome, and a change to any row of a table read recomputes everything.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from follicle.run.degenerate import (
     where_events_emptied,
 )
 from follicle.run.cache import ArtifactStore
+from follicle.run.disclosure import binary_cells
 from follicle.run.estimate import OutcomeEstimate, estimate_outcome, outcome_frame
 from follicle.run.table1 import table1
 from follicle.study.hashing import part_hashes
@@ -66,6 +68,9 @@ class PropensityStep:
     n_comparator: int
     caliper_width: float
     warnings: list[str] = field(default_factory=list)
+    #: 0/1 cells behind each Table 1 row and each balance row (see run/disclosure.binary_cells)
+    table1_cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    balance_cells: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -156,6 +161,8 @@ def propensity_step(spec: StudySpec, population: Population) -> PropensityStep:
         n_target_before=int((t == 1).sum()), n_comparator_before=int((t == 0).sum()),
         n_target=int((matched & (t == 1)).sum()), n_comparator=int((matched & (t == 0)).sum()),
         caliper_width=float(result.caliper_width),
+        table1_cells=binary_cells(dense.to_numpy(dtype=float), t, matched),
+        balance_cells=binary_cells(X, t, matched),
     )
 
 
@@ -220,7 +227,7 @@ def run_comparison(
     outcomes = _outcomes(spec, name)
     extract_keys = {o: store.key(pop_key, spec.outcomes[o], spec.concept_sets[spec.outcomes[o].concept_set])
                     for o in outcomes}
-    missing = [o for o in outcomes if force or not store.path("outcome_extract", extract_keys[o]).exists()]
+    missing = [o for o in outcomes if force or not store.has("outcome_extract", extract_keys[o])]
     batch = extract_outcomes(missing) if missing else None
 
     def one_outcome(o: str) -> pd.DataFrame:
@@ -278,5 +285,6 @@ def _outcomes(spec: StudySpec, name: str) -> list[str]:
     return list(dict.fromkeys(comp.outcomes + comp.negative_controls))
 
 
-def default_store(out_dir: Path) -> ArtifactStore:
-    return ArtifactStore(Path(out_dir) / ".cache")
+def default_store(work_dir: Path) -> ArtifactStore:
+    """The step cache in the work folder (row-level: never in the shareable output folder)."""
+    return ArtifactStore(Path(work_dir) / "cache")

@@ -1,9 +1,18 @@
-"""The study report: figures from the run (aggregate, small numbers hidden) and the HTML page."""
+"""The study report: figures from the run (aggregate, small numbers hidden) and the HTML page.
+
+Kaplan-Meier figures are drawn from rounded counts (:func:`follicle.privacy.protect_km`), so
+neither a step nor the numbers at risk under the plot give back a small count. They are drawn in
+worker processes that end with the parent: each asks the kernel for SIGKILL when its parent dies
+(``PR_SET_PDEATHSIG``), and an interrupted parent terminates them before it exits.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing as mp
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -11,7 +20,7 @@ import pandas as pd
 
 from follicle.report.figures import km_plot, love_plot, preference_plot, to_data_uri
 from follicle.report.forest import ForestRow, forest_plot
-from follicle.privacy import suppress_count
+from follicle.privacy import km_at_risk, protect_km
 from follicle.report.study_report import render_study_report
 from follicle.run.narrative import caveats, methods_paragraph
 from follicle.run.pipeline import ComparisonRun
@@ -34,8 +43,31 @@ def hr_forest(results: dict[str, Any]) -> Any:
                        show_weights=False)
 
 
-def _at_risk_text(at_risk: pd.DataFrame, min_cell: int) -> pd.DataFrame:
-    return at_risk.map(lambda v: suppress_count(int(v), min_cell))
+def protected_curves(curves: dict[str, pd.DataFrame], ticks: list[float], min_cell: int,
+                     ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Curves rebuilt from rounded counts, and numbers at risk at *ticks* read from them (text)."""
+    out, rows = {}, {}
+    for label, curve in curves.items():
+        table = curve.rename(columns={"at_risk": "n_risk"})
+        safe = protect_km(table, min_cell)
+        out[label] = safe[["time", "survival", "ci_low", "ci_high", "n_risk"]].rename(columns={"n_risk": "at_risk"})
+        n0 = int(table["n_risk"].iloc[0]) if len(table) else 0
+        rows[label] = [str(v) for v in km_at_risk(safe, ticks, n0, min_cell)]
+    return out, pd.DataFrame.from_dict(rows, orient="index", columns=ticks)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initialiser: SIGKILL when the parent dies (Linux), and default SIGINT/SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            ctypes.CDLL(name, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _km_uri(job: tuple[dict[str, pd.DataFrame], pd.DataFrame, str, int]) -> str:
@@ -49,8 +81,56 @@ def _render_all(jobs: list[tuple[Any, ...]]) -> list[str]:
     workers = min(os.cpu_count() or 1, 4)
     if workers < 2 or len(jobs) < 4 or "fork" not in mp.get_all_start_methods():
         return [_km_uri(job) for job in jobs]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        return list(pool.map(_km_uri, jobs, chunksize=max(1, len(jobs) // (2 * workers))))
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
+
+    def kill_workers() -> None:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            if proc.pid is not None:
+                try:
+                    os.kill(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    # The handlers kill the workers first and only then let the signal do what it did before: an
+    # exception raised by a handler can be swallowed (e.g. if it lands in an at-fork callback), a
+    # dead worker cannot. Were the parent killed outright, PR_SET_PDEATHSIG ends the workers.
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)
+                if signal.getsignal(sig) is not signal.SIG_IGN}  # an ignored signal stays ignored
+
+    def on_signal(signum: int, frame: Any) -> None:
+        kill_workers()
+        signal.signal(signum, previous[signum])
+        if signum == signal.SIGINT and callable(previous[signum]):
+            previous[signum](signum, frame)  # the default: KeyboardInterrupt
+        else:
+            os.kill(os.getpid(), signum)
+
+    in_main = _in_main_thread()
+    if in_main:
+        for sig in previous:
+            signal.signal(sig, on_signal)
+    try:
+        out = list(pool.map(_km_uri, jobs, chunksize=max(1, len(jobs) // (2 * workers))))
+        pool.shutdown(wait=True)
+        return out
+    finally:
+        if in_main:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:  # after an error or interrupt: end the workers now, not after their jobs
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join(timeout=5)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -> dict[str, Any]:
@@ -63,14 +143,17 @@ def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -
         for o in run.outcomes:
             if o.at_risk is None or not o.curves or o.outcome not in shown:
                 continue  # withheld estimates get no curve: its steps would reveal the small counts
-            jobs.append((o.curves, _at_risk_text(o.at_risk, min_cell), o.outcome.replace("_", " "), min_cell))
+            curves, at_risk = protected_curves(o.curves, [float(c) for c in o.at_risk.columns], min_cell)
+            jobs.append((curves, at_risk, o.outcome.replace("_", " "), min_cell))
             keys.append((run.name, o.outcome))
         ps = run.propensity
         if ps is None:  # not estimable: no propensity figures
             out[run.name] = {"km": {}}
             continue
+        published = next((c["balance"] for c in results["comparisons"] if c["id"] == run.name), None)
+        balance = ps.balance if published is None else pd.DataFrame(published).dropna(subset=["smd_before", "smd_after"])
         out[run.name] = {
-            "love": to_data_uri(love_plot(ps.balance)),
+            "love": to_data_uri(love_plot(balance)),  # only the SMDs results.json shows (docs/privacy.md)
             "preference": to_data_uri(preference_plot(ps.preference, run.treatment, (run.target, run.comparator))),
             "km": {},
         }

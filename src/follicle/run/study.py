@@ -7,15 +7,28 @@ from pathlib import Path
 from typing import Any
 
 from follicle.cdm.connect import connect
-from follicle.cdm.fingerprint import fingerprint as cdm_fingerprint
+from follicle.cdm.fingerprint import combine, table_hashes
+from follicle.privacy import check_min_cell_count
 from follicle.run.cache import ArtifactStore
 from follicle.run.curves import curve_tables
 from follicle.run.degenerate import NotEstimable
 from follicle.run.pipeline import ComparisonRun, Progress, default_store, not_estimable_run, run_comparison
+from follicle.run.publish import check_out_dir, publish, remove_stale, work_dir_for
 from follicle.run.report import study_report_html
-from follicle.run.results import assemble, json_bytes, parquet_bytes, tables, write_outputs
+from follicle.run.results import assemble, json_bytes, parquet_bytes, tables
+from follicle.study.events import DOMAINS
 from follicle.study.population import StudySession, build_population, outcome_columns
 from follicle.study.spec import StudySpec
+
+#: Every CDM table a study can read; their content hashes key the step cache.
+STUDY_TABLES = tuple(sorted({"person", "observation_period", "death", "cdm_source", "concept", "concept_ancestor",
+                             "concept_relationship", "source_to_concept_map",
+                             *(d.table for d in DOMAINS.values())}))
+
+
+def cdm_fingerprint(con: Any) -> str:
+    """Content fingerprint of the tables a study reads (computed in the database, see cdm.fingerprint)."""
+    return combine(table_hashes(con, STUDY_TABLES, portable=False))
 
 
 @dataclass
@@ -33,14 +46,17 @@ def run_study(
     target: str | Path,
     out_dir: str | Path,
     *,
+    work_dir: str | Path | None = None,
     force: bool = False,
+    allow_small_cells: bool = False,
     progress: Progress | None = None,
     truth: dict[tuple[str, str], float] | None = None,
 ) -> StudyRun:
-    """Every comparison of *spec* on the CDM at *target*; outputs written to *out_dir* at the end.
+    """Every comparison of *spec* on the CDM at *target*; outputs published to *out_dir* at the end.
 
-    Nothing in *out_dir* changes unless the whole run succeeds (outputs are written to a
-    temporary folder and renamed), so a failed run leaves the previous results intact.
+    *out_dir* receives only aggregate outputs and is replaced as a whole when the run succeeds
+    (:func:`follicle.run.publish.publish`), so a failed or killed run leaves the previous results
+    intact. The step cache lives in *work_dir* (default ``<out_dir>.work``).
 
     Parameters
     ----------
@@ -49,7 +65,11 @@ def run_study(
     target : str or Path
         The CDM: a DuckDB file or a ``postgresql://`` URL.
     out_dir : str or Path
-        Output folder: ``results.json``, ``tables/*.parquet``, ``report.html`` and the step cache.
+        Shareable output folder: ``results.json``, ``tables/*.parquet``, ``report.html``.
+    work_dir : str or Path, optional
+        Work folder of the step cache (row-level); default ``<out_dir>.work``.
+    allow_small_cells : bool
+        Accept a ``min_cell_count`` below 5 (a warning goes into results and report).
     force : bool
         Recompute every step, ignoring cached artefacts.
     progress : callable, optional
@@ -67,7 +87,16 @@ def run_study(
         (unsuppressed, stay on the machine) and the cache counters.
     """
     out_dir = Path(out_dir)
-    store = default_store(out_dir)
+    warning = check_min_cell_count(spec.min_cell_count, allow_small_cells=allow_small_cells,
+                                   where=f"study {spec.name!r}: min_cell_count")
+    check_out_dir(out_dir)
+    work = Path(work_dir) if work_dir is not None else work_dir_for(out_dir)
+    if work.resolve() == out_dir.resolve() or work.resolve().is_relative_to(out_dir.resolve()):
+        from follicle.errors import InputError
+        raise InputError(f"--work {work}: must not be inside the output folder {out_dir} (it holds row-level data)")
+    store = default_store(work)
+    store.root.mkdir(parents=True, exist_ok=True)
+    remove_stale(store.root, depth=2)
     con = connect(target, read_only=True)
     session: StudySession | None = None
     try:
@@ -96,10 +125,10 @@ def run_study(
         if session is not None:
             session.close()
         con.disconnect()
-    results = assemble(spec, runs, fp, concept_sets=concept_sets)
+    results = assemble(spec, runs, fp, concept_sets=concept_sets, privacy_warning=warning)
     files = {"results.json": json_bytes(results),
              "report.html": study_report_html(spec, runs, results, truth=truth).encode()}
     files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in tables(results).items()}
     files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in curve_tables(runs, results, spec.min_cell_count).items()}
-    write_outputs(out_dir, files)
+    publish(out_dir, files)
     return StudyRun(results, runs, store, out_dir)

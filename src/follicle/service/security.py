@@ -8,11 +8,20 @@
 
 Every failure is a 401 with an OperationOutcome body. Verification can be switched off with
 ``FOLLICLE_CDS_AUTH_ENABLED=false`` for a local demo.
+
+:class:`GuardMiddleware` does this before any byte of the body is read: the token is checked from
+the headers, then the body is read up to ``max_body_bytes`` (413 beyond it, from Content-Length
+or while streaming), and only then handed to the app to parse. It also hides /docs, /redoc and
+/openapi.json unless ``docs_enabled``. :class:`NoStoreMiddleware` adds ``Cache-Control: no-store``
+to every answer (patient data must not sit in caches) and turns an unexpected error into a 500
+OperationOutcome without a traceback.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import logging
 import threading
 import time
 from typing import Annotated, Any
@@ -20,8 +29,12 @@ from typing import Annotated, Any
 import jwt
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from follicle.service.settings import CdsSettings, get_settings
+from follicle.service.settings import CdsSettings, get_settings, load_settings
+
+log = logging.getLogger("follicle.service")
+DOC_PATHS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
 
 ALLOWED_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 
@@ -126,9 +139,16 @@ async def require_client(
     settings: Annotated[CdsSettings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> dict[str, Any] | None:
-    """FastAPI dependency: the verified claims, or None when verification is switched off."""
+    """FastAPI dependency: the verified claims, or None when verification is switched off.
+
+    :class:`GuardMiddleware` has normally verified the token already (before the body was read)
+    and left the claims in ``request.state``; verifying again would count the jti as a replay.
+    """
     if not settings.auth_enabled:
         return None
+    claims = getattr(request.state, "cds_claims", None)
+    if claims is not None:
+        return claims
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise AuthError("missing bearer token")
     return verify_token(credentials.credentials, audience=endpoint_url(request, settings),
@@ -136,3 +156,113 @@ async def require_client(
 
 
 Client = Annotated[dict[str, Any] | None, Depends(require_client)]
+
+
+async def app_settings(app: Any) -> CdsSettings:
+    """The settings the app's dependency resolves to (honours ``dependency_overrides`` in tests)."""
+    fn = getattr(app, "dependency_overrides", {}).get(get_settings)
+    value = fn() if fn is not None else load_settings()
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _send_outcome(send: Send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    from follicle.service.errors import outcome
+
+    response = outcome(status, [message], headers=headers)
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class GuardMiddleware:
+    """Authentication, then a bounded body read, before the app parses anything (see module doc)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        settings = await app_settings(scope["app"])
+        path = scope.get("path", "")
+        if path in DOC_PATHS:
+            if not settings.docs_enabled:
+                await _send_outcome(send, 404, "Not Found")
+                return
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") == "OPTIONS":  # CORS preflight: no body, no token
+            await self.app(scope, receive, send)
+            return
+        if settings.auth_enabled:
+            request = Request(scope)
+            header = request.headers.get("authorization", "")
+            scheme, _, credentials = header.partition(" ")
+            try:
+                if scheme.lower() != "bearer" or not credentials.strip():
+                    raise AuthError("missing bearer token")
+                claims = verify_token(credentials.strip(), audience=endpoint_url(request, settings),
+                                      settings=settings, jti_cache=scope["app"].state.jti_cache)
+            except AuthError as exc:
+                await _send_outcome(send, 401, str(exc.detail), headers=exc.headers)
+                return
+            scope.setdefault("state", {})["cds_claims"] = claims
+        limit = settings.max_body_bytes
+        length = Request(scope).headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _send_outcome(send, 413 if length.isdigit() else 400,
+                                f"request body larger than {limit} bytes" if length.isdigit() else "bad Content-Length")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+            if size > limit:
+                await _send_outcome(send, 413, f"request body larger than {limit} bytes")
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every answer; an unexpected error becomes a bare 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_no_store(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in (b"cache-control", b"pragma")]
+                message = {**message, "headers": headers + [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_no_store)
+        except Exception:
+            log.exception("unexpected error in %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await _send_outcome(send_no_store, 500, "internal error")

@@ -36,7 +36,11 @@ class CdsSettings(BaseSettings):
     trusted_issuers_file: Path | None = Field(None, description="JSON file holding a list of trusted issuers (added to trusted_issuers).")
     leeway_seconds: int = Field(0, ge=0, le=300, description="Clock skew allowed on exp/iat.")
     fhir_timeout_seconds: float = Field(5.0, gt=0, le=60)
-    allowed_fhir_servers: list[str] | None = Field(None, description="FHIR base URLs the service may fetch missing prefetch from; unset = any.")
+    allowed_fhir_servers: list[str] = Field(default_factory=list, description="FHIR base URLs the service may fetch missing prefetch from (exact match); empty = none (default deny).")
+    allow_private_fhir_servers: bool = Field(False, description="Let an allow-listed FHIR server resolve to a private address (10/8, 172.16/12, 192.168/16, fc00::/7) for an on-premise EHR. Loopback, link-local and other special addresses are refused always.")
+    max_fhir_response_bytes: int = Field(10_000_000, gt=0, description="Largest FHIR response read when fetching prefetch.")
+    max_body_bytes: int = Field(1_000_000, gt=0, le=100_000_000, description="Largest request body accepted (413 above it), checked before the body is parsed.")
+    docs_enabled: bool = Field(False, description="Serve /docs, /redoc and /openapi.json (off: they answer 404).")
     today: date | None = Field(None, description="Fix the evaluation date (tests, demos); default: today's date.")
     region: Literal["EU", "US"] = Field("EU", description="Which label the checks apply: EU (SmPC) or US (prescribing information).")
     max_result_age_days: int = Field(90, ge=0, le=3650, description="Results older than this many days are not taken as current; "

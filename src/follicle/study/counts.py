@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from follicle.privacy import suppress_count
+from follicle.privacy import protect_chain, suppress_count
 from follicle.study.collector import full_collections_deferred
 from follicle.study.coverage import missed_warnings, suppressed_report
 from follicle.study.session import StudySession, population_steps, step_counts
@@ -77,14 +77,25 @@ def empty_cohort_message(cohort: str, attrition: pd.DataFrame, min_cell_count: i
 
 
 def suppressed(counts: dict[str, Any], min_cell_count: int) -> dict[str, Any]:
-    """The result of :func:`cohort_counts` as plain records with small counts written ``"<n"``."""
+    """The result of :func:`cohort_counts` as plain records with small counts written ``"<n"``.
+
+    Attrition steps of a cohort nest, so each cohort's steps are protected as a chain
+    (:func:`follicle.privacy.protect_chain`): a step whose drop from the last shown step is 1 to
+    min_cell_count - 1 is withheld (None), so no difference of two shown steps is a small count.
+    """
     out: dict[str, Any] = {"min_cell_count": min_cell_count, "warnings": list(counts["warnings"])}
     if "concept_sets" in counts:
         out["concept_sets"] = suppressed_report(counts["concept_sets"], min_cell_count)
     for key in ("attrition", "comparisons"):
         records = counts[key].to_dict(orient="records")
-        for r in records:
-            r["persons"] = suppress_count(int(r["persons"]), min_cell_count)
+        if key == "attrition" and records and "cohort" in records[0]:
+            for cohort in dict.fromkeys(r["cohort"] for r in records):
+                rows = [r for r in records if r["cohort"] == cohort]
+                for r, v in zip(rows, protect_chain([int(r["persons"]) for r in rows], min_cell_count)):
+                    r["persons"] = v
+        else:
+            for r in records:
+                r["persons"] = suppress_count(int(r["persons"]), min_cell_count)
         out[key] = records
     return out
 

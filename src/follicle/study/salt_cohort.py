@@ -24,8 +24,10 @@ import yaml
 from ibis import _
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from follicle.textinput import load_data
 from follicle import __version__
 from follicle.errors import DatabaseError, InputError, SpecError
+from follicle.study.spec import ConceptId
 from follicle.vocab import local
 
 FEMALE, MALE = 8532, 8507  # OMOP gender concepts
@@ -35,11 +37,11 @@ class Codes(BaseModel):
     """Concepts to match: standard concept ids and/or source values (exact or by prefix)."""
 
     model_config = ConfigDict(extra="forbid")
-    concept_ids: list[int] = []
+    concept_ids: list[ConceptId] = []
     source_values: list[str] = []
     source_prefixes: list[str] = []
-    route_concept_ids: list[int] = []  # drugs only: only these routes (e.g. 4171047 intravenous)
-    not_route_concept_ids: list[int] = []  # drugs only: any route but these (a missing route counts)
+    route_concept_ids: list[ConceptId] = []  # drugs only: only these routes (e.g. 4171047 intravenous)
+    not_route_concept_ids: list[ConceptId] = []  # drugs only: any route but these (a missing route counts)
 
     @model_validator(mode="after")
     def _some(self) -> Codes:
@@ -86,7 +88,7 @@ class PredictorSpec(BaseModel):
     categories: dict[str, Codes] | None = None
     reference: str | None = None
     at_most: float | None = None  # condition_duration_years: 1 when duration <= at_most; baseline_salt_le
-    concept_id: int | None = None  # baseline_measurement
+    concept_id: ConceptId | None = None  # baseline_measurement
 
     @model_validator(mode="after")
     def _fields(self) -> PredictorSpec:
@@ -144,9 +146,9 @@ def load_spec(path: str | Path) -> ResponseStudySpec:
     if not path.is_file():
         raise SpecError(f"spec file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path.name}: not valid YAML ({exc})") from None
+        data = load_data(path, what="response study spec")
+    except InputError as exc:
+        raise SpecError(str(exc)) from None
     try:
         return ResponseStudySpec.model_validate(data)
     except ValidationError as exc:

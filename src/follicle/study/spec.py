@@ -24,12 +24,19 @@ from pydantic import (
     model_validator,
 )
 
-from follicle.errors import SpecError
+from follicle.textinput import load_data
+from follicle.errors import InputError, SpecError
 from follicle.study.settings import AnalysisSettings
 from follicle.vocab.conceptset import ConceptSet
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
-Days = Annotated[int, Field(ge=0)]
+Days = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+#: An OMOP concept id: the CDM's INTEGER column (local concepts from 2,000,000,000 included).
+ConceptId = Annotated[int, Field(ge=0, le=2_147_483_647)]
+#: A day offset (may be negative): bounded so that no value overflows the database's integer types.
+Offset = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
 
 
 class _Model(BaseModel):
@@ -39,8 +46,8 @@ class _Model(BaseModel):
 class Window(_Model):
     """Days relative to the index date, both ends inclusive; ``None`` leaves that end open."""
 
-    start: int | None = None
-    end: int | None = 0
+    start: Offset | None = None
+    end: Offset | None = 0
 
 
 class Criterion(_Model):
@@ -73,8 +80,8 @@ class RouteFilter(_Model):
     Exposures with an unknown route (0 or NULL) are kept unless ``keep_unknown`` is false.
     """
 
-    include: list[int] = Field(default_factory=list)
-    exclude: list[int] = Field(default_factory=list)
+    include: list[ConceptId] = Field(default_factory=list)
+    exclude: list[ConceptId] = Field(default_factory=list)
     exclude_concept_set: Name | None = None
     keep_unknown: bool = True
 
@@ -174,9 +181,9 @@ class TimeAtRisk(_Model):
     """Start and end of follow-up, anchored on the index date or the cohort end (end of the first
     continuous exposure), with censoring at observation end and death and a maximum follow-up."""
 
-    start_offset: int = 1
+    start_offset: Offset = 1
     start_anchor: Literal["index", "cohort_end"] = "index"
-    end_offset: int = 99999
+    end_offset: Offset = 99999
     end_anchor: Literal["index", "cohort_end"] = "index"
     censor_at_observation_end: bool = True
     censor_at_death: bool = True
@@ -305,11 +312,10 @@ def load_spec(path: str | Path) -> StudySpec:
         Every problem at once, each naming its field (``cohorts.jaki.entry.concept_set: ...``).
     """
     path = Path(path)
-    text = path.read_text()
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise SpecError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+        data = load_data(path, what="study spec")
+    except InputError as exc:
+        raise SpecError(str(exc)) from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a study spec is a mapping of fields; got {type(data).__name__}")
     return parse_spec(data, source=str(path), spec_dir=path.parent)

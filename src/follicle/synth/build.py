@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from follicle.tempfiles import remove_stale
+from follicle.textinput import load_data
 from follicle.cdm.write import write_cdm
 from follicle.errors import InputError
 from follicle.synth.config import WorldConfig
@@ -23,8 +24,7 @@ def load_config(path: str | Path | None) -> WorldConfig:
     if path is None:
         return WorldConfig()
     path = Path(path)
-    text = path.read_text()
-    data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+    data = load_data(path, what="world config")
     if not isinstance(data, dict):
         raise InputError(f"{path}: a world config must be a mapping")
     return WorldConfig.model_validate(data)
@@ -33,6 +33,7 @@ def load_config(path: str | Path | None) -> WorldConfig:
 def write_json_atomic(obj: Any, path: str | Path) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    remove_stale(path.parent, prefix=f".{path.name}.")  # left by a killed writer
     try:
         tmp.write_text(json.dumps(obj, indent=2, default=str))
         os.replace(tmp, path)

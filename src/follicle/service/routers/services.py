@@ -21,7 +21,7 @@ from follicle.service.catalog import (
     ORDER_ID, ORDER_KEYS, ORDER_REQUIRED, PATIENT_VIEW_ID, PATIENT_VIEW_KEYS, PATIENT_VIEW_REQUIRED,
 )
 from follicle.service.models import CdsResponse, OperationOutcome, OrderRequest, PatientViewRequest
-from follicle.service.prefetch import gather
+from follicle.service.prefetch import Resolver, gather, resolve
 from follicle.service.security import Client
 from follicle.service.settings import CdsSettings, get_settings
 from follicle.errors import InputError
@@ -35,17 +35,26 @@ async def get_fhir_transport() -> httpx.AsyncBaseTransport | None:
     return None
 
 
+async def get_resolver() -> Resolver:
+    """Host name -> addresses for vetting ``fhirServer`` (the system resolver); tests override it."""
+    return resolve
+
+
 Settings = Annotated[CdsSettings, Depends(get_settings)]
 Transport = Annotated[httpx.AsyncBaseTransport | None, Depends(get_fhir_transport)]
+DnsResolver = Annotated[Resolver, Depends(get_resolver)]
 
 
 async def _record(body: PatientViewRequest | OrderRequest, keys: list[str], required: set[str],
-                  settings: CdsSettings, transport: httpx.AsyncBaseTransport | None) -> ParsedRecord:
+                  settings: CdsSettings, transport: httpx.AsyncBaseTransport | None,
+                  resolver: Resolver) -> ParsedRecord:
     ctx = body.context.model_dump()
     data = await gather(
         keys=keys, required=required, prefetch=body.prefetch, context=ctx, fhir_server=body.fhirServer,
         access_token=body.fhirAuthorization.access_token if body.fhirAuthorization else None,
         transport=transport, timeout=settings.fhir_timeout_seconds, allowed_servers=settings.allowed_fhir_servers,
+        allow_private=settings.allow_private_fhir_servers, resolver=resolver,
+        max_response_bytes=settings.max_fhir_response_bytes,
     )
     resources = [r for k in keys for r in (data.get(k) or [])]
     for pt in (r for r in data.get("patient") or [] if r.get("resourceType") == "Patient"):
@@ -71,9 +80,10 @@ def _is_jaki(order: DrugOrder | None) -> bool:
 
 
 @router.post(f"/cds-services/{PATIENT_VIEW_ID}", response_model=CdsResponse, response_model_exclude_none=True, responses=_ERR)
-async def patient_view(body: PatientViewRequest, client: Client, settings: Settings, transport: Transport) -> Response:
+async def patient_view(body: PatientViewRequest, client: Client, settings: Settings, transport: Transport,
+                       resolver: DnsResolver) -> Response:
     """Monitoring due or overdue, and abnormal labs, for a patient on a JAK inhibitor."""
-    record = await _record(body, PATIENT_VIEW_KEYS, PATIENT_VIEW_REQUIRED, settings, transport)
+    record = await _record(body, PATIENT_VIEW_KEYS, PATIENT_VIEW_REQUIRED, settings, transport, resolver)
     kb = default_kb()
     cards = []
     for med in record.medications:
@@ -95,7 +105,8 @@ async def patient_view(body: PatientViewRequest, client: Client, settings: Setti
 
 
 @router.post(f"/cds-services/{ORDER_ID}", response_model=CdsResponse, response_model_exclude_none=True, responses=_ERR)
-async def order_check(body: OrderRequest, client: Client, settings: Settings, transport: Transport) -> Response:
+async def order_check(body: OrderRequest, client: Client, settings: Settings, transport: Transport,
+                      resolver: DnsResolver) -> Response:
     """Contraindications, dose and missing screening for a draft JAK inhibitor order."""
     draft_resources = resources_of(body.context.draftOrders, where="context.draftOrders")
     drafts = [r for r in draft_resources if r.get("resourceType") == "MedicationRequest"]
@@ -107,7 +118,7 @@ async def order_check(body: OrderRequest, client: Client, settings: Settings, tr
     jaki = [(r, o) for r, o in orders if _is_jaki(o)]
     if not jaki:
         return _send(CdsResponse(cards=[]))
-    record = await _record(body, ORDER_KEYS, ORDER_REQUIRED, settings, transport)
+    record = await _record(body, ORDER_KEYS, ORDER_REQUIRED, settings, transport, resolver)
     kb = default_kb()
     cards = []
     if record.aa_diagnosis is False:

@@ -1,0 +1,127 @@
+"""The small-cell rules of :mod:`follicle.privacy` applied to a comparison's results.
+
+Which counts nest in which: each cohort's attrition steps; then, per arm, the comparison's steps
+(``target``/``comparator``, ``overlap_*``), the arm before matching, the matched arm, and the arm
+at risk of each outcome (the matched arm less those with the outcome before). Each is protected
+as a chain (:func:`follicle.privacy.protect_chain`); a cohort's own steps are protected on their
+own first, so two comparisons sharing a cohort withhold the same steps. Table 1 and balance rows
+of binary covariates are shown only when their cells pass
+:func:`follicle.privacy.proportion_publishable`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from follicle.privacy import last_shown, proportion_publishable, protect_chain, suppress_count
+
+ARMS = ("target", "comparator")
+
+
+@dataclass
+class ArmCounts:
+    """Published values of one arm's chain: before matching, matched, and per outcome at risk."""
+
+    before: Any
+    matched: Any
+    at_risk: dict[str, Any] = field(default_factory=dict)
+
+
+def protect_attrition(attrition: pd.DataFrame, comparison: str, cohorts: dict[str, str], n_before: dict[str, int],
+                      n_matched: dict[str, int], outcome_n: dict[str, dict[str, int]], k: int,
+                      ) -> tuple[list[dict[str, Any]], dict[str, ArmCounts]]:
+    """(attrition records with published counts, per-arm published counts).
+
+    *cohorts* maps arm -> cohort name; *outcome_n* maps outcome -> arm -> number at risk.
+    """
+    rows = attrition.reset_index(drop=True)
+    shown: list[Any] = [None] * len(rows)
+    arms: dict[str, ArmCounts] = {}
+    sides: dict[str, list[Any]] = {}
+    for arm in ARMS:
+        own = [i for i in range(len(rows)) if rows.at[i, "cohort"] == cohorts[arm]]
+        values = protect_chain([int(rows.at[i, "persons"]) for i in own], k)
+        for i, v in zip(own, values):
+            shown[i] = v
+        comp_rows = [i for i in range(len(rows)) if rows.at[i, "cohort"] == comparison
+                     and (rows.at[i, "step"] == arm or str(rows.at[i, "step"]).endswith("_" + arm))]
+        chain = [int(rows.at[i, "persons"]) for i in comp_rows] + [n_before[arm], n_matched[arm]]
+        out = protect_chain(chain, k, anchor=last_shown(values))
+        for i, v in zip(comp_rows, out):
+            shown[i] = v
+        arms[arm] = ArmCounts(before=out[-2], matched=out[-1])
+        top = last_shown(out)
+        for o, ns in outcome_n.items():
+            arms[arm].at_risk[o] = protect_chain([ns[arm]], k, anchor=top)[0]
+        sides[arm] = out
+    # rows of the comparison that belong to neither arm (in_both, time_at_risk): a plain small-count
+    # rule, and withheld when an arm's count is withheld (time_at_risk = both arms before matching)
+    any_withheld = any(v is None for out in sides.values() for v in out)
+    for i in range(len(rows)):
+        if rows.at[i, "cohort"] == comparison and shown[i] is None and not any(
+                rows.at[i, "step"] == a or str(rows.at[i, "step"]).endswith("_" + a) for a in ARMS):
+            step = str(rows.at[i, "step"])
+            value = int(rows.at[i, "persons"])
+            shown[i] = suppress_count(value, k) if step == "in_both" or not any_withheld else None
+    records = [{"cohort": rows.at[i, "cohort"], "step": rows.at[i, "step"], "description": rows.at[i, "description"],
+                "count": shown[i]} for i in range(len(rows))]
+    return records, arms
+
+
+def binary_cells(X: Any, t: np.ndarray, matched: np.ndarray) -> pd.DataFrame:
+    """Per column of *X* (dense frame/array or scipy sparse): is it 0/1, and the number of 1s per
+    arm before matching and among the matched (the cells a proportion or SMD is built on)."""
+    from scipy import sparse
+
+    t = np.asarray(t).astype(int)
+    masks = {"target_before": t == 1, "comparator_before": t == 0,
+             "target_after": (t == 1) & matched, "comparator_after": (t == 0) & matched}
+    if sparse.issparse(X):
+        M = sparse.csc_matrix(X)
+        data_binary = np.array([np.isin(M.data[M.indptr[j]:M.indptr[j + 1]], (0.0, 1.0)).all()
+                                for j in range(M.shape[1])], dtype=bool)
+        out = {name: np.asarray(M[mask].sum(axis=0)).ravel() for name, mask in masks.items()}
+    else:
+        A = np.asarray(X, dtype=float)
+        data_binary = np.all(np.isin(A, (0.0, 1.0)), axis=0) if A.size else np.zeros(A.shape[1], dtype=bool)
+        out = {name: A[mask].sum(axis=0) for name, mask in masks.items()}
+    frame = pd.DataFrame(out)
+    frame.insert(0, "binary", data_binary)
+    return frame
+
+
+def _row_ok(cells: pd.Series, arm: str, when: str, n: dict[str, dict[str, Any]], k: int) -> bool:
+    x = cells[f"{arm}_{when}"]
+    if when == "before":
+        return proportion_publishable(x, n["before"][arm], k)
+    return proportion_publishable(x, n["after"][arm], k, superset=(cells[f"{arm}_before"], n["before"][arm]))
+
+
+def protect_rows(frame: pd.DataFrame, cells: pd.DataFrame, n: dict[str, dict[str, Any]], k: int, *,
+                 value_columns: dict[str, tuple[str, str]], smd_columns: dict[str, str]) -> tuple[list[dict], int]:
+    """Rows of Table 1 or the balance table with the figures of small cells withheld (None).
+
+    *value_columns* maps a column to (arm, when) (e.g. ``target_before``); *smd_columns* maps an
+    SMD column to the ``when`` it compares (withheld when either arm's proportion is). *n* gives
+    the arm sizes: ``n["before"|"after"]["target"|"comparator"]`` (true counts; proportions use
+    them). Returns the records and how many rows lost a figure.
+    """
+    records, hidden = [], 0
+    for (_, row), (_, c) in zip(frame.iterrows(), cells.iterrows()):
+        rec = row.to_dict()
+        if bool(c["binary"]):
+            ok = {(arm, when): _row_ok(c, arm, when, n, k) for arm in ("target", "comparator")
+                  for when in ("before", "after")}
+            for col, key in value_columns.items():
+                if col in rec and not ok[key]:
+                    rec[col] = None
+            for col, when in smd_columns.items():
+                if col in rec and not (ok[("target", when)] and ok[("comparator", when)]):
+                    rec[col] = None
+            hidden += not all(ok.values())
+        records.append(rec)
+    return records, hidden

@@ -1,0 +1,169 @@
+"""The step cache is keyed by content, stores no pickle, lives outside the shareable folder; a
+run's outputs are published as a whole and stale temporaries are cleaned (issue 14, points 1, 4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from follicle.cdm.connect import connect
+from follicle.cdm.fingerprint import table_hashes
+from follicle.run.cache import ArtifactStore, CorruptArtifact, decode
+from follicle.run.publish import MARKER, publish, remove_stale, work_dir_for
+from follicle.run.study import run_study
+from follicle.errors import InputError
+from follicle.study.spec import load_spec
+from follicle.synth.build import build_world
+
+REPO = Path(__file__).resolve().parents[2]
+STUDY = REPO / "studies" / "jaki_neuropsych.yaml"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("world") / "world.duckdb"
+    build_world(8_000, 3, db)
+    return db
+
+
+@pytest.fixture(scope="module")
+def first(world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    return run_study(load_spec(STUDY), world, out)
+
+
+def test_tampered_copy_with_same_counts_and_dates_recomputes(world, first, tmp_path):
+    """The issue's scenario: every condition concept set to 0 and every person made male."""
+    copy = tmp_path / "tampered.duckdb"
+    shutil.copy(world, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE condition_occurrence SET condition_concept_id = 0")
+        con.execute("UPDATE person SET gender_concept_id = 8507")
+    rerun = run_study(load_spec(STUDY), copy, first.out_dir)
+    assert rerun.store.computed["population"] == 2 and rerun.store.reused["population"] == 0
+    assert rerun.results["cdm_fingerprint"] != first.results["cdm_fingerprint"]
+    again = run_study(load_spec(STUDY), world, first.out_dir)  # the original is still cached
+    assert sum(again.store.computed.values()) == 0
+    assert json.loads((first.out_dir / "results.json").read_text()) == first.results
+
+
+def test_one_changed_value_changes_that_tables_hash_only(world, tmp_path):
+    copy = tmp_path / "one.duckdb"
+    shutil.copy(world, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE drug_exposure SET drug_source_value = 'x' WHERE drug_exposure_id = "
+                    "(SELECT min(drug_exposure_id) FROM drug_exposure)")
+    for portable in (False, True):
+        a = table_hashes(connect(world, read_only=True), portable=portable)
+        b = table_hashes(connect(copy, read_only=True), portable=portable)
+        assert {k for k in a if a[k] != b[k]} == {"drug_exposure"}
+
+
+def test_cache_is_parquet_outside_the_shareable_folder(first):
+    out, work = first.out_dir, work_dir_for(first.out_dir)
+    assert first.store.root.is_relative_to(work)
+    shared = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert shared == sorted([MARKER, "report.html", "results.json"] + [
+        f"tables/{n}.parquet" for n in ("attrition", "balance", "diagnostics", "estimates", "km", "km_at_risk",
+                                                         "preference", "table1")])
+    stored = [p for p in work.rglob("*") if p.is_file()]
+    assert stored and {p.suffix for p in stored} <= {".parquet", ".json"}
+    assert not [p for p in stored if p.suffix in (".pkl", ".pickle")]
+    # the shareable tables have no person-level column
+    for p in (out / "tables").glob("*.parquet"):
+        assert "person_id" not in pd.read_parquet(p).columns
+
+
+def test_planted_or_corrupt_cache_entries_are_recomputed_not_executed(world, first, tmp_path):
+    work = tmp_path / "w"
+    run_study(load_spec(STUDY), world, tmp_path / "o", work_dir=work)
+    store = ArtifactStore(work / "cache")
+    folders = sorted((work / "cache" / "propensity").iterdir())
+    assert folders
+    meta = folders[0] / "meta.json"
+    # a pickle planted beside the artefact is never read
+    (folders[0] / "evil.pkl").write_bytes(b"cos\nsystem\n(S'touch /tmp/follicle-pwned'\ntR.")
+    # a Parquet file of the population flipped: the digest no longer matches
+    pop = next((work / "cache" / "population").iterdir())
+    blob = next(pop.glob("*.parquet"))
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with pytest.raises(CorruptArtifact):
+        decode(pop)
+    meta.write_text(json.dumps(json.loads(meta.read_text()) | {"root": {"__dc__": "os.system"}}))
+    rerun = run_study(load_spec(STUDY), world, tmp_path / "o", work_dir=work)
+    assert rerun.store.damaged["population"] >= 1 and rerun.store.damaged["propensity"] >= 1
+    assert not Path("/tmp/follicle-pwned").exists()
+    assert rerun.results["comparisons"] == json.loads((tmp_path / "o" / "results.json").read_text())["comparisons"]
+    assert store.root.exists()
+
+
+def test_work_folder_inside_out_is_refused(world, tmp_path):
+    with pytest.raises(InputError, match="--work"):
+        run_study(load_spec(STUDY), world, tmp_path / "o", work_dir=tmp_path / "o" / "cache")
+
+
+def test_out_folder_with_foreign_files_is_refused(world, tmp_path):
+    out = tmp_path / "home"
+    out.mkdir()
+    (out / "thesis.docx").write_text("mine")
+    with pytest.raises(InputError, match="not empty"):
+        run_study(load_spec(STUDY), world, out)
+    assert (out / "thesis.docx").read_text() == "mine"
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temporaries_are_cleaned_live_ones_kept(tmp_path):
+    dead, live = _dead_pid(), os.getppid()
+    (tmp_path / f".out.tmp-{dead}-abc").mkdir()
+    (tmp_path / f".world.duckdb.tmp-{dead}").write_text("x")
+    (tmp_path / f".out.old-{dead}").mkdir()
+    (tmp_path / f".out.tmp-{live}-abc").mkdir()
+    (tmp_path / "keep.txt").write_text("x")
+    assert remove_stale(tmp_path) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".out.tmp-{live}-abc", "keep.txt"])
+
+
+def test_publish_replaces_the_whole_folder(tmp_path):
+    out = tmp_path / "out"
+    publish(out, {"results.json": b"1", "tables/a.parquet": b"a", "tables/b.parquet": b"b"})
+    publish(out, {"results.json": b"2", "tables/a.parquet": b"A"})
+    assert (out / "results.json").read_bytes() == b"2"
+    assert not (out / "tables" / "b.parquet").exists()  # nothing of the old run is left in the new one
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_publish_recovers_old_outputs_after_a_death_between_renames(tmp_path):
+    """The two-rename fallback: a run killed after moving the old folder aside is undone."""
+    out = tmp_path / "out"
+    publish(out, {"results.json": b"old"})
+    os.rename(out, tmp_path / f".out.old-{_dead_pid()}")
+    with pytest.raises(ValueError, match="leaves the output folder"):
+        publish(out, {"../escape.json": b"x"})
+    assert (out / "results.json").read_bytes() == b"old"  # recovered, and the failed publish changed nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_small_min_cell_count_needs_the_flag_and_warns_in_results_and_report(world, tmp_path):
+    spec = load_spec(STUDY).model_copy(update={"min_cell_count": 3})
+    with pytest.raises(InputError, match="--allow-small-cells"):
+        run_study(spec, world, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+    done = run_study(spec, world, tmp_path / "o", allow_small_cells=True)
+    warning = done.results["privacy_warning"]
+    assert "weakened" in warning and json.loads((tmp_path / "o" / "results.json").read_text())["privacy_warning"] == warning
+    assert 'role="alert"' in (tmp_path / "o" / "report.html").read_text()
