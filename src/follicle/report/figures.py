@@ -35,17 +35,20 @@ def to_data_uri(fig: Figure, fmt: str = "png", dpi: int = 110, *, tight: bool = 
     return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
 
 
-def love_plot(balance: pd.DataFrame, threshold: float = 0.1, max_rows: int = 40) -> Figure:
-    """Absolute SMD per covariate before and after matching (columns covariate, smd_before, smd_after)."""
+def love_plot(balance: pd.DataFrame, threshold: float = 0.1, max_rows: int = 40, *,
+              after_label: str = "after matching") -> Figure:
+    """Absolute SMD per covariate before and after adjustment (columns covariate, smd_before, smd_after);
+    the *max_rows* covariates least balanced before are shown."""
     data = balance.assign(before=balance["smd_before"].abs(), after=balance["smd_after"].abs())
     data = data.sort_values("before", ascending=True).tail(max_rows)
     height = max(2.5, 0.22 * len(data) + 1.0)
     fig, ax = plt.subplots(figsize=(6.5, height))
     y = np.arange(len(data))
     ax.scatter(data["before"], y, marker="o", facecolors="none", edgecolors="grey", label="before matching")
-    ax.scatter(data["after"], y, marker="o", color=TARGET_COLOUR, label="after matching")
+    ax.scatter(data["after"], y, marker="o", color=TARGET_COLOUR, label=after_label)
     ax.axvline(threshold, color="black", lw=0.8, ls="--")
-    ax.set_yticks(y, data["covariate"], fontsize=7)
+    names = [c if len(c) <= 48 else c[:45] + "..." for c in data["covariate"].astype(str)]
+    ax.set_yticks(y, names, fontsize=7)
     ax.set_xlabel("absolute standardised mean difference")
     ax.legend(loc="lower right", fontsize=8, frameon=False)
     ax.set_xlim(left=0)
@@ -53,14 +56,17 @@ def love_plot(balance: pd.DataFrame, threshold: float = 0.1, max_rows: int = 40)
     return fig
 
 
-def preference_plot(preference: np.ndarray, treatment: np.ndarray, labels: tuple[str, str]) -> Figure:
-    """Distribution of the preference score by arm, with the 0.3-0.7 equipoise band shaded."""
+def preference_plot(preference: np.ndarray, treatment: np.ndarray, labels: tuple[str, str],
+                    weights: np.ndarray | None = None) -> Figure:
+    """Distribution of the preference score by arm (weighted by an adjustment's *weights*, people
+    of weight 0 left out), with the 0.3-0.7 equipoise band shaded."""
     fig, ax = plt.subplots(figsize=(6.0, 3.2))
     bins = np.linspace(0, 1, 41)
+    w = np.ones(len(preference)) if weights is None else np.asarray(weights, dtype=float)
     for value, colour, label in ((1, TARGET_COLOUR, labels[0]), (0, COMPARATOR_COLOUR, labels[1])):
-        x = preference[treatment == value]
-        if len(x):
-            ax.hist(x, bins=bins, density=True, alpha=0.45, color=colour, label=label)
+        keep = (treatment == value) & (w > 0)
+        if keep.any():
+            ax.hist(preference[keep], bins=bins, weights=w[keep], density=True, alpha=0.45, color=colour, label=label)
     ax.axvspan(0.3, 0.7, color="grey", alpha=0.12, lw=0)
     ax.set_xlabel("preference score")
     ax.set_ylabel("density")

@@ -60,6 +60,44 @@ def _outcome_row(o: dict[str, Any], km_uri: str | None) -> dict[str, Any]:
     }
 
 
+def _estimate_row(e: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": e["name"], "adjustment": e["adjustment"],
+        "n_target": fmt_num(e.get("n_target")), "n_comparator": fmt_num(e.get("n_comparator")),
+        "events_target": fmt_num(e.get("events_target")), "events_comparator": fmt_num(e.get("events_comparator")),
+        "hr_text": fmt_ci(e.get("hr"), e.get("hr_ci_low"), e.get("hr_ci_high")),
+        "calibrated_text": fmt_ci(e.get("calibrated_hr", e.get("hr")), e.get("calibrated_ci_low"),
+                                  e.get("calibrated_ci_high")) if e.get("calibrated_ci_low") is not None else "-",
+        "p_text": fmt_p(e.get("p")),
+        "diagnostics_overall": e.get("diagnostics_overall"),
+    }
+
+
+def _diagnostic_rows(diagnostics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**d, "value_text": fmt_num(d.get("value"), 3), "threshold_text": d.get("threshold_text", fmt_num(d.get("threshold"), 2))}
+            for d in diagnostics]
+
+
+def _table1_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: (fmt_num(v, 3) if k.startswith("smd") else fmt_num(v, 1) if isinstance(v, float) else v) for k, v in r.items()}
+            for r in rows]
+
+
+def _details_text(adj: dict[str, Any]) -> str:
+    d = adj.get("details") or {}
+    parts = [f"estimand: {adj['estimand']}", f"analysed: {fmt_num(adj['n_target'])} target, {fmt_num(adj['n_comparator'])} comparator"]
+    if adj["adjustment"] == "matching":
+        parts.append(f"1:{d.get('ratio')}{' variable ratio' if d.get('variable_ratio') else ''}, order {d.get('order')}, "
+                     f"caliper {fmt_num(d.get('caliper_width'), 3)} on the matching scale")
+    elif adj["adjustment"] == "stratification":
+        parts.append(f"{d.get('n_strata')} strata at PS quantiles ({d.get('strata_with_both_arms')} with both arms); "
+                     "Cox model stratified by stratum")
+    elif adj["adjustment"] == "iptw":
+        parts.append(f"weights {fmt_num(d.get('min_weight'), 3)}-{fmt_num(d.get('max_weight'), 3)}; effective sample size "
+                     f"{fmt_num(d.get('ess_target'), 0)} target, {fmt_num(d.get('ess_comparator'), 0)} comparator; robust SE")
+    return "; ".join(parts)
+
+
 def render_study_report(
     results: dict[str, Any],
     figures: dict[str, Any],
@@ -70,39 +108,40 @@ def render_study_report(
     """HTML text of the report.
 
     *results* follows docs/results-schema.md; *figures* maps ``forest`` and, per comparison id,
-    ``love``, ``preference`` and ``km`` (outcome -> data URI) to embedded images.
+    ``preference`` and ``adjustments`` (adjustment name -> ``love``, ``preference``, ``km``
+    (outcome -> data URI)) to embedded images.
     """
     comparisons, summary = [], []
     for comp in results["comparisons"]:
         figs = figures.get(comp["id"], {})
-        outcomes = [_outcome_row(o, figs.get("km", {}).get(o["outcome"])) for o in comp["outcomes"]]
         for o in comp["outcomes"]:
-            summary.append({
-                "comparison": comp["title"], "outcome": o["outcome"],
-                "negative_control": o.get("negative_control", False),
-                "n_target": fmt_num(o.get("n_target")), "n_comparator": fmt_num(o.get("n_comparator")),
-                "events_target": fmt_num(o.get("events_target")), "events_comparator": fmt_num(o.get("events_comparator")),
-                "hr_text": fmt_ci(o.get("hr"), o.get("hr_ci_low"), o.get("hr_ci_high")),
-                "calibrated_text": fmt_ci(o.get("calibrated_hr", o.get("hr")), o.get("calibrated_ci_low"),
-                                          o.get("calibrated_ci_high")) if o.get("calibrated_ci_low") is not None else "-",
-                "p_text": fmt_p(o.get("p")),
-            })
+            for e in o.get("estimates", []):
+                summary.append({"comparison": comp["title"], "outcome": o["outcome"],
+                                "negative_control": o.get("negative_control", False), **_estimate_row(e)})
         attrition: dict[str, list[dict[str, str]]] = {}
         for step in comp["attrition"]:
             attrition.setdefault(step["cohort"], []).append(
                 {"step": step.get("description") or step["step"], "count": fmt_num(step["count"])})
-        diagnostics = [
-            {**d, "value_text": fmt_num(d.get("value"), 3), "threshold_text": d.get("threshold_text", fmt_num(d.get("threshold"), 2))}
-            for d in comp["diagnostics"]
-        ]
-        table1 = [
-            {k: (fmt_num(v, 3) if k.startswith("smd") else fmt_num(v, 1) if isinstance(v, float) else v) for k, v in r.items()}
-            for r in comp["table1"]
-        ]
+        adjustments = []
+        for adj in comp.get("adjustments", []):
+            adj_figs = figs.get("adjustments", {}).get(adj["name"], {})
+            outcomes = []
+            for o in comp["outcomes"]:
+                e = next(e for e in o["estimates"] if e["name"] == adj["name"])
+                outcomes.append(_outcome_row({**e, "outcome": o["outcome"], "negative_control": o["negative_control"]},
+                                             adj_figs.get("km", {}).get(o["outcome"])))
+            adjustments.append({
+                "name": adj["name"], "kind": adj["adjustment"], "primary": adj["primary"], "details": _details_text(adj),
+                "diagnostics": _diagnostic_rows(adj["diagnostics"]), "table1": _table1_rows(adj["table1"]),
+                "outcomes": outcomes, "love": adj_figs.get("love"), "preference": adj_figs.get("preference"),
+                "warnings": adj.get("warnings", []),
+            })
         comparisons.append({
             "id": comp["id"], "title": comp["title"], "target": comp["target"], "comparator": comp["comparator"],
-            "attrition": attrition, "diagnostics": diagnostics, "table1": table1, "outcomes": outcomes,
-            "love": figs.get("love"), "preference": figs.get("preference"),
+            "attrition": attrition, "preference": figs.get("preference"), "adjustments": adjustments,
+            "auc": fmt_num((comp.get("propensity") or {}).get("auc"), 3),
+            "equipoise": fmt_num((comp.get("propensity") or {}).get("equipoise"), 3),
+            "n_covariates": fmt_num((comp.get("propensity") or {}).get("n_covariates")),
         })
     return _env.get_template("study_report.html.j2").render(
         title=results.get("title", "Follicle study report"),

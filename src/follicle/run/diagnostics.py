@@ -54,6 +54,11 @@ def equipoise_diagnostic(equipoise: float, threshold: float = EQUIPOISE_THRESHOL
                   bool(equipoise >= threshold))
 
 
+def not_evaluated_equipoise(threshold: float = EQUIPOISE_THRESHOLD) -> Diagnostic:
+    """Equipoise when no propensity model was fitted (every adjustment crude)."""
+    return _judge("equipoise (share with preference 0.3-0.7)", None, threshold, f">= {threshold:g}", None)
+
+
 def mdrr(events: int, n_target: int, n_comparator: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """Minimum detectable relative risk of a two-arm Cox comparison (Schoenfeld's formula)."""
     n = n_target + n_comparator

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from follicle.study.settings import AnalysisSettings
 from follicle.study.spec import StudySpec
 
 FEW_EVENTS = 20  # below this many events in total an HR is unstable; flagged, not withheld
@@ -40,17 +41,16 @@ def methods_paragraph(spec: StudySpec) -> str:
     ]))
     window = f"from day {cov.window.start} to day {cov.window.end} relative to index"
     comparisons = "; ".join(f"{c.target} vs {c.comparator}" for c in spec.comparisons.values())
-    caliper_unit = {"std_logit": "standard deviations of the logit of the propensity score",
-                    "logit": "on the logit scale", "ps": "on the propensity-score scale"}[a.matching.caliper_scale]
-    order = ("in random order (seed %d)" % a.matching.seed) if a.matching.order == "random" else "closest pair first"
+    adjustments = "; ".join(adjustment_sentence(a, adj) for adj in a.adjustments)
+    primary = a.primary_adjustment.name
     return (
         f"Cohorts were defined on the OMOP CDM: {'; '.join(_cohort_sentence(spec, n) for n in cohorts)}. "
         f"Comparisons: {comparisons}. People in both cohorts of a comparison were handled by rule "
         f"'{next(iter(spec.comparisons.values())).overlap}'. "
-        f"A logistic propensity-score model ({'unpenalised' if a.propensity.penalty == 'none' else a.propensity.penalty + '-penalised, strength by ' + str(a.propensity.cv_folds) + '-fold cross-validation'}) "
-        f"included {cov_text or 'no covariates'}, measured {window}. "
-        f"Patients were matched 1:{a.matching.ratio}{' (variable ratio)' if a.matching.variable_ratio else ''} by greedy "
-        f"nearest-neighbour matching without replacement, {order}, within a caliper of {a.matching.caliper:g} {caliper_unit}. "
+        + (f"A logistic propensity-score model ({'unpenalised' if a.propensity.penalty == 'none' else a.propensity.penalty + '-penalised, strength by ' + str(a.propensity.cv_folds) + '-fold cross-validation'}) "
+           f"included {cov_text or 'no covariates'}, measured {window}. " if a.needs_propensity else "")
+        + f"Each outcome was estimated under {len(a.adjustments)} adjustment{'s' if len(a.adjustments) > 1 else ''} "
+        f"(primary: {primary}): {adjustments}. "
         f"Balance was judged by standardised mean differences (threshold {a.balance_threshold:g}). "
         f"Time at risk ran from day {tar.start_offset} after {tar.start_anchor.replace('_', ' ')} to day {tar.end_offset} "
         f"after {tar.end_anchor.replace('_', ' ')}"
@@ -58,13 +58,35 @@ def methods_paragraph(spec: StudySpec) -> str:
         f"{', censored at the end of observation' if tar.censor_at_observation_end else ''}"
         f"{' and at death' if tar.censor_at_death else ''}. For each outcome, people with the outcome before the time "
         f"at risk were excluded from that outcome's analysis. Hazard ratios came from Cox proportional-hazards models "
-        f"({a.outcome_model.ties} ties{', robust standard errors clustered on matched sets' if a.outcome_model.robust_se else ''}"
-        f"{', stratified by matched set' if a.outcome_model.stratify_by_pair else ''}); cumulative incidence from "
+        f"({a.outcome_model.ties} ties); cumulative incidence (crude and matched analyses) from "
         f"Kaplan-Meier estimates with log-log confidence intervals and the log-rank test; proportional hazards were "
         f"checked with scaled Schoenfeld residuals (KM-transformed time). E-values (VanderWeele and Ding 2017) and "
         f"negative-control outcomes (empirical calibration, Schuemie et al. 2014, 2018) address residual confounding. "
         f"Counts below {spec.min_cell_count} are suppressed."
     )
+
+
+def adjustment_sentence(settings: AnalysisSettings, adj: Any) -> str:
+    """One adjustment in words, with the outcome model it implies."""
+    if adj.kind == "crude":
+        return f"{adj.name}, no adjustment (Cox model of treatment alone, model-based standard errors)"
+    if adj.kind == "matching":
+        unit = {"std_logit": "standard deviations of the logit of the propensity score",
+                "logit": "on the logit scale", "ps": "on the propensity-score scale"}[adj.caliper_scale]
+        order = f"in random order (seed {adj.seed})" if adj.order == "random" else "closest pair first"
+        by_pair = settings.outcome_model.stratify_by_pair if adj.stratify_by_pair is None else adj.stratify_by_pair
+        model = ("Cox model stratified by matched set" if by_pair else
+                 "robust standard errors clustered on matched sets" if settings.outcome_model.robust_se else
+                 "model-based standard errors")
+        return (f"{adj.name}, 1:{adj.ratio}{' variable-ratio' if adj.variable_ratio else ''} greedy nearest-neighbour "
+                f"matching without replacement, {order}, within a caliper of {adj.caliper:g} {unit} ({model})")
+    if adj.kind == "stratification":
+        return (f"{adj.name}, stratification into {adj.n_strata} strata at propensity-score quantiles "
+                f"({'everyone' if adj.base == 'all' else 'the ' + adj.base}; Cox model stratified by stratum)")
+    trunc = (f", truncated at the {adj.truncate_percentile:g}th and {100 - adj.truncate_percentile:g}th percentiles"
+             if adj.truncate_percentile else "")
+    return (f"{adj.name}, inverse probability of treatment weighting for the {adj.estimand.upper()}"
+            f"{' (stabilised)' if adj.stabilized else ''}{trunc} (weighted Cox model, robust standard errors)")
 
 
 def caveats(spec: StudySpec, results: dict[str, Any]) -> list[str]:
@@ -78,12 +100,14 @@ def caveats(spec: StudySpec, results: dict[str, Any]) -> list[str]:
                 "before it), which can bias hazard ratios towards benefit. Consider starting the time at risk at the "
                 "qualifying exposure.")
     for comp in results["comparisons"]:
-        for d in comp["diagnostics"]:
-            if d["status"] == "FAIL":
-                value = "not finite" if d["value"] is None else f"{d['value']:.3g}"
-                out.append(f"{comp['title']}: diagnostic '{d['name']}' failed ({value}, rule {d['threshold_text']}).")
-            elif d["status"] == "NOT_EVALUATED":
-                out.append(f"{comp['title']}: diagnostic '{d['name']}' could not be evaluated.")
+        for adj in comp.get("adjustments", []):
+            for d in adj["diagnostics"]:
+                if d["status"] == "FAIL":
+                    value = "not finite" if d["value"] is None else f"{d['value']:.3g}"
+                    out.append(f"{comp['title']}, {adj['name']}: diagnostic '{d['name']}' failed ({value}, "
+                               f"rule {d['threshold_text']}).")
+                elif d["status"] == "NOT_EVALUATED":
+                    out.append(f"{comp['title']}, {adj['name']}: diagnostic '{d['name']}' could not be evaluated.")
         for o in comp["outcomes"]:
             ev = [o.get("events_target"), o.get("events_comparator")]
             if any(isinstance(e, str) for e in ev) or sum(e for e in ev if isinstance(e, int)) < FEW_EVENTS:

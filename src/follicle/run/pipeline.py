@@ -1,7 +1,8 @@
 """The comparative study as a row of cached steps.
 
-cohorts -> analysis table -> propensity model -> matching -> balance -> per outcome (KM, log-rank,
-Cox, risks, PH test, E-value) -> negative-control calibration. Each step's artefact is stored under
+cohorts -> analysis table -> propensity model -> per adjustment (crude, matching, stratification,
+IPTW) its cohort and balance -> per outcome and adjustment (Cox, and for unweighted designs KM,
+log-rank, risks, PH test; E-value) -> negative-control calibration and diagnostics per adjustment. Each step's artefact is stored under
 the hash of the spec parts that produced it and the CDM fingerprint (:mod:`follicle.run.cache`),
 so changing one outcome recomputes only that outcome, and a changed CDM recomputes everything.
 """
@@ -18,22 +19,22 @@ import pandas as pd
 from scipy import sparse
 
 from follicle.causal import (
-    balance_table,
+    PropensityModel,
     calibrate_ci,
     calibrate_p,
     equipoise,
-    PropensityModel,
     fit_null,
-    match,
     preference_score,
     ps_auc,
 )
+from follicle.errors import InputError
 from follicle.run import diagnostics as dx
+from follicle.run.adjust import AdjustedCohort, adjust
 from follicle.run.cache import ArtifactStore
 from follicle.run.estimate import OutcomeEstimate, estimate_outcome, outcome_frame
-from follicle.run.table1 import table1
 from follicle.study.hashing import part_hashes
 from follicle.study.population import Population
+from follicle.study.settings import PS_KINDS
 from follicle.study.spec import StudySpec
 
 Progress = Callable[[str], None]
@@ -41,38 +42,42 @@ Progress = Callable[[str], None]
 
 @dataclass
 class PropensityStep:
-    """Propensity model, matched sets and balance of one comparison (unsuppressed)."""
+    """The propensity model of one comparison, shared by its adjustments (unsuppressed)."""
 
     ps: np.ndarray
     preference: np.ndarray
-    set_ids: np.ndarray
     auc: float
     equipoise: float
     n_covariates: int
-    balance: pd.DataFrame
-    table1: pd.DataFrame
-    n_target_before: int
-    n_comparator_before: int
-    n_target: int
-    n_comparator: int
-    caliper_width: float
     warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
 class ComparisonRun:
-    """Everything computed for one comparison."""
+    """Everything computed for one comparison: per adjustment its cohort, estimates, calibration
+    and diagnostics; ``primary`` names the adjustment of the top-level results."""
 
     name: str
     target: str
     comparator: str
     attrition: pd.DataFrame
-    propensity: PropensityStep
+    propensity: PropensityStep | None
     treatment: np.ndarray
-    outcomes: list[OutcomeEstimate]
-    diagnostics: list[dx.Diagnostic]
-    null: dict[str, float] | None
+    adjusted: dict[str, AdjustedCohort]
+    estimates: dict[str, list[OutcomeEstimate]]
+    diagnostics: dict[str, list[dx.Diagnostic]]
+    nulls: dict[str, dict[str, float] | None]
+    primary: str
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def outcomes(self) -> list[OutcomeEstimate]:
+        """The primary adjustment's estimates, one per outcome and negative control."""
+        return self.estimates[self.primary]
+
+    @property
+    def null(self) -> dict[str, float] | None:
+        return self.nulls[self.primary]
 
 
 def dense_covariates(table: pd.DataFrame) -> pd.DataFrame:
@@ -100,29 +105,16 @@ def design_matrix(population: Population) -> tuple[Any, list[str]]:
     return sparse.hstack([sparse.csr_matrix(dense.to_numpy()), mat], format="csr"), names
 
 
-def propensity_step(spec: StudySpec, population: Population) -> PropensityStep:
-    """Fit the PS model, match, and measure balance, with the spec's settings."""
-    table = population.table
-    t = table["treatment"].to_numpy().astype(int)
-    X, names = design_matrix(population)
+def propensity_step(spec: StudySpec, X: Any, names: list[str], t: np.ndarray) -> PropensityStep:
+    """Fit the PS model with the spec's settings (see :func:`design_matrix` for *X*)."""
+    if X.shape[1] == 0:
+        kinds = sorted({a.kind for a in spec.analysis.adjustments if a.kind in PS_KINDS})
+        raise InputError(f"the adjustments by {', '.join(kinds)} need a propensity score, but no covariate varies "
+                         "in this comparison (check the spec's covariates, or use only a crude adjustment)")
     model = PropensityModel(**spec.analysis.propensity.model_dump()).fit(X, t, feature_names=names)
     ps = model.ps_
-    result = match(ps, t, **spec.analysis.matching.model_dump())
-    set_ids = result.set_ids()
-    weights = result.weights()
-    threshold = spec.analysis.balance_threshold
-    balance = balance_table(X, t, weights_after=weights, threshold=threshold, feature_names=names)
-    dense = dense_covariates(table)
-    dense_bal = balance.set_index("covariate").reindex(dense.columns).reset_index()
-    dense_bal["covariate"] = dense.columns
-    matched = set_ids >= 0
-    return PropensityStep(
-        ps=ps, preference=preference_score(ps, t), set_ids=set_ids, auc=ps_auc(ps, t), equipoise=equipoise(ps, t),
-        n_covariates=len(names), balance=balance, table1=table1(dense, t, weights, dense_bal),
-        n_target_before=int((t == 1).sum()), n_comparator_before=int((t == 0).sum()),
-        n_target=int((matched & (t == 1)).sum()), n_comparator=int((matched & (t == 0)).sum()),
-        caliper_width=float(result.caliper_width),
-    )
+    return PropensityStep(ps=ps, preference=preference_score(ps, t), auc=ps_auc(ps, t), equipoise=equipoise(ps, t),
+                          n_covariates=len(names))
 
 
 def _calibrate(outcomes: list[OutcomeEstimate]) -> dict[str, float] | None:
@@ -158,7 +150,8 @@ def run_comparison(
     *extract* builds the population without outcome columns; *extract_outcomes* returns the
     columns (person_id, <o>_event, <o>_days, <o>_prior) of the outcomes it is given. The outcomes
     not yet in the store are extracted in one query and stored one by one, so that a changed
-    outcome is extracted and estimated again while everything else is reused.
+    outcome is extracted and estimated again while everything else is reused. The propensity model
+    is fitted once and shared by the adjustments; each outcome is estimated under each adjustment.
     """
     say = progress or (lambda _msg: None)
     comp = spec.comparisons[name]
@@ -166,13 +159,24 @@ def run_comparison(
     say(f"{name}: cohorts and analysis table")
     pop_key = store.key(fingerprint, hashes["population"])
     population = store.get_or_compute("population", pop_key, extract, force=force)
-    say(f"{name}: propensity model and matching")
-    ps_step = store.get_or_compute("propensity", store.key(pop_key, hashes["propensity"]),
-                                   lambda: propensity_step(spec, population), force=force)
     t = population.table["treatment"].to_numpy().astype(int)
+    X, names = design_matrix(population)
+    dense = dense_covariates(population.table)
+    ps_step = None
+    if spec.analysis.needs_propensity:
+        say(f"{name}: propensity model")
+        ps_step = store.get_or_compute("propensity", store.key(pop_key, hashes["propensity"]),
+                                       lambda: propensity_step(spec, X, names, t), force=force)
+    adjusted: dict[str, AdjustedCohort] = {}
+    for adj in spec.analysis.adjustments:
+        say(f"{name}: adjustment {adj.name} ({adj.kind})")
+        adjusted[adj.name] = store.get_or_compute(
+            "adjustment", store.key(pop_key, hashes[f"adjustment:{adj.name}"]),
+            lambda a=adj: adjust(a, t, None if ps_step is None else ps_step.ps, X, names, dense,
+                                 threshold=spec.analysis.balance_threshold), force=force)
+
     labels = (comp.target, comp.comparator)
     window = spec.time_at_risk.max_follow_up_days
-    estimates = []
     outcomes = _outcomes(spec, name)
     extract_keys = {o: store.key(pop_key, spec.outcomes[o], spec.concept_sets[spec.outcomes[o].concept_set])
                     for o in outcomes}
@@ -183,31 +187,40 @@ def run_comparison(
         frame = batch if batch is not None and o in missing else extract_outcomes([o])  # else: a damaged artefact
         return frame[["person_id", f"{o}_event", f"{o}_days", f"{o}_prior"]].copy()
 
+    estimates: dict[str, list[OutcomeEstimate]] = {a.name: [] for a in spec.analysis.adjustments}
     for outcome in outcomes:
         say(f"{name}: outcome {outcome}")
         extract_key = extract_keys[outcome]
         columns = store.get_or_compute("outcome_extract", extract_key, lambda o=outcome: one_outcome(o), force=force)
-        table = population.table[["person_id", "treatment"]].merge(columns, on="person_id", how="left", validate="1:1")
-        key = store.key(extract_key, hashes["propensity"], hashes[f"outcome:{outcome}"])
-        estimates.append(store.get_or_compute(
-            "outcome", key,
-            lambda o=outcome, tb=table: estimate_outcome(
-                outcome_frame(tb, o, ps_step.set_ids), o,
-                negative_control=o in comp.negative_controls, settings=spec.analysis.outcome_model,
-                labels=labels, risk_window=float(window) if window else None),
-            force=force))
-    null = _calibrate(estimates)
-    max_smd = float(np.nanmax(np.abs(ps_step.balance["smd_after"]))) if len(ps_step.balance) else float("nan")
+        table = population.table[["person_id", "treatment", "tar_start_day"]].merge(
+            columns, on="person_id", how="left", validate="1:1")
+        for adj in spec.analysis.adjustments:
+            key = store.key(extract_key, hashes[f"adjustment:{adj.name}"], hashes[f"outcome:{outcome}"])
+            estimates[adj.name].append(store.get_or_compute(
+                "outcome", key,
+                lambda o=outcome, tb=table, a=adj: estimate_outcome(
+                    outcome_frame(tb, o, adjusted[a.name]), o,
+                    negative_control=o in comp.negative_controls, settings=spec.analysis.outcome_model,
+                    adjustment=a, labels=labels, risk_window=float(window) if window else None),
+                force=force))
+    nulls = {a: _calibrate(e) for a, e in estimates.items()}
+    diags = {a.name: _diagnostics(spec, adjusted[a.name], ps_step, nulls[a.name], estimates[a.name], comp.outcomes)
+             for a in spec.analysis.adjustments}
+    return ComparisonRun(name, comp.target, comp.comparator, population.attrition, ps_step, t, adjusted, estimates,
+                         diags, nulls, spec.analysis.primary_adjustment.name, warnings=list(population.warnings))
+
+
+def _diagnostics(spec: StudySpec, adjusted: AdjustedCohort, ps_step: PropensityStep | None,
+                 null: dict[str, float] | None, estimates: list[OutcomeEstimate], outcomes: list[str]) -> list[dx.Diagnostic]:
+    """The comparison-level diagnostics of one adjustment."""
     total_events = sum(o.numbers["events_target"] + o.numbers["events_comparator"]
-                       for o in estimates if not o.negative_control) / max(1, len(comp.outcomes))
-    diags = [
-        dx.balance_diagnostic(max_smd, spec.analysis.balance_threshold),
-        dx.equipoise_diagnostic(ps_step.equipoise),
-        dx.mdrr_diagnostic(dx.mdrr(int(total_events), ps_step.n_target, ps_step.n_comparator)),
+                       for o in estimates if not o.negative_control) / max(1, len(outcomes))
+    return [
+        dx.balance_diagnostic(adjusted.max_abs_smd, spec.analysis.balance_threshold),
+        dx.equipoise_diagnostic(ps_step.equipoise) if ps_step is not None else dx.not_evaluated_equipoise(),
+        dx.mdrr_diagnostic(dx.mdrr(int(total_events), adjusted.n_target, adjusted.n_comparator)),
         dx.ease_diagnostic(null["mean"] if null else None, null["sd"] if null else None),
     ]
-    return ComparisonRun(name, comp.target, comp.comparator, population.attrition, ps_step, t, estimates, diags,
-                         null, warnings=list(population.warnings))
 
 
 def _outcomes(spec: StudySpec, name: str) -> list[str]:

@@ -19,16 +19,23 @@ from follicle.study.spec import StudySpec
 
 
 def hr_forest(results: dict[str, Any]) -> Any:
-    """Forest plot of HRs: one block per comparison, one row per outcome (negative controls last)."""
+    """Forest plot of HRs: one block per comparison, one row per outcome (negative controls last),
+    and under each outcome one row per adjustment when the study has several."""
     rows: list[ForestRow] = []
     for comp in results["comparisons"]:
         rows.append(ForestRow(label=comp["title"], kind="header"))
         for o in sorted(comp["outcomes"], key=lambda o: o["negative_control"]):
             label = o["outcome"] + (" (NC)" if o["negative_control"] else "")
-            if o.get("hr") is None:
-                rows.append(ForestRow(label=label, kind="note", note="not estimated"))
-            else:
-                rows.append(ForestRow(label=label, estimate=o["hr"], ci_low=o["hr_ci_low"], ci_high=o["hr_ci_high"]))
+            estimates = o.get("estimates") or [dict(o, name="")]
+            several = len(estimates) > 1
+            if several:
+                rows.append(ForestRow(label=label, kind="note", note=""))
+            for e in estimates:
+                text = f"  {e['name']}" if several else label
+                if e.get("hr") is None:
+                    rows.append(ForestRow(label=text, kind="note", note="not estimated"))
+                else:
+                    rows.append(ForestRow(label=text, estimate=e["hr"], ci_low=e["hr_ci_low"], ci_high=e["hr_ci_high"]))
     return forest_plot(rows, log_scale=True, xlabel="hazard ratio (95% CI)", label_header="Outcome",
                        estimate_header="HR [95% CI]", favours=("favours target", "favours comparator"),
                        show_weights=False)
@@ -54,25 +61,36 @@ def _render_all(jobs: list[tuple[Any, ...]]) -> list[str]:
 
 
 def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -> dict[str, Any]:
-    """Data URIs of every figure, keyed as :func:`render_study_report` expects."""
+    """Data URIs of every figure, keyed as :func:`render_study_report` expects: ``forest``, and per
+    comparison id ``preference`` (before adjustment) and per adjustment name ``love``,
+    ``preference`` (after adjustment) and ``km`` (outcome -> URI, unweighted designs only)."""
     out: dict[str, Any] = {"forest": to_data_uri(hr_forest(results))}
     jobs, keys = [], []
     for run in runs:
-        shown = {o["outcome"] for comp in results["comparisons"] if comp["id"] == run.name
-                 for o in comp["outcomes"] if o.get("hr") is not None}
-        for o in run.outcomes:
-            if o.at_risk is None or not o.curves or o.outcome not in shown:
-                continue  # withheld estimates get no curve: its steps would reveal the small counts
-            jobs.append((o.curves, _at_risk_text(o.at_risk, min_cell), o.outcome.replace("_", " "), min_cell))
-            keys.append((run.name, o.outcome))
-        ps = run.propensity
-        out[run.name] = {
-            "love": to_data_uri(love_plot(ps.balance)),
-            "preference": to_data_uri(preference_plot(ps.preference, run.treatment, (run.target, run.comparator))),
-            "km": {},
-        }
-    for (name, outcome), uri in zip(keys, _render_all(jobs)):
-        out[name]["km"][outcome] = uri
+        comp = next(c for c in results["comparisons"] if c["id"] == run.name)
+        labels = (run.target, run.comparator)
+        entry: dict[str, Any] = {"adjustments": {}}
+        if run.propensity is not None:
+            entry["preference"] = to_data_uri(preference_plot(run.propensity.preference, run.treatment, labels))
+        for name, adj in run.adjusted.items():
+            shown = {o["outcome"] for o in comp["outcomes"] for e in o["estimates"]
+                     if e["name"] == name and e.get("hr") is not None}
+            figs: dict[str, Any] = {"km": {}}
+            if len(adj.balance):
+                figs["love"] = to_data_uri(love_plot(adj.balance, after_label=f"after {adj.kind}"
+                                                     if adj.kind != "crude" else "crude (no adjustment)"))
+            if run.propensity is not None and adj.kind != "crude":
+                figs["preference"] = to_data_uri(preference_plot(
+                    run.propensity.preference, run.treatment, labels, weights=adj.weights))
+            entry["adjustments"][name] = figs
+            for o in run.estimates[name]:
+                if o.at_risk is None or not o.curves or o.outcome not in shown:
+                    continue  # withheld estimates get no curve: its steps would reveal the small counts
+                jobs.append((o.curves, _at_risk_text(o.at_risk, min_cell), o.outcome.replace("_", " "), min_cell))
+                keys.append((run.name, name, o.outcome))
+        out[run.name] = entry
+    for (run_name, adj_name, outcome), uri in zip(keys, _render_all(jobs)):
+        out[run_name]["adjustments"][adj_name]["km"][outcome] = uri
     return out
 
 

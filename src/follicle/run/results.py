@@ -22,6 +22,7 @@ import pandas as pd
 
 from follicle import __version__
 from follicle.privacy import is_small, suppress_count
+from follicle.run.adjust import AdjustedCohort
 from follicle.run.estimate import OutcomeEstimate
 from follicle.run.pipeline import ComparisonRun
 from follicle.study.hashing import spec_hash
@@ -71,31 +72,72 @@ def outcome_record(o: OutcomeEstimate, min_cell: int) -> dict[str, Any]:
     return rec
 
 
+def estimate_record(o: OutcomeEstimate, adjusted: AdjustedCohort, min_cell: int) -> dict[str, Any]:
+    """One outcome under one adjustment: ``adjustment`` (kind), ``name``, ``estimand`` and every
+    field of :func:`outcome_record` (suppressed the same way) but the outcome's name."""
+    full = outcome_record(o, min_cell)
+    rec: dict[str, Any] = {"adjustment": adjusted.kind, "name": adjusted.name, "estimand": adjusted.estimand}
+    return rec | {k: v for k, v in full.items() if k not in ("outcome", "negative_control")}
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: _clean(v) for k, v in r.items()} for r in frame.to_dict(orient="records")]
+
+
+def adjustment_record(run: ComparisonRun, name: str, min_cell: int) -> dict[str, Any]:
+    """One adjustment of a comparison: who was analysed, balance, calibration and diagnostics."""
+    adj = run.adjusted[name]
+    return {
+        "name": adj.name,
+        "adjustment": adj.kind,
+        "primary": name == run.primary,
+        "estimand": adj.estimand,
+        "n_target": suppress_count(adj.n_target, min_cell),
+        "n_comparator": suppress_count(adj.n_comparator, min_cell),
+        "details": {k: _clean(v) for k, v in adj.details.items()},
+        "max_abs_smd": _clean(adj.max_abs_smd),
+        "diagnostics": [{k: _clean(v) for k, v in d.to_dict().items()} for d in run.diagnostics[name]],
+        "empirical_null": run.nulls[name],
+        "table1": _rows(adj.table1),
+        "balance": _rows(adj.balance),
+        "warnings": list(adj.warnings),
+    }
+
+
 def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
     min_cell = spec.min_cell_count
     ps = run.propensity
+    primary = run.adjusted[run.primary]
     attrition = [
         {"cohort": r.cohort, "step": r.step, "description": r.description, "count": suppress_count(int(r.persons), min_cell)}
         for r in run.attrition.itertuples()
     ]
-    table1 = ps.table1.copy()
+    outcomes = []
+    for i, o in enumerate(run.outcomes):
+        rec = outcome_record(o, min_cell)
+        rec["estimates"] = [estimate_record(run.estimates[a][i], run.adjusted[a], min_cell) for a in run.adjusted]
+        outcomes.append(rec)
+    t = run.treatment
     return {
         "id": run.name,
         "title": f"{run.target} vs {run.comparator}",
         "target": run.target,
         "comparator": run.comparator,
-        "n_target_before": suppress_count(ps.n_target_before, min_cell),
-        "n_comparator_before": suppress_count(ps.n_comparator_before, min_cell),
-        "n_target": suppress_count(ps.n_target, min_cell),
-        "n_comparator": suppress_count(ps.n_comparator, min_cell),
-        "propensity": {"auc": _clean(ps.auc), "equipoise": _clean(ps.equipoise), "n_covariates": ps.n_covariates,
-                       "caliper_width": _clean(ps.caliper_width)},
-        "diagnostics": [{k: _clean(v) for k, v in d.to_dict().items()} for d in run.diagnostics],
+        "primary_adjustment": run.primary,
+        "n_target_before": suppress_count(int((t == 1).sum()), min_cell),
+        "n_comparator_before": suppress_count(int((t == 0).sum()), min_cell),
+        "n_target": suppress_count(primary.n_target, min_cell),
+        "n_comparator": suppress_count(primary.n_comparator, min_cell),
+        "propensity": {"auc": _clean(ps.auc) if ps else None, "equipoise": _clean(ps.equipoise) if ps else None,
+                       "n_covariates": ps.n_covariates if ps else 0,
+                       "caliper_width": _clean(primary.details.get("caliper_width"))},
+        "diagnostics": [{k: _clean(v) for k, v in d.to_dict().items()} for d in run.diagnostics[run.primary]],
         "empirical_null": run.null,
         "attrition": attrition,
-        "table1": [{k: _clean(v) for k, v in r.items()} for r in table1.to_dict(orient="records")],
-        "balance": [{k: _clean(v) for k, v in r.items()} for r in ps.balance.to_dict(orient="records")],
-        "outcomes": [outcome_record(o, min_cell) for o in run.outcomes],
+        "table1": _rows(primary.table1),
+        "balance": _rows(primary.balance),
+        "adjustments": [adjustment_record(run, a, min_cell) for a in run.adjusted],
+        "outcomes": outcomes,
         "warnings": run.warnings,
     }
 
@@ -116,15 +158,30 @@ def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str) -> di
 
 
 def tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """Flat tables of the results document (for Parquet), already suppressed."""
-    rows = {"estimates": [], "attrition": [], "table1": [], "diagnostics": [], "balance": []}
+    """Flat tables of the results document (for Parquet), already suppressed.
+
+    ``estimates``, ``attrition``, ``table1``, ``diagnostics`` and ``balance`` hold the primary
+    adjustment (as before adjustments were introduced); ``adjusted_estimates``,
+    ``adjusted_diagnostics`` and ``adjusted_balance`` hold every adjustment, with its name.
+    """
+    rows: dict[str, list[dict[str, Any]]] = {
+        "estimates": [], "attrition": [], "table1": [], "diagnostics": [], "balance": [],
+        "adjusted_estimates": [], "adjusted_diagnostics": [], "adjusted_balance": []}
     for comp in results["comparisons"]:
         for o in comp["outcomes"]:
             rows["estimates"].append({"comparison": comp["id"], **{k: v for k, v in o.items()
-                                                                     if k not in ("withheld", "warnings")},
+                                                                     if k not in ("withheld", "warnings", "estimates")},
                                       "withheld": ",".join(o["withheld"])})
+            for e in o.get("estimates", []):
+                rows["adjusted_estimates"].append({"comparison": comp["id"], "outcome": o["outcome"],
+                                                   "negative_control": o["negative_control"],
+                                                   **{k: v for k, v in e.items() if k not in ("withheld", "warnings", "diagnostics")},
+                                                   "withheld": ",".join(e["withheld"])})
         for key in ("attrition", "table1", "diagnostics", "balance"):
             rows[key] += [{"comparison": comp["id"], **r} for r in comp[key]]
+        for adj in comp.get("adjustments", []):
+            for key in ("diagnostics", "balance"):
+                rows[f"adjusted_{key}"] += [{"comparison": comp["id"], "adjustment": adj["name"], **r} for r in adj[key]]
     out = {}
     for name, recs in rows.items():
         frame = pd.DataFrame(recs)

@@ -114,6 +114,8 @@ def cross_field_problems(data: Any) -> list[tuple[Loc, str]]:
     if covariates is not None:
         problems += _window_problems(_get(covariates, "window"), ("covariates", "window"))
 
+    problems += _adjustment_problems(_get(data, "analysis"), covariates)
+
     tar = _get(data, "time_at_risk")
     if tar is not None:
         so, eo = _get(tar, "start_offset"), _get(tar, "end_offset")
@@ -134,6 +136,30 @@ def cross_field_problems(data: Any) -> list[tuple[Loc, str]]:
                 if isinstance(o, str) and o not in outcomes:
                     problems.append(((*base, kind, i), f"unknown outcome {o!r}"))
     return problems
+
+
+#: CovariateSpec fields that select covariates, with their defaults
+_COVARIATE_SOURCES = {"demographics": True, "concept_sets": [], "all_conditions": False, "all_drugs": False}
+
+
+def _selects_covariates(covariates: Any) -> bool:
+    if covariates is None:
+        return bool(_COVARIATE_SOURCES["demographics"])
+    values = [_get(covariates, key) for key in _COVARIATE_SOURCES]
+    return any(bool(default if value is None else value) for value, default in zip(values, _COVARIATE_SOURCES.values()))
+
+
+def _adjustment_problems(analysis: Any, covariates: Any) -> list[tuple[Loc, str]]:
+    """Adjustments on a propensity score need some covariate (an older single ``matching`` block
+    or no ``analysis`` at all means one matching adjustment)."""
+    if _selects_covariates(covariates):
+        return []
+    adjustments = _get(analysis, "adjustments")
+    if adjustments is None:
+        return [(("analysis",), "matching needs a propensity score, but the spec's covariates select none "
+                 "(add covariates, or list only a crude adjustment)")]
+    return [(("analysis", "adjustments", i), "needs a propensity score, but the spec's covariates select none")
+            for i, adj in _items(adjustments) if _get(adj, "kind") in ("matching", "stratification", "iptw")]
 
 
 def _cycle_problems(edges: dict[str, set[str]]) -> list[tuple[Loc, str]]:
