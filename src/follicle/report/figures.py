@@ -105,7 +105,7 @@ def km_plot(
     if last > 0:
         ax.set_xlim(0, last / 365.25)
     ax.set_xticks([t / 365.25 for t in ticks], [f"{t / 365.25:g}" for t in ticks])
-    ax.set_xlabel("years since index")
+    ax.set_xlabel("years since the start of the time at risk")
     tab.axis("off")
     tab.set_xlim(0, 1)
     for row, (label, values) in enumerate(at_risk.iterrows()):

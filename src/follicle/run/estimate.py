@@ -45,20 +45,30 @@ class OutcomeEstimate:
     warnings: list[str] = field(default_factory=list)
 
 
+def survival_days(days: np.ndarray, tar_start_day: np.ndarray) -> np.ndarray:
+    """Days at risk counted as CohortMethod counts them: from the start of the time at risk to the
+    event (or to the end of the time at risk), both days included: ``days - tar_start_day + 1``.
+
+    *days* and *tar_start_day* are days after index (the analysis table's ``<o>_days`` and
+    ``tar_start_day``); an event on the first day at risk has survival time 1. See
+    docs/time-at-risk.md.
+    """
+    return np.asarray(days, dtype=float) - np.asarray(tar_start_day, dtype=float) + 1.0
+
+
 def outcome_frame(table: pd.DataFrame, outcome: str, adjusted: AdjustedCohort) -> pd.DataFrame:
     """People analysed under *adjusted* and at risk of *outcome* (those with it before the time at
-    risk are dropped), with their ``group`` (matched set or stratum) and ``weight``."""
+    risk are dropped), with their survival time (:func:`survival_days`), ``group`` (matched set or
+    stratum) and ``weight``."""
     frame = pd.DataFrame({
         "treatment": table["treatment"].to_numpy(),
-        "time": table[f"{outcome}_days"].to_numpy(dtype=float),
+        "time": survival_days(table[f"{outcome}_days"].to_numpy(), table["tar_start_day"].to_numpy()),
         "event": table[f"{outcome}_event"].to_numpy(dtype=bool),
         "prior": table[f"{outcome}_prior"].to_numpy(dtype=bool),
         "group": adjusted.groups if adjusted.groups is not None else np.zeros(len(table), np.int64),
         "weight": adjusted.weights,
     })
     frame = frame[(frame["weight"] > 0) & ~frame["prior"]]
-    # a day-0 event or censoring gets half a day, as survival software needs time > 0
-    frame["time"] = np.maximum(frame["time"], 0.5)
     return frame.reset_index(drop=True)
 
 

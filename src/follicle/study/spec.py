@@ -85,7 +85,13 @@ class AgeRange(_Model):
 
 
 class CohortSpec(_Model):
-    """A cohort: entry event, then inclusion and exclusion steps, each counted in the attrition."""
+    """A cohort: entry event, then inclusion and exclusion steps, each counted in the attrition.
+
+    The cohort end (used by a time at risk anchored on ``cohort_end``) is the end of the exposure era
+    that holds the index, as ATLAS's "end of continuous exposure" builds it: entry exposures are
+    chained while the next starts within ``exposure_gap_days`` (the persistence window) of the
+    latest end so far, and ``surveillance_days`` are added to the era's last exposure end.
+    """
 
     description: str = ""
     entry: EntryEvent
@@ -98,6 +104,7 @@ class CohortSpec(_Model):
     age: AgeRange | None = None
     exclude: list[Criterion] = Field(default_factory=list)
     exposure_gap_days: Days = 30
+    surveillance_days: Days = 0
 
 
 class OutcomeSpec(_Model):
@@ -110,17 +117,29 @@ class OutcomeSpec(_Model):
     prior_lookback_days: Days | None = None
 
 
+Anchor = Literal["index", "cohort_start", "cohort_end"]
+
+
 class TimeAtRisk(_Model):
-    """Start and end of follow-up, anchored on the index date or the cohort end (end of the first
-    continuous exposure), with censoring at observation end and death and a maximum follow-up."""
+    """Start and end of follow-up, as CohortMethod's ``createStudyPopulation`` states them.
+
+    ``start = anchor + start_offset`` and ``end = anchor + end_offset`` (days), the anchor being
+    the cohort start (``index`` or, in CohortMethod's words, ``cohort_start``: the index date) or
+    the ``cohort_end`` (see :class:`CohortSpec`). The end is censored at the end of the observation
+    period, at death and at ``start + max_follow_up_days``; people with fewer than
+    ``min_days_at_risk`` days between start and end (``end - start``, CohortMethod's rule) are
+    removed. Follow-up is counted in days with both ends included (``end - start + 1``), see
+    docs/time-at-risk.md.
+    """
 
     start_offset: int = 1
-    start_anchor: Literal["index", "cohort_end"] = "index"
+    start_anchor: Anchor = "index"
     end_offset: int = 99999
-    end_anchor: Literal["index", "cohort_end"] = "index"
+    end_anchor: Anchor = "index"
     censor_at_observation_end: bool = True
     censor_at_death: bool = True
     max_follow_up_days: Annotated[int, Field(gt=0)] | None = None
+    min_days_at_risk: Days = 1
 
 
 class CovariateSpec(_Model):

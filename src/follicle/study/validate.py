@@ -119,7 +119,9 @@ def cross_field_problems(data: Any) -> list[tuple[Loc, str]]:
     tar = _get(data, "time_at_risk")
     if tar is not None:
         so, eo = _get(tar, "start_offset"), _get(tar, "end_offset")
+        same = {"cohort_start": "index"}
         sa, ea = _get(tar, "start_anchor") or "index", _get(tar, "end_anchor") or "index"
+        sa, ea = same.get(sa, sa), same.get(ea, ea)
         if isinstance(so, int) and isinstance(eo, int) and sa == ea and eo < so:
             problems.append((("time_at_risk",), f"time at risk ends before it starts (start {so}, end {eo}, both on {sa})"))
 
