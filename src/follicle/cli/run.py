@@ -43,9 +43,13 @@ def _summary_rows(results: dict[str, Any], truth: dict[tuple[str, str], float] |
 
 
 def _print_table(rows: list[dict[str, Any]], title: str) -> None:
-    """One Rich table per comparison: outcome, adjustment, sizes, events, HR and (demo) the true HR."""
+    """One Rich table per comparison: outcome, adjustment, sizes, events, HR and (demo) the true HR.
+    With several adjustments, negative controls are shown under the primary one only (all are in
+    results.json and ``--json``)."""
     with_truth = bool(rows) and "true_hr" in rows[0]
     several = len({r["adjustment"] for r in rows}) > 1
+    primary = {r["comparison"]: r["adjustment"] for r in reversed(rows)}  # the first row of each is primary
+    rows = [r for r in rows if not (several and r["negative_control"] and r["adjustment"] != primary[r["comparison"]])]
     console.print(f"[bold]{title}[/]")
     for comparison in dict.fromkeys(r["comparison"] for r in rows):
         table = Table(title=comparison.replace("_", " "), title_justify="left")
@@ -56,7 +60,7 @@ def _print_table(rows: list[dict[str, Any]], title: str) -> None:
         for r in (r for r in rows if r["comparison"] == comparison):
             hr = "withheld" if r["hr"] is None else f"{r['hr']:.2f} ({r['hr_ci_low']:.2f}-{r['hr_ci_high']:.2f})"
             cells = [r["outcome"] + (" (NC)" if r["negative_control"] else "")]
-            cells += [f"{r['adjustment']} ({r['kind']})"] if several else []
+            cells += [r['adjustment']] if several else []
             cells += [f"{r['n_target']}/{r['n_comparator']}", f"{r['events_target']}/{r['events_comparator']}", hr]
             if with_truth:
                 cells += ["-" if r["true_hr"] is None else f"{r['true_hr']:.2f}",

@@ -98,8 +98,11 @@ def design_matrix(population: Population) -> tuple[Any, list[str]]:
     row = pd.Index(population.table["person_id"]).get_indexer(sp["person_id"])
     ids, col = np.unique(sp["covariate_id"].to_numpy(), return_inverse=True)
     keep = row >= 0
-    mat = sparse.csr_matrix((sp["value"].to_numpy(dtype=float)[keep], (row[keep], col[keep])),
+    mat = sparse.csc_matrix((sp["value"].to_numpy(dtype=float)[keep], (row[keep], col[keep])),
                             shape=(len(population.table), len(ids)))
+    # a covariate everyone has (or nobody) carries no information (FeatureExtraction drops it too)
+    varies = np.asarray(mat.max(axis=0).todense()).ravel() != np.asarray(mat.min(axis=0).todense()).ravel()
+    mat, ids = mat[:, varies].tocsr(), ids[varies]
     ref = population.covariate_ref.set_index("covariate_id")["covariate_name"] if len(population.covariate_ref) else {}
     names += [str(ref.get(i, i)) for i in ids]
     return sparse.hstack([sparse.csr_matrix(dense.to_numpy()), mat], format="csr"), names

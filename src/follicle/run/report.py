@@ -63,7 +63,8 @@ def _render_all(jobs: list[tuple[Any, ...]]) -> list[str]:
 def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -> dict[str, Any]:
     """Data URIs of every figure, keyed as :func:`render_study_report` expects: ``forest``, and per
     comparison id ``preference`` (before adjustment) and per adjustment name ``love``,
-    ``preference`` (after adjustment) and ``km`` (outcome -> URI, unweighted designs only)."""
+    ``preference`` (after adjustment) and ``km`` (outcome -> URI; unweighted designs only, negative
+    controls under the primary adjustment only)."""
     out: dict[str, Any] = {"forest": to_data_uri(hr_forest(results))}
     jobs, keys = [], []
     for run in runs:
@@ -86,6 +87,8 @@ def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -
             for o in run.estimates[name]:
                 if o.at_risk is None or not o.curves or o.outcome not in shown:
                     continue  # withheld estimates get no curve: its steps would reveal the small counts
+                if o.negative_control and name != run.primary:
+                    continue  # negative controls' curves under the primary adjustment only
                 jobs.append((o.curves, _at_risk_text(o.at_risk, min_cell), o.outcome.replace("_", " "), min_cell))
                 keys.append((run.name, name, o.outcome))
         out[run.name] = entry
