@@ -134,6 +134,28 @@ def test_every_outcome_carries_every_adjustment(script_run):
     assert "Kaplan-Meier curves: gi_bleed, crude" in html and "Kaplan-Meier curves: gi_bleed, matched_1to1" in html
 
 
+def test_diagnostics_per_estimate(script_run):
+    """Every estimate carries balance, equipoise, MDRR and EASE with PASS/FAIL and an overall flag;
+    the crude estimate fails on balance (the cohorts differ before adjustment), the PS strata pass."""
+    tmp, results, _ = script_run
+    comp = _comparison(results)
+    for o in comp["outcomes"]:
+        for e in o["estimates"]:
+            names = [d["name"] for d in e["diagnostics"]]
+            assert names == ["max |SMD| after adjustment", "equipoise (share with preference 0.3-0.7)",
+                             "minimum detectable relative risk", "expected absolute systematic error (EASE)"]
+            assert {d["status"] for d in e["diagnostics"]} <= {"PASS", "FAIL", "NOT_EVALUATED"}
+            fails = any(d["status"] == "FAIL" for d in e["diagnostics"])
+            assert e["diagnostics_overall"] == ("FAIL" if fails else "PASS")
+    crude = _estimate(comp, "gi_bleed", "crude")
+    assert crude["diagnostics"][0]["status"] == "FAIL" and crude["diagnostics_overall"] == "FAIL"
+    strata = _estimate(comp, "gi_bleed", "ps_strata_5")
+    assert [d["status"] for d in strata["diagnostics"]] == ["PASS"] * 4, strata["diagnostics"]
+    assert strata["mdrr"] == pytest.approx(math.exp(math.sqrt(2.8016**2 / (479 * 1800 / 2630 * 830 / 2630))), rel=1e-3)
+    html = (tmp / "out" / "report.html").read_text()
+    assert "MDRR" in html and "EASE" in html
+
+
 def test_no_small_count_leaves(script_run):
     tmp, results, _ = script_run
 

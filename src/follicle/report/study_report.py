@@ -39,6 +39,10 @@ def fmt_ci(est: Any, low: Any, high: Any, digits: int = 2) -> str:
     return f"{fmt_num(est, digits)} ({fmt_num(low, digits)}-{fmt_num(high, digits)})"
 
 
+_SHORT = {"max |SMD| after adjustment": "balance", "equipoise (share with preference 0.3-0.7)": "equipoise",
+          "minimum detectable relative risk": "MDRR", "expected absolute systematic error (EASE)": "EASE"}
+
+
 def _outcome_row(o: dict[str, Any], km_uri: str | None) -> dict[str, Any]:
     return {
         "outcome": o["outcome"],
@@ -56,6 +60,9 @@ def _outcome_row(o: dict[str, Any], km_uri: str | None) -> dict[str, Any]:
         "logrank_text": fmt_p(o.get("logrank_p")),
         "ph_text": fmt_p(o.get("ph_test_p")),
         "evalue_text": f"{fmt_num(o.get('evalue'))} ({fmt_num(o.get('evalue_ci'))})",
+        "mdrr_text": fmt_num(o.get("mdrr")),
+        "diagnostics": [{"name": _SHORT.get(d["name"], d["name"]), "status": d["status"]} for d in o.get("diagnostics") or []],
+        "diagnostics_overall": o.get("diagnostics_overall"),
         "km": km_uri,
     }
 

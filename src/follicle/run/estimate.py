@@ -43,6 +43,7 @@ class OutcomeEstimate:
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
     at_risk: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
+    diagnostics: list[Any] = field(default_factory=list)  # run.diagnostics.Diagnostic, set by the pipeline
 
 
 def survival_days(days: np.ndarray, tar_start_day: np.ndarray) -> np.ndarray:

@@ -207,21 +207,28 @@ def run_comparison(
                     adjustment=a, labels=labels, risk_window=float(window) if window else None),
                 force=force))
     nulls = {a: _calibrate(e) for a, e in estimates.items()}
-    diags = {a.name: _diagnostics(spec, adjusted[a.name], ps_step, nulls[a.name], estimates[a.name], comp.outcomes)
+    diags = {a.name: _diagnostics(spec, adjusted[a.name], ps_step, nulls[a.name], estimates[a.name])
              for a in spec.analysis.adjustments}
     return ComparisonRun(name, comp.target, comp.comparator, population.attrition, ps_step, t, adjusted, estimates,
                          diags, nulls, spec.analysis.primary_adjustment.name, warnings=list(population.warnings))
 
 
 def _diagnostics(spec: StudySpec, adjusted: AdjustedCohort, ps_step: PropensityStep | None,
-                 null: dict[str, float] | None, estimates: list[OutcomeEstimate], outcomes: list[str]) -> list[dx.Diagnostic]:
-    """The comparison-level diagnostics of one adjustment."""
-    total_events = sum(o.numbers["events_target"] + o.numbers["events_comparator"]
-                       for o in estimates if not o.negative_control) / max(1, len(outcomes))
+                 null: dict[str, float] | None, estimates: list[OutcomeEstimate]) -> list[dx.Diagnostic]:
+    """The diagnostics of one adjustment (balance, equipoise, EASE), and each of its estimates'
+    (those three and the estimate's own MDRR), stored on the estimates with ``mdrr``."""
+    equipoise_value = None if ps_step is None else ps_step.equipoise
+    for o in estimates:
+        n = o.numbers
+        events = n["events_target"] + n["events_comparator"]
+        o.diagnostics = dx.estimate_diagnostics(
+            max_abs_smd=adjusted.max_abs_smd, balance_threshold=spec.analysis.balance_threshold,
+            equipoise=equipoise_value, events=events, n_target=n["n_target"], n_comparator=n["n_comparator"], null=null)
+        mdrr = dx.mdrr(events, n["n_target"], n["n_comparator"])
+        n["mdrr"] = mdrr if np.isfinite(mdrr) else None
     return [
         dx.balance_diagnostic(adjusted.max_abs_smd, spec.analysis.balance_threshold),
-        dx.equipoise_diagnostic(ps_step.equipoise) if ps_step is not None else dx.not_evaluated_equipoise(),
-        dx.mdrr_diagnostic(dx.mdrr(int(total_events), adjusted.n_target, adjusted.n_comparator)),
+        dx.equipoise_diagnostic(equipoise_value),
         dx.ease_diagnostic(null["mean"] if null else None, null["sd"] if null else None),
     ]
 

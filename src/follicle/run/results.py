@@ -22,6 +22,7 @@ import pandas as pd
 
 from follicle import __version__
 from follicle.privacy import is_small, suppress_count
+from follicle.run import diagnostics as dx
 from follicle.run.adjust import AdjustedCohort
 from follicle.run.estimate import OutcomeEstimate
 from follicle.run.pipeline import ComparisonRun
@@ -34,7 +35,7 @@ _EVENT_DEPENDENT = ("risk_{arm}", "ir_per_1000py_{arm}", "ir_ci_low_{arm}", "ir_
 _CONTRASTS = ("rd", "rd_ci_low", "rd_ci_high", "rr", "rr_ci_low", "rr_ci_high", "or", "or_ci_low", "or_ci_high")
 _ALL_ESTIMATES = _CONTRASTS + ("hr", "hr_ci_low", "hr_ci_high", "log_hr", "se_log_hr", "p", "logrank_p",
                                "logrank_chisq", "ph_test_p", "ph_test_chisq", "evalue", "evalue_ci",
-                               "calibrated_p", "calibrated_hr", "calibrated_ci_low", "calibrated_ci_high",
+                               "calibrated_p", "calibrated_hr", "calibrated_ci_low", "calibrated_ci_high", "mdrr",
                                "person_years_target", "person_years_comparator", "mean_followup_days_target",
                                "mean_followup_days_comparator", "median_followup_days_target",
                                "median_followup_days_comparator")
@@ -67,7 +68,12 @@ def outcome_record(o: OutcomeEstimate, min_cell: int) -> dict[str, Any]:
     for k in COUNT_KEYS:
         if k in rec:
             rec[k] = suppress_count(rec[k], min_cell)
+    diagnostics = [{k: _clean(v) for k, v in d.to_dict().items()} for d in o.diagnostics]
+    for d in diagnostics:
+        if d["name"] == dx.MDRR and rec.get("mdrr") is None:
+            d["value"] = None  # the MDRR is a function of the event count: withheld with it
     rec = {"outcome": o.outcome, "negative_control": o.negative_control, **rec,
+           "diagnostics": diagnostics, "diagnostics_overall": dx.overall(o.diagnostics) if o.diagnostics else None,
            "withheld": sorted(set(withheld)), "warnings": list(o.warnings)}
     return rec
 
@@ -170,12 +176,13 @@ def tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
     for comp in results["comparisons"]:
         for o in comp["outcomes"]:
             rows["estimates"].append({"comparison": comp["id"], **{k: v for k, v in o.items()
-                                                                     if k not in ("withheld", "warnings", "estimates")},
+                                                                     if k not in ("withheld", "warnings", "estimates", "diagnostics")},
                                       "withheld": ",".join(o["withheld"])})
             for e in o.get("estimates", []):
                 rows["adjusted_estimates"].append({"comparison": comp["id"], "outcome": o["outcome"],
                                                    "negative_control": o["negative_control"],
                                                    **{k: v for k, v in e.items() if k not in ("withheld", "warnings", "diagnostics")},
+                                                   **{f"diagnostic_{_short(d['name'])}": d["status"] for d in e["diagnostics"]},
                                                    "withheld": ",".join(e["withheld"])})
         for key in ("attrition", "table1", "diagnostics", "balance"):
             rows[key] += [{"comparison": comp["id"], **r} for r in comp[key]]
@@ -191,6 +198,10 @@ def tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
                 frame[col] = frame[col].map(lambda v: None if v is None else str(v))
         out[name] = frame
     return out
+
+
+def _short(name: str) -> str:
+    return {dx.BALANCE: "balance", dx.EQUIPOISE: "equipoise", dx.MDRR: "mdrr", dx.EASE: "ease"}.get(name, name)
 
 
 def write_outputs(out_dir: Path, files: dict[str, bytes]) -> None:
