@@ -88,23 +88,38 @@ def dense_covariates(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def design_matrix(population: Population) -> tuple[Any, list[str]]:
-    """Dense covariates, plus the sparse ones (one column per covariate id) when the spec asks for them."""
+    """Dense covariates, plus the sparse ones (one column per covariate id) when the spec asks for them.
+
+    Sparse covariates stay sparse (CSR; int32 indices): a person x covariate matrix of the default
+    set at 1M persons and tens of thousands of covariates never exists densely.
+    """
     dense = dense_covariates(population.table)
     dense = dense.loc[:, dense.std(ddof=0) > 0]  # a constant column carries no information
     names = list(dense.columns)
     sp = population.sparse_covariates
     if sp is None or sp.empty:
         return dense.to_numpy(), names
-    row = pd.Index(population.table["person_id"]).get_indexer(sp["person_id"])
+    people = population.table["person_id"].to_numpy()
+    who = sp["person_id"].to_numpy()
+    if people.size > 1 and np.all(people[1:] > people[:-1]):  # the analysis table is sorted by person_id
+        row = np.minimum(np.searchsorted(people, who), people.size - 1)
+        row = np.where(people[row] == who, row, -1)
+    else:
+        row = pd.Index(people).get_indexer(who)
     ids, col = np.unique(sp["covariate_id"].to_numpy(), return_inverse=True)
     keep = row >= 0
-    mat = sparse.csc_matrix((sp["value"].to_numpy(dtype=float)[keep], (row[keep], col[keep])),
-                            shape=(len(population.table), len(ids)))
+    mat = sparse.csc_matrix((np.ones(int(keep.sum())), (row[keep].astype(np.int32), col[keep].astype(np.int32))),
+                            shape=(len(people), len(ids)))
+    mat.sum_duplicates()
+    mat.data[:] = 1.0  # a person has a covariate or not
     # a covariate everyone has (or nobody) carries no information (FeatureExtraction drops it too)
-    varies = np.asarray(mat.max(axis=0).todense()).ravel() != np.asarray(mat.min(axis=0).todense()).ravel()
+    nnz = np.diff(mat.indptr)
+    varies = (nnz > 0) & (nnz < len(people))
     mat, ids = mat[:, varies].tocsr(), ids[varies]
     ref = population.covariate_ref.set_index("covariate_id")["covariate_name"] if len(population.covariate_ref) else {}
     names += [str(ref.get(i, i)) for i in ids]
+    if dense.shape[1] == 0:
+        return mat, names
     return sparse.hstack([sparse.csr_matrix(dense.to_numpy()), mat], format="csr"), names
 
 

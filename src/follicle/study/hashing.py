@@ -67,6 +67,8 @@ def part_hashes(spec: StudySpec, comparison: str) -> dict[str, str]:
     comp = spec.comparisons[comparison]
     cohorts = _cohort_closure(spec, [comp.target, comp.comparator])
     sets = _cohort_sets(spec, cohorts) | set(spec.covariates.concept_sets)
+    if spec.covariates.default_set is not None:
+        sets |= set(spec.covariates.default_set.excluded_concept_sets)
     population = content_hash(
         {
             "target": comp.target,

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -142,19 +143,51 @@ class TimeAtRisk(_Model):
     min_days_at_risk: Days = 1
 
 
+CovariateDomain = Literal["condition", "drug", "procedure", "measurement"]
+
+
+class DefaultCovariates(_Model):
+    """The default covariate set, as OHDSI FeatureExtraction's ``createDefaultCovariateSettings``
+    (simplified): sex, 5-year age group and index year; and every condition, drug ingredient,
+    procedure and measurement concept with a record in the long-term (``long_term_start_days`` ..
+    ``end_days``) and short-term (``short_term_start_days`` .. ``end_days``) windows around index,
+    one 0/1 covariate per concept and window. Drugs are rolled up to their ingredients through
+    ``concept_ancestor`` (the drug concept itself when it has none) and count when the exposure
+    overlaps the window. The concepts of the compared cohorts' entry concept sets (with their
+    descendants) and of ``excluded_concept_sets`` are left out automatically. Computed in the
+    database; the propensity model gets them as a sparse matrix.
+    """
+
+    demographics: bool = True
+    domains: list[CovariateDomain] = Field(default_factory=lambda: ["condition", "drug", "procedure", "measurement"])
+    long_term_start_days: int = Field(-365, le=0)
+    short_term_start_days: int = Field(-30, le=0)
+    end_days: int = 0
+    excluded_concept_sets: list[Name] = Field(default_factory=list)
+
+
 class CovariateSpec(_Model):
     """Covariates for the propensity model.
 
     ``demographics`` adds age and sex; ``concept_sets`` adds one 0/1 column per set (any event in
-    ``window``); ``all_conditions`` / ``all_drugs`` add every condition / drug concept in the window
-    as sparse features, as OHDSI FeatureExtraction does (the compared drugs themselves left out).
+    ``window``); ``default_set`` adds the FeatureExtraction-like default set (see
+    :class:`DefaultCovariates`; ``true`` for its defaults); ``all_conditions`` / ``all_drugs`` add
+    every condition / drug concept in ``window`` as sparse features (the compared drugs left out).
     """
 
     demographics: bool = True
     concept_sets: list[Name] = Field(default_factory=list)
     window: Window = Field(default_factory=lambda: Window(start=-365, end=0))
+    default_set: DefaultCovariates | None = None
     all_conditions: bool = False
     all_drugs: bool = False
+
+    @field_validator("default_set", mode="before")
+    @classmethod
+    def _true_means_defaults(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        return None if value is False else value
 
 
 class ComparisonSpec(_Model):

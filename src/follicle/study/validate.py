@@ -113,6 +113,7 @@ def cross_field_problems(data: Any) -> list[tuple[Loc, str]]:
         ref_set(name, ("covariates", "concept_sets", i))
     if covariates is not None:
         problems += _window_problems(_get(covariates, "window"), ("covariates", "window"))
+        problems += _default_set_problems(covariates, ref_set)
 
     problems += _adjustment_problems(_get(data, "analysis"), covariates)
 
@@ -140,13 +141,39 @@ def cross_field_problems(data: Any) -> list[tuple[Loc, str]]:
     return problems
 
 
+def _default_set_problems(covariates: Any, ref_set: Any) -> list[tuple[Loc, str]]:
+    default = _get(covariates, "default_set")
+    if default is None or default is False:
+        return []
+    loc: Loc = ("covariates", "default_set")
+    problems: list[tuple[Loc, str]] = []
+    if default is not True:
+        for i, name in _items(_get(default, "excluded_concept_sets")):
+            ref_set(name, (*loc, "excluded_concept_sets", i))
+        long, short, end = (_get(default, k) for k in ("long_term_start_days", "short_term_start_days", "end_days"))
+        long = -365 if long is None else long
+        short = -30 if short is None else short
+        end = 0 if end is None else end
+        if all(isinstance(v, int) for v in (long, short, end)) and not long <= short <= end:
+            problems.append((loc, f"windows must nest: long_term_start_days ({long}) <= short_term_start_days "
+                                  f"({short}) <= end_days ({end})"))
+    if _get(covariates, "all_conditions") or _get(covariates, "all_drugs"):
+        problems.append((loc, "the default set already holds every condition and drug ingredient: "
+                              "drop all_conditions / all_drugs"))
+    return problems
+
+
 #: CovariateSpec fields that select covariates, with their defaults
-_COVARIATE_SOURCES = {"demographics": True, "concept_sets": [], "all_conditions": False, "all_drugs": False}
+_COVARIATE_SOURCES = {"demographics": True, "concept_sets": [], "all_conditions": False, "all_drugs": False,
+                      "default_set": None}
 
 
 def _selects_covariates(covariates: Any) -> bool:
     if covariates is None:
         return bool(_COVARIATE_SOURCES["demographics"])
+    default_set = _get(covariates, "default_set")
+    if default_set is not None and default_set is not False:
+        return True
     values = [_get(covariates, key) for key in _COVARIATE_SOURCES]
     return any(bool(default if value is None else value) for value, default in zip(values, _COVARIATE_SOURCES.values()))
 
