@@ -229,3 +229,43 @@ def test_on_treatment_time_at_risk_on_one_day_exposures(script_run):
     assert e["mean_followup_days_target"] is not None and e["mean_followup_days_target"] <= 31
     assert e["n_target"] == 1800 and e["person_years_target"] > 1800 * 30 / 365.25 * 0.9
     assert e["hr"] is None or math.isfinite(e["hr"])
+
+
+def _ci(e) -> str:
+    return f"{e['hr']:.2f} ({e['hr_ci_low']:.2f}-{e['hr_ci_high']:.2f})"
+
+
+def test_docs_table_is_what_the_run_produced(script_run):
+    """docs/gibleed.md sets these results beside the Book's: its Follicle column must be this run's."""
+    _, results, _ = script_run
+    comp = _comparison(results)
+    est = {e["name"]: e for e in next(o for o in comp["outcomes"] if o["outcome"] == "gi_bleed")["estimates"]}
+    adj = {a["name"]: a for a in comp["adjustments"]}
+    crude, strata = est["crude"], est["ps_strata_5"]
+    expected = {
+        "celecoxib / diclofenac new users": f"{comp['n_target_before']:,} / {comp['n_comparator_before']:,}",
+        "persons with the outcome in the time at risk":
+            f"{crude['events_target'] + crude['events_comparator']} ({crude['events_target']} + {crude['events_comparator']})",
+        "covariates in the propensity model": str(comp["propensity"]["n_covariates"]),
+        "propensity model AUC": f"{comp['propensity']['auc']:.2f}",
+        "crude: HR (95% CI)": _ci(crude),
+        "crude: log HR (SE)": f"{crude['log_hr']:.4f} ({crude['se_log_hr']:.4f})",
+        "5 PS strata: largest abs SMD after stratification": f"{adj['ps_strata_5']['max_abs_smd']:.3f}",
+        "5 PS strata: HR (95% CI)": _ci(strata),
+        "5 PS strata: log HR (SE)": f"{strata['log_hr']:.4f} ({strata['se_log_hr']:.4f})",
+        "1:1 matching: HR (95% CI)": _ci(est["matched_1to1"]),
+        "IPTW (ATT): HR (95% CI)": _ci(est["iptw_att"]),
+        "IPTW (ATE, weights truncated at the 1st/99th percentiles): HR (95% CI)": _ci(est["iptw_ate"]),
+    }
+    text = (REPO / "docs" / "gibleed.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 4:
+            rows[cells[0]] = cells[2]
+    for label, value in expected.items():
+        assert rows.get(label) == value, (label, rows.get(label), value)
+    diag = {d["name"]: d["value"] for d in strata["diagnostics"]}
+    assert f"equipoise {diag['equipoise (share with preference 0.3-0.7)']:.2f}" in text
+    assert f"MDRR {strata['mdrr']:.2f}" in text
+    assert f"largest |SMD| {adj['crude']['max_abs_smd']:.2f}" in text

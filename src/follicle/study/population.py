@@ -226,11 +226,15 @@ def _sparse_covariates(session: StudySession, pop: ir.Table, comp: Any) -> tuple
 
 
 def _concept_names(vocab: VocabularySource, ids: set[int]) -> dict[int, str]:
+    """Names of concept *ids* from the CDM's concept table, else the bundled one (one join each; the
+    ids go to the database as a table, not as a list of literals in the SQL)."""
     out: dict[int, str] = {}
     for concept in vocab.sources("concept"):
         todo = sorted(ids - set(out))
         if not todo:
             break
-        frame = vocab.con.execute(concept.filter(concept.concept_id.isin(todo)).select("concept_id", "concept_name"))
-        out.update({int(k): str(v) for k, v in zip(frame["concept_id"], frame["concept_name"])})
+        wanted = ibis.memtable(pa.table({"wanted_id": pa.array(todo, pa.int64())}))
+        j = concept.join(wanted, concept.concept_id.cast("int64") == wanted.wanted_id)
+        frame = vocab.con.to_pyarrow(j.select(concept_id=j.concept_id.cast("int64"), concept_name=j.concept_name))
+        out.update(zip(frame["concept_id"].to_pylist(), (str(v) for v in frame["concept_name"].to_pylist())))
     return out
