@@ -2,7 +2,8 @@
 
 ``run_r(code, inputs)`` writes each input DataFrame to CSV and reads it in R under its name;
 the R code reports numbers with ``out("name", value)``; the result maps each name to a list of
-floats (17 significant digits, so 1e-6 relative comparisons are meaningful).
+floats (17 significant digits, so 1e-6 relative comparisons are meaningful); R's NA arrives as NaN
+and Inf as inf.
 """
 
 from __future__ import annotations
@@ -47,5 +48,5 @@ def run_r(rscript: str, code: str, inputs: dict[str, pd.DataFrame] | None = None
     for line in res.stdout.splitlines():
         if "\t" in line:
             name, values = line.split("\t", 1)
-            result[name] = [float(v) for v in values.split()] if values.strip() else []
+            result[name] = [float("nan") if v == "NA" else float(v) for v in values.split()]
     return result

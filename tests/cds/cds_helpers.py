@@ -21,7 +21,7 @@ def healthy_facts(**over) -> PatientFacts:
         liver_enzymes=LabValue(value=20, unit="U/L", date=AS_OF),
         lipids=LabValue(value=100, unit="mg/dL", date=AS_OF),
         tb_status="negative", hbv_status="negative", hcv_status="negative", active_infection=False,
-        vte_risk_factors=[], malignancy_history=False, zoster_vaccinated=True, immunizations_up_to_date=True,
+        vte_risk_factors=[], malignancy_history=False, smoking="never", cv_risk=False, zoster_vaccinated=True, immunizations_up_to_date=True,
         cyp2c9_poor_metabolizer=False, esrd_or_renal_transplant=False, concomitant=[],
     )
     d.update(over)

@@ -15,14 +15,16 @@ runner = CliRunner()
 
 
 def test_check_json():
-    r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--start", "2026-01-15", "--as-of", "2026-05-01", "--json"])
+    r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--start", "2026-01-15", "--as-of", "2026-05-01",
+                            "--region", "US", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["disclaimer"] == DISCLAIMER and out["decision"]["disclaimer"] == DISCLAIMER
     d = out["decision"]
-    assert d["decision"] == "start-with-cautions"
+    assert d["decision"] == "cannot-decide" and d["region"] == "US"  # Child-Pugh class, infection ... not in the record
+    assert any(n.startswith("hepatic class") for n in d["needs"])
     assert d["dose"]["mg"] == 1 and d["dose"]["alternative_mg"] == 2  # eGFR 52: step-down [P]
-    assert "baricitinib.renal.step_down" in d["partially_verified_rules"]
+    assert "baricitinib.us.renal_30_60" in d["partially_verified_rules"]
     overdue = {t["rule_id"] for t in d["schedule"]["tasks"] if t["status"] == "overdue"}
     assert "baricitinib.monitor.lipids_12w" in overdue
 
@@ -40,7 +42,13 @@ def test_check_errors(tmp_path):
     r = runner.invoke(app, ["cds", "check", str(bad), "--drug", "baricitinib"])
     assert r.exit_code == 2 and "not valid JSON" in " ".join(r.stderr.split())
     r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "aspirin"])
-    assert r.exit_code == 2 and "no sourced rules for 'aspirin'" in " ".join(r.stderr.split())
+    assert r.exit_code == 2 and "'aspirin' is not in the drug catalogue" in " ".join(r.stderr.split())
+    r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "tofacitinib", "--region", "US"])
+    assert r.exit_code == 2 and "tofacitinib is refused under the US prescribing information" in " ".join(r.stderr.split())
+    r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "deuruxolitinib", "--region", "EU"])
+    assert r.exit_code == 2 and "No EU SmPC" in " ".join(r.stderr.split())
+    r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--region", "JP"])
+    assert r.exit_code == 2 and "--region" in " ".join(r.stderr.split())
     r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--start", "15/01/2026"])
     assert r.exit_code == 2 and "--start" in " ".join(r.stderr.split())
     r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--strict"])
@@ -60,14 +68,20 @@ def test_check_directory_is_a_clear_error(tmp_path):
 
 
 def test_check_with_given_facts():
-    args = ["cds", "check", str(DATA), "--drug", "baricitinib", "--as-of", "2026-02-01", "--json",
+    args = ["cds", "check", str(DATA), "--drug", "baricitinib", "--as-of", "2026-02-01", "--json", "--region", "EU",
             "--fact", "hepatic_class=C", "--fact", "vte_risk_factors=[\"obesity\"]", "--fact", "active_infection=false"]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
-    d = json.loads(r.stdout)["decision"]
+    out = json.loads(r.stdout)
+    d = out["decision"]
     assert d["decision"] == "do-not-start"
-    assert {"baricitinib.hepatic.severe", "baricitinib.caution.vte"} <= {x["rule_id"] for x in d["reasons"]}
+    assert {"baricitinib.eu.hepatic_severe", "baricitinib.eu.vte"} <= {x["rule_id"] for x in d["reasons"]}
     assert "active_infection" not in {n["fact"] for n in d["not_assessed"]}
+    # the card lists what was assumed: the --fact values and the CrCl taken from the eGFR
+    assert out["assumed_facts"][:3] == args[-5::2] and "creatinine clearance" in out["assumed_facts"][3]
+    # --fact only fills what the record lacks: the bundle has an eGFR
+    r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--fact", 'egfr={"value": 90, "unit": "mL/min/1.73m2"}'])
+    assert r.exit_code == 2 and "only fills what the record lacks" in " ".join(r.stderr.split())
     r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--fact", "shoe_size=9"])
     assert r.exit_code == 2 and "not a patient fact" in " ".join(r.stderr.split())
     r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--fact", "hepatic_class=Z"])

@@ -15,26 +15,29 @@ from cds_helpers import healthy_facts, med
 
 def test_baricitinib_dose_and_renal_step_down():
     # medscape / drugs.com: 2 mg once daily, 4 mg allowed; eGFR 30-<60: 4->2, 2->1 ([P], US label rows cut off)
-    d = evaluate(healthy_facts(), "baricitinib").dose
+    d = evaluate(healthy_facts(), "baricitinib", region="US").dose
     assert (d.mg, d.alternative_mg, d.frequency) == (2, 4, "once daily") and d.adjustments == []
-    d = evaluate(healthy_facts(egfr=LabValue(value=45, unit="mL/min/1.73m2")), "baricitinib").dose
+    d = evaluate(healthy_facts(egfr=LabValue(value=45, unit="mL/min/1.73m2")), "baricitinib", region="US").dose
     assert (d.mg, d.alternative_mg) == (1, 2)
     assert d.adjustments[0].status == "P"
 
 
-def test_oat3_step_down_not_compounded_with_renal():
-    # SmPC: 2 mg with strong OAT3 inhibitors. Each step-down is applied to the sourced dose and the lowest
-    # kept; the sources give no compounding, so 4 mg never becomes 1 mg from two step-downs.
+def test_eu_step_downs_not_compounded():
+    # EU SmPC 4.2: 4 mg; 2 mg with strong OAT3 inhibitors, with CrCl 30-60 and from age 75. Each step-down
+    # is applied to the sourced dose and the lowest kept; the label gives no compounding, so 4 mg never
+    # becomes 1 mg from two step-downs.
     probenecid = [med("probenecid", "strong_oat3_inhibitor")]
-    d = evaluate(healthy_facts(concomitant=probenecid), "baricitinib").dose
+    d = evaluate(healthy_facts(), "baricitinib", region="EU").dose
+    assert (d.mg, d.alternative_mg) == (4, 2)
+    d = evaluate(healthy_facts(concomitant=probenecid), "baricitinib", region="EU").dose
     assert (d.mg, d.alternative_mg) == (2, 2)
-    d = evaluate(healthy_facts(concomitant=probenecid, egfr=LabValue(value=45, unit="mL/min/1.73m2")), "baricitinib").dose
-    assert (d.mg, d.alternative_mg) == (1, 2)
+    d = evaluate(healthy_facts(concomitant=probenecid, age_years=80, crcl=LabValue(value=45, unit="mL/min")), "baricitinib", region="EU").dose
+    assert (d.mg, d.alternative_mg) == (2, 2) and len(d.adjustments) == 3
 
 
 @pytest.mark.parametrize("drug,mg,freq", [("ritlecitinib", 50, "once daily"), ("deuruxolitinib", 8, "twice daily")])
 def test_fixed_doses(drug, mg, freq):
-    d = evaluate(healthy_facts(), drug).dose
+    d = evaluate(healthy_facts(), drug, region="US").dose
     assert (d.mg, d.frequency, d.alternative_mg) == (mg, freq, None)
 
 
@@ -46,7 +49,7 @@ def test_add_months_clips_to_month_end():
 
 def test_baricitinib_schedule_dates():
     start = date(2026, 1, 31)
-    s = build_schedule(default_kb(), "baricitinib", start, as_of=start, horizon_months=12)
+    s = build_schedule(default_kb(), "baricitinib", start, as_of=start, horizon_months=12, region="US")
     by_rule = {}
     for t in s.tasks:
         by_rule.setdefault(t.rule_id, []).append(t)

@@ -1,138 +1,207 @@
-"""Table-driven tests of the non-numeric rules: a patient for whom each rule fires and one for whom
-it does not; the source of each row is the rule's source in clinical.md §3 (checked in the KB)."""
+"""The situations issue 24 found passing as "start-with-cautions", and the severity rules:
+a contraindication or label "do not initiate" gives do-not-start whatever else is missing;
+missing safety facts give cannot-decide, never start; refused drugs are refused."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
-from follicle.cds.engine import evaluate, evaluate_rule
-from follicle.cds.kb import default_kb
-from cds_helpers import healthy_facts, med
-
-OLU_DRUGS = "https://www.drugs.com/dosage/olumiant.html"
-OLU_HCP = "https://www.olumiant.com/hcp/dosing/treatment-considerations"
-MIMS = "https://www.mims.com/hongkong/drug/info/olumiant/dosage"
-MIMSDEV = "https://sit.mimsdev.com/thailand/drug/info/olumiant"
-DERMADV = "https://www.dermatologyadvisor.com/drugprimer/olumiant-for-alopecia-areata/"
-BOXED = "https://prescriberpoint.com/therapies/olumiant-866e9f3"
-AAFP = "https://aafp.org/pubs/afp/issues/2023/1100/steps-baricitinib-alopecia-areata.html"
-PFIZER_MI = "https://www.pfizermedicalinformation.com/en-us/litfulo/dosage-admin"
-PFIZER_UK = "https://www.pfizerpro.co.uk/medicine/litfulo/getting-started/dosing"
-PFIZER_DDI = "https://pfizermedicalinformation.com/litfulo/drug-interactions"
-OPENFDA = "https://api.fda.gov/drug/label.json?search=openfda.generic_name%3A%22Ritlecitinib%22"
-DRUGS_DEU = "https://www.drugs.com/dosage/deuruxolitinib.html"
-MEDILIB = "https://medilib.ir/uptodate/show/145633"
-PT = "https://hbklvsrfcbqr.shop/view/leqselvi-from-sun-pharmaceutical-industries"
-MONO = "https://www.drugs.com/monograph/deuruxolitinib-phosphate.html"
-DRORACLE = "https://www.droracle.ai/articles/474550/what-tests-and-vaccinations-are-required-before-starting-tofacitinib"
-
-# rule id, facts where it fires, facts where it does not, source URL
-ROWS = [
-    ("baricitinib.hepatic.severe", {"hepatic_class": "C"}, {"hepatic_class": "B"}, MIMS),
-    ("baricitinib.interaction.oat3", {"concomitant": [med("probenecid", "strong_oat3_inhibitor")]}, {"concomitant": [med("methotrexate")]}, MIMS),
-    ("baricitinib.interaction.immunosuppressants", {"concomitant": [med("cyclosporine")]}, {"concomitant": [med("prednisone")]}, DERMADV),
-    ("baricitinib.interaction.immunosuppressants", {"concomitant": [med("tofacitinib", "jak_inhibitor")]}, {"concomitant": [med("baricitinib", "jak_inhibitor")]}, DERMADV),
-    ("baricitinib.start.tb", {"tb_status": "latent"}, {"tb_status": "latent_treated"}, OLU_DRUGS),
-    ("baricitinib.start.tb", {"tb_status": "active"}, {"tb_status": "negative"}, OLU_DRUGS),
-    ("baricitinib.start.hbv_core", {"hbv_status": "anti_hbc_positive"}, {"hbv_status": "negative"}, OLU_HCP),
-    ("baricitinib.start.hepatitis", {"hcv_status": "positive"}, {"hcv_status": "negative"}, OLU_DRUGS),
-    ("baricitinib.start.hepatitis", {"hbv_status": "hbsag_positive"}, {"hbv_status": "anti_hbc_positive"}, OLU_DRUGS),
-    ("baricitinib.caution.active_infection", {"active_infection": True}, {"active_infection": False}, BOXED),
-    ("baricitinib.caution.pregnancy", {"pregnant": True, "sex": "female"}, {"pregnant": False, "sex": "female"}, AAFP),
-    ("baricitinib.caution.lactation", {"lactating": True, "sex": "female"}, {"lactating": False}, AAFP),
-    ("baricitinib.caution.vte", {"vte_risk_factors": ["prior_vte"]}, {"vte_risk_factors": []}, MIMSDEV),
-    ("baricitinib.caution.vte", {"vte_risk_factors": ["obesity"]}, {"vte_risk_factors": []}, MIMSDEV),
-    ("baricitinib.caution.malignancy", {"malignancy_history": True}, {"malignancy_history": False}, BOXED),
-    ("ritlecitinib.start.tb_active", {"tb_status": "active"}, {"tb_status": "latent"}, PFIZER_MI),
-    ("ritlecitinib.start.tb_latent", {"tb_status": "latent"}, {"tb_status": "negative"}, PFIZER_MI),
-    ("ritlecitinib.start.hepatitis", {"hbv_status": "hbsag_positive"}, {"hbv_status": "negative"}, PFIZER_MI),
-    ("ritlecitinib.start.hepatitis", {"hcv_status": "positive"}, {"hcv_status": "negative"}, PFIZER_MI),
-    ("ritlecitinib.caution.hbv_core", {"hbv_status": "anti_hbc_positive"}, {"hbv_status": "negative"}, PFIZER_MI),
-    ("ritlecitinib.hepatic.severe", {"hepatic_class": "C"}, {"hepatic_class": "A"}, PFIZER_MI),
-    ("ritlecitinib.renal.esrd", {"esrd_or_renal_transplant": True}, {"esrd_or_renal_transplant": False}, PFIZER_UK),
-    ("ritlecitinib.interaction.cyp3a_inducer", {"concomitant": [med("rifampin", "strong_cyp3a_inducer")]}, {"concomitant": []}, PFIZER_DDI),
-    ("ritlecitinib.caution.active_infection", {"active_infection": True}, {"active_infection": False}, OPENFDA),
-    ("ritlecitinib.caution.malignancy", {"malignancy_history": True}, {"malignancy_history": False}, OPENFDA),
-    ("ritlecitinib.caution.vte", {"vte_risk_factors": ["inherited_coagulation_disorder"]}, {"vte_risk_factors": ["obesity"]}, OPENFDA),
-    ("deuruxolitinib.renal.esrd", {"esrd_or_renal_transplant": True}, {"esrd_or_renal_transplant": False}, DRUGS_DEU),
-    ("deuruxolitinib.hepatic.severe", {"hepatic_class": "C"}, {"hepatic_class": "B"}, DRUGS_DEU),
-    ("deuruxolitinib.interaction.immunosuppressants", {"concomitant": [med("upadacitinib", "jak_inhibitor")]}, {"concomitant": [med("methotrexate")]}, DRUGS_DEU),
-    ("deuruxolitinib.start.cyp2c9_poor", {"cyp2c9_poor_metabolizer": True}, {"cyp2c9_poor_metabolizer": False}, MEDILIB),
-    ("deuruxolitinib.interaction.cyp2c9_inhibitor", {"concomitant": [med("x", "moderate_or_strong_cyp2c9_inhibitor")]}, {"concomitant": []}, PT),
-    ("deuruxolitinib.caution.active_infection", {"active_infection": True}, {"active_infection": False}, MONO),
-    ("deuruxolitinib.caution.malignancy", {"malignancy_history": True}, {"malignancy_history": False}, MONO),
-    ("deuruxolitinib.caution.vte", {"vte_risk_factors": ["prior_vte"]}, {"vte_risk_factors": []}, MONO),
-    ("class.caution.zoster_unvaccinated", {"zoster_vaccinated": False}, {"zoster_vaccinated": True}, DRORACLE),
-]
+from follicle.cds.engine import LabelNotEncoded, evaluate
+from follicle.cds.facts import LabValue, PatientFacts
+from follicle.cds.fhir import parse_resources
+from follicle.errors import InputError
+from cds_helpers import AS_OF, healthy_facts, med
 
 
-def _rule(rule_id):
-    return next(r for r in default_kb().rules if r.id == rule_id)
+def _record(*resources, **over):
+    pt = {"resourceType": "Patient", "id": "p", "gender": "male", "birthDate": "1980-01-01"}
+    return parse_resources([pt, *resources], as_of=AS_OF).facts.model_copy(update=over)
 
 
-@pytest.mark.parametrize("rule_id,fires,quiet,source", ROWS, ids=[r[0] for r in ROWS])
-def test_rule_fires_and_stays_quiet(rule_id, fires, quiet, source):
-    rule = _rule(rule_id)
-    assert str(rule.source.url) == source
-    drug = rule.drugs[0]
-    assert evaluate_rule(rule, healthy_facts(**fires), drug) is True
-    assert evaluate_rule(rule, healthy_facts(**quiet), drug) is False
-    d = evaluate(healthy_facts(**fires), drug)
-    assert rule_id in {r.rule_id for r in d.reasons} | {a.rule_id for a in (d.dose.adjustments if d.dose else [])}
-    unknown = {f: None for f in rule.condition.facts}
-    assert evaluate_rule(rule, healthy_facts(**unknown), drug) is None, "unknown fact is never read as normal"
+def _cond(icd, status="active"):
+    return {"resourceType": "Condition", "id": icd, "clinicalStatus": {"coding": [{"code": status}]},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": icd}]}}
 
 
-def test_every_condition_rule_has_a_row():
-    kb = default_kb()
-    conditional = {r.id for r in kb.rules if r.condition is not None and r.threshold is None and r.kind != "screening"}
-    assert conditional == {r[0] for r in ROWS}
+def _mr(name, status="active", kind="MedicationRequest"):
+    return {"resourceType": kind, "id": name, "status": status, "medicationCodeableConcept": {"text": name}}
 
 
-@pytest.mark.parametrize("drug", ["baricitinib", "ritlecitinib", "deuruxolitinib"])
-def test_healthy_adult_with_complete_record_may_start(drug):
-    d = evaluate(healthy_facts(), drug)
+def _merge(record_facts, **over):
+    """Healthy facts with what the record says laid over them."""
+    known = {k: v for k, v in record_facts.model_dump().items() if v not in (None, []) and k not in ("as_of", "patient_id", "history")}
+    return healthy_facts(**(known | over))
+
+
+@pytest.mark.parametrize("region", ["US"])
+def test_deuruxolitinib_active_tb_from_a_condition_is_do_not_start(region):
+    d = evaluate(_merge(_record(_cond("A15.0"))), "deuruxolitinib", region=region)
+    assert d.decision == "do-not-start" and "deuruxolitinib.us.tb_active" in {r.rule_id for r in d.reasons}
+
+
+def test_deuruxolitinib_positive_hbsag_is_never_start():
+    hbsag = {"resourceType": "Observation", "id": "h", "status": "final", "valueString": "Positive",
+             "code": {"coding": [{"system": "http://loinc.org", "code": "5196-1"}]}}
+    d = evaluate(_merge(_record(hbsag)), "deuruxolitinib", region="US")
+    assert d.decision == "cannot-decide" and any("hepatitis" in n for n in d.needs)
+
+
+@pytest.mark.parametrize("kind", ["MedicationRequest", "MedicationStatement"])
+def test_deuruxolitinib_fluconazole_in_the_record_fires_the_cyp2c9_contraindication(kind):
+    facts = _record(_mr("fluconazole 150 MG Oral Tablet", kind=kind))
+    assert [(c.name, c.classes) for c in facts.concomitant] == [("fluconazole", ("moderate_or_strong_cyp2c9_inhibitor",))]
+    d = evaluate(_merge(facts), "deuruxolitinib", region="US")
+    assert d.decision == "do-not-start" and "deuruxolitinib.us.cyp2c9_inhibitor" in {r.rule_id for r in d.reasons}
+
+
+@pytest.mark.parametrize("region", ["EU", "US"])
+def test_tofacitinib_is_refused_with_the_reason(region):
+    facts = healthy_facts(lymphocytes=LabValue.of("lymphocytes", 0.3, "10*9/L"), egfr=LabValue.of("egfr", 25, "mL/min/1.73m2"))
+    with pytest.raises(LabelNotEncoded, match="not authorised|not approved"):
+        evaluate(facts, "tofacitinib", region=region)
+
+
+def test_deuruxolitinib_is_refused_under_the_eu_setting():
+    with pytest.raises(LabelNotEncoded, match="No EU SmPC"):
+        evaluate(healthy_facts(), "deuruxolitinib", region="EU")
+
+
+@pytest.mark.parametrize("drug,region,expected", [
+    ("baricitinib", "EU", "do-not-start"), ("baricitinib", "US", "start-with-cautions"),
+    ("ritlecitinib", "EU", "do-not-start"), ("ritlecitinib", "US", "cannot-decide"), ("deuruxolitinib", "US", "cannot-decide"),
+])
+def test_pregnancy_per_label(drug, region, expected):
+    d = evaluate(healthy_facts(sex="female", pregnant=True), drug, region=region)
+    assert d.decision == expected, [r.rule_id for r in d.reasons]
+
+
+def test_pregnancy_difference_between_labels_is_said():
+    d = evaluate(healthy_facts(sex="female", pregnant=True), "baricitinib", region="EU")
+    joined = " ".join(d.region_differences)
+    assert "pregnancy: EU SmPC 4.3" in joined and "US prescribing information 8.1 Pregnancy: caution" in joined
+
+
+@pytest.mark.parametrize("drug,region,expected", [
+    ("baricitinib", "EU", "start-with-cautions"),  # EU: 'carefully considered prior to initiating'
+    ("baricitinib", "US", "do-not-start"), ("ritlecitinib", "EU", "do-not-start"), ("ritlecitinib", "US", "do-not-start"),
+    ("deuruxolitinib", "US", "do-not-start"),
+])
+def test_active_serious_infection(drug, region, expected):
+    facts = _merge(_record(_cond("A41.9")))
+    assert facts.active_infection is True
+    assert evaluate(facts, drug, region=region).decision == expected
+
+
+@pytest.mark.parametrize("name", ["azathioprine", "tacrolimus 1 MG Oral Capsule", "ciclosporin", "adalimumab", "upadacitinib"])
+def test_immunosuppressants_and_biologics_from_the_record(name):
+    facts = _merge(_record(_mr(name)))
+    assert evaluate(facts, "baricitinib", region="EU").decision == "do-not-start"
+    assert evaluate(facts, "baricitinib", region="US").decision == "do-not-start"
+    assert evaluate(facts, "deuruxolitinib", region="US").decision == "do-not-start"
+    assert evaluate(facts, "ritlecitinib", region="US").decision == "cannot-decide"  # combination wording not encoded
+
+
+def test_topical_tacrolimus_is_not_systemic():
+    facts = _record(_mr("tacrolimus 0.1 % Topical Ointment"))
+    assert facts.concomitant == []
+
+
+def test_ema_restrictions():
+    assert evaluate(healthy_facts(age_years=66), "baricitinib", region="EU").decision == "start-with-cautions"
+    assert "baricitinib.eu.age_65" in {r.rule_id for r in evaluate(healthy_facts(age_years=66), "baricitinib", region="EU").reasons}
+    d = evaluate(healthy_facts(smoking="current"), "baricitinib", region="EU")
+    assert d.decision == "start-with-cautions" and d.reasons[0].action == "restrict"
+    d = evaluate(healthy_facts(smoking="former"), "baricitinib", region="EU")  # long-time? unknown
+    assert d.decision == "start-with-cautions" and "smoking" in {n.fact for n in d.not_assessed}
+    d = evaluate(healthy_facts(age_years=66), "baricitinib", region="US")
+    assert "baricitinib.eu.age_65" not in {r.rule_id for r in d.reasons}
+
+
+def test_baricitinib_eu_2mg_at_75_and_oat3():
+    d = evaluate(healthy_facts(age_years=75), "baricitinib", region="EU")
+    assert d.dose.mg == 2 and "baricitinib.eu.elderly_75" in {a.rule_id for a in d.dose.adjustments}
+    d = evaluate(healthy_facts(concomitant=[med("probenecid", "strong_oat3_inhibitor")]), "baricitinib", region="EU")
+    assert d.dose.mg == 2
+    d = evaluate(healthy_facts(concomitant=[med("probenecid", "strong_oat3_inhibitor")]), "baricitinib", region="US")
+    assert d.decision == "cannot-decide" and any("oat3" in n for n in d.needs)
+
+
+def test_strong_cyp3a_inducers_and_live_vaccines():
+    rif = [med("rifampin", "strong_cyp3a_inducer")]
+    assert evaluate(healthy_facts(concomitant=rif), "ritlecitinib", region="US").decision == "do-not-start"
+    assert evaluate(healthy_facts(concomitant=rif), "ritlecitinib", region="EU").decision == "cannot-decide"
+    assert evaluate(healthy_facts(concomitant=rif), "deuruxolitinib", region="US").decision == "cannot-decide"
+    live = [med("live vaccine", "live_vaccine")]
+    assert evaluate(healthy_facts(concomitant=live), "baricitinib", region="EU").decision == "do-not-start"
+    assert evaluate(healthy_facts(concomitant=live), "ritlecitinib", region="US").decision == "do-not-start"
+    for drug, region in (("baricitinib", "US"), ("ritlecitinib", "EU"), ("deuruxolitinib", "US")):
+        assert evaluate(healthy_facts(concomitant=live), drug, region=region).decision == "cannot-decide"
+
+
+def test_contraindication_wins_whatever_else_is_missing():
+    facts = PatientFacts(as_of=AS_OF, sex="female", pregnant=True)
+    for drug in ("baricitinib", "ritlecitinib"):
+        assert evaluate(facts, drug, region="EU").decision == "do-not-start"
+
+
+@pytest.mark.parametrize("drug,region", [("baricitinib", "EU"), ("baricitinib", "US"), ("ritlecitinib", "EU"),
+                                         ("ritlecitinib", "US"), ("deuruxolitinib", "US")])
+def test_missing_safety_facts_give_cannot_decide_never_start(drug, region):
+    d = evaluate(PatientFacts(as_of=AS_OF, age_years=40, sex="male"), drug, region=region)
+    assert d.decision == "cannot-decide"
+    assert {"lymphocytes", "tb status"} <= {n.split(" (")[0] for n in d.needs}
+    full = evaluate(healthy_facts(), drug, region=region)
+    assert full.decision in ("start", "start-with-cautions")
+    for fact in ("hepatic_class", "tb_status", "active_infection", "lymphocytes"):
+        if (drug, region, fact) == ("baricitinib", "EU", "active_infection"):
+            continue  # the EU SmPC asks to weigh an active infection (a caution), so not knowing it is not blocking
+        assert evaluate(healthy_facts(**{fact: None}), drug, region=region).decision == "cannot-decide"
+
+
+def test_positive_tb_test_not_evaluated_leaves_active_tb_open():
+    d = evaluate(healthy_facts(tb_status="positive"), "ritlecitinib", region="US")
+    assert d.decision == "cannot-decide" and any("tb status" in n and "positive" in n for n in d.needs)
+
+
+@pytest.mark.parametrize("drug,region", [("baricitinib", "US"), ("ritlecitinib", "EU"), ("ritlecitinib", "US")])
+def test_healthy_adult_with_complete_record_may_start(drug, region):
+    d = evaluate(healthy_facts(), drug, region=region)
     assert d.decision == "start", [r.rule_id for r in d.reasons] + [n.fact for n in d.not_assessed]
-    assert d.missing_screening == [] and d.not_assessed == []
     assert d.disclaimer == "This supports, and does not replace, the clinician's judgement."
 
 
-def test_unknown_facts_downgrade_to_cautions_and_are_listed():
-    d = evaluate(healthy_facts(hepatic_class=None, malignancy_history=None), "baricitinib")
-    assert d.decision == "start-with-cautions"
-    assert {n.fact for n in d.not_assessed} == {"hepatic_class", "malignancy_history"}
-
-
-def test_missing_screening_listed_with_sources():
-    d = evaluate(healthy_facts(tb_status=None, hbv_status=None, zoster_vaccinated=None), "ritlecitinib")
-    ids = {m.rule_id for m in d.missing_screening}
-    assert {"ritlecitinib.screen.tb", "ritlecitinib.screen.hepatitis", "class.screen.zoster_vaccine"} <= ids
-    assert d.decision == "start-with-cautions"
-    assert "class.screen.zoster_vaccine" in d.partially_verified_rules  # [P] source is flagged
-
-
-def test_pregnancy_screening_only_when_relevant_by_sex():
-    male = evaluate(healthy_facts(sex="male", pregnant=None), "baricitinib")
-    female = evaluate(healthy_facts(sex="female", pregnant=None), "baricitinib")
-    assert "class.screen.pregnancy" not in {m.rule_id for m in male.missing_screening}
-    assert "class.screen.pregnancy" in {m.rule_id for m in female.missing_screening}
+def test_eu_creatinine_clearance_from_egfr_is_stated_as_assumed():
+    d = evaluate(healthy_facts(egfr=LabValue.of("egfr", 45, "mL/min/1.73m2")), "baricitinib", region="EU")
+    assert d.dose.mg == 2 and d.assumed and "creatinine clearance taken as the eGFR" in d.assumed[0]
+    d = evaluate(healthy_facts(crcl=LabValue.of("crcl", 70, "mL/min")), "baricitinib", region="EU")
+    assert d.assumed == [] and d.dose.mg == 4
 
 
 def test_on_treatment_uses_interrupt_and_discontinue():
-    from follicle.cds.facts import LabValue
-    d = evaluate(healthy_facts(lymphocytes=LabValue.of("lymphocytes", 400, "cells/mm3")), "baricitinib", mode="on_treatment")
+    d = evaluate(healthy_facts(lymphocytes=LabValue.of("lymphocytes", 400, "cells/mm3")), "baricitinib", region="US", mode="on_treatment")
     assert [r.action for r in d.reasons] == ["interrupt"] and d.decision == "do-not-start"
-    d = evaluate(healthy_facts(platelets=LabValue.of("platelets", 40_000, "cells/mm3")), "ritlecitinib", mode="on_treatment")
+    d = evaluate(healthy_facts(platelets=LabValue.of("platelets", 40_000, "cells/mm3")), "ritlecitinib", region="US", mode="on_treatment")
     assert d.reasons[0].action == "discontinue" and d.reasons[0].severity == "critical"
-    # the start-only platelet rule (<100k) does not fire on treatment at 80k; the stop rule (<50k) does not either
-    d = evaluate(healthy_facts(platelets=LabValue.of("platelets", 80_000, "cells/mm3")), "ritlecitinib", mode="on_treatment")
+    d = evaluate(healthy_facts(platelets=LabValue.of("platelets", 80_000, "cells/mm3")), "ritlecitinib", region="US", mode="on_treatment")
     assert d.reasons == []
 
 
-def test_off_label_drug_never_plain_start_and_unknown_drug_is_an_error():
-    from follicle.errors import InputError
-    d = evaluate(healthy_facts(), "tofacitinib")
-    assert d.decision == "start-with-cautions" and not d.approved_for_aa
-    assert all(r.status == "P" for r in d.missing_screening)
-    with pytest.raises(InputError, match="no sourced rules for 'upadacitinib'"):
-        evaluate(healthy_facts(), "upadacitinib")
+def test_unknown_drug_is_an_error():
+    with pytest.raises(InputError, match="not in the drug catalogue"):
+        evaluate(healthy_facts(), "aspirin")
+
+
+def test_resolved_or_refuted_conditions_do_not_count():
+    assert _record(_cond("A15.0", status="resolved")).tb_status is None
+    refuted = dict(_cond("A15.0"), verificationStatus={"coding": [{"code": "refuted"}]})
+    assert _record(refuted).tb_status is None
+    assert _record(_cond("Z85.3", status="resolved")).malignancy_history is True  # history counts
+
+
+def test_record_worse_value_wins():
+    igra = {"resourceType": "Observation", "id": "i", "status": "final", "valueString": "Negative",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "71773-6"}]}}
+    assert _record(igra, _cond("A15.0")).tb_status == "active"
+    assert date(2026, 3, 1) == AS_OF

@@ -1,83 +1,87 @@
-"""Table-driven threshold tests: for every numeric rule, a value just below, at and just above.
+"""Label thresholds checked independently of the knowledge base.
 
-Each row names the source the threshold comes from (as in shared/reference/clinical.md §3).
-A rule "fires" when the patient meets its condition (e.g. ALC < 500 -> do not start).
+The scenario suite (test_cds_scenarios.py) derives its patients from the knowledge base itself, so a
+wrong number in the YAML would move both the rule and its test. Here every threshold is typed in from
+``shared/reference/clinical.md`` section 3 (3.1 baricitinib, 3.2 ritlecitinib, 3.3 deuruxolitinib,
+3.4 class table), and a patient just below, at and just above it goes through the engine: the
+decision must be "do-not-start" exactly below the start threshold, in every region whose label is
+encoded for the drug.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from follicle.cds.engine import evaluate, evaluate_rule
+from follicle.cds.engine import evaluate
 from follicle.cds.facts import LabValue
-from follicle.cds.kb import default_kb
+
 from cds_helpers import AS_OF, healthy_facts
 
-MEDSCAPE = "https://reference.medscape.com/drug/olumiant-baricitinib-1000107"
-AAFP = "https://aafp.org/pubs/afp/issues/2023/1100/steps-baricitinib-alopecia-areata.html"
-TAYLOR = "https://pmc.ncbi.nlm.nih.gov/articles/PMC9939375"
-PFIZER_MI = "https://www.pfizermedicalinformation.com/en-us/litfulo/dosage-admin"
-PFIZERMED = "https://www.pfizermedical.com/litfulo/dosage-admin"
-DRUGS_DEU = "https://www.drugs.com/dosage/deuruxolitinib.html"
-
-# rule id, fact, unit, (below, at, above), fires (below, at, above), source URL
-ROWS = [
-    ("baricitinib.start.lymphocytes", "lymphocytes", "cells/mm3", (499, 500, 501), (True, False, False), MEDSCAPE),
-    ("baricitinib.start.lymphocytes", "lymphocytes", "10*3/uL", (0.499, 0.5, 0.501), (True, False, False), MEDSCAPE),
-    ("baricitinib.start.neutrophils", "neutrophils", "cells/mm3", (999, 1000, 1001), (True, False, False), MEDSCAPE),
-    ("baricitinib.start.neutrophils", "neutrophils", "10*9/L", (0.999, 1.0, 1.001), (True, False, False), MEDSCAPE),
-    ("baricitinib.start.haemoglobin", "haemoglobin", "g/dL", (7.9, 8.0, 8.1), (True, False, False), MEDSCAPE),
-    ("baricitinib.start.haemoglobin", "haemoglobin", "g/L", (79, 80, 81), (True, False, False), MEDSCAPE),
-    ("baricitinib.renal.not_recommended", "egfr", "mL/min/1.73m2", (29.9, 30, 30.1), (True, False, False), MEDSCAPE),
-    ("baricitinib.renal.step_down", "egfr", "mL/min/1.73m2", (29.9, 30, 30.1), (False, True, True), MEDSCAPE),
-    ("baricitinib.renal.step_down", "egfr", "mL/min/1.73m2", (59.9, 60, 60.1), (True, False, False), MEDSCAPE),
-    ("baricitinib.start.age", "age_years", "a", (17, 18, 19), (True, False, False), AAFP),
-    ("baricitinib.caution.at_risk_age", "age_years", "a", (64, 65, 66), (False, True, True), TAYLOR),
-    ("ritlecitinib.start.age", "age_years", "a", (11, 12, 13), (True, False, False), PFIZER_MI),
-    ("ritlecitinib.start.lymphocytes", "lymphocytes", "cells/mm3", (499, 500, 501), (True, False, False), PFIZER_MI),
-    ("ritlecitinib.start.platelets", "platelets", "cells/mm3", (99_999, 100_000, 100_001), (True, False, False), PFIZER_MI),
-    ("ritlecitinib.start.platelets", "platelets", "10*3/uL", (99.999, 100, 100.001), (True, False, False), PFIZER_MI),
-    ("ritlecitinib.treat.platelets", "platelets", "cells/mm3", (49_999, 50_000, 50_001), (True, False, False), PFIZERMED),
-    ("deuruxolitinib.start.age", "age_years", "a", (17, 18, 19), (True, False, False), DRUGS_DEU),
-    ("deuruxolitinib.start.lymphocytes", "lymphocytes", "cells/mm3", (499, 500, 501), (True, False, False), DRUGS_DEU),
-    ("deuruxolitinib.start.neutrophils", "neutrophils", "cells/mm3", (999, 1000, 1001), (True, False, False), DRUGS_DEU),
-    ("deuruxolitinib.start.haemoglobin", "haemoglobin", "g/dL", (7.9, 8.0, 8.1), (True, False, False), DRUGS_DEU),
-    ("deuruxolitinib.renal.not_recommended", "egfr", "mL/min/1.73m2", (29.9, 30, 30.1), (True, False, False), DRUGS_DEU),
+# drug, region, fact, unit, threshold below which the label says do not start (clinical.md section)
+START = [
+    ("baricitinib", "US", "lymphocytes", "cells/mm3", 500, "3.1"),
+    ("baricitinib", "US", "neutrophils", "cells/mm3", 1000, "3.1"),
+    ("baricitinib", "US", "haemoglobin", "g/dL", 8, "3.1"),
+    ("baricitinib", "EU", "lymphocytes", "cells/mm3", 500, "3.1 (0.5 x 10^9/L)"),
+    ("baricitinib", "EU", "neutrophils", "cells/mm3", 1000, "3.1 (1 x 10^9/L)"),
+    ("baricitinib", "EU", "haemoglobin", "g/dL", 8, "3.1"),
+    ("ritlecitinib", "US", "lymphocytes", "cells/mm3", 500, "3.2"),
+    ("ritlecitinib", "US", "platelets", "cells/mm3", 100_000, "3.2"),
+    ("ritlecitinib", "EU", "lymphocytes", "cells/mm3", 500, "3.2"),
+    ("ritlecitinib", "EU", "platelets", "cells/mm3", 100_000, "3.2"),
+    ("deuruxolitinib", "US", "lymphocytes", "cells/mm3", 500, "3.3"),
+    ("deuruxolitinib", "US", "neutrophils", "cells/mm3", 1000, "3.3"),
+    ("deuruxolitinib", "US", "haemoglobin", "g/dL", 8, "3.3"),
 ]
 
-
-def _facts_with(fact: str, value: float, unit: str):
-    if fact == "age_years":
-        return healthy_facts(age_years=int(value))
-    return healthy_facts(**{fact: LabValue.of(fact, value, unit, AS_OF)})
+# the same thresholds in other units the record may carry (cells/mm3 = 10*3/uL x 1000; g/dL = g/L / 10)
+UNIT_FORMS = {"cells/mm3": [("10*3/uL", 1e-3)], "g/dL": [("g/L", 10.0)]}
 
 
-def _rule(rule_id: str):
-    return next(r for r in default_kb().rules if r.id == rule_id)
+def _decide(drug: str, region: str, fact: str, value: float, unit: str) -> str:
+    facts = healthy_facts(**{fact: LabValue(value=value, unit=unit, date=AS_OF)})
+    return evaluate(facts, drug, region=region, compare=False).decision
 
 
-@pytest.mark.parametrize("rule_id,fact,unit,values,fires,source", ROWS, ids=[f"{r[0]}[{r[2]},{r[3][1]}]" for r in ROWS])
-def test_threshold_below_at_above(rule_id, fact, unit, values, fires, source):
-    rule = _rule(rule_id)
-    assert str(rule.source.url) == source or source in {str(s.url) for s in rule.also}, "row names the rule's source"
-    drug = rule.drugs[0]
-    for value, expected in zip(values, fires):
-        facts = _facts_with(fact, value, unit)
-        assert evaluate_rule(rule, facts, drug) is expected, f"{rule_id} at {value} {unit}"
-        # and the same through the engine: the reason is listed exactly when the rule fires
-        mode = "on_treatment" if rule.phase == "on_treatment" else "start"
-        d = evaluate(facts, drug, mode=mode)
-        listed = rule_id in {r.rule_id for r in d.reasons} | {a.rule_id for a in (d.dose.adjustments if d.dose else [])}
-        assert listed is expected, f"{rule_id} listed at {value} {unit}"
+@pytest.mark.parametrize("drug,region,fact,unit,threshold,section", START,
+                         ids=[f"{r[0]}-{r[1]}-{r[2]}" for r in START])
+def test_start_threshold_below_at_above(drug, region, fact, unit, threshold, section):
+    baseline = _decide(drug, region, fact, threshold * 2, unit)
+    assert baseline != "do-not-start", "a patient well above the threshold is not refused for it"
+    for u, factor in [(unit, 1.0), *UNIT_FORMS[unit]]:
+        t = threshold * factor
+        eps = t * 1e-3
+        assert _decide(drug, region, fact, t - eps, u) == "do-not-start", f"{fact} just below {t} {u} (clinical.md {section})"
+        assert _decide(drug, region, fact, t, u) == baseline, f"{fact} at {t} {u} is not below the threshold"
+        assert _decide(drug, region, fact, t + eps, u) == baseline, f"{fact} just above {t} {u}"
 
 
-def test_every_numeric_rule_has_a_row():
-    numeric = {r.id for r in default_kb().rules if r.threshold is not None}
-    assert numeric == {r[0] for r in ROWS}
+# renal function below which the label says "not recommended" (clinical.md 3.1 EU: CrCl < 30; US: eGFR < 30; 3.3)
+RENAL = [("baricitinib", "US", "egfr", "mL/min/1.73m2", 30), ("deuruxolitinib", "US", "egfr", "mL/min/1.73m2", 30)]
 
 
-def test_do_not_start_at_threshold_breach_sets_decision():
-    d = evaluate(healthy_facts(lymphocytes=LabValue.of("lymphocytes", 499, "cells/mm3", AS_OF)), "baricitinib")
-    assert d.decision == "do-not-start"
-    assert d.reasons[0].severity == "critical"
-    assert str(d.reasons[0].source.url) == MEDSCAPE
+@pytest.mark.parametrize("drug,region,fact,unit,threshold", RENAL, ids=[f"{r[0]}-{r[1]}" for r in RENAL])
+def test_renal_not_recommended_below_30(drug, region, fact, unit, threshold):
+    assert _decide(drug, region, fact, threshold - 0.1, unit) == "do-not-start"
+    assert _decide(drug, region, fact, threshold, unit) != "do-not-start"
+
+
+def test_ritlecitinib_platelets_below_50k_on_treatment_discontinue():
+    """clinical.md 3.2: platelets < 50,000/mm3 on treatment -> discontinue."""
+    def on_treatment(value: float) -> list[str]:
+        facts = healthy_facts(platelets=LabValue(value=value, unit="cells/mm3", date=AS_OF))
+        d = evaluate(facts, "ritlecitinib", region="US", mode="on_treatment", compare=False)
+        return [r.action for r in d.reasons if r.topic.startswith("platelet")]
+
+    assert "discontinue" in on_treatment(49_999)
+    assert "discontinue" not in on_treatment(50_000)
+
+
+def test_baricitinib_us_egfr_30_to_60_steps_down():
+    """clinical.md 3.1 (US AA table, [P]): eGFR 30 to < 60 -> 4 mg becomes 2 mg; < 30 not recommended."""
+    def dose_rules(egfr: float) -> set[str]:
+        facts = healthy_facts(egfr=LabValue(value=egfr, unit="mL/min/1.73m2", date=AS_OF))
+        d = evaluate(facts, "baricitinib", region="US", compare=False)
+        return {a.topic for a in (d.dose.adjustments if d.dose else [])}
+
+    assert dose_rules(45) and not dose_rules(60) and not dose_rules(95)

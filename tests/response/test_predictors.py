@@ -117,11 +117,16 @@ def test_firth_option_handles_separation():
     d = make_patients(n=60, seed=4)
     d["marker"] = d["salt20"]  # perfect predictor: ML estimate is infinite
     ml = fit_logistic(d, "salt20", ["marker", "age"], cv_folds=0)
-    assert any("separation" in w for w in ml.warnings)
+    assert any("covariate 'marker': complete separation" in w for w in ml.warnings)
+    t = ml.terms.set_index("term")
+    assert t.loc["marker", "coef"] == np.inf and t.loc["(Intercept)", "coef"] == -np.inf
+    assert ml.infinite["marker"].startswith("+inf") and ml.infinite["(Intercept)"].startswith("-inf")
+    assert ml.infinite["age"].startswith("not estimable")  # complete separation: no patient left to inform it
     fr = fit_logistic(d, "salt20", ["marker", "age"], firth=True, cv_folds=0)
     row = fr.terms.set_index("term").loc["marker"]
     assert np.isfinite(row["coef"]) and row["ci_low"] > 1.0
-    assert not fr.warnings
+    assert any("covariate 'marker'" in w and "Firth's penalised estimate is reported" in w for w in fr.warnings)
+    assert fr.infinite == {}
 
 
 def test_subgroups():

@@ -20,7 +20,7 @@ BASE = "http://testserver"
 
 def make_app(**settings):
     app = create_app()
-    s = CdsSettings(**({"auth_enabled": False, "today": "2026-02-01"} | settings))
+    s = CdsSettings(**({"auth_enabled": False, "today": "2026-02-01", "region": "US"} | settings))
     app.dependency_overrides[get_settings] = lambda: s
     return app
 

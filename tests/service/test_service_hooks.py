@@ -52,7 +52,9 @@ def test_order_sign_do_not_start_with_critical_card(client):
     r = client.post(ORDER, json=order_request(labs=labs))
     cards = r.json()["cards"]
     crit = [c for c in cards if c["indicator"] == "critical"]
-    assert len(crit) == 1 and "do not start" in crit[0]["summary"] and crit[0]["overrideReasons"]
+    assert len(crit) == 2 and all("do not start" in c["summary"] and c["overrideReasons"] for c in crit)
+    assert crit[0]["summary"] == "Baricitinib (US): do not start"  # the lead decision card
+    assert "Rule `baricitinib.us.lymphocytes`" in crit[1]["detail"] and 'Label text: "In patients with' in crit[1]["detail"]
 
 
 def test_missing_cbc_suggests_cbc_order(client):
@@ -87,6 +89,45 @@ def test_unsourced_drug_gets_info_card(client):
     r = client.post(ORDER, json=order_request(orders=[med_request(code="0", display="upadacitinib 15 MG")]))
     cards = r.json()["cards"]
     assert len(cards) == 1 and cards[0]["indicator"] == "info" and "nothing was checked" in cards[0]["summary"]
+    assert "label not encoded" in cards[0]["summary"]
+
+
+def test_tofacitinib_and_eu_deuruxolitinib_are_refused_with_the_reason():
+    from fastapi.testclient import TestClient
+    c = TestClient(make_app(), raise_server_exceptions=False)
+    cards = c.post(ORDER, json=order_request(orders=[med_request(code="1357536", display="tofacitinib 5 MG")])).json()["cards"]
+    assert len(cards) == 1 and "not approved for alopecia areata" in cards[0]["detail"]
+    eu = TestClient(make_app(region="EU"), raise_server_exceptions=False)
+    cards = eu.post(ORDER, json=order_request(orders=[med_request(code="0", display="Leqselvi 8 MG")])).json()["cards"]
+    assert len(cards) == 1 and "No EU SmPC" in cards[0]["detail"]
+
+
+def test_region_setting_picks_the_label_and_the_card_says_where_they_differ():
+    from fastapi.testclient import TestClient
+    body = order_request()
+    body["prefetch"]["patient"] = dict(body["prefetch"]["patient"], gender="female")
+    body["prefetch"]["labs"]["entry"].append({"resource": {
+        "resourceType": "Observation", "id": "hcg", "status": "final", "valueString": "Positive",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2106-3"}]}}})
+    eu = TestClient(make_app(region="EU"), raise_server_exceptions=False).post(ORDER, json=body).json()["cards"]
+    us = TestClient(make_app(region="US"), raise_server_exceptions=False).post(ORDER, json=body).json()["cards"]
+    assert eu[0]["summary"].startswith("Baricitinib (EU): do not start") and "EU SmPC" in eu[0]["detail"]
+    assert "Rule `baricitinib.eu.pregnancy`" in "".join(c["detail"] for c in eu)
+    assert "Rule `baricitinib.us.pregnancy`" in "".join(c["detail"] for c in us)
+    assert "pregnancy: EU SmPC 4.3 Contraindications; 4.6 Pregnancy: do not start; US prescribing information 8.1 Pregnancy: caution" in eu[0]["detail"]
+
+
+def test_conditions_and_medication_statements_are_read(client):
+    body = order_request(orders=[med_request(code="0", display="Leqselvi 8 MG Oral Tablet")])
+    body["prefetch"]["conditions"] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {
+        "resourceType": "Condition", "id": "tb", "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "A15.0"}]}}}]}
+    body["prefetch"]["medication_statements"] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {
+        "resourceType": "MedicationStatement", "id": "flu", "status": "active", "medicationCodeableConcept": {"text": "fluconazole 150 MG"}}}]}
+    cards = client.post(ORDER, json=body).json()["cards"]
+    text = "".join(c["detail"] for c in cards)
+    assert cards[1]["summary"] == "Deuruxolitinib (US): do not start"  # after the no-AA-diagnosis note
+    assert "Rule `deuruxolitinib.us.tb_active`" in text and "Rule `deuruxolitinib.us.cyp2c9_inhibitor`" in text
+    assert "Condition/tb: tb_status = 'active' (no clinicalStatus: read as current)" in text
 
 
 def test_412_when_prefetch_missing_and_no_fhir_server(client):

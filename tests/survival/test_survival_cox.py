@@ -101,8 +101,8 @@ def test_infinite_coefficient_is_flagged():
     treat = np.tile([1.0, 0.0], 10)
     event = 1 - treat
     m = CoxPH().fit(pd.DataFrame({"treat": treat}), t, event)
-    assert m.coef_[0] < -5
-    assert not m.converged_ and m.warnings_ and "infinite" in m.warnings_[0]
+    assert m.coef_[0] == -np.inf and m.summary_.loc["treat", "hr"] == 0.0
+    assert m.warnings_ and "covariate 'treat'" in m.warnings_[0] and "infinite" in m.warnings_[0]
 
 
 def test_zph_rejects_unfitted_model(rossi):
@@ -169,3 +169,19 @@ def test_collinear_covariate_is_named():
     X = d[["treat", "age"]].assign(age_months=d["age"] * 12 + 3)
     with pytest.raises(InputError, match="'age_months' is a linear combination"):
         CoxPH().fit(X, d["time"], d["event"])
+
+
+def test_monotone_likelihood_named_and_uninformative_covariate_not_estimable():
+    """x = -time orders every event first in its risk set: x's estimate is +inf, the supremum of the
+    log partial likelihood is 0 (each risk set reduces to the event itself), and treat, which no
+    remaining risk set compares, is not estimable (NaN) rather than a number from a singular fit.
+    R's coxph runs out of iterations here (reaching loglik -38.9), so the reference is the math."""
+    rng = np.random.default_rng(3)
+    n = 120
+    time = np.arange(1, n + 1, dtype=float)
+    frame = pd.DataFrame({"x": -time, "treat": np.tile([0.0, 1.0], n // 2)})
+    m = CoxPH().fit(frame, time, rng.random(n) < 0.7)
+    assert m.coef_[0] == np.inf and "every event has the largest x" in m.infinite_["x"]
+    assert m.loglik_ == 0.0
+    assert np.isnan(m.coef_[1]) and np.isnan(m.se_[1]) and "not estimable" in m.infinite_["treat"]
+    assert m.result().to_dict()["infinite"]["treat"].startswith("not estimable")

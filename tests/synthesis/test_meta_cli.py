@@ -71,7 +71,7 @@ BAD = [
     ("events > total", "study,events_t,total_t,events_c,total_c\nA,4,123,11,139\nB,6,306,329,303\n", "row 2 (study 'B'): events_c = 329 exceeds total_c = 303"),
     ("non-numeric", "study,events_t,total_t,events_c,total_c\nA,4,123,11,139\nB,six,306,29,303\n", "row 2 (study 'B'): events_t must be a finite number; got 'six'"),
     ("duplicate", "study,events_t,total_t,events_c,total_c\nA,4,123,11,139\nA,6,306,29,303\n", "row 2 (study 'A'): duplicate study name (also row 1)"),
-    ("single study", "study,events_t,total_t,events_c,total_c\nA,4,123,11,139\n", "at least 2 studies"),
+    ("no study", "study,events_t,total_t,events_c,total_c\n", "at least 1 study"),
     ("missing column", "study,events_t,total_t,events_c\nA,4,123,11\nB,6,306,29\n", "missing total_c"),
 ]
 

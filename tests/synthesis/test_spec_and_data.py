@@ -74,6 +74,7 @@ def test_run_spec_on_bundled_data():
     assert overall.k == 10 and overall.knha and overall.df == 9
     assert np.exp(overall.estimate) > 1  # JAK inhibitors raise the SALT <= 20 response rate
     assert out["subgroups"]["df"] == 2
-    assert len(out["leave_one_out"]) == 10
+    assert out["leave_one_out"]["estimable"] and len(out["leave_one_out"]["rows"]) == 10
+    assert all(out[name]["estimable"] for name in ("influence", "egger", "trimfill", "grade"))
     sof = out["grade"]["summary_of_findings"]
     assert "risk with control (per 1,000)" in sof

@@ -19,7 +19,7 @@ from rbridge import run_r
 pytestmark = pytest.mark.r
 REL = 1e-6
 CTRL = "control=list(threshold=1e-12, tol=1e-12, maxiter=1000)"
-ESTIMATORS = ["EE", "DL", "REML", "PM", "ML", "SJ", "HE"]
+ESTIMATORS = ["EE", "DL", "REML", "PM", "ML", "SJ", "HE", "EB", "HS", "HSk"]
 
 
 def approx(x):

@@ -1,10 +1,19 @@
-"""Patient facts -> a sourced decision: do not start / start with cautions / start.
+"""Patient facts -> a sourced decision: do not start / cannot decide / start with cautions / start.
 
-Pure functions over :class:`PatientFacts` and the knowledge base: no I/O. Every reason names the
-rule, its source, its verification status and the date it was checked. Facts that are not known
-are never taken as normal: a rule that needs an unknown fact is listed under ``not_assessed``
-(or ``missing_screening`` for screening rules), and the decision is then at best
-"start-with-cautions".
+Pure functions over :class:`PatientFacts` and the knowledge base: no I/O. The rules applied are
+those of one label, picked by ``region`` (``EU`` SmPC or ``US`` prescribing information); a drug
+whose label for that region is not encoded is refused (:class:`LabelNotEncoded`). Every reason
+names the rule, its label and section, the quoted sentence, its status and the date it was checked.
+
+Facts that are not known are never taken as normal. Severity, in this order:
+
+* a contraindication or a label "do not initiate" that fires gives **do-not-start**, whatever
+  else is missing;
+* otherwise, if a fact needed by a safety rule (do not start, discontinue, interrupt, dose
+  step-down) is unknown, or a rule whose label text is not encoded fires (``cannot_decide``), the
+  answer is **cannot-decide**, listing what is needed (``needs``): never "start";
+* otherwise cautions, restrictions ("use only if no suitable alternative"), missing screening or
+  unknown facts of caution rules give **start-with-cautions**; else **start**.
 """
 
 from __future__ import annotations
@@ -15,19 +24,30 @@ from typing import Literal
 from pydantic import BaseModel
 
 from follicle.cds.facts import LabValue, PatientFacts
-from follicle.cds.kb import DISCLAIMER, SEVERITY, KnowledgeBase, Rule, Source, default_kb
+from follicle.cds.kb import (
+    DISCLAIMER, REGION_LABEL, REGIONS, SAFETY_ACTIONS, SEVERITY, KnowledgeBase, Rule, Source, default_kb,
+)
 from follicle.cds.schedule import Schedule, build_schedule
 from follicle.cds.units import CANONICAL_UNITS
 from follicle.errors import InputError
 
 Mode = Literal["start", "on_treatment"]
-DecisionValue = Literal["do-not-start", "start-with-cautions", "start"]
+Region = Literal["EU", "US"]
+DecisionValue = Literal["do-not-start", "cannot-decide", "start-with-cautions", "start"]
+
+
+class LabelNotEncoded(InputError):
+    """The drug's label for the chosen region is not encoded: refused, never partly evaluated."""
 
 
 class Reason(BaseModel):
     """A rule that applies to this patient, with what was seen and where the rule comes from."""
 
     rule_id: str
+    topic: str
+    label: str
+    section: str | None = None
+    quote: str | None = None
     kind: str
     action: str
     severity: str
@@ -48,6 +68,8 @@ class NotAssessed(BaseModel):
 
     fact: str
     rule_ids: list[str]
+    safety: bool = False
+    detail: str | None = None
 
 
 class DoseAdvice(BaseModel):
@@ -67,7 +89,14 @@ class Decision(BaseModel):
     drug: str
     mode: Mode
     as_of: date
+    region: Region
+    label: str
+    label_version: str | None = None
     decision: DecisionValue
+    needs: list[str] = []
+    assumed: list[str] = []
+    region_differences: list[str] = []
+    not_encoded: list[str] = []
     approved_for_aa: bool
     reasons: list[Reason]
     dose: DoseAdvice | None
@@ -82,7 +111,7 @@ class Decision(BaseModel):
 def _reason(rule: Rule, action: str, observed: str | None = None, threshold: str | None = None) -> Reason:
     # built from an already validated rule: skip re-validation (hot path of the service)
     return Reason.model_construct(
-        rule_id=rule.id, kind=rule.kind, action=action, severity=SEVERITY[action], message=rule.message,
+        rule_id=rule.id, topic=rule.topic, label=rule.label_name, section=rule.section, quote=rule.quote, kind=rule.kind, action=action, severity=SEVERITY[action], message=rule.message,
         observed=observed, threshold=threshold, source=rule.source, also=list(rule.also), status=rule.status,
         flag=rule.flag, basis=rule.basis, checked=rule.checked, note=rule.note,
     )
@@ -97,7 +126,7 @@ def _threshold_text(rule: Rule) -> str | None:
     if t is None or c is None:
         return None
     if c.op == "between":
-        return f"{_fmt(t.low)} <= x < {_fmt(t.high)} {t.unit}"  # type: ignore[arg-type]
+        return f"{_fmt(t.low)} <= x {'<=' if t.high_inclusive else '<'} {_fmt(t.high)} {t.unit}"  # type: ignore[arg-type]
     return f"{c.op} {_fmt(t.value)} {t.unit}"  # type: ignore[arg-type]
 
 
@@ -114,7 +143,8 @@ def _observed(facts: PatientFacts, fact: str) -> str:
 def _compare(x: float, op: str, rule: Rule) -> bool:
     t = rule.threshold_in(CANONICAL_UNITS[rule.condition.facts[0]])  # type: ignore[union-attr]
     if op == "between":
-        return t.low <= x < t.high  # type: ignore[operator]
+        hi = rule.threshold.high_inclusive  # type: ignore[union-attr]
+        return t.low <= x and (x <= t.high if hi else x < t.high)  # type: ignore[operator]
     v = t.value
     return {"<": x < v, "<=": x <= v, ">": x > v, ">=": x >= v}[op]  # type: ignore[operator]
 
@@ -155,9 +185,15 @@ def evaluate_rule(rule: Rule, facts: PatientFacts, drug: str) -> bool | None:
         v = vals[0]
         return None if v is None else bool(set(v) & set(c.values or []))  # type: ignore[arg-type]
     # "in" / "is": fires if any known fact matches; unknown if none matches and one is unknown
-    if any(v is not None and v in (c.values or []) for v in vals):
+    # (or holds a value that leaves the rule open, e.g. a positive TB test not yet evaluated)
+    if any(v is not None and _member(v, c.values or []) for v in vals):
         return True
-    return None if any(v is None for v in vals) else False
+    return None if any(v is None or _member(v, c.unknown_values or []) for v in vals) else False
+
+
+def _member(v: object, values: list) -> bool:
+    """``v in values`` without True == 1 confusions."""
+    return any(type(v) is type(x) and v == x for x in values)
 
 
 def _observed_for(rule: Rule, facts: PatientFacts, drug: str) -> str | None:
@@ -195,39 +231,71 @@ def _dose(rules: list[Rule], fired: list[Rule]) -> DoseAdvice | None:
     )
 
 
+def _assume(facts: PatientFacts, rules: list[Rule]) -> tuple[PatientFacts, list[str]]:
+    """Facts derived for this label, each stated: CrCl from eGFR where the label states CrCl."""
+    assumed: list[str] = []
+    uses_crcl = any(r.condition is not None and "crcl" in r.condition.facts for r in rules)
+    if uses_crcl and facts.crcl is None and facts.egfr is not None:
+        facts = facts.model_copy(update={"crcl": LabValue.model_construct(
+            value=facts.egfr.value, unit="mL/min", date=facts.egfr.date, source_id=facts.egfr.source_id)})
+        assumed.append(f"creatinine clearance taken as the eGFR ({_fmt(facts.egfr.value)} mL/min/1.73 m2): "
+                       "the label states creatinine clearance; confirm if near a threshold")
+    return facts, assumed
+
+
+def _unknown_detail(rule: Rule, facts: PatientFacts, fact: str) -> str | None:
+    v = facts.value_of(fact)
+    if v is None:
+        return None
+    return f"{fact} is {v!r}, which leaves {rule.topic.replace('_', ' ')} open"
+
+
 def evaluate(
     facts: PatientFacts,
     drug: str,
     *,
+    region: Region = "EU",
     mode: Mode = "start",
     start: date | None = None,
     kb: KnowledgeBase | None = None,
     horizon_months: int = 12,
+    compare: bool = True,
 ) -> Decision:
-    """Apply every rule for *drug* to *facts*.
+    """Apply every rule of *drug*'s *region* label to *facts*.
 
     Parameters
     ----------
     facts : the patient's facts on ``facts.as_of``.
-    drug : ingredient name (see ``drugs.yaml``); must have rules in the knowledge base.
+    drug : ingredient name (see ``drugs.yaml``).
+    region : ``"EU"`` (SmPC) or ``"US"`` (prescribing information): which label applies.
     mode : ``"start"`` (before the first dose) or ``"on_treatment"``.
     start : treatment start date; when given, a monitoring schedule is added.
+    compare : also evaluate the other region's label and list where the two differ.
     """
     kb = kb or default_kb()
     drug = drug.strip().lower()
+    if region not in REGIONS:
+        raise InputError(f"region: expected EU or US, got {region!r}")
     entry = kb.drug(drug)
-    if entry is None or drug not in kb.drugs_with_rules:
-        raise InputError(
-            f"drug: no sourced rules for {drug!r} in the knowledge base",
-            problems=[f"drugs with rules: {', '.join(kb.drugs_with_rules)}"],
+    if entry is None:
+        raise InputError(f"drug: {drug!r} is not in the drug catalogue",
+                         problems=[f"drugs with an encoded {region} label: {', '.join(kb.encoded_drugs(region))}"])
+    label = kb.label(drug, region)
+    if label is None or not label.encoded:
+        reason = label.reason if label is not None else "no label is encoded for it"
+        raise LabelNotEncoded(
+            f"drug: {drug} is refused under the {REGION_LABEL[region]}: {reason}",
+            problems=[f"drugs with an encoded {region} label: {', '.join(kb.encoded_drugs(region))}"],
         )
+    all_rules = kb.for_drug(drug, region=region)
     phases = {"start", "both"} if mode == "start" else {"on_treatment", "both"}
-    rules = [r for r in kb.for_drug(drug) if r.phase in phases or r.kind in {"dose", "monitoring"}]
+    rules = [r for r in all_rules if r.phase in phases or r.kind in {"dose", "monitoring"}]
+    facts, assumed = _assume(facts, rules)
     reasons: list[Reason] = []
     missing: list[Reason] = []
     advice: list[Reason] = []
     fired: list[Rule] = []
-    unknown: dict[str, list[str]] = {}
+    unknown: dict[str, NotAssessed] = {}
     for rule in rules:
         if rule.kind in {"dose", "monitoring"}:
             continue
@@ -239,32 +307,81 @@ def evaluate(
             if result and mode == "start":
                 missing.append(_reason(rule, "info"))
             continue
+        action = rule.on_treatment_action if (mode == "on_treatment" and rule.on_treatment_action) else rule.action
         if result is None:
             for f in rule.condition.facts:  # type: ignore[union-attr]
-                if getattr(facts, f) is None:
-                    unknown.setdefault(f, []).append(rule.id)
+                detail = _unknown_detail(rule, facts, f)
+                if getattr(facts, f) is not None and detail is None:
+                    continue
+                n = unknown.setdefault(f, NotAssessed(fact=f, rule_ids=[]))
+                n.rule_ids.append(rule.id)
+                n.safety = n.safety or action in SAFETY_ACTIONS
+                n.detail = n.detail or detail
             continue
         if result:
             fired.append(rule)
-            action = rule.on_treatment_action if (mode == "on_treatment" and rule.on_treatment_action) else rule.action
             reasons.append(_reason(rule, action, _observed_for(rule, facts, drug), _threshold_text(rule)))
-    screened = {f for r in rules if r.kind == "screening" for f in r.condition.facts}  # type: ignore[union-attr]
-    not_assessed = [NotAssessed(fact=f, rule_ids=ids) for f, ids in unknown.items() if f not in screened or mode != "start"]
+    not_assessed = list(unknown.values())
     blocking = {"do_not_start", "discontinue"} if mode == "start" else {"do_not_start", "discontinue", "interrupt"}
+    needs = [f"{n.fact.replace('_', ' ')}" + (f" ({n.detail})" if n.detail else "") for n in not_assessed if n.safety]
+    needs += [f"{r.topic.replace('_', ' ')}: label text not encoded" for r in reasons if r.action == "cannot_decide"]
     if any(r.action in blocking for r in reasons):
         value: DecisionValue = "do-not-start"
+    elif needs:
+        value = "cannot-decide"
     elif reasons or missing or not_assessed or not entry.approved_for_aa:
         value = "start-with-cautions"
     else:
         value = "start"
     order = {"critical": 0, "warning": 1, "info": 2}
     reasons.sort(key=lambda r: order[r.severity])
-    schedule = build_schedule(kb, drug, start, as_of=facts.as_of, history=facts.lab_history(), horizon_months=horizon_months) if start else None
+    schedule = build_schedule(kb, drug, start, as_of=facts.as_of, history=facts.lab_history(), horizon_months=horizon_months,
+                              region=region) if start else None
     dose = _dose(rules, fired)
     shown = reasons + missing + advice + (dose.adjustments if dose else [])
     partial = sorted({r.rule_id for r in shown if r.status == "P"})
-    return Decision(
-        drug=drug, mode=mode, as_of=facts.as_of, decision=value, approved_for_aa=entry.approved_for_aa,
+    decision = Decision(
+        drug=drug, mode=mode, as_of=facts.as_of, region=region, label=label.document, label_version=label.version,
+        decision=value, needs=needs, assumed=assumed, not_encoded=[x.topic for x in label.not_encoded],
+        approved_for_aa=entry.approved_for_aa,
         reasons=reasons, dose=dose, missing_screening=missing, not_assessed=not_assessed,
         advice=advice, schedule=schedule, partially_verified_rules=partial,
     )
+    if compare:
+        decision.region_differences = region_differences(decision, facts, kb=kb)
+    return decision
+
+
+def region_differences(decision: Decision, facts: PatientFacts, *, kb: KnowledgeBase | None = None) -> list[str]:
+    """Where the other region's label would say something different for this patient."""
+    kb = kb or default_kb()
+    other: Region = "US" if decision.region == "EU" else "EU"
+    label = kb.label(decision.drug, other)
+    if label is None or not label.encoded:
+        why = label.reason if label is not None else "not encoded"
+        return [f"The {REGION_LABEL[other]} is not encoded for {decision.drug} ({why}); no comparison."]
+    alt = evaluate(facts, decision.drug, region=other, mode=decision.mode, kb=kb, compare=False)
+    out: list[str] = []
+    if alt.decision != decision.decision:
+        out.append(f"Decision under the {REGION_LABEL[decision.region]}: {decision.decision}; "
+                   f"under the {REGION_LABEL[other]}: {alt.decision}.")
+
+    def by_topic(d: Decision) -> dict[str, Reason]:
+        rs = d.reasons + (d.dose.adjustments if d.dose else [])
+        return {r.topic: r for r in rs}
+
+    here, there = by_topic(decision), by_topic(alt)
+    for topic in sorted(set(here) | set(there)):
+        a, b = here.get(topic), there.get(topic)
+        if a is not None and b is not None and a.action == b.action:
+            continue
+
+        def say(r: Reason | None, reg: str) -> str:
+            if r is None:
+                return f"{REGION_LABEL[reg]}: no rule fires"
+            return f"{REGION_LABEL[reg]} {r.section or ''}: {r.action.replace('_', ' ')}".replace("  ", " ")
+
+        out.append(f"{topic.replace('_', ' ')}: {say(a, decision.region)}; {say(b, other)}.")
+    if decision.dose and alt.dose and (decision.dose.mg, decision.dose.alternative_mg) != (alt.dose.mg, alt.dose.alternative_mg):
+        out.append(f"dose: {REGION_LABEL[decision.region]} {decision.dose.text}; {REGION_LABEL[other]} {alt.dose.text}.")
+    return out

@@ -26,8 +26,10 @@ VteRiskFactor = Literal[
 ]
 DrugClass = Literal[
     "jak_inhibitor", "biologic_immunomodulator", "potent_immunosuppressant",
-    "strong_oat3_inhibitor", "strong_cyp3a_inducer", "moderate_or_strong_cyp2c9_inhibitor",
+    "strong_oat3_inhibitor", "strong_cyp3a_inducer", "moderate_or_strong_cyp2c9_inhibitor", "live_vaccine",
 ]
+#: never / current / former (duration unknown) / former long-time smoker (EU restriction wording)
+Smoking = Literal["never", "current", "former", "former_long_time"]
 Analyte = Literal["lymphocytes", "neutrophils", "haemoglobin", "platelets", "egfr", "liver_enzymes", "lipids"]
 
 
@@ -69,6 +71,7 @@ class Concomitant(BaseModel):
     name: str
     classes: tuple[DrugClass, ...] = ()
     matched_by: Literal["rxcui", "name", "given"] = "given"
+    source_id: str | None = None
 
 
 class PatientFacts(BaseModel):
@@ -82,6 +85,7 @@ class PatientFacts(BaseModel):
     pregnant: bool | None = None
     lactating: bool | None = None
     egfr: LabValue | None = None
+    crcl: LabValue | None = None
     hepatic_class: HepaticClass | None = None
     lymphocytes: LabValue | None = None
     neutrophils: LabValue | None = None
@@ -95,6 +99,8 @@ class PatientFacts(BaseModel):
     active_infection: bool | None = None
     vte_risk_factors: list[VteRiskFactor] | None = None
     malignancy_history: bool | None = None
+    smoking: Smoking | None = None
+    cv_risk: bool | None = None
     zoster_vaccinated: bool | None = None
     immunizations_up_to_date: bool | None = None
     cyp2c9_poor_metabolizer: bool | None = None
@@ -102,7 +108,7 @@ class PatientFacts(BaseModel):
     concomitant: list[Concomitant] | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
 
-    @field_validator("egfr", "lymphocytes", "neutrophils", "haemoglobin", "platelets")
+    @field_validator("egfr", "crcl", "lymphocytes", "neutrophils", "haemoglobin", "platelets")
     @classmethod
     def _canonical(cls, v: LabValue | None, info) -> LabValue | None:  # type: ignore[no-untyped-def]
         if v is not None and v.unit != CANONICAL_UNITS[info.field_name]:

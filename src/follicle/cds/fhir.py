@@ -14,8 +14,11 @@ input, documented in docs/cds-hooks.md:
 
 Qualitative results (HBsAg, HCV antibody, IGRA, hCG) are read from the result text
 (``valueString``, ``valueCodeableConcept.text`` / ``coding.display``): the reference holds no
-answer codes, so no code is assumed. Conditions are not mapped (no sourced code sets for VTE,
-malignancy or infection are held), so those facts stay unknown unless given directly.
+answer codes, so no code is assumed. Smoking status (LOINC 72166-2) is read from its SNOMED answer
+or text. Conditions (ICD-10-CM, and the SNOMED CT codes that could be verified) give TB, hepatitis,
+serious infection, malignancy, VTE, pregnancy, ESRD and smoking facts (:mod:`follicle.cds.conditions`).
+Active MedicationRequests and MedicationStatements give the concomitant drugs and their classes.
+When the record gives a fact twice, the more severe value wins.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from follicle.cds.conditions import SMOKING_LOINC, condition_facts, smoking_value, worse
 from follicle.cds.facts import Concomitant, HistoryEntry, LabValue, PatientFacts
 from follicle.cds.kb import KnowledgeBase, default_kb
 from follicle.cds.rxnorm import match_medication
@@ -52,6 +56,7 @@ LOINC: dict[str, tuple[str, str]] = {
     "5196-1": ("hbsag", "V"), "5195-3": ("hbsag", "V"),
     "13955-0": ("hcv_ab", "V"), "16128-1": ("hcv_ab", "V"),
     "71773-6": ("tb_igra", "V"),
+    SMOKING_LOINC: ("smoking", "V"),
     # known but not used by any rule (IGRA controls, T-SPOT panel, CBC panel)
     "71772-8": ("unused", "V"), "71774-4": ("unused", "V"), "74281-7": ("unused", "V"), "58410-2": ("unused", "V"),
 }
@@ -88,6 +93,7 @@ class ParsedRecord(BaseModel):
     medications: list[DrugOrder]
     warnings: list[str]
     aa_diagnosis: bool | None = None
+    notes: list[str] = []
 
 
 def _date(value: Any) -> date | None:
@@ -242,7 +248,7 @@ def parse_resources(
             if when is not None:
                 history.append(HistoryEntry(analyte=analyte, date=when, value=value.value, unit=value.unit))  # type: ignore[arg-type]
         else:
-            value = _qualitative(obs)
+            value = smoking_value(obs) if analyte == "smoking" else _qualitative(obs)
             if value is None:
                 warnings.append(f"{_ref(obs)} (LOINC {known[0]}): result not read as positive or negative; left unknown")
                 continue
@@ -264,16 +270,21 @@ def parse_resources(
         fields["hcv_status"] = qual["hcv_ab"]
     if "tb_igra" in qual:
         fields["tb_status"] = qual["tb_igra"]
+    if "smoking" in latest:
+        fields["smoking"] = latest["smoking"][1]
 
     meds: list[DrugOrder] = []
-    for mr in (r for r in resources if r.get("resourceType") == "MedicationRequest"):
+    statements: list[DrugOrder] = []
+    for mr in (r for r in resources if r.get("resourceType") in ("MedicationRequest", "MedicationStatement")):
         order = parse_medication(mr, kb)
         if order is not None:
-            meds.append(order)
-    if any(r.get("resourceType") == "MedicationRequest" for r in resources):
+            (meds if mr["resourceType"] == "MedicationRequest" else statements).append(order)
+    if any(r.get("resourceType") in ("MedicationRequest", "MedicationStatement") for r in resources):
         active = [m for m in meds if m.status in ("active", "on-hold") and not m.topical]
+        active += [m for m in statements if m.status in ("active", "intended", "on-hold") and not m.topical]
         fields["concomitant"] = [
-            Concomitant(name=m.drug, classes=kb.drug(m.drug).classes, matched_by=m.matched_by)  # type: ignore[union-attr, arg-type]
+            Concomitant(name=m.drug, classes=kb.drug(m.drug).classes, matched_by=m.matched_by,  # type: ignore[union-attr, arg-type]
+                        source_id=m.resource_id)
             for m in active
         ]
         warnings += [f"MedicationRequest/{m.resource_id}: {m.drug} matched by name in {m.text!r} (no RxNorm ingredient code held)" for m in meds if m.matched_by == "name"]
@@ -291,6 +302,12 @@ def parse_resources(
                 or (c.get("system") == SNOMED_SYSTEM and c.get("code") == AA_SNOMED))
             for cond in conditions for c in ((cond.get("code") or {}).get("coding") or [] if isinstance(cond.get("code"), dict) else [])
         )
+    cond_facts, notes = condition_facts([c for c in conditions if isinstance(c, dict)])
+    for k, v in cond_facts.items():
+        if k == "vte_risk_factors":
+            fields[k] = sorted(set(fields.get(k) or []) | set(v))
+        else:
+            fields[k] = worse(k, fields.get(k), v)
     fields["history"] = history
     if problems:
         raise InputError("FHIR input cannot be used as given", problems=problems)
@@ -299,7 +316,7 @@ def parse_resources(
     except ValidationError as exc:
         raise InputError("FHIR input gives facts out of range", problems=[
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
-    return ParsedRecord(facts=facts, medications=meds, warnings=warnings, aa_diagnosis=aa)
+    return ParsedRecord(facts=facts, medications=meds, warnings=warnings, aa_diagnosis=aa, notes=notes)
 
 
 def _texts_of(concept: Any) -> list[str]:

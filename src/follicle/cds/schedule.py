@@ -111,6 +111,7 @@ def build_schedule(
     as_of: date,
     history: list[HistoryEntry] | None = None,
     horizon_months: int = 12,
+    region: str | None = None,
 ) -> Schedule:
     """Dated monitoring tasks for *drug* from *start* up to *horizon_months*, with status on *as_of*."""
     if horizon_months < 1:
@@ -118,7 +119,7 @@ def build_schedule(
     history = history or []
     horizon = add_months(start, horizon_months)
     tasks: list[ScheduledTask] = []
-    for rule in kb.for_drug(drug, kinds={"monitoring"}):
+    for rule in kb.for_drug(drug, kinds={"monitoring"}, region=region):
         t = rule.task
         assert t is not None
         windows: list[tuple[date | None, date, str]] = []

@@ -20,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_COMMAND_MODULES = ("cdm", "synth", "study", "run", "analyze", "meta", "response", "cds")
+_COMMAND_MODULES = ("cdm", "synth", "study", "run", "analyze", "meta", "response", "cds", "nma")
 
 
 def _version(value: bool) -> None:

@@ -126,11 +126,14 @@ def run_survival(
     if group or covariates:
         X, terms = _design(frame, group, covariates)
         model = CoxPH(ties=ties, conf_level=conf_level).fit(X, t, e)
-        zph = cox_zph(model, X, t, e, terms=terms)
         out["cox"] = {"ties": ties, "n": model.n_, "events": model.events_, "loglik": model.loglik_,
                       "converged": model.converged_, "warnings": list(model.warnings_),
-                      "coefficients": _records(model.summary_)}
-        out["ph_test"] = {"transform": "km", "terms": _records(zph.table)}
+                      "coefficients": _records(model.summary_), "infinite": model.result().to_dict()["infinite"]}
+        try:  # a diagnostic: when it cannot be computed, say why and keep the model
+            zph = cox_zph(model, X, t, e, terms=terms)
+            out["ph_test"] = {"transform": "km", "terms": _records(zph.table)}
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            out["ph_test"] = {"transform": "km", "estimable": False, "reason": str(exc)}
     return out
 
 
@@ -146,6 +149,8 @@ _COUNT_KEYS = {"n", "events", "n_risk", "n_event", "n_censor", "observed"}
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
+    if isinstance(x, float) and np.isinf(x):
+        return "inf" if x > 0 else "-inf"
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "NA"
     return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
@@ -193,6 +198,9 @@ def _print(res: dict[str, Any]) -> None:
         console.print(cox)
         for w in res["cox"]["warnings"]:
             console.print(f"[yellow]warning:[/] {w}")
+        if "terms" not in res["ph_test"]:
+            console.print(f"Proportional-hazards test: not estimable - {res['ph_test']['reason']}", markup=False)
+            return
         ph = Table(title="Proportional-hazards test (cox.zph, transform km)")
         for c in ("term", "chisq", "df", "p"):
             ph.add_column(c)

@@ -26,12 +26,16 @@ def _parse_date(value: str | None, name: str) -> date | None:
 
 
 def _apply_facts(facts, assignments: list[str]):  # type: ignore[no-untyped-def]
-    """Facts the record does not hold, given as ``name=value`` (value read as JSON when it parses)."""
+    """Facts the record does not hold, given as ``name=value`` (value read as JSON when it parses).
+
+    The record comes first: a ``--fact`` for a fact the record already gives is an error.
+    """
     from follicle.cds.facts import PatientFacts
 
     if not assignments:
         return facts
     update: dict = {}
+    clash: list[str] = []
     for a in assignments:
         name, sep, raw = a.partition("=")
         if not sep or not name.strip():
@@ -43,14 +47,18 @@ def _apply_facts(facts, assignments: list[str]):  # type: ignore[no-untyped-def]
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
+        if getattr(facts, name.strip()) is not None:
+            clash.append(f"{name.strip()}: the record gives {getattr(facts, name.strip())!r}")
         update[name.strip()] = value
+    if clash:
+        raise InputError("--fact only fills what the record lacks; these facts are in the record", problems=clash)
     data = facts.model_dump()
     data.update(update)
     return PatientFacts.model_validate(data)
 
 
 def run_check(bundle_path: Path, drug: str, start: date | None, as_of: date | None, strict: bool, horizon_months: int,
-              fact: list[str] | None = None) -> dict:
+              fact: list[str] | None = None, region: str = "EU", mode: str = "start") -> dict:
     """Load the bundle, evaluate *drug*, and return a JSON-ready result (also used by tests)."""
     from follicle.cds.engine import evaluate
     from follicle.cds.fhir import parse_bundle
@@ -68,28 +76,34 @@ def run_check(bundle_path: Path, drug: str, start: date | None, as_of: date | No
     start = start or as_of
     record = parse_bundle(bundle, as_of=as_of, unknown_loinc="error" if strict else "warn")
     facts = _apply_facts(record.facts, fact or [])
-    decision = evaluate(facts, drug, start=start, horizon_months=horizon_months)
+    decision = evaluate(facts, drug, region=region.upper(), mode=mode, start=start, horizon_months=horizon_months)  # type: ignore[arg-type]
     return {
         "disclaimer": DISCLAIMER,
         "bundle": str(bundle_path),
+        "region": region.upper(),
         "decision": decision.model_dump(mode="json"),
         "facts": facts.model_dump(mode="json", exclude={"history"}),
         "facts_given": list(fact or []),
+        "assumed_facts": list(fact or []) + decision.assumed,
+        "record_notes": record.notes,
         "warnings": record.warnings,
     }
 
 
 def _render(result: dict) -> None:
     d = result["decision"]
-    colour = {"do-not-start": "red", "start-with-cautions": "yellow", "start": "green"}[d["decision"]]
+    colour = {"do-not-start": "red", "cannot-decide": "magenta", "start-with-cautions": "yellow", "start": "green"}[d["decision"]]
     console.print(f"[bold]{d['drug']}[/] for patient {result['facts'].get('patient_id') or '?'} on {d['as_of']}: "
-                  f"[bold {colour}]{d['decision']}[/]" + ("" if d["approved_for_aa"] else "  (off-label in AA: only the sourced rules below were checked)"))
+                  f"[bold {colour}]{d['decision']}[/]  (label applied: {d['label']}, region {d['region']})")
+    if d["needs"]:
+        console.print("[bold magenta]Cannot decide: need[/] " + "; ".join(d["needs"]))
     if d["reasons"]:
         t = Table(title="Reasons", show_lines=False)
-        for col in ("severity", "rule", "observed", "message", "source", "status"):
+        for col in ("severity", "rule", "observed", "message", "label, section", "source", "status"):
             t.add_column(col, overflow="fold")
         for r in d["reasons"]:
-            t.add_row(r["severity"], r["rule_id"], r["observed"] or "", r["message"], f"{r['source']['label']}\n{r['source']['url']}", f"{r['flag']} (checked {r['checked']})")
+            t.add_row(r["severity"], r["rule_id"], r["observed"] or "", r["message"], f"{r['label']} {r['section'] or ''}",
+                      f"{r['source']['label']}\n{r['source']['url']}", f"{r['flag']} (checked {r['checked']})")
         console.print(t)
     if d["dose"]:
         dose = d["dose"]
@@ -109,6 +123,14 @@ def _render(result: dict) -> None:
         for task in d["schedule"]["tasks"]:
             t.add_row(task["due_from"] or "", task["due_by"], task["label"], task["status"], f"{task['source']['url']} [{task['status_tag']}]")
         console.print(t)
+    for x in d["region_differences"]:
+        console.print(f"[cyan]EU/US labels differ:[/] {x}")
+    if result["assumed_facts"]:
+        console.print("[bold]Assumed (not from the record):[/] " + "; ".join(result["assumed_facts"]))
+    for n in result["record_notes"]:
+        console.print(f"[dim]From the record: {n}[/]")
+    if d["not_encoded"]:
+        console.print("[dim]Label points not encoded (source not available): " + "; ".join(d["not_encoded"]) + "[/]")
     for a in d["advice"]:
         console.print(f"[dim]Note: {a['message']} ({a['source']['url']})[/]")
     for w in result["warnings"]:
@@ -122,16 +144,21 @@ def _render(result: dict) -> None:
 @guarded
 def check(
     bundle: Annotated[Path, typer.Argument(help="A FHIR R4 Bundle (JSON) holding one patient's record.")],
-    drug: Annotated[str, typer.Option("--drug", help="Ingredient: baricitinib, ritlecitinib, deuruxolitinib, tofacitinib.")],
+    drug: Annotated[str, typer.Option("--drug", help="Ingredient: baricitinib, ritlecitinib (EU and US labels), deuruxolitinib (US label only); others are refused.")],
     start: Annotated[str | None, typer.Option("--start", help="Planned start date (YYYY-MM-DD); default: the evaluation date.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD); default: today.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Treat an Observation with an unknown LOINC as an error.")] = False,
     horizon_months: Annotated[int, typer.Option("--horizon-months", min=1, max=120, help="Length of the schedule.")] = 12,
-    fact: Annotated[list[str] | None, typer.Option("--fact", help="A fact the record lacks, as name=value (repeatable), e.g. hepatic_class=A, active_infection=false.")] = None,
+    fact: Annotated[list[str] | None, typer.Option("--fact", help="A fact the record lacks, as name=value (repeatable), e.g. hepatic_class=A, active_infection=false; listed as assumed.")] = None,
+    region: Annotated[str, typer.Option("--region", envvar="FOLLICLE_CDS_REGION", help="Which label applies: EU (SmPC) or US (prescribing information).")] = "EU",
+    on_treatment: Annotated[bool, typer.Option("--on-treatment", help="The patient already takes the drug (interrupt/discontinue rules) instead of starting it.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Check a FHIR Bundle for a JAK inhibitor: decision, dose, missing screening, monitoring schedule."""
-    result = run_check(bundle, drug, _parse_date(start, "--start"), _parse_date(as_of, "--as-of"), strict, horizon_months, fact)
+    if region.upper() not in ("EU", "US"):
+        raise InputError(f"--region: expected EU or US, got {region!r}")
+    result = run_check(bundle, drug, _parse_date(start, "--start"), _parse_date(as_of, "--as-of"), strict, horizon_months, fact, region,
+                       "on_treatment" if on_treatment else "start")
     if json_out:
         print_json(result)
     else:

@@ -15,11 +15,12 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from follicle.cli._common import JsonFlag, console, guarded, print_json
+from follicle.cli._common import JsonFlag, console, err_console, guarded, print_json
 from follicle.errors import InputError, SpecError
 
 MEASURES = ("OR", "RR", "RD", "MD", "SMD", "GEN")
-METHODS = ("EE", "MH", "PETO", "DL", "REML", "PM", "ML", "SJ", "HE")
+METHODS = ("EE", "MH", "PETO", "DL", "REML", "PM", "ML", "SJ", "HE", "EB", "HS", "HSk")
+AUXILIARY = ("leave_one_out", "influence", "egger", "trimfill")
 _XLABEL = {"OR": "Odds ratio", "RR": "Risk ratio", "RD": "Risk difference", "MD": "Mean difference",
            "SMD": "Standardized mean difference (Hedges' g)", "GEN": "Estimate", "PETO": "Odds ratio (Peto)"}
 _XLABEL_RATIO = "Ratio (generic)"
@@ -83,21 +84,82 @@ def _print_result(res: Any, title: str) -> None:
     table = Table(title=title)
     for col in ("Study", "Estimate", "95% CI", "Weight %"):
         table.add_column(col, justify="left" if col == "Study" else "right")
-    for lab, y, v, w in zip(res.labels, res.yi, res.vi, res.weights):
+    shown = {lab: (y, v) for lab, y, v in zip(res.labels, res.yi, res.vi)}
+    for row in res.studies():
+        lab, w = row["study"], row["weight"]
+        wtxt = f"{w:.1f}" if np.isfinite(w) else "NA"
+        if lab not in shown:
+            table.add_row(lab, "not estimable", "(double-zero study, dropped)", wtxt)
+            continue
+        y, v = shown[lab]
         s = float(np.sqrt(v))
-        table.add_row(lab, f"{tr(y):.3f}", f"{tr(y - 1.959964 * s):.3f} to {tr(y + 1.959964 * s):.3f}", f"{w:.1f}")
-    table.add_row(f"[bold]Pooled ({res.method}{', HK' if res.knha else ''})[/]", f"[bold]{tr(res.estimate):.3f}[/]",
-                  f"{tr(res.ci_low):.3f} to {tr(res.ci_high):.3f}", "100.0")
+        table.add_row(lab, f"{tr(y):.3f}", f"{tr(y - 1.959964 * s):.3f} to {tr(y + 1.959964 * s):.3f}", wtxt)
+    label = f"[bold]Pooled ({res.method}{', HK' if res.knha else ''})[/]"
+    if res.estimable:
+        table.add_row(label, f"[bold]{tr(res.estimate):.3f}[/]", f"{tr(res.ci_low):.3f} to {tr(res.ci_high):.3f}", "100.0")
+    else:
+        table.add_row(label, "[bold]not estimable[/]", "", "")
     console.print(table)
+    if not res.estimable:
+        console.print(f"Pooled estimate not estimable: {res.not_estimable['estimate']}", highlight=False, markup=False)
+    tau2_ci = (f"[{res.tau2_ci_low:.4f}, {res.tau2_ci_high:.4f}]" if "tau2_ci" not in res.not_estimable
+               else f"(CI not estimable: {res.not_estimable['tau2_ci']})")
+    tau2 = "" if res.method in ("MH", "PETO") else f"tau^2 = {res.tau2:.4f} {tau2_ci}; "
+    pi = f"prediction interval {tr(res.pi_low):.3f} to {tr(res.pi_high):.3f}; " if res.estimable and tau2 else ""
     console.print(
-        f"k = {res.k}; prediction interval {tr(res.pi_low):.3f} to {tr(res.pi_high):.3f}; "
-        f"tau^2 = {res.tau2:.4f} [{res.tau2_ci_low:.4f}, {res.tau2_ci_high:.4f}]; "
+        f"k = {res.k}; {pi}{tau2}"
         f"I^2 = {res.i2:.1f}% (conventional {res.i2_conventional:.1f}%); H^2 = {res.h2:.2f}; "
         f"Q = {res.q:.3f} (df {res.q_df}, p = {res.q_p:.3g})",
-        highlight=False,
+        highlight=False, markup=False,
     )
+    if "cmh" in res.extra:
+        cmh = res.extra["cmh"]
+        console.print(f"Cochran-Mantel-Haenszel test: CMH = {cmh:.3f}, p = {res.extra['cmh_p']:.3g}" if np.isfinite(cmh)
+                      else f"Cochran-Mantel-Haenszel test: not estimable ({res.not_estimable.get('cmh', '')})",
+                      highlight=False, markup=False)
     if res.dropped:
-        console.print(f"dropped (no events or all events in both arms): {', '.join(res.dropped)}")
+        console.print(f"dropped (no events or all events in both arms): {', '.join(res.dropped)}", markup=False)
+    for note in res.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+
+
+def _print_auxiliary(out: dict[str, Any]) -> None:
+    """One line per auxiliary analysis: its result, or 'not estimable' with the reason."""
+    def missing(name: str, title: str) -> bool:
+        if out[name]["estimable"]:
+            return False
+        console.print(f"{title}: not estimable - {out[name]['reason']}", highlight=False, markup=False)
+        return True
+
+    if not missing("egger", "Egger's test"):
+        eg = out["egger"]
+        console.print(f"Egger's test (metafor regtest, sei predictor): stat = {eg['stat']:.3f}, "
+                      f"p = {eg['pval']:.3g} {eg['note']}".rstrip(), highlight=False, markup=False)
+        for note in eg["notes"]:
+            console.print(f"  note: {note}", highlight=False, markup=False)
+    if not missing("trimfill", "Trim-and-fill"):
+        tf = out["trimfill"]
+        adj = tf["adjusted"]
+        tr = np.exp if adj.is_ratio else (lambda v: v)
+        console.print(f"Trim-and-fill (L0): {tf['k0']} missing on the {tf['side']}; adjusted estimate "
+                      f"{tr(adj.estimate):.3f} [{tr(adj.ci_low):.3f}, {tr(adj.ci_high):.3f}]", highlight=False)
+    if not missing("leave_one_out", "Leave-one-out"):
+        rows = out["leave_one_out"]["rows"]
+        est = np.array([r["estimate"] for r in rows], float)
+        failed = [r["study"] for r in rows if not np.isfinite(r["estimate"])]
+        ok = est[np.isfinite(est)]
+        if ok.size:
+            tr = np.exp if out["overall"].is_ratio else (lambda v: v)
+            console.print(f"Leave-one-out: pooled estimate from {tr(ok.min()):.3f} to {tr(ok.max()):.3f}"
+                          + (f"; not estimable without {', '.join(failed)}" if failed else ""), highlight=False,
+                          markup=False)
+        else:
+            console.print(f"Leave-one-out: not estimable without any single study ({rows[0]['note']})", markup=False)
+    if not missing("influence", "Influence diagnostics"):
+        flagged = [r["study"] for r in out["influence"]["rows"] if r["influential"]]
+        console.print("Influence diagnostics (metafor influence): "
+                      + (f"influential: {', '.join(flagged)}" if flagged else "no influential study"),
+                      highlight=False, markup=False)
 
 
 def _forest_for_spec(out: dict[str, Any], spec: Any) -> Any:
@@ -106,9 +168,9 @@ def _forest_for_spec(out: dict[str, Any], spec: Any) -> Any:
     overall = out["overall"]
     ratio = overall.is_ratio
     rows: list[ForestRow] = []
-    if "subgroups" in out:
+    if "subgroups" in out and out["subgroups"]["estimable"]:
         sg = out["subgroups"]
-        by_label = dict(zip(overall.labels, rows_from_meta(overall)[:-1]))
+        by_label = {r.label: r for r in rows_from_meta(overall)[:-1]}
         groups = list(sg["groups"]) + [g for g in sg["single_study_groups"]]
         labels_by_group = {g: r.labels for g, r in sg["groups"].items()}
         frame_groups = out.get("_study_groups", {})
@@ -136,13 +198,15 @@ def _forest_for_spec(out: dict[str, Any], spec: Any) -> Any:
                        favours=favours, footer=footer)
 
 
-def _funnel(res: Any, measure: str, tf: Any = None) -> Any:
+def _funnel(res: Any, measure: str, tf: dict[str, Any] | None = None) -> Any:
+    """Funnel plot of *res*, with the studies filled by trim-and-fill when *tf* (its JSON form) is given."""
     from follicle.report.funnel import funnel_plot
 
     xlabel = {"OR": "log odds ratio", "RR": "log risk ratio"}.get(measure, _XLABEL.get(measure, "Estimate"))
     kw: dict[str, Any] = {}
-    if tf is not None and tf.k0 > 0:
-        kw = {"filled_yi": tf.filled_yi, "filled_sei": np.sqrt(tf.filled_vi), "filled_estimate": tf.adjusted.estimate}
+    if tf is not None and tf["k0"] > 0:
+        kw = {"filled_yi": tf["filled_yi"], "filled_sei": np.sqrt(tf["filled_vi"]),
+              "filled_estimate": tf["adjusted"].estimate}
     return funnel_plot(res.yi, np.sqrt(res.vi), estimate=res.estimate, xlabel=xlabel, **kw)
 
 
@@ -154,7 +218,7 @@ def register(app: typer.Typer) -> None:
     def meta(
         data: Annotated[Optional[Path], typer.Argument(help="CSV of studies (binary, continuous or generic columns).")] = None,
         measure: Annotated[str, typer.Option("--measure", help="OR|RR|RD|MD|SMD|GEN")] = "OR",
-        method: Annotated[str, typer.Option("--method", help="EE|MH|PETO|DL|REML|PM|ML|SJ|HE")] = "REML",
+        method: Annotated[str, typer.Option("--method", help="EE|MH|PETO|DL|REML|PM|ML|SJ|HE|EB|HS|HSk")] = "REML",
         knha: Annotated[bool, typer.Option("--knha", help="Hartung-Knapp adjustment (t with k-1 df).")] = False,
         ratio: Annotated[bool, typer.Option("--ratio", help="GEN: estimates are log ratios (log HR/OR/RR); "
                          "also report them exponentiated.")] = False,
@@ -192,7 +256,7 @@ def register(app: typer.Typer) -> None:
         else:
             if data is None:
                 raise InputError("give a DATA.csv argument or --spec FILE")
-            m, meth = measure.upper(), method.upper()
+            m, meth = measure.upper(), {x.upper(): x for x in METHODS}.get(method.upper(), method)
             if m not in MEASURES:
                 raise InputError(f"--measure must be one of {'|'.join(MEASURES)}; got {measure!r}")
             if meth not in METHODS:
@@ -216,47 +280,48 @@ def register(app: typer.Typer) -> None:
         overall = out["overall"]
         figures: dict[Path, Any] = {}
         if forest is not None:
-            if "subgroups" in out:
+            if "subgroups" in out and out["subgroups"]["estimable"]:
                 keep = frame["study"].astype(str).str.strip()
                 out["_study_groups"] = dict(zip(keep, frame[ms.subgroup].astype(str)))
             figures[forest] = _forest_for_spec(out, ms)
             out.pop("_study_groups", None)
         if funnel is not None:
-            if overall.method in ("MH", "PETO"):
-                figures[funnel] = _funnel(overall, ms.measure)
+            if overall.estimable and overall.yi:
+                tf = out["trimfill"]
+                figures[funnel] = _funnel(overall, ms.measure, tf if tf["estimable"] else None)
             else:
-                from follicle.synthesis.bias import trim_and_fill
-
-                figures[funnel] = _funnel(overall, ms.measure, trim_and_fill(overall))
+                why = overall.not_estimable.get("estimate", "no study-level estimate")
+                err_console.print(f"warning: funnel plot not written ({funnel}): {why}", highlight=False, markup=False)
         _write_figures(figures)
         if json_out:
-            print_json(_result_json(overall) if spec is None else _result_json(out))
+            if spec is None:
+                print_json(_result_json(overall) | {k: _result_json(out[k]) for k in AUXILIARY})
+            else:
+                print_json(_result_json(out))
         else:
             _print_result(overall, ms.title or ms.name)
             if "subgroups" in out:
                 sg = out["subgroups"]
-                for g, r in sg["groups"].items():
-                    tr = np.exp if r.is_ratio else (lambda v: v)
-                    console.print(f"  {g}: {tr(r.estimate):.3f} [{tr(r.ci_low):.3f}, {tr(r.ci_high):.3f}] (k = {r.k})")
-                console.print(f"Test for subgroup differences: Q = {sg['q_between']:.3f} (df {sg['df']}), "
-                              f"p = {sg['pval']:.3g}", highlight=False)
-            if "egger" in out:
-                eg = out["egger"]
-                console.print(f"Egger's test (metafor regtest, sei predictor): stat = {eg['stat']:.3f}, "
-                              f"p = {eg['pval']:.3g} {eg['note']}".rstrip(), highlight=False)
-                tf = out["trimfill"]
-                adj = tf["adjusted"]
-                tr2 = np.exp if adj.is_ratio else (lambda v: v)
-                console.print(f"Trim-and-fill (L0): {tf['k0']} missing on the {tf['side']}; adjusted estimate "
-                              f"{tr2(adj.estimate):.3f} [{tr2(adj.ci_low):.3f}, {tr2(adj.ci_high):.3f}]", highlight=False)
+                if not sg["estimable"]:
+                    console.print(f"Subgroups: not estimable - {sg['reason']}", highlight=False, markup=False)
+                else:
+                    for g, r in sg["groups"].items():
+                        tr = np.exp if r.is_ratio else (lambda v: v)
+                        console.print(f"  {g}: {tr(r.estimate):.3f} [{tr(r.ci_low):.3f}, {tr(r.ci_high):.3f}] (k = {r.k})")
+                    console.print(f"Test for subgroup differences: Q = {sg['q_between']:.3f} (df {sg['df']}), "
+                                  f"p = {sg['pval']:.3g}", highlight=False)
+            _print_auxiliary(out)
             if "grade" in out:
-                prof = out["grade"]["profile"]
-                console.print(f"GRADE certainty: [bold]{prof.certainty}[/]")
-                for d in prof.domains:
-                    console.print(f"  {d.domain}: {d.rating}{' (suggested)' if d.suggested else ''} - {d.reason}",
-                                  highlight=False, markup=False)
-                for k, v in out["grade"]["summary_of_findings"].items():
-                    console.print(f"  {k}: {v}", highlight=False, markup=False)
+                if not out["grade"]["estimable"]:
+                    console.print(f"GRADE: not estimable - {out['grade']['reason']}", highlight=False, markup=False)
+                else:
+                    prof = out["grade"]["profile"]
+                    console.print(f"GRADE certainty: [bold]{prof.certainty}[/]")
+                    for d in prof.domains:
+                        console.print(f"  {d.domain}: {d.rating}{' (suggested)' if d.suggested else ''} - {d.reason}",
+                                      highlight=False, markup=False)
+                    for k, v in out["grade"]["summary_of_findings"].items():
+                        console.print(f"  {k}: {v}", highlight=False, markup=False)
 
 
 def _first_error(exc: Exception) -> str:

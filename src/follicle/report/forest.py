@@ -53,10 +53,19 @@ def rows_from_meta(result: object, *, summary_label: str | None = None, exp: boo
     tr = np.exp if use_exp else (lambda v: v)
     z = norm.isf((1 - res.level) / 2)  # type: ignore[attr-defined]
     rows = []
-    for lab, y, v, w in zip(res.labels, res.yi, res.vi, res.weights):  # type: ignore[attr-defined]
+    shown = {lab: (y, v, w) for lab, y, v, w in zip(res.labels, res.yi, res.vi, res.weights)}  # type: ignore[attr-defined]
+    order = getattr(res, "input_labels", None) or list(shown)
+    for lab in order:
+        if lab not in shown:  # dropped from the fit (double-zero study): listed, not drawn
+            rows.append(ForestRow(lab, note="not estimable (no events in either arm)"))
+            continue
+        y, v, w = shown[lab]
         se = math.sqrt(v)
         rows.append(ForestRow(lab, float(tr(y)), float(tr(y - z * se)), float(tr(y + z * se)), weight=w))
     label = summary_label or _method_label(res)
+    if not np.isfinite(res.estimate):  # type: ignore[attr-defined]
+        rows.append(ForestRow(label, kind="summary", note="not estimable"))
+        return rows
     has_pi = res.tau2 > 0  # type: ignore[attr-defined]
     rows.append(
         ForestRow(

@@ -24,10 +24,12 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
-from scipy.special import logit
+from scipy.optimize import brentq
+from scipy.special import expit, logit
 from sklearn.metrics import roc_auc_score
 
 from follicle.errors import InputError
+from follicle.response import separation
 from follicle.response.firth import FirthLogisticRegression
 from follicle.response.single_arm import clopper_pearson
 
@@ -50,6 +52,7 @@ class ModelResult:
     terms: pd.DataFrame
     metrics: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    infinite: dict[str, str] = field(default_factory=dict)  # term -> "+inf: why" / "-inf: why" (ML under separation)
 
     def to_dict(self) -> dict:
         return {
@@ -61,6 +64,7 @@ class ModelResult:
             "terms": self.terms.to_dict(orient="records"),
             "metrics": self.metrics,
             "warnings": self.warnings,
+            "infinite": self.infinite,
         }
 
 
@@ -180,17 +184,67 @@ def _fit_firth(X: np.ndarray, y: np.ndarray, conf_level: float):
     return f.coef_, f.bse_, f.ci_[:, 0], f.ci_[:, 1], f.pvals_, f.converged_, []
 
 
-def _separated(X: np.ndarray, y: np.ndarray, coef: np.ndarray) -> bool:
-    """Quasi-complete separation: the fitted linear predictor splits the classes with no overlap."""
-    eta = X @ coef
-    return bool(eta[y == 1].min() >= eta[y == 0].max() or eta[y == 1].max() <= eta[y == 0].min())
+def _describe_separation(name: str, sign: int, x: np.ndarray, y: np.ndarray, complete: bool) -> str:
+    """Why the ML estimate of *name* is infinite, in terms of the data."""
+    kind = "complete" if complete else "quasi-complete"
+    limit = "+inf (odds ratio inf)" if sign > 0 else "-inf (odds ratio 0)"
+    values = np.unique(x)
+    if values.size == 2 and set(values) <= {0.0, 1.0}:
+        # the level whose patients all share one outcome drives the estimate
+        level = 1.0 if np.ptp(y[x == 1.0]) == 0 and (y[x == 1.0].size > 0) else 0.0
+        n_l, r_l = int(np.sum(x == level)), int(y[x == level].sum())
+        why = f"all {n_l} patients with {name} = {level:g} are {'responders' if r_l == n_l else 'non-responders'}"
+    else:
+        why = f"{name} separates responders from non-responders"
+    if name == "(Intercept)":
+        return f"the intercept: {kind} separation (with the covariates); its maximum-likelihood estimate is {limit}"
+    return f"covariate '{name}': {kind} separation: {why}; its maximum-likelihood estimate is {limit}"
 
 
-def _sparse_terms(X: pd.DataFrame, y: np.ndarray, *, firth: bool, min_count: int = 10) -> list[str]:
+def _ml_under_separation(X: pd.DataFrame, y: np.ndarray, conf_level: float):
+    """ML fit with separation handled: infinite coefficients as +/-inf, the rest from the limit model.
+
+    Returns (coef, se, lo, hi, p, converged, messages, infinite, risk) or None when the data
+    are not separated (the ordinary fit applies).
+    """
+    Xa = X.to_numpy()
+    sep = separation.detect_separation(Xa, y)
+    if not sep.found:
+        return None
+    sup = separation.fit_sup(Xa, y, sep)
+    names = list(X.columns)
+    z = stats.norm.ppf(0.5 + conf_level / 2)
+    coef, se, pv = sup.coef.copy(), sup.se.copy(), sup.pval.copy()
+    lo, hi = coef - z * se, coef + z * se
+    complete = bool(sep.separated.all())
+    messages, infinite = [], {}
+    for j, sign in sep.infinite.items():
+        coef[j] = sign * np.inf
+        pv[j] = separation.lr_pvalue(Xa, y, j, sup.loglik)
+        lim = separation.profile_limit(Xa, y, j, sign, sup.loglik, conf_level) if len(sep.infinite) == 1 else np.nan
+        lo[j], hi[j] = (lim, np.inf) if sign > 0 else (-np.inf, lim)
+        why = _describe_separation(names[j], sign, Xa[:, j], y, complete)
+        infinite[names[j]] = ("+inf: " if sign > 0 else "-inf: ") + why
+        messages.append(f"{why}; reported as infinite, with a likelihood-ratio p-value and a one-sided "
+                        "profile-likelihood interval (use --firth for Firth's finite penalised estimate)")
+    for j in sup.not_estimable:
+        infinite[names[j]] = (f"not estimable: with {', '.join(repr(names[i]) for i in sep.infinite)} infinite, "
+                              "no patient left varies in it")
+        messages.append(f"covariate '{names[j]}': {infinite[names[j]]}")
+    eta = np.where(np.isnan(sup.coef), 0.0, sup.coef) @ Xa.T
+    risk = np.where(sep.separated, y, 1 / (1 + np.exp(-eta)))
+    return coef, se, lo, hi, pv, sup.converged, messages, infinite, risk
+
+
+def _sparse_terms(X: pd.DataFrame, y: np.ndarray, *, firth: bool, min_count: int = 10,
+                  skip: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     """Warnings for binary terms with few patients at one level (or, for ML, a level with no
-    responders or no non-responders, which Firth's method handles): unstable estimates."""
+    responders or no non-responders, which Firth's method handles): unstable estimates.
+    Terms in *skip* (already reported as infinite or not estimable) are left out."""
     out = []
     for col in X.columns[1:]:
+        if col in skip:
+            continue
         x = X[col].to_numpy()
         if not np.isin(x, (0.0, 1.0)).all():
             continue
@@ -238,12 +292,30 @@ def auc(y: np.ndarray, risk: np.ndarray) -> float:
 def calibration(y: np.ndarray, risk: np.ndarray) -> dict[str, float]:
     """Calibration slope (logistic regression of y on logit risk) and intercept (calibration in
     the large: the intercept with logit risk as an offset). Ideal values are 1 and 0 (Cox 1958).
+
+    Risks of exactly 0 or 1 (out-of-fold predictions of a separated fit) make these models
+    separated or non-convergent themselves; the figures are then NaN rather than the large
+    numbers an iteration stops at.
     """
     y = np.asarray(y, dtype=float)
     lp = logit(np.clip(np.asarray(risk, dtype=float), 1e-12, 1 - 1e-12))
-    slope_fit = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit(tol=1e-12)
-    citl = sm.GLM(y, np.ones((len(y), 1)), family=sm.families.Binomial(), offset=lp).fit(tol=1e-12)
-    return {"slope": float(slope_fit.params[1]), "intercept": float(citl.params[0])}
+    design = sm.add_constant(lp)
+    if separation.detect_separation(design, y).found:
+        return {"slope": float("nan"), "intercept": float("nan")}
+    slope_fit = sm.GLM(y, design, family=sm.families.Binomial()).fit(tol=1e-12)
+    slope = float(slope_fit.params[1]) if slope_fit.converged else float("nan")
+    if not 0 < y.sum() < y.size:
+        return {"slope": slope, "intercept": float("nan")}
+
+    def score(a: float) -> float:  # calibration in the large: sum(y) = sum expit(a + lp), decreasing in a
+        return float(y.sum() - expit(a + lp).sum())
+
+    lo, hi = -1.0, 1.0
+    while score(lo) < 0:
+        lo *= 2
+    while score(hi) > 0:
+        hi *= 2
+    return {"slope": slope, "intercept": float(brentq(score, lo, hi, xtol=1e-12, rtol=1e-14))}
 
 
 def fit_logistic(
@@ -264,21 +336,36 @@ def fit_logistic(
     ``firth=True`` uses Firth's penalised likelihood (use it when events are few or the ML fit
     reports separation). Metrics: apparent AUC, and cross-validated AUC and calibration
     slope/intercept from *cv_folds*-fold out-of-fold risks (when every fold has both classes).
+
+    Separation is found exactly (:mod:`follicle.response.separation`). Under maximum likelihood
+    the coefficients it makes infinite are reported as +/-inf (OR inf or 0) with a message
+    naming the covariate, a likelihood-ratio p-value and the finite end of the profile interval;
+    the other coefficients come from the limit of the likelihood. With ``firth=True`` the
+    finite penalised estimates are reported and the message names the separated covariate.
     """
     y = _binary_outcome(data, outcome, source)
     X, refs = design_matrix(data, predictors, categorical=categorical, reference=reference, source=source)
     _check_rank(X, source)
     Xa = X.to_numpy()
-    fitter = _fit_firth if firth else _fit_ml_logistic
-    coef, se, lo, hi, p, converged, notes = fitter(Xa, y, conf_level)
-    coef = np.asarray(coef)
-    msgs = list(notes)
-    if not firth and (_separated(Xa, y, coef) or not converged):
-        msgs.append("separation: maximum likelihood estimates are not finite; refit with Firth's method (--firth)")
+    infinite: dict[str, str] = {}
+    under = None if firth else _ml_under_separation(X, y, conf_level)
+    if under is not None:
+        coef, se, lo, hi, p, converged, msgs, infinite, risk = under
+        coef = np.asarray(coef)
+    else:
+        fitter = _fit_firth if firth else _fit_ml_logistic
+        coef, se, lo, hi, p, converged, notes = fitter(Xa, y, conf_level)
+        coef = np.asarray(coef)
+        msgs = list(notes)
+        if firth:
+            sep = separation.detect_separation(Xa, y)
+            for j, sign in sep.infinite.items():
+                msgs.append(f"{_describe_separation(X.columns[j], sign, Xa[:, j], y, bool(sep.separated.all()))}; "
+                            "Firth's penalised estimate is reported (finite)")
+        risk = 1 / (1 + np.exp(-(Xa @ coef)))
     if not converged:
         msgs.append("the fit did not converge")
-    msgs += _sparse_terms(X, y, firth=firth)
-    risk = 1 / (1 + np.exp(-(Xa @ coef)))
+    msgs += _sparse_terms(X, y, firth=firth, skip=set(infinite))
     metrics: dict = {"auc_apparent": auc(y, risk), "conf_level": conf_level, "reference_levels": refs}
     if cv_folds >= 2 and min(y.sum(), len(y) - y.sum()) >= cv_folds:
         with warnings.catch_warnings():
@@ -287,9 +374,12 @@ def fit_logistic(
             cal = calibration(y, cv)
         metrics.update({"auc_cv": auc(y, cv), "calibration_slope_cv": cal["slope"],
                         "calibration_intercept_cv": cal["intercept"], "cv_folds": cv_folds, "seed": seed})
+        if not (np.isfinite(cal["slope"]) and np.isfinite(cal["intercept"])):
+            msgs.append("cross-validated calibration not estimable: out-of-fold risks of 0 or 1 (separated folds) "
+                        "leave the calibration model without a finite fit")
     terms = _term_table(list(X.columns), coef, se, lo, hi, p, refs, exp=True)
     method = "firth-penalised likelihood, profile CIs" if firth else "maximum likelihood, Wald CIs"
-    return ModelResult("logistic", method, outcome, len(y), int(y.sum()), terms, metrics, msgs)
+    return ModelResult("logistic", method, outcome, len(y), int(y.sum()), terms, metrics, msgs, infinite)
 
 
 def fit_linear(

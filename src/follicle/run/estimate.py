@@ -125,9 +125,12 @@ def estimate_outcome(
 
     rare = max(numbers["events_target"] / max(numbers["n_target"], 1),
                numbers["events_comparator"] / max(numbers["n_comparator"], 1)) < 0.15
-    ev = evalue(row["hr"], row["ci_low"], row["ci_high"], measure="HR", rare=rare)
-    numbers["evalue"] = ev.evalue_estimate
-    numbers["evalue_ci"] = ev.evalue_ci
+    if cox.infinite:  # monotone likelihood: the HR is 0 or infinite, and has no E-value
+        numbers["evalue"] = numbers["evalue_ci"] = float("nan")
+    else:
+        ev = evalue(row["hr"], row["ci_low"], row["ci_high"], measure="HR", rare=rare)
+        numbers["evalue"] = ev.evalue_estimate
+        numbers["evalue_ci"] = ev.evalue_ci
 
     return OutcomeEstimate(outcome, negative_control, numbers, curves=curves, at_risk=at_risk, warnings=warnings)
 

@@ -137,12 +137,15 @@ def propensity_step(spec: StudySpec, X: Any, names: list[str], t: np.ndarray) ->
 
 def _calibrate(outcomes: list[OutcomeEstimate]) -> dict[str, float] | None:
     """Fit the empirical null on the negative controls and calibrate every estimate in place."""
-    controls = [o.numbers for o in outcomes if o.negative_control and "log_hr" in o.numbers]
+    def finite(n: dict[str, Any]) -> bool:  # an infinite (monotone-likelihood) estimate calibrates nothing
+        return "log_hr" in n and bool(np.isfinite(n["log_hr"]) and np.isfinite(n["se_log_hr"]))
+
+    controls = [o.numbers for o in outcomes if o.negative_control and finite(o.numbers)]
     if len(controls) < 3:
         return None
     null = fit_null([c["log_hr"] for c in controls], [c["se_log_hr"] for c in controls])
     for o in outcomes:
-        if "log_hr" not in o.numbers:
+        if not finite(o.numbers):
             continue
         b, se = o.numbers["log_hr"], o.numbers["se_log_hr"]
         cal = calibrate_ci(null, b, se)

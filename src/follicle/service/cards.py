@@ -23,11 +23,12 @@ def short(text: str, limit: int = 139) -> str:
 
 
 def _cite(r: Reason) -> str:
-    flag = "" if r.status == "V" else " **[partially verified]**"
+    flag = {"V": "", "P": " **[partially verified]**", "G": " **[practice guidance, not a label statement]**"}[r.status]
     also = "".join(f"; [{s.label}]({s.url})" for s in r.also)
     note = f" _{r.note}_" if r.note else ""
-    basis = "label" if r.basis == "label" else "practice guidance"
-    return f"Source ({basis}, checked {r.checked}): [{r.source.label}]({r.source.url}){also}.{flag}{note}"
+    where = f"{r.label}, section {r.section}" if r.basis == "label" else "practice guidance"
+    quote = f' Label text: "{r.quote}"' if r.quote else ""
+    return f"Rule `{r.rule_id}`. Source ({where}; checked {r.checked}): [{r.source.label}]({r.source.url}){also}.{quote}{flag}{note}"
 
 
 def _detail(lines: list[str]) -> str:
@@ -48,7 +49,8 @@ def cbc_suggestion(patient_id: str) -> Suggestion:
 def reason_card(drug: str, r: Reason, *, on_treatment: bool = False) -> Card:
     what = f" ({r.observed}; rule: {r.threshold})" if r.observed and r.threshold else (f" ({r.observed})" if r.observed else "")
     verb = {"do_not_start": "not recommended" if on_treatment else "do not start", "discontinue": "discontinue", "interrupt": "interrupt",
-            "reduce_dose": "reduce dose", "caution": "caution", "info": "note"}[r.action]
+            "reduce_dose": "reduce dose", "cannot_decide": "cannot decide", "restrict": "only if no suitable alternative",
+            "caution": "caution", "info": "note"}[r.action]
     return Card(
         uuid=str(uuid.uuid4()), summary=short(f"{drug.capitalize()}: {verb}. {r.message}"),
         detail=_detail([f"**{verb.capitalize()}**: {r.message}{what}", _cite(r)]),
@@ -58,9 +60,31 @@ def reason_card(drug: str, r: Reason, *, on_treatment: bool = False) -> Card:
     )
 
 
+def decision_card(d: Decision) -> Card:
+    """The lead card: the decision, the label applied, what is needed, assumed, and where EU and US differ."""
+    indicator = {"do-not-start": "critical", "cannot-decide": "warning", "start-with-cautions": "warning", "start": "info"}[d.decision]
+    head = {"do-not-start": "do not start", "cannot-decide": "cannot decide", "start-with-cautions": "start with cautions",
+            "start": "no label objection found"}[d.decision]
+    summary = f"{d.drug.capitalize()} ({d.region}): {head}"
+    if d.needs and d.decision == "cannot-decide":
+        summary += ": need " + ", ".join(n.split(" (")[0] for n in d.needs)
+    lines = [f"**Decision: {d.decision}** under the {d.label}" + (f" ({d.label_version})" if d.label_version else "") + "."]
+    if d.needs:
+        lines.append(("Cannot decide without: " if d.decision == "cannot-decide" else "Also unknown: ") + "; ".join(d.needs) + ".")
+    if d.assumed:
+        lines.append("Assumed (not from the record): " + "; ".join(d.assumed) + ".")
+    if d.region_differences:
+        lines.append("Where the EU SmPC and the US prescribing information differ for this patient:")
+        lines += [f"- {x}" for x in d.region_differences]
+    if d.not_encoded:
+        lines.append("Label points not encoded (source not available): " + "; ".join(d.not_encoded) + ".")
+    return Card(uuid=str(uuid.uuid4()), summary=short(summary), detail=_detail(lines), indicator=indicator,  # type: ignore[arg-type]
+                source=KB_SOURCE, overrideReasons=OVERRIDE_REASONS if indicator != "info" else None)
+
+
 def order_cards(d: Decision, patient_id: str, ordered_mg: float | None, warnings: list[str]) -> list[Card]:
     """Cards for a draft JAK inhibitor order (order-sign / order-select)."""
-    cards = [reason_card(d.drug, r) for r in d.reasons]
+    cards = [decision_card(d)] + [reason_card(d.drug, r) for r in d.reasons]
     if d.dose is not None:
         dose = d.dose
         allowed = {dose.mg} | ({dose.alternative_mg} if dose.alternative_mg is not None else set())
@@ -85,13 +109,11 @@ def order_cards(d: Decision, patient_id: str, ordered_mg: float | None, warnings
         ))
     if d.not_assessed:
         facts = ", ".join(n.fact.replace("_", " ") for n in d.not_assessed)
-        lines = [f"The record does not say: {facts}. Rules that need them:"] + [f"- {n.fact}: {', '.join(n.rule_ids)}" for n in d.not_assessed]
+        lines = [f"The record does not settle: {facts}. Rules that need them:"] + [
+            f"- {n.fact}{' (' + n.detail + ')' if n.detail else ''}: {', '.join(n.rule_ids)}" for n in d.not_assessed]
+        safety = any(n.safety for n in d.not_assessed)
         cards.append(Card(uuid=str(uuid.uuid4()), summary=short(f"Confirm before {d.drug}: {facts}"),
-                          detail=_detail(lines), indicator="info", source=KB_SOURCE))
-    if not d.approved_for_aa:
-        cards.append(Card(uuid=str(uuid.uuid4()), summary=short(f"{d.drug.capitalize()} is off-label in alopecia areata; only practice-guidance screening is held"),
-                          detail=_detail(["No label thresholds for alopecia areata are held for this drug; only the sourced rules shown were checked."]),
-                          indicator="warning", source=KB_SOURCE))
+                          detail=_detail(lines), indicator="warning" if safety else "info", source=KB_SOURCE))
     if warnings:
         cards.append(Card(uuid=str(uuid.uuid4()), summary=short(f"{len(warnings)} note(s) on how the record was read"),
                           detail=_detail([f"- {w}" for w in warnings]), indicator="info", source=KB_SOURCE))
@@ -112,7 +134,8 @@ def monitoring_cards(d: Decision, patient_id: str) -> list[Card]:
     Only lab-driven reasons (lab thresholds, renal limits, dose step-downs) become cards here; the
     start-time cautions (age, history) belong to the order check, not to every chart opening.
     """
-    cards = [reason_card(d.drug, r, on_treatment=True) for r in d.reasons if r.kind in {"lab_threshold", "renal", "dose_adjustment"}]
+    cards = [reason_card(d.drug, r, on_treatment=True) for r in d.reasons
+             if r.kind in {"lab_threshold", "renal", "dose_adjustment"} or r.action in {"interrupt", "discontinue"}]
     if d.schedule is None:
         return cards
     for status, indicator in (("overdue", "warning"), ("due", "info")):

@@ -8,9 +8,9 @@ from follicle.service.prefetch import TEMPLATES
 PATIENT_VIEW_ID = "aa-jaki-monitoring"
 ORDER_ID = "aa-jaki-order-check"
 
-PATIENT_VIEW_KEYS = ["patient", "labs", "medications"]
+PATIENT_VIEW_KEYS = ["patient", "labs", "conditions", "medications", "medication_statements"]
 PATIENT_VIEW_REQUIRED = {"patient", "labs", "medications"}
-ORDER_KEYS = ["patient", "labs", "conditions", "medications", "immunizations"]
+ORDER_KEYS = ["patient", "labs", "conditions", "medications", "medication_statements", "immunizations"]
 ORDER_REQUIRED = {"patient", "labs"}
 
 _NOTE = " Supports, and does not replace, the clinician's judgement."

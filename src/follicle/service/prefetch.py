@@ -23,6 +23,7 @@ TEMPLATES: dict[str, str] = {
     + ",".join(f"{LOINC_SYSTEM}|{c}" for c in PREFETCH_LOINC) + "&_sort=-date",
     "conditions": "Condition?patient={{context.patientId}}",
     "medications": "MedicationRequest?patient={{context.patientId}}",
+    "medication_statements": "MedicationStatement?patient={{context.patientId}}",
     "immunizations": "Immunization?patient={{context.patientId}}",
 }
 

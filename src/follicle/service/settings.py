@@ -10,7 +10,7 @@ import functools
 import json
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +38,7 @@ class CdsSettings(BaseSettings):
     fhir_timeout_seconds: float = Field(5.0, gt=0, le=60)
     allowed_fhir_servers: list[str] | None = Field(None, description="FHIR base URLs the service may fetch missing prefetch from; unset = any.")
     today: date | None = Field(None, description="Fix the evaluation date (tests, demos); default: today's date.")
+    region: Literal["EU", "US"] = Field("EU", description="Which label the checks apply: EU (SmPC) or US (prescribing information).")
 
     def issuers(self) -> dict[str, TrustedIssuer]:
         out = {i.iss: i for i in self.trusted_issuers}

@@ -14,6 +14,8 @@ References
 Cox DR. Regression models and life-tables. JRSS B 1972;34:187-220.
 Efron B. The efficiency of Cox's likelihood function for censored data. JASA 1977;72:557-565.
 Breslow N. Covariance analysis of censored survival data. Biometrics 1974;30:89-99.
+Bryson MC, Johnson ME. The incidence of monotone likelihood in the Cox model. Technometrics
+1981;23:381-383.
 Lin DY, Wei LJ. The robust inference for the Cox proportional hazards model. JASA 1989;84:1074-1078.
 Therneau TM, Grambsch PM. Modeling Survival Data. Springer 2000 (score residuals, sections 4.6, 7.2).
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from follicle.survival._risktable import distinct_times
 
@@ -182,18 +185,24 @@ def _add_binary_totals(data: CoxData, x1: np.ndarray) -> None:
 
 @dataclass
 class TermStats:
-    """Per likelihood term: the risk-set total s0 and mean covariate xbar; per row exp(eta)."""
+    """Per likelihood term: the risk-set total s0 and mean covariate xbar; per row exp(eta - shift).
+
+    ``r`` and ``s0`` are both scaled by exp(-shift) (shift = max eta), which keeps large linear
+    predictors from overflowing; every ratio (xbar, information, residuals) is unchanged.
+    """
 
     s0: np.ndarray
     xbar: np.ndarray
     r: np.ndarray
     eta: np.ndarray
+    shift: float = 0.0
 
 
 def term_stats(data: CoxData, beta: np.ndarray) -> TermStats:
     """Risk-set sums at *beta* for every likelihood term (Efron-discounted where needed)."""
     eta = data.x @ beta
-    r = np.exp(eta)
+    shift = float(eta.max()) if eta.size and np.isfinite(eta.max()) and eta.max() > 0 else 0.0
+    r = np.exp(eta - shift)
     rr = data.w_risk * r
     x = data.x
     g, f = data.term_g, data.term_frac
@@ -203,7 +212,8 @@ def term_stats(data: CoxData, beta: np.ndarray) -> TermStats:
         rd = data.w_death * r
         a0 = a0 - f * _group_sum(data, rd)[g]
         a1 = a1 - f[:, None] * _group_sum(data, rd[:, None] * x)[g]
-    return TermStats(a0, a1 / a0[:, None], r, eta)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return TermStats(a0, a1 / a0[:, None], r, eta, shift)
 
 
 def weighted_information(data: CoxData, ts: TermStats, weight: np.ndarray) -> np.ndarray:
@@ -214,11 +224,12 @@ def weighted_information(data: CoxData, ts: TermStats, weight: np.ndarray) -> np
     risk set holds row i. Memory stays O(rows * p) rather than O(rows * p^2).
     """
     g_count = data.n_groups
-    inv = weight / ts.s0
-    h_all = np.bincount(data.term_g, weights=inv, minlength=g_count)
-    h_own = np.bincount(data.term_g, weights=inv * data.term_frac, minlength=g_count)
-    rg = data.row_group
-    row_w = ts.r * (data.w_risk * _cum(data, h_all)[rg] - data.w_death * h_own[rg])
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # far out on a monotone likelihood
+        inv = weight / ts.s0
+        h_all = np.bincount(data.term_g, weights=inv, minlength=g_count)
+        h_own = np.bincount(data.term_g, weights=inv * data.term_frac, minlength=g_count)
+        rg = data.row_group
+        row_w = ts.r * (data.w_risk * _cum(data, h_all)[rg] - data.w_death * h_own[rg])
     second = (data.x * row_w[:, None]).T @ data.x
     return second - (ts.xbar * weight[:, None]).T @ ts.xbar
 
@@ -242,29 +253,35 @@ def loglik_derivs(data: CoxData, beta: np.ndarray) -> tuple[float, np.ndarray, n
         return ll, np.array([grad]), np.array([[info]])
     ts = term_stats(data, beta)
     tw = data.term_w
-    ll = float(data.w_death @ ts.eta - tw @ np.log(ts.s0))
+    with np.errstate(divide="ignore"):
+        ll = float(data.w_death @ ts.eta - tw @ (np.log(ts.s0) + ts.shift))
     grad = data.w_death @ data.x - tw @ ts.xbar
     return ll, grad, weighted_information(data, ts, tw)
 
 
 def newton(
-    data: CoxData, beta0: np.ndarray | None = None, *, tol: float = 1e-10, max_iter: int = 50
+    data: CoxData, beta0: np.ndarray | None = None, *, tol: float = 1e-10, max_iter: int = 50,
+    free: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float, np.ndarray, int, bool]:
     """Maximise the partial likelihood by Newton-Raphson with step halving (as R's coxph).
 
+    *free* (boolean per coefficient) keeps the others fixed at *beta0* (profile likelihoods).
     Returns beta, loglik, null loglik, information, iterations and whether it converged.
     """
     p = data.x.shape[1]
-    beta = np.zeros(p) if beta0 is None else np.asarray(beta0, dtype=float)
+    beta = np.zeros(p) if beta0 is None else np.asarray(beta0, dtype=float).copy()
+    fr = np.ones(p, dtype=bool) if free is None else np.asarray(free, dtype=bool)
     ll, grad, info = loglik_derivs(data, beta)
     ll_null = ll if beta0 is None else loglik_derivs(data, np.zeros(p))[0]
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
+        step = np.zeros(p)
+        sub = info[np.ix_(fr, fr)]
         try:
-            step = np.linalg.solve(info, grad)
+            step[fr] = np.linalg.solve(sub, grad[fr])
         except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(info, grad, rcond=None)[0]
+            step[fr] = np.linalg.lstsq(sub, grad[fr], rcond=None)[0]
         new = beta + step
         ll_new, grad_new, info_new = loglik_derivs(data, new)
         halvings = 0
@@ -273,6 +290,8 @@ def newton(
             new = beta + step
             ll_new, grad_new, info_new = loglik_derivs(data, new)
             halvings += 1
+        if not (np.isfinite(ll_new) and np.all(np.isfinite(grad_new)) and np.all(np.isfinite(info_new))):
+            break  # no finite step left (risk sets underflow far out on a monotone likelihood): stop here
         small_step = np.max(np.abs(step)) <= tol * (1 + np.max(np.abs(new)))
         flat = abs(ll_new - ll) <= 1e-14 * max(1.0, abs(ll_new))
         beta, ll, grad, info = new, ll_new, grad_new, info_new
@@ -280,6 +299,44 @@ def newton(
             converged = bool(small_step or np.max(np.abs(step)) < 1e-6)
             break
     return beta, ll, ll_null, info, it, converged
+
+
+def _risk_set_extreme(data: CoxData, values: np.ndarray, largest: bool) -> np.ndarray:
+    """Per time group: the largest (smallest) value over its risk set (rows at or after it, same stratum)."""
+    g = (np.maximum if largest else np.minimum).reduceat(values, data.grp_start)
+    if not data.stratified:
+        return (np.maximum if largest else np.minimum).accumulate(g[::-1])[::-1]
+    ser = pd.Series(g[::-1])
+    grp = ser.groupby(data.strat_first[::-1], sort=False)
+    return (grp.cummax() if largest else grp.cummin()).to_numpy()[::-1]
+
+
+def monotone_signs(data: CoxData, eta: np.ndarray, *, tol: float = 1e-9) -> tuple[bool, bool]:
+    """Whether the log partial likelihood rises without bound along +d and along -d, eta = x'd per row.
+
+    Along +d: every event's eta is the largest in its risk set (each term eta_i - log sum_R
+    exp(eta_j) then never decreases; with Efron's ties too) and some risk set holds a smaller
+    one (so the likelihood keeps rising): the monotone likelihood of Bryson and Johnson (1981),
+    whose maximum lies at infinity. Along -d the same with the smallest.
+    """
+    ev = data.w_death > 0
+    if not ev.any():
+        return False, False
+    scale = tol * (1.0 + float(np.max(np.abs(eta))))
+    at = data.row_group[ev]
+    e_eta = eta[ev]
+    top = _risk_set_extreme(data, eta, largest=True)[at]
+    up_ok = bool(np.all(e_eta >= top - scale))
+    low = _risk_set_extreme(data, eta, largest=False)[at]
+    down_ok = bool(np.all(e_eta <= low + scale))
+    if not (up_ok or down_ok):
+        return False, False
+    return up_ok and bool(np.any(e_eta > low + scale)), down_ok and bool(np.any(e_eta < top - scale))
+
+
+def monotone_direction(data: CoxData, d: np.ndarray, *, tol: float = 1e-9) -> bool:
+    """Whether the log partial likelihood rises without bound along direction *d* (see :func:`monotone_signs`)."""
+    return monotone_signs(data, data.x @ np.asarray(d, dtype=float), tol=tol)[0]
 
 
 def score_residuals(data: CoxData, beta: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from scipy import stats
 
 from follicle.errors import InputError
 from follicle.survival import _cox_kernel as kernel
+from follicle.survival import _monotone
 from follicle.survival._inputs import (
     as_groups,
     as_time_event,
@@ -57,6 +58,7 @@ class CoxResult:
     n_iter: int
     conf_level: float
     warnings: tuple[str, ...] = field(default=())
+    infinite: dict[str, str] = field(default_factory=dict)  # term -> why its estimate is +/- inf
 
     @property
     def coef(self) -> np.ndarray:
@@ -73,6 +75,8 @@ class CoxResult:
             "loglik_null": self.loglik_null, "n": self.n, "events": self.events, "ties": self.ties,
             "robust": self.robust, "stratified": self.stratified, "converged": self.converged,
             "n_iter": self.n_iter, "conf_level": self.conf_level, "warnings": list(self.warnings),
+            "infinite": {t: ("+inf: " if self.summary.loc[t, "coef"] > 0 else "-inf: " if self.summary.loc[t, "coef"] < 0
+                             else "not estimable: ") + why for t, why in self.infinite.items()},
         }
 
     def row(self, term: str | None = None) -> dict[str, float]:
@@ -188,21 +192,60 @@ class CoxPH:
             w = np.asarray(weights, dtype=np.float64)
             if w.shape != t.shape or not np.all(np.isfinite(w)) or np.any(w <= 0):
                 raise InputError(f"column '{column_name(weights, 'weights')}' must hold one finite weight > 0 per row")
-        data = kernel.prepare(t, e, xm, strata=s, weights=w, ties=self.ties)
-        beta, ll, ll0, info, n_iter, converged = kernel.newton(data, tol=self.tol, max_iter=self.max_iter)
-        try:
-            naive = np.linalg.inv(info)
-        except np.linalg.LinAlgError:
-            naive = np.linalg.pinv(info)
+        kw = {"strata": s, "weights": w, "ties": self.ties, "tol": self.tol, "max_iter": self.max_iter}
+        sup = _monotone.fit_sup(t, e, xm, **kw)
+        p = len(names)
+        infinite, fin = sup.infinite, sup.finite
+        ll, ll0, n_iter, converged = sup.loglik, sup.loglik_null, sup.n_iter, sup.converged
+        naive = np.full((p, p), np.nan)
+        var = naive
         robust = bool(self.robust) or c is not None
-        var = kernel.robust_variance(data, beta, naive, c) if robust else naive
+        if fin.size:
+            try:
+                nv = np.linalg.inv(sup.info)
+            except np.linalg.LinAlgError:
+                nv = np.linalg.pinv(sup.info)
+            naive[np.ix_(fin, fin)] = nv
+            var = naive.copy()
+            if robust:
+                var[np.ix_(fin, fin)] = kernel.robust_variance(sup.data, sup.beta, nv, c)
         warnings: list[str] = []
+        messages: dict[str, str] = {}
+        for j, sign in infinite.items():
+            others = [names[i] for i in infinite if i != j]
+            messages[names[j]] = _monotone.describe(names[j], sign, xm[:, j], e.astype(bool), others)
+            warnings.append(messages[names[j]])
         if not converged:
             warnings.append(
                 f"Newton-Raphson did not converge in {n_iter} iterations; a coefficient may be infinite "
                 "(e.g. no events in one group)"
             )
-        self.coef_ = beta
+        report = np.zeros(p)
+        report[fin] = sup.beta
+        if infinite and fin.size:  # a finite coefficient may have no information left in the limit model
+            info0 = np.diag(kernel.loglik_derivs(kernel.prepare(t, e, xm, strata=s, weights=w, ties=self.ties),
+                                                 np.zeros(p))[2])
+            for k, j in enumerate(fin):
+                if sup.info[k, k] <= 1e-10 * info0[j]:
+                    report[j] = np.nan
+                    var[j, :] = var[:, j] = np.nan
+                    messages[names[j]] = (f"covariate '{names[j]}': not estimable: with "
+                                          f"{', '.join(repr(names[i]) for i in infinite)} infinite, no risk set "
+                                          "left compares subjects on it")
+                    warnings.append(messages[names[j]])
+        lr_p: dict[int, float] = {}
+        limits: dict[int, float] = {}
+        for j, sign in infinite.items():
+            report[j] = sign * np.inf
+            keep = np.array([i for i in range(p) if i != j], dtype=int)
+            ll_without = ll0 if not keep.size else _monotone.fit_sup(t, e, xm[:, keep], **kw).loglik
+            lr_p[j] = float(stats.chi2.sf(max(2 * (ll - ll_without), 0.0), 1))
+            limits[j] = float("nan")
+            if len(infinite) == 1:  # profile over the finite others, from their limit values
+                full = kernel.prepare(t, e, xm, strata=s, weights=w, ties=self.ties)
+                start = np.where(np.isfinite(report), report, 0.0)
+                limits[j] = _monotone.profile_limit(full, start, j, sign, ll, self.conf_level)
+        self.coef_ = report
         self.var_ = var
         self.naive_var_ = naive
         self.se_ = np.sqrt(np.diag(var))
@@ -216,7 +259,13 @@ class CoxPH:
         self.stratified_ = s is not None
         self.robust_ = robust
         self.warnings_ = tuple(warnings)
-        self.summary_ = _summary(beta, self.se_, names, self.conf_level)
+        self.summary_ = _summary(report, self.se_, names, self.conf_level)
+        for j, sign in infinite.items():  # likelihood-based inference for the infinite ones
+            lim = float(np.exp(limits[j]))
+            self.summary_.iloc[j, self.summary_.columns.get_loc("p")] = lr_p[j]
+            self.summary_.iloc[j, self.summary_.columns.get_loc("ci_low")] = 0.0 if sign < 0 else lim
+            self.summary_.iloc[j, self.summary_.columns.get_loc("ci_high")] = lim if sign < 0 else np.inf
+        self.infinite_ = messages
         return self
 
     def _check_fitted(self) -> None:
@@ -229,14 +278,15 @@ class CoxPH:
         return CoxResult(
             self.summary_, self.var_, self.naive_var_, self.loglik_, self.loglik_null_, self.n_, self.events_,
             self.ties, self.robust_, self.stratified_, self.converged_, self.n_iter_, self.conf_level,
-            self.warnings_,
+            self.warnings_, dict(self.infinite_),
         )
 
     def predict_log_hazard_ratio(self, X: Any) -> np.ndarray:
-        """Linear predictor X @ coef_ (log relative hazard, uncentred)."""
+        """Linear predictor X @ coef_ (log relative hazard, uncentred; +/- inf with an infinite coefficient)."""
         self._check_fitted()
         xm, _ = _as_matrix(X)
-        return xm @ self.coef_
+        with np.errstate(invalid="ignore"):
+            return np.where(xm == 0, 0.0, xm * self.coef_).sum(axis=1)  # 0 * inf counts as 0
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("ties", "robust", "conf_level", "tol", "max_iter")}

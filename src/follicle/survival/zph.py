@@ -78,6 +78,10 @@ def cox_zph(
     check_choice("transform", transform, TRANSFORMS)
     if not hasattr(model, "coef_"):
         raise AttributeError("cox_zph needs a fitted CoxPH; call fit first.")
+    infinite = getattr(model, "infinite_", {})
+    if infinite:
+        raise ValueError(f"the PH test is not defined: the estimate of {', '.join(map(repr, infinite))} is infinite "
+                         "(monotone likelihood)")
     t, e = as_time_event(time, event)
     xm, names = _as_matrix(X)
     s = None if strata is None else as_groups(strata, len(t), column_name(strata, "strata"), min_groups=1)[0]

@@ -31,6 +31,7 @@ class EggerResult:
     limit_estimate: float  # intercept: the estimate as se -> 0
     limit_ci_low: float
     limit_ci_high: float
+    notes: tuple[str, ...] = ()  # e.g. tau2 of the regression found by the fallback algorithm
 
 
 def egger_test(
@@ -58,6 +59,7 @@ def egger_test(
         return EggerResult(
             model=model, stat=float(fit.stat[1]), pval=float(fit.pval[1]), df=fit.df,
             limit_estimate=float(fit.beta[0]), limit_ci_low=float(fit.ci_low[0]), limit_ci_high=float(fit.ci_high[0]),
+            notes=fit.notes,
         )
     if model != "lm":
         raise ValueError(f"The 'model' parameter must be 'rma' or 'lm'. Got {model!r} instead.")
@@ -102,6 +104,8 @@ def trim_and_fill(
     yi0 = np.asarray(result.yi, float)
     vi0 = np.asarray(result.vi, float)
     k = yi0.size
+    if k < 3:
+        raise ValueError(f"trim-and-fill needs at least 3 studies; got k = {k}.")
     if side is None:
         X = np.column_stack([np.ones(k), np.sqrt(vi0)])
         slope = fit_rma(yi0, vi0, X, method=method).beta[1]

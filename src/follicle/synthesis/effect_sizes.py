@@ -43,10 +43,20 @@ class EffectSizes:
     # Labels of studies dropped (double-zero tables with drop00=True).
     dropped: list[str] = field(default_factory=list)
     ni: np.ndarray | None = None
+    # Every study given, in input order (kept and dropped); None means labels + dropped.
+    input_labels: list[str] | None = None
 
     @property
     def k(self) -> int:
         return int(self.yi.size)
+
+    @property
+    def all_labels(self) -> list[str]:
+        """The studies kept and dropped, in input order."""
+        if self.input_labels is None:
+            return list(self.labels) + list(self.dropped)
+        keep = set(self.labels) | set(self.dropped)
+        return [lab for lab in self.input_labels if lab in keep]
 
     @property
     def sei(self) -> np.ndarray:
@@ -67,6 +77,7 @@ class EffectSizes:
             tables=None if self.tables is None else self.tables[mask],
             dropped=list(self.dropped),
             ni=None if self.ni is None else self.ni[mask],
+            input_labels=self.input_labels,
         )
 
 
@@ -159,6 +170,7 @@ def binary_effects(
         tables=raw,
         dropped=dropped,
         ni=raw.sum(axis=1),
+        input_labels=labs,
     )
 
 

@@ -5,6 +5,11 @@ MH computation, ``add=c(1/2, 0)``, ``to=c("only0", "none")``); tables with no ev
 arms contribute nothing to OR/RR. Q is computed from the study-level ``yi``/``vi``
 (continuity-corrected, double-zero tables dropped) around the MH estimate.
 
+With no informative table (OR: R or S is 0, i.e. no table has an event in one arm and a
+non-event in the other; RR: no event in one arm across all tables) the estimate is NaN with
+the reason, and the Cochran-Mantel-Haenszel test is still reported when any table has both
+events and non-events, as metafor's ``rma.mh`` does.
+
 References
 ----------
 Mantel N, Haenszel W. J Natl Cancer Inst 1959;22:719-48.
@@ -33,6 +38,7 @@ class MHResult:
     tarone: float = float("nan")  # Breslow-Day test with Tarone's correction (OR only)
     tarone_p: float = float("nan")
     breslow_day: float = float("nan")
+    reason: str = ""  # why the estimate is NaN (no informative table)
 
 
 def mantel_haenszel(tables: np.ndarray, measure: str, *, correct: bool = True) -> MHResult:
@@ -47,22 +53,30 @@ def mantel_haenszel(tables: np.ndarray, measure: str, *, correct: bool = True) -
         R_i = (a / N) * d
         S_i = (b / N) * c
         R, S = R_i.sum(), S_i.sum()
+        xt, yt = a + c, b + d
+        cmh = float("nan")
+        if xt.sum() > 0 and yt.sum() > 0:
+            num = (abs(np.sum(a - (n1 / N) * xt)) - (0.5 if correct else 0.0)) ** 2
+            cmh = float(num / np.sum((n1 / N) * (n2 / N) * (xt * (yt / (N - 1)))))
+        cmh_p = float(chi2.sf(cmh, 1)) if np.isfinite(cmh) else float("nan")
         if R == 0 or S == 0:
-            raise ValueError("Mantel-Haenszel OR is undefined: no informative tables (R or S is 0)")
+            side = "treated events with control non-events" if R == 0 else "control events with treated non-events"
+            return MHResult(
+                estimate=float("nan"), se=float("nan"), cmh=cmh, cmh_p=cmh_p,
+                reason=f"no informative table for the Mantel-Haenszel OR: no table has {side} "
+                       f"({'R' if R == 0 else 'S'} = 0)",
+            )
         or_ = R / S
         se = np.sqrt(
             0.5 * (np.sum(P * R_i) / R**2 + np.sum(P * S_i + Q * R_i) / (R * S) + np.sum(Q * S_i) / S**2)
         )
-        xt, yt = a + c, b + d
-        num = (abs(np.sum(a - (n1 / N) * xt)) - (0.5 if correct else 0.0)) ** 2
-        cmh = num / np.sum((n1 / N) * (n2 / N) * (xt * (yt / (N - 1))))
         bd, ta = _breslow_day_tarone(a, n1, n2, xt, yt, N, or_)
         kpos_df = ta[1]
         return MHResult(
             estimate=float(np.log(or_)),
             se=float(se),
-            cmh=float(cmh),
-            cmh_p=float(chi2.sf(cmh, 1)),
+            cmh=cmh,
+            cmh_p=cmh_p,
             tarone=ta[0],
             tarone_p=float(chi2.sf(ta[0], kpos_df)) if kpos_df > 0 else float("nan"),
             breslow_day=bd,
@@ -71,7 +85,10 @@ def mantel_haenszel(tables: np.ndarray, measure: str, *, correct: bool = True) -
         R = np.sum(a * (n2 / N))
         S = np.sum(c * (n1 / N))
         if a.sum() == 0 or c.sum() == 0:
-            raise ValueError("Mantel-Haenszel RR is undefined: no events in one arm across all tables")
+            arm = "treated" if a.sum() == 0 else "control"
+            return MHResult(estimate=float("nan"), se=float("nan"),
+                            reason=f"no informative table for the Mantel-Haenszel RR: no events in the {arm} arm "
+                                   "of any table")
         se = np.sqrt(np.sum((n1 / N) * (n2 / N) * (a + c) - (a / N) * c) / (R * S))
         return MHResult(estimate=float(np.log(R / S)), se=float(se))
     if measure == "RD":

@@ -28,7 +28,7 @@ from follicle.synthesis.effect_sizes import EffectSizes, binary_effects
 from follicle.synthesis.heterogeneity import conventional_i2, heterogeneity, qprofile_tau2_ci
 from follicle.synthesis.mantel_haenszel import mantel_haenszel
 from follicle.synthesis.peto import peto
-from follicle.synthesis.tau2 import TAU2_METHODS, _design, estimate_tau2
+from follicle.synthesis.tau2 import TAU2_METHODS, _design, fit_tau2
 
 METHODS = ("EE", "MH", "PETO") + TAU2_METHODS
 RATIO_MEASURES = ("OR", "RR", "PETO", "HR", "RATIO")  # RATIO: generic log-ratio estimates
@@ -48,6 +48,8 @@ class RmaFit:
     df: int | None  # t degrees of freedom under knha, else None
     crit: float
     weights: np.ndarray
+    notes: tuple[str, ...] = ()
+    s2w: float = 1.0  # Hartung-Knapp scale factor (1 for z-tests)
 
 
 def fit_rma(
@@ -60,18 +62,36 @@ def fit_rma(
     level: float = 0.95,
     tau2: float | None = None,
 ) -> RmaFit:
-    """Weighted least squares with weights 1/(vi + tau^2); tau^2 estimated by *method* or given."""
+    """Weighted least squares with weights 1/(vi + tau^2); tau^2 estimated by *method* or given.
+
+    With no residual degrees of freedom (k = p, e.g. k = 1) tau^2 is 0 and ``knha`` falls back to
+    z-tests, as metafor does; ``notes`` says so, and says when tau^2 needed the fallback
+    algorithm of :func:`follicle.synthesis.tau2.fit_tau2`.
+    """
     yi_ = np.asarray(yi, dtype=float)
     vi_ = np.asarray(vi, dtype=float)
     X_ = _design(yi_.size, X)
     k, p = X_.shape
+    if k < p:
+        raise ValueError(f"{k} studies cannot fit {p} coefficients")
+    notes: list[str] = []
     if tau2 is None:
-        tau2 = 0.0 if method == "EE" else estimate_tau2(yi_, vi_, method, X_)
+        if method == "EE":
+            tau2 = 0.0
+        else:
+            tf = fit_tau2(yi_, vi_, method, X_)
+            tau2 = tf.tau2
+            if "fallback" in tf.algorithm:
+                notes.append(f"tau2 ({method}): {tf.note}")
+    if knha and k - p < 1:
+        knha = False
+        notes.append(f"k = {k}: Hartung-Knapp needs k > {p}; z-tests used instead (as metafor)")
     w = 1.0 / (vi_ + tau2)
     WX = X_ * w[:, None]
     vb = np.linalg.inv(X_.T @ WX)
     beta = vb @ (WX.T @ yi_)
     alpha = 1 - level
+    s2w = 1.0
     if knha:
         rss = float(np.sum(w * (yi_ - X_ @ beta) ** 2))
         s2w = 0.0 if rss <= np.finfo(float).eps else rss / (k - p)
@@ -96,12 +116,22 @@ def fit_rma(
         df=df,
         crit=crit,
         weights=w,
+        notes=tuple(notes),
+        s2w=s2w,
     )
 
 
 @dataclass(frozen=True)
 class MetaResult:
-    """A pooled estimate with heterogeneity statistics, on the analysis scale (log for ratios)."""
+    """A pooled estimate with heterogeneity statistics, on the analysis scale (log for ratios).
+
+    ``labels``/``yi``/``vi``/``weights`` hold the studies with a study-level estimate (the
+    forest-plot rows); ``input_labels``/``input_weights`` hold every study given, in input
+    order, with weight 0 for a study dropped from the fit (metafor's table weight for MH/Peto,
+    which keep double-zero tables in the pooled estimate). ``not_estimable`` maps a part of the
+    result that could not be computed (``estimate``, ``tau2_ci``...) to the reason; those
+    numbers are NaN. ``notes`` record how the fit departed from the default path.
+    """
 
     measure: str
     method: str
@@ -134,15 +164,35 @@ class MetaResult:
     weights: list[float] = field(default_factory=list)  # percent
     dropped: list[str] = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)
+    input_labels: list[str] = field(default_factory=list)
+    input_weights: list[float] = field(default_factory=list)  # percent, every study given
+    not_estimable: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def is_ratio(self) -> bool:
         return self.measure in RATIO_MEASURES
 
+    @property
+    def estimable(self) -> bool:
+        return "estimate" not in self.not_estimable
+
     def exp(self) -> dict[str, float]:
         """Estimate and intervals back-transformed (ratio measures)."""
         keys = ("estimate", "ci_low", "ci_high", "pi_low", "pi_high")
         return {key: float(np.exp(getattr(self, key))) for key in keys}
+
+    def studies(self) -> list[dict[str, Any]]:
+        """Every study given, in input order: yi, vi (None where dropped) and weight (0 where dropped)."""
+        shown = {lab: (y, v) for lab, y, v in zip(self.labels, self.yi, self.vi)}
+        labels = self.input_labels or list(self.labels)
+        weights = self.input_weights or list(self.weights)
+        gone = set(self.dropped)
+        rows = []
+        for lab, w in zip(labels, weights):
+            y, v = shown.get(lab, (None, None))
+            rows.append({"study": lab, "yi": y, "vi": v, "weight": w, "dropped": lab in gone})
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary: the keys of ``follicle meta --json``."""
@@ -174,19 +224,19 @@ class MetaResult:
         }
         if self.is_ratio:
             out["exp"] = self.exp()
-        out["studies"] = [
-            {"study": lab, "yi": y, "vi": v, "weight": w}
-            for lab, y, v, w in zip(self.labels, self.yi, self.vi, self.weights)
-        ]
+        out["studies"] = self.studies()
         if self.dropped:
             out["dropped"] = list(self.dropped)
+        out["not_estimable"] = dict(self.not_estimable)
+        out["notes"] = list(self.notes)
         out.update(self.extra)
         return out
 
     def as_row(self) -> dict[str, Any]:
         """Flat summary without per-study lists (for tables)."""
         d = asdict(self)
-        for key in ("labels", "yi", "vi", "weights", "dropped", "extra"):
+        for key in ("labels", "yi", "vi", "weights", "dropped", "extra", "input_labels", "input_weights",
+                    "not_estimable", "notes"):
             d.pop(key)
         return d
 
@@ -205,6 +255,11 @@ def _check_method(method: str, knha: bool, effects: EffectSizes) -> None:
             raise ValueError(f"The 'knha' option applies to inverse-variance models, not to method {method}.")
 
 
+def _no_studies(effects: EffectSizes) -> ValueError:
+    why = f" (double-zero studies dropped: {', '.join(effects.dropped)})" if effects.dropped else ""
+    return ValueError(f"no study left to pool{why}")
+
+
 def meta_analysis(
     effects: EffectSizes,
     *,
@@ -214,6 +269,7 @@ def meta_analysis(
     add: float = 0.5,
     to: str = "only0",
     drop00: bool = True,
+    qprofile: bool = True,
 ) -> MetaResult:
     """Pool study effects by *method*.
 
@@ -221,7 +277,7 @@ def meta_analysis(
     ----------
     effects : EffectSizes
         From :mod:`follicle.synthesis.effect_sizes`.
-    method : EE, MH, PETO, DL, REML, PM, ML, SJ or HE
+    method : EE, MH, PETO, DL, REML, PM, ML, SJ, HE, EB, HS or HSk
         EE is the inverse-variance equal (fixed) effect model; the tau^2 estimators give
         random-effects models; MH and PETO need binary data.
     knha : bool
@@ -229,11 +285,22 @@ def meta_analysis(
     add, to, drop00 :
         For MH and PETO only: the continuity correction and double-zero rule for the study-level
         values used in Q and the plots (metafor ``rma.mh``/``rma.peto`` defaults); the pooled
-        estimate itself uses the uncorrected tables.
+        estimate itself uses the uncorrected tables (double-zero ones included, as metafor).
+    qprofile : bool
+        Compute the Q-profile CI for tau^2 (refits such as leave-one-out skip it: NaN).
+
+    Notes
+    -----
+    Edge cases as metafor 3.8: k = 1 is fitted with tau^2 = 0, Q = 0 (df 0), I^2 = 0, H^2 = 1,
+    the prediction interval equal to the CI and z-tests under ``knha``; the Q-profile CI is then
+    not estimable. A Mantel-Haenszel OR (RR) with no informative table is NaN with the reason in
+    ``not_estimable``, while the CMH test is still reported. The Q-profile CI for tau^2 is an
+    auxiliary result: if it cannot be computed it is NaN with the reason, and the pooled
+    estimate stands.
     """
     _check_method(method, knha, effects)
-    if effects.k < 2:
-        raise ValueError(f"A meta-analysis needs at least 2 studies; got k = {effects.k}.")
+    if effects.k < 1:
+        raise _no_studies(effects)
     if method in ("MH", "PETO"):
         return _pool_tables(effects, method, level, add, to, drop00)
     yi, vi = effects.yi, effects.vi
@@ -241,15 +308,30 @@ def meta_analysis(
     het = heterogeneity(yi, vi)
     mu, se = float(fit.beta[0]), float(fit.se[0])
     half = fit.crit * np.sqrt(se**2 + fit.tau2)
-    lo, hi = qprofile_tau2_ci(yi, vi, level=level, tau2_hint=fit.tau2)
+    not_estimable: dict[str, str] = {}
+    lo, hi = float("nan"), float("nan")
+    if not qprofile:
+        pass
+    elif het.df < 1:
+        not_estimable["tau2_ci"] = f"k = {effects.k}: no degrees of freedom for the Q-profile interval"
+    else:
+        try:
+            lo, hi = qprofile_tau2_ci(yi, vi, level=level, tau2_hint=fit.tau2)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            not_estimable["tau2_ci"] = f"Q-profile root finding failed: {exc}"
     if method == "EE":
         i2, h2 = het.i2_conventional, (het.q / het.df if het.df > 0 else 1.0)
     else:
         i2, h2 = het.i2(fit.tau2), het.h2(fit.tau2)
+    notes = list(fit.notes)
+    if effects.k == 1:
+        notes.append("k = 1: tau2 = 0, Q = 0 (df 0), I2 = 0 and the prediction interval equals the CI (as metafor)")
+    shown = dict(zip(effects.labels, 100 * fit.weights / fit.weights.sum()))
+    all_labels = effects.all_labels
     return MetaResult(
         measure=effects.measure,
         method=method,
-        knha=knha,
+        knha=fit.df is not None,
         level=level,
         k=effects.k,
         estimate=mu,
@@ -264,8 +346,8 @@ def meta_analysis(
         tau2=fit.tau2,
         tau2_ci_low=lo,
         tau2_ci_high=hi,
-        i2_ci_low=het.i2(lo),
-        i2_ci_high=het.i2(hi),
+        i2_ci_low=het.i2(lo) if np.isfinite(lo) else float("nan"),
+        i2_ci_high=het.i2(hi) if np.isfinite(hi) else float("nan"),
         i2=i2,
         i2_conventional=het.i2_conventional,
         h2=h2,
@@ -275,8 +357,12 @@ def meta_analysis(
         labels=list(effects.labels),
         yi=effects.yi.tolist(),
         vi=effects.vi.tolist(),
-        weights=(100 * fit.weights / fit.weights.sum()).tolist(),
+        weights=[float(shown[lab]) for lab in effects.labels],
         dropped=list(effects.dropped),
+        input_labels=all_labels,
+        input_weights=[float(shown.get(lab, 0.0)) for lab in all_labels],
+        not_estimable=not_estimable,
+        notes=notes,
     )
 
 
@@ -305,24 +391,37 @@ def _pool_tables(effects: EffectSizes, method: str, level: float, add: float, to
         a, a + b, c, c + d, measure=measure, labels=effects.labels, add=add, to=to, drop00=drop00  # type: ignore[arg-type]
     )
     extra: dict[str, float] = {}
+    not_estimable: dict[str, str] = {}
+    k_yi = shown.k
     if method == "MH":
         r = mantel_haenszel(tables, effects.measure)
         est, se = r.estimate, r.se
+        if r.reason:
+            not_estimable["estimate"] = r.reason
         if effects.measure == "OR":
             extra = {"cmh": r.cmh, "cmh_p": r.cmh_p, "tarone": r.tarone, "tarone_p": r.tarone_p}
-        k_yi = shown.k
-        q = max(0.0, float(np.sum((shown.yi - est) ** 2 / shown.vi))) if k_yi > 1 else 0.0
+            if not np.isfinite(r.cmh):
+                not_estimable["cmh"] = "no events (or no non-events) in any table: the CMH test is not computable"
+        # metafor: QE = max(0, sum wi (yi - beta)^2) over the study-level values (NA if beta is)
+        q = (max(0.0, float(np.sum((shown.yi - est) ** 2 / shown.vi))) if np.isfinite(est) else float("nan")) \
+            if k_yi > 1 else 0.0
+        df = max(k_yi - 1, 0)
     else:
         r2 = peto(tables)
-        est, se, q = r2.estimate, r2.se, r2.q
-        k_yi = shown.k
+        est, se = r2.estimate, r2.se
+        q = r2.q if r2.k_pos > 1 else 0.0  # metafor: Q-test only with more than one informative table
+        df = max(k_yi - 1, 0) if r2.k_pos > 1 else 0
     crit = float(-ndtri((1 - level) / 2))
-    df = k_yi - 1
-    i2c = conventional_i2(q, df)
+    i2c = conventional_i2(q, df) if np.isfinite(q) else float("nan")
+    h2 = (q / df if df > 0 else 1.0) if np.isfinite(q) else float("nan")
+    q_p = (float(chdtrc(df, q)) if df > 0 else 1.0) if np.isfinite(q) else float("nan")
     w_all = _table_weights(tables, measure)
-    gone = set(shown.dropped)
-    keep = np.array([lab not in gone for lab in effects.labels])
-    w = w_all[keep]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pct = 100 * w_all / w_all.sum()  # NaN for every table when no table carries weight (as metafor)
+    by_label = dict(zip(effects.labels, pct.tolist()))
+    all_labels = effects.all_labels
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stat = est / se
     return MetaResult(
         measure=effects.measure,
         method=method,
@@ -335,8 +434,8 @@ def _pool_tables(effects: EffectSizes, method: str, level: float, add: float, to
         ci_high=est + crit * se,
         pi_low=est - crit * se,
         pi_high=est + crit * se,
-        stat=est / se,
-        pval=float(2 * ndtr(-abs(est / se))),
+        stat=float(stat),
+        pval=float(2 * ndtr(-abs(stat))),
         df=None,
         tau2=0.0,
         tau2_ci_low=float("nan"),
@@ -345,14 +444,17 @@ def _pool_tables(effects: EffectSizes, method: str, level: float, add: float, to
         i2_ci_high=float("nan"),
         i2=i2c,
         i2_conventional=i2c,
-        h2=q / df if df > 0 else 1.0,
+        h2=h2,
         q=q,
         q_df=df,
-        q_p=float(chdtrc(df, q)) if df > 0 else 1.0,
+        q_p=q_p,
         labels=list(shown.labels),
         yi=shown.yi.tolist(),
         vi=shown.vi.tolist(),
-        weights=(100 * w / w_all.sum()).tolist(),
-        dropped=list(shown.dropped),
+        weights=[by_label[lab] for lab in shown.labels],
+        dropped=list(effects.dropped) + list(shown.dropped),
         extra=extra,
+        input_labels=all_labels,
+        input_weights=[by_label.get(lab, 0.0) for lab in all_labels],
+        not_estimable=not_estimable,
     )

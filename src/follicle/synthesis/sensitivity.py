@@ -27,18 +27,26 @@ _COLUMNS = ["estimate", "se", "ci_low", "ci_high", "pval", "tau2", "i2", "q", "q
 
 
 def _row(label: str, res: MetaResult) -> dict[str, object]:
-    return {"study": label} | {c: getattr(res, c) for c in _COLUMNS}
+    note = "; ".join(f"{part} not estimable: {why}" for part, why in res.not_estimable.items() if part == "estimate")
+    return {"study": label} | {c: getattr(res, c) for c in _COLUMNS} | {"note": note}
 
 
 def leave_one_out(effects: EffectSizes, **kwargs: object) -> pd.DataFrame:
-    """Refit without each study in turn; one row per omitted study (``study`` = the one left out)."""
-    if effects.k < 3:
-        raise ValueError(f"leave-one-out needs at least 3 studies; got k = {effects.k}.")
+    """Refit without each study in turn; one row per omitted study (``study`` = the one left out).
+
+    As metafor's ``leave1out``: k >= 2 (each refit may have k = 1); a refit that fails gives a
+    row of NaN with the reason in ``note`` instead of stopping the others.
+    """
+    if effects.k < 2:
+        raise ValueError(f"leave-one-out needs at least 2 studies; got k = {effects.k}.")
     rows = []
     for i, lab in enumerate(effects.labels):
         mask = np.ones(effects.k, bool)
         mask[i] = False
-        rows.append(_row(lab, meta_analysis(effects.subset(mask), **kwargs)))  # type: ignore[arg-type]
+        try:
+            rows.append(_row(lab, meta_analysis(effects.subset(mask), qprofile=False, **kwargs)))  # type: ignore[arg-type]
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            rows.append({"study": lab} | {c: float("nan") for c in _COLUMNS} | {"note": f"refit failed: {exc}"})
     return pd.DataFrame(rows)
 
 
@@ -49,7 +57,8 @@ def cumulative(effects: EffectSizes, order: Sequence[int] | None = None, **kwarg
     for j in range(2, len(idx) + 1):
         mask = np.zeros(effects.k, bool)
         mask[idx[:j]] = True
-        rows.append(_row(effects.labels[idx[j - 1]], meta_analysis(effects.subset(mask), **kwargs)))  # type: ignore[arg-type]
+        rows.append(_row(effects.labels[idx[j - 1]], meta_analysis(effects.subset(mask), qprofile=False,  # type: ignore[arg-type]
+                                                                   **kwargs)))
     return pd.DataFrame(rows)
 
 

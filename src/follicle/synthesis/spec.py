@@ -16,10 +16,10 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from follicle.synthesis.bias import egger_test, trim_and_fill
+from follicle.synthesis.auxiliary import NotEstimable, attempt, auxiliary_analyses
 from follicle.synthesis.grade import DomainRating, evidence_profile
 from follicle.synthesis.pooling import METHODS, MetaResult, meta_analysis
-from follicle.synthesis.sensitivity import leave_one_out, subgroups
+from follicle.synthesis.sensitivity import subgroups
 from follicle.synthesis.tabular import MEASURE_LAYOUT, effects_from_frame
 
 
@@ -71,7 +71,7 @@ class MetaSpec(_Model):
     data: str = Field(description="CSV path (relative to the spec file) or bundled:jaki_rct_salt20")
     where: dict[str, list[str]] = Field(default_factory=dict, description="keep rows whose column is in the list")
     measure: Literal["OR", "RR", "RD", "MD", "SMD", "GEN"] = "OR"
-    method: Literal["EE", "MH", "PETO", "DL", "REML", "PM", "ML", "SJ", "HE"] = "REML"
+    method: Literal["EE", "MH", "PETO", "DL", "REML", "PM", "ML", "SJ", "HE", "EB", "HS", "HSk"] = "REML"
     ratio: bool = Field(False, description="GEN only: estimates are log ratios (exponentiate results)")
     knha: bool = False
     level: float = Field(0.95, gt=0, lt=1)
@@ -133,12 +133,19 @@ def analyse(frame: pd.DataFrame, spec: MetaSpec, source: str = "data") -> MetaRe
 
 def run_spec(spec: MetaSpec, frame: pd.DataFrame, source: str = "data") -> dict[str, Any]:
     """Everything a spec asks for: overall, subgroups with the test for differences,
-    leave-one-out, Egger's test and trim-and-fill (inverse-variance methods), GRADE."""
+    leave-one-out, influence, Egger's test and trim-and-fill (inverse-variance methods), GRADE.
+
+    Only the overall pooled result can fail the run (bad data, no study left). Every other
+    part is isolated: if it cannot be computed it is reported as ``{"estimable": False,
+    "reason": ...}`` and the rest stands.
+    """
     for col, values in spec.where.items():
         if col not in frame.columns:
             raise KeyError(f"spec 'where' names column {col!r}, not in the data")
         frame = frame[frame[col].astype(str).isin(values)]
     frame = frame.reset_index(drop=True)
+    if spec.subgroup and spec.subgroup not in frame.columns:
+        raise KeyError(f"spec 'subgroup' names column {spec.subgroup!r}, not in the data")
     overall = analyse(frame, spec, source)
     from follicle import __version__
 
@@ -148,22 +155,19 @@ def run_spec(spec: MetaSpec, frame: pd.DataFrame, source: str = "data") -> dict[
                             drop00=spec.drop00_for() and spec.method not in ("MH", "PETO"), source=source, ratio=spec.ratio)
     kw = {"method": spec.method, "knha": spec.knha, "level": spec.level}
     if spec.subgroup:
-        if spec.subgroup not in frame.columns:
-            raise KeyError(f"spec 'subgroup' names column {spec.subgroup!r}, not in the data")
         keep = frame["study"].astype(str).str.strip().isin(es.labels)
-        sg = subgroups(es, frame.loc[keep, spec.subgroup].astype(str).tolist(), **kw)
-        out["subgroups"] = {"groups": sg.groups, "q_between": sg.q_between, "df": sg.df, "pval": sg.pval,
-                            "single_study_groups": list(sg.singletons)}
-    if spec.method not in ("MH", "PETO") and es.k >= 3:
-        out["leave_one_out"] = leave_one_out(es, **kw).to_dict(orient="records")
-        eg = egger_test(es.yi, es.vi, method="EE" if spec.method == "EE" else spec.method, knha=spec.knha)
-        out["egger"] = eg.__dict__ | {"note": "low power with fewer than 10 studies (Cochrane Handbook 13.3.5.4)"
-                                       if es.k < 10 else ""}
-        tf = trim_and_fill(overall)
-        out["trimfill"] = {"k0": tf.k0, "side": tf.side, "se_k0": tf.se_k0, "filled_yi": tf.filled_yi.tolist(),
-                           "adjusted": tf.adjusted}
+        sg = attempt("subgroups", subgroups, es, frame.loc[keep, spec.subgroup].astype(str).tolist(), **kw)
+        out["subgroups"] = sg.to_dict() if isinstance(sg, NotEstimable) else {
+            "estimable": True, "groups": sg.groups, "q_between": sg.q_between, "df": sg.df, "pval": sg.pval,
+            "single_study_groups": list(sg.singletons)}
+    out.update(auxiliary_analyses(es, overall).to_dict(es.k))
     if spec.grade is not None:
-        out["grade"] = _grade(spec, frame, overall)
+        if not overall.estimable:
+            out["grade"] = NotEstimable("grade", f"the pooled estimate is not estimable "
+                                                 f"({overall.not_estimable['estimate']})").to_dict()
+        else:
+            g = attempt("grade", _grade, spec, frame, overall)
+            out["grade"] = g.to_dict() if isinstance(g, NotEstimable) else {"estimable": True} | g
     return out
 
 

@@ -57,8 +57,8 @@ def effects_from_frame(
 ) -> EffectSizes:
     """Validate *frame* and compute study effect sizes for *measure*.
 
-    Raises
-    ------
+    Parameters
+    ----------
     ratio : for GEN: the estimates are log ratios (log HR, log OR...); results get an ``exp`` block.
 
     Raises
@@ -66,7 +66,7 @@ def effects_from_frame(
     InputError
         Listing every problem, each naming its row and column: missing columns, non-numeric
         cells, negative counts, events above totals, SD or n <= 0, non-positive SE, duplicate
-        or empty study names, fewer than 2 studies.
+        or empty study names, no study rows. One study is fitted as metafor does (k = 1).
     """
     measure = measure.upper()
     if measure not in MEASURE_LAYOUT:
@@ -90,8 +90,8 @@ def effects_from_frame(
         else:
             seen[s] = i
     num = _numeric(frame, LAYOUTS[layout], problems, studies)
-    if len(frame) < 2:
-        problems.append(f"a meta-analysis needs at least 2 studies; {source} has {len(frame)} row(s)")
+    if len(frame) < 1:
+        problems.append(f"a meta-analysis needs at least 1 study; {source} has no data rows")
     for i in range(len(frame)):
         r = num.iloc[i]
         name = _row_name(i, studies[i])
@@ -125,9 +125,10 @@ def effects_from_frame(
            for lab, y, v in zip(es.labels, es.yi, es.vi) if not (np.isfinite(y) and np.isfinite(v) and v > 0)]
     if bad:
         raise InputError(f"{source}: {len(bad)} study(ies) without a usable effect size", problems=bad)
-    if es.k < 2:
+    if es.k < 1:
         raise InputError(
-            f"{source}: fewer than 2 studies left after dropping double-zero studies ({', '.join(es.dropped)})"
+            f"{source}: no study left after dropping double-zero studies ({', '.join(es.dropped)}); "
+            "keep them with --keep00 (0.5 added to their cells) or use method MH"
         )
     return es
 

@@ -74,15 +74,17 @@ async def patient_view(body: PatientViewRequest, client: Client, settings: Setti
     for med in record.medications:
         if med.status != "active" or med.topical or not _is_jaki(med):
             continue
-        if med.drug not in kb.drugs_with_rules:
-            cards.append(info_card(f"No sourced alopecia areata rules for {med.drug}; monitoring not checked",
-                                   [f"MedicationRequest/{med.resource_id} names {med.drug}; the knowledge base holds no rules for it."]))
+        label = kb.label(med.drug, settings.region)
+        if label is None or not label.encoded:
+            why = label.reason if label is not None else "no label is encoded for it"
+            cards.append(info_card(f"{med.drug.capitalize()}: {settings.region} label not encoded; monitoring not checked",
+                                   [f"MedicationRequest/{med.resource_id} names {med.drug}. {why}"]))
             continue
         if med.authored_on is None:
             cards.append(info_card(f"{med.drug.capitalize()}: start date unknown, monitoring schedule not computed",
                                    [f"MedicationRequest/{med.resource_id} has no authoredOn date."]))
             continue
-        d = evaluate(record.facts, med.drug, mode="on_treatment", start=med.authored_on)
+        d = evaluate(record.facts, med.drug, region=settings.region, mode="on_treatment", start=med.authored_on, compare=False)
         cards += monitoring_cards(d, body.context.patientId)
     return _send(CdsResponse(cards=cards))
 
@@ -111,9 +113,11 @@ async def order_check(body: OrderRequest, client: Client, settings: Settings, tr
             cards.append(info_card(f"Topical {order.drug}: not systemic JAK inhibitor exposure; not checked",
                                    ["The ruxolitinib ingredient also covers topical cream (Opzelura); this order reads as topical."]))
             continue
-        if order.drug not in kb.drugs_with_rules:
-            cards.append(info_card(f"No sourced alopecia areata rules for {order.drug}; nothing was checked",
-                                   [f"The knowledge base holds rules for: {', '.join(kb.drugs_with_rules)}."]))
+        label = kb.label(order.drug, settings.region)
+        if label is None or not label.encoded:
+            why = label.reason if label is not None else "no label is encoded for it"
+            cards.append(info_card(f"{order.drug.capitalize()}: {settings.region} label not encoded; nothing was checked",
+                                   [why, f"Drugs with an encoded {settings.region} label: {', '.join(kb.encoded_drugs(settings.region))}."]))
             continue
         others = [o for r, o in orders if o is not None and r is not raw and not o.topical]
         facts = record.facts.model_copy()
@@ -122,8 +126,8 @@ async def order_check(body: OrderRequest, client: Client, settings: Settings, tr
                 Concomitant(name=o.drug, classes=kb.drug(o.drug).classes, matched_by=o.matched_by)  # type: ignore[union-attr, arg-type]
                 for o in others
             ]
-        d = evaluate(facts, order.drug, mode="start")
-        notes = list(record.warnings)
+        d = evaluate(facts, order.drug, region=settings.region, mode="start")
+        notes = list(record.warnings) + [f"From the record: {n}" for n in record.notes]
         if any(m.drug == order.drug and m.status in ("active", "on-hold") and not m.topical for m in record.medications):
             notes.append(f"The patient already has an active {order.drug} order (a renewal?); the checks before starting are shown anyway.")
         if order.matched_by == "name":
