@@ -93,7 +93,7 @@ def caveats(spec: StudySpec, results: dict[str, Any]) -> list[str]:
     """Automatic caveats a reviewer would raise, from the design and the numbers."""
     out: list[str] = []
     for name, c in spec.cohorts.items():
-        if c.min_exposures and c.min_exposures.count >= 2 and spec.time_at_risk.start_anchor == "index":
+        if c.min_exposures and c.min_exposures.count >= 2 and spec.time_at_risk.start_anchor in ("index", "cohort_start"):
             out.append(
                 f"Cohort {name} requires at least {c.min_exposures.count} exposures but follow-up starts at the first "
                 "(index) exposure: the time until the later exposures is immortal (no outcome can end membership "
