@@ -133,3 +133,19 @@ def test_adjusted_estimates_move_from_the_confounded_crude_towards_the_truth(fit
         hr = out[name][2].numbers
         assert abs(np.log(hr["hr"]) - np.log(0.7)) < abs(np.log(crude) - np.log(0.7)) / 2, (name, hr["hr"], crude)
         assert hr["hr_ci_low"] < 0.7 * 1.15 and hr["hr_ci_high"] > 0.7 * 0.85, (name, hr)
+
+
+def test_adjustment_details_leak_no_small_count(fitted):
+    """Matched sets are people; an ESS equals the arm size under equal weights: both hidden when small."""
+    from dataclasses import replace
+
+    from follicle.run.results import details_record
+
+    _, _, out = fitted
+    matched, att = out["matched"][0], out["att"][0]
+    small = replace(matched, details={**matched.details, "matched_sets": 7}, n_target=7, n_comparator=7)
+    assert details_record(small, 10)["matched_sets"] == "<10"
+    tiny = replace(att, n_target=6, details={**att.details, "ess_target": 6.0})
+    rec = details_record(tiny, 10)
+    assert rec["ess_target"] is None and rec["ess_comparator"] == pytest.approx(att.details["ess_comparator"])
+    assert details_record(att, 10)["ess_target"] == pytest.approx(att.n_target)  # large: shown

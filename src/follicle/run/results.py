@@ -30,7 +30,7 @@ from follicle.study.hashing import spec_hash
 from follicle.study.spec import StudySpec
 
 COUNT_KEYS = ("n_target", "n_comparator", "events_target", "events_comparator", "n_target_before",
-              "n_comparator_before", "count", "persons")
+              "n_comparator_before", "count", "persons", "matched_sets")
 _EVENT_DEPENDENT = ("risk_{arm}", "ir_per_1000py_{arm}", "ir_ci_low_{arm}", "ir_ci_high_{arm}")
 _CONTRASTS = ("rd", "rd_ci_low", "rd_ci_high", "rr", "rr_ci_low", "rr_ci_high", "or", "or_ci_low", "or_ci_high")
 _ALL_ESTIMATES = _CONTRASTS + ("hr", "hr_ci_low", "hr_ci_high", "log_hr", "se_log_hr", "p", "logrank_p",
@@ -90,6 +90,19 @@ def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in r.items()} for r in frame.to_dict(orient="records")]
 
 
+def details_record(adj: AdjustedCohort, min_cell: int) -> dict[str, Any]:
+    """An adjustment's details, suppressed: the number of matched sets is a count of people, and an
+    effective sample size of an arm whose size is suppressed would reveal that size (ESS = n when
+    the weights are equal), so it is withheld (None)."""
+    out = {k: _clean(v) for k, v in adj.details.items()}
+    if "matched_sets" in out:
+        out["matched_sets"] = suppress_count(out["matched_sets"], min_cell)
+    for arm, n in (("target", adj.n_target), ("comparator", adj.n_comparator)):
+        if f"ess_{arm}" in out and is_small(n, min_cell):
+            out[f"ess_{arm}"] = None
+    return out
+
+
 def adjustment_record(run: ComparisonRun, name: str, min_cell: int) -> dict[str, Any]:
     """One adjustment of a comparison: who was analysed, balance, calibration and diagnostics."""
     adj = run.adjusted[name]
@@ -100,7 +113,7 @@ def adjustment_record(run: ComparisonRun, name: str, min_cell: int) -> dict[str,
         "estimand": adj.estimand,
         "n_target": suppress_count(adj.n_target, min_cell),
         "n_comparator": suppress_count(adj.n_comparator, min_cell),
-        "details": {k: _clean(v) for k, v in adj.details.items()},
+        "details": details_record(adj, min_cell),
         "max_abs_smd": _clean(adj.max_abs_smd),
         "diagnostics": [{k: _clean(v) for k, v in d.to_dict().items()} for d in run.diagnostics[name]],
         "empirical_null": run.nulls[name],
