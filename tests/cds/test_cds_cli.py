@@ -16,7 +16,7 @@ runner = CliRunner()
 
 def test_check_json():
     r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--start", "2026-01-15", "--as-of", "2026-05-01",
-                            "--region", "US", "--json"])
+                            "--region", "US", "--json", "--max-result-age-days", "180"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["disclaimer"] == DISCLAIMER and out["decision"]["disclaimer"] == DISCLAIMER
@@ -27,6 +27,11 @@ def test_check_json():
     assert "baricitinib.us.renal_30_60" in d["partially_verified_rules"]
     overdue = {t["rule_id"] for t in d["schedule"]["tasks"] if t["status"] == "overdue"}
     assert "baricitinib.monitor.lipids_12w" in overdue
+    # by default a result older than 90 days is not current: the January eGFR no longer sets the dose
+    r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--as-of", "2026-05-01", "--region", "US", "--json"])
+    out = json.loads(r.stdout)
+    assert out["facts"]["egfr"] is None and any("Observation/egfr" in w and "older than 90 days" in w for w in out["warnings"])
+    assert any(n.startswith("egfr") for n in out["decision"]["needs"])
 
 
 def test_check_text_has_disclaimer_and_sources():
@@ -80,7 +85,8 @@ def test_check_with_given_facts():
     # the card lists what was assumed: the --fact values and the CrCl taken from the eGFR
     assert out["assumed_facts"][:3] == args[-5::2] and "creatinine clearance" in out["assumed_facts"][3]
     # --fact only fills what the record lacks: the bundle has an eGFR
-    r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--fact", 'egfr={"value": 90, "unit": "mL/min/1.73m2"}'])
+    r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--as-of", "2026-02-01",
+                            "--fact", 'egfr={"value": 90, "unit": "mL/min/1.73m2"}'])
     assert r.exit_code == 2 and "only fills what the record lacks" in " ".join(r.stderr.split())
     r = runner.invoke(app, ["cds", "check", str(DATA), "--drug", "baricitinib", "--fact", "shoe_size=9"])
     assert r.exit_code == 2 and "not a patient fact" in " ".join(r.stderr.split())

@@ -89,3 +89,16 @@ def test_invalid_kb_reports_every_problem(tmp_path: Path):
     assert "'shoe_size' is not a known fact" in text and "drug 'y' is not in drugs.yaml" in text
     assert "x.e: status V needs basis 'label', a section and the quoted label sentence" in text
     assert "x.f: practice guidance is tagged G" in text
+
+
+def test_a_key_given_twice_in_a_rule_is_rejected(tmp_path):
+    """Second review: a YAML mapping with a key given twice loaded silently (the second value won), so a
+    rule could carry an action or threshold nobody saw in review."""
+    for path in KB_DIR.glob("*.yaml"):
+        (tmp_path / path.name).write_text(path.read_text())
+    target = tmp_path / "ritlecitinib.yaml"
+    text = target.read_text().replace("    action: do_not_start\n", "    action: do_not_start\n    action: caution\n", 1)
+    target.write_text(text)
+    with pytest.raises(SpecError) as exc:
+        load_kb(tmp_path)
+    assert "duplicate key 'action'" in exc.value.render() and "ritlecitinib.yaml" in exc.value.render()

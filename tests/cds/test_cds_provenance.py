@@ -29,6 +29,15 @@ ADDED_SOURCES = {
     "https://www.pfizermedicalinformation.com/en-us/litfulo/boxed-warning",
     "https://www.rxreasoner.com/monographs/litfulo/precautions",  # Litfulo EMA SmPC 4.3/4.4
     "https://www.silhouettedonna.it/salute-news/salute/farmaci/litfulo-30cps-50mg-pfizer-srl/",  # Italian SmPC
+    # second review (search tool, 2026-12-04)
+    "https://rxreasoner.com/monographs/olumiant/precautions",  # Olumiant EMA SmPC 4.3/4.4, revision 2024
+    "https://sit.mimsdev.com/thailand/drug/info/olumiant/dosage",  # current SmPC 4.2 wording (RA/AD 2 mg from 65)
+    "https://pfizermedicalinformation.com/litfulo/warnings",  # LITFULO PI 5.1
+    "https://pfizermedicalinformation.com/litfulo/population-use",  # LITFULO PI 8.1
+    "https://reference.medscape.com/drug/litfulo-ritlecitinib-4000322",  # LITFULO limitation of use (monograph wording)
+    "https://rxreasoner.com/monographs/litfulo/usage",  # Litfulo EMA SmPC 4.2
+    "https://www.laoslucius.com/ritlecitinib/dosage",  # LITFULO PI 2.1 text (FDA 2023.06, brand name replaced)
+    "https://www.lillymedical.com/en-us/answers/what-is-the-recommended-olumiant-baricitinib-dose-for-the-treatment-of-rheumatoid-arthritis-49279",
 }
 #: codes looked up for issue 24 outside the reference: smoking-status LOINC and its never-smoked answer
 #: (US Core smoking status example, HL7 US Core IG)
@@ -71,3 +80,7 @@ def test_every_code_is_in_the_reference_or_the_shipped_vocabulary(shared_dir):
     snomed = _omop(shared_dir, "SNOMED")
     for code in set(SNOMED_CODES) | set(SMOKING_SNOMED):
         assert code in snomed or code in ADDED_CODES or code in text, code
+    cvx = _omop(shared_dir, "CVX")  # live vaccine CVX codes: rows of the OMOP CVX vocabulary naming a live vaccine
+    for d in default_kb().drugs:
+        for code in d.cvx:
+            assert code in cvx and "live" in d.classes[0] and ("live" in cvx[code]["concept_name"] or "varicella" in cvx[code]["concept_name"]), code

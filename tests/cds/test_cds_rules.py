@@ -42,7 +42,7 @@ def test_deuruxolitinib_active_tb_from_a_condition_is_do_not_start(region):
 
 
 def test_deuruxolitinib_positive_hbsag_is_never_start():
-    hbsag = {"resourceType": "Observation", "id": "h", "status": "final", "valueString": "Positive",
+    hbsag = {"resourceType": "Observation", "id": "h", "status": "final", "valueString": "Positive", "effectiveDateTime": AS_OF.isoformat(),
              "code": {"coding": [{"system": "http://loinc.org", "code": "5196-1"}]}}
     d = evaluate(_merge(_record(hbsag)), "deuruxolitinib", region="US")
     assert d.decision == "cannot-decide" and any("hepatitis" in n for n in d.needs)
@@ -70,7 +70,8 @@ def test_deuruxolitinib_is_refused_under_the_eu_setting():
 
 @pytest.mark.parametrize("drug,region,expected", [
     ("baricitinib", "EU", "do-not-start"), ("baricitinib", "US", "start-with-cautions"),
-    ("ritlecitinib", "EU", "do-not-start"), ("ritlecitinib", "US", "cannot-decide"), ("deuruxolitinib", "US", "cannot-decide"),
+    ("ritlecitinib", "EU", "do-not-start"), ("ritlecitinib", "US", "start-with-cautions"),  # US 8.1: not a contraindication
+    ("deuruxolitinib", "US", "cannot-decide"),
 ])
 def test_pregnancy_per_label(drug, region, expected):
     d = evaluate(healthy_facts(sex="female", pregnant=True), drug, region=region)
@@ -100,7 +101,7 @@ def test_immunosuppressants_and_biologics_from_the_record(name):
     assert evaluate(facts, "baricitinib", region="EU").decision == "do-not-start"
     assert evaluate(facts, "baricitinib", region="US").decision == "do-not-start"
     assert evaluate(facts, "deuruxolitinib", region="US").decision == "do-not-start"
-    assert evaluate(facts, "ritlecitinib", region="US").decision == "cannot-decide"  # combination wording not encoded
+    assert evaluate(facts, "ritlecitinib", region="US").decision == "do-not-start"  # limitation of use (Medscape wording, P)
 
 
 def test_topical_tacrolimus_is_not_systemic():
@@ -109,8 +110,11 @@ def test_topical_tacrolimus_is_not_systemic():
 
 
 def test_ema_restrictions():
-    assert evaluate(healthy_facts(age_years=66), "baricitinib", region="EU").decision == "start-with-cautions"
-    assert "baricitinib.eu.age_65" in {r.rule_id for r in evaluate(healthy_facts(age_years=66), "baricitinib", region="EU").reasons}
+    d = evaluate(healthy_facts(age_years=66), "baricitinib", region="EU")
+    # restricted use from 65 (4.4, V); the current SmPC recommends 2 mg from 65 in RA/AD, the AA paragraph was not seen
+    assert d.decision == "cannot-decide" and any(n.startswith("elderly dose 65") for n in d.needs)
+    assert {"baricitinib.eu.age_65", "baricitinib.eu.dose_65_not_encoded"} <= {r.rule_id for r in d.reasons}
+    assert evaluate(healthy_facts(age_years=64), "baricitinib", region="EU").decision == "start"
     d = evaluate(healthy_facts(smoking="current"), "baricitinib", region="EU")
     assert d.decision == "start-with-cautions" and d.reasons[0].action == "restrict"
     d = evaluate(healthy_facts(smoking="former"), "baricitinib", region="EU")  # long-time? unknown

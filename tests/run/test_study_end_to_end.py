@@ -91,8 +91,9 @@ def test_changing_one_outcome_recomputes_only_that_outcome(world, first_run, tmp
     data["concept_sets"]["ankle_sprain"]["include"].append("ICD10CM:S93.5")
     changed = parse_spec(data)
     rerun = run_study(changed, world, out)
-    # ankle_sprain is a negative control in both comparisons: two extractions, two estimates
-    assert dict(rerun.store.computed) == {"outcome_extract": 2, "outcome": 2}
+    # ankle_sprain is a negative control in both comparisons: two extractions, two estimates; and
+    # the concept-set resolution report, which covers every set
+    assert dict(rerun.store.computed) == {"outcome_extract": 2, "outcome": 2, "concept_sets": 1}
     assert rerun.store.reused["population"] == 2 and rerun.store.reused["propensity"] == 2
 
 

@@ -107,14 +107,14 @@ def test_region_setting_picks_the_label_and_the_card_says_where_they_differ():
     body = order_request()
     body["prefetch"]["patient"] = dict(body["prefetch"]["patient"], gender="female")
     body["prefetch"]["labs"]["entry"].append({"resource": {
-        "resourceType": "Observation", "id": "hcg", "status": "final", "valueString": "Positive",
+        "resourceType": "Observation", "id": "hcg", "status": "final", "valueString": "Positive", "effectiveDateTime": "2026-01-30",
         "code": {"coding": [{"system": "http://loinc.org", "code": "2106-3"}]}}})
     eu = TestClient(make_app(region="EU"), raise_server_exceptions=False).post(ORDER, json=body).json()["cards"]
     us = TestClient(make_app(region="US"), raise_server_exceptions=False).post(ORDER, json=body).json()["cards"]
     assert eu[0]["summary"].startswith("Baricitinib (EU): do not start") and "EU SmPC" in eu[0]["detail"]
     assert "Rule `baricitinib.eu.pregnancy`" in "".join(c["detail"] for c in eu)
     assert "Rule `baricitinib.us.pregnancy`" in "".join(c["detail"] for c in us)
-    assert "pregnancy: EU SmPC 4.3 Contraindications; 4.6 Pregnancy: do not start; US prescribing information 8.1 Pregnancy: caution" in eu[0]["detail"]
+    assert "pregnancy: EU SmPC 4.3 Contraindications: do not start; US prescribing information 8.1 Pregnancy: caution" in eu[0]["detail"]
 
 
 def test_conditions_and_medication_statements_are_read(client):
@@ -265,3 +265,62 @@ def test_renewal_is_noted(client):
     body["prefetch"]["medications"]["entry"].append({"resource": med_request("old", status="active", authored="2025-06-01")})
     cards = client.post(ORDER, json=body).json()["cards"]
     assert any("already has an active baricitinib order" in c["detail"] for c in cards)
+
+
+def test_draft_order_by_medication_reference_is_checked(client):
+    """Second review: a draft order naming its drug by medicationReference (contained Medication) was not
+    recognised as a JAK inhibitor, so no card came back at all."""
+    draft = med_request()
+    draft.pop("medicationCodeableConcept")
+    draft["medicationReference"] = {"reference": "#olu"}
+    draft["contained"] = [{"resourceType": "Medication", "id": "olu", "code": {"coding": [
+        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "2047232", "display": "baricitinib"}]}}]
+    cards = client.post(ORDER, json=order_request(orders=[draft])).json()["cards"]
+    assert cards and cards[0]["summary"].startswith("Baricitinib (US)")
+
+
+def test_stale_labs_and_recent_live_vaccination_in_the_service():
+    """Second review: results older than the window are not current (setting ``max_result_age_days``), and a
+    live vaccination in the immunizations prefetch counts."""
+    from fastapi.testclient import TestClient
+    late = TestClient(make_app(today="2026-09-01"), raise_server_exceptions=False)
+    cards = late.post(ORDER, json=order_request()).json()["cards"]
+    assert cards[0]["summary"].startswith("Baricitinib (US): cannot decide") and "lymphocytes" in cards[0]["detail"]
+    assert any("older than 90 days" in c["detail"] for c in cards)
+    lenient = TestClient(make_app(today="2026-09-01", max_result_age_days=365), raise_server_exceptions=False)
+    assert "older than" not in " ".join(c["detail"] for c in lenient.post(ORDER, json=order_request()).json()["cards"])
+    body = order_request()
+    body["prefetch"]["immunizations"] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {
+        "resourceType": "Immunization", "id": "yf", "status": "completed", "occurrenceDateTime": "2026-01-20",
+        "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "21"}]}, "patient": {"reference": "Patient/pt1"}}}]}
+    eu = TestClient(make_app(region="EU"), raise_server_exceptions=False).post(ORDER, json=body).json()["cards"]
+    assert eu[0]["summary"].startswith("Baricitinib (EU): do not start") and "Rule `baricitinib.eu.live_vaccine`" in " ".join(c["detail"] for c in eu)
+
+
+def test_other_draft_orders_do_not_make_an_unknown_medication_list_known(client):
+    """Second review: without the medications prefetch the medication list is unknown; another draft order
+    made it "known" (just the drafts), so the combination rule read "none" and the decision could be start."""
+    orders = [med_request(), med_request("mr2", "6851", "methotrexate")]
+    body = order_request(orders=orders, drop=("medications",))
+    cards = client.post(ORDER, json=body).json()["cards"]
+    assert cards[0]["summary"].startswith("Baricitinib (US): cannot decide") and "concomitant" in cards[0]["detail"]
+    orders = [med_request(), med_request("mr2", "3008", "cyclosporine")]  # a draft that fires still fires
+    cards = client.post(ORDER, json=order_request(orders=orders, drop=("medications",))).json()["cards"]
+    assert cards[0]["summary"] == "Baricitinib (US): do not start"
+
+
+def test_patient_view_shows_a_contraindication_arising_on_treatment():
+    """Second review: on treatment only lab-driven reasons became cards, so a new pregnancy on baricitinib
+    (EU: contraindicated) or fluconazole started on deuruxolitinib (contraindicated) gave no card at all."""
+    from fastapi.testclient import TestClient
+    body = patient_view_request([med_request(status="active", authored="2026-01-10")])
+    body["prefetch"]["labs"]["entry"].append({"resource": {
+        "resourceType": "Observation", "id": "hcg", "status": "final", "valueString": "Positive", "effectiveDateTime": "2026-01-30",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2106-3"}]}}})
+    cards = TestClient(make_app(region="EU"), raise_server_exceptions=False).post(VIEW, json=body).json()["cards"]
+    preg = [c for c in cards if "Rule `baricitinib.eu.pregnancy`" in c["detail"]]
+    assert preg and preg[0]["indicator"] == "critical" and "not recommended" in preg[0]["summary"]
+    meds = [med_request("leq", "0", "Leqselvi 8 MG Oral Tablet", status="active", authored="2026-01-10"),
+            med_request("flu", "0", "fluconazole 150 MG Oral Tablet", status="active")]
+    cards = TestClient(make_app(region="US"), raise_server_exceptions=False).post(VIEW, json=patient_view_request(meds)).json()["cards"]
+    assert any(c["indicator"] == "critical" and "Rule `deuruxolitinib.us.cyp2c9_inhibitor`" in c["detail"] for c in cards)

@@ -73,6 +73,8 @@ EXPECTED = CORE + tuple(t for t, *_ in EVENTS[:3]) + (
     "concept_ancestor", "cdm_source",
 )
 DQD = "OHDSI DataQualityDashboard 2.7.0"
+#: vocabulary tables that concept-set resolution relies on (see follicle.vocab.source)
+VOCABULARY_CHECKED = ("concept", "concept_relationship", "concept_ancestor")
 
 
 class CheckResult(BaseModel):
@@ -204,12 +206,33 @@ def _specs() -> list[_Spec]:
         add(_Spec(f"value_high.drug_exposure.{col}", "plausibility", f"drug_exposure.{col} > {high}", "warn", 1,
                   (("drug_exposure", (col,)),),
                   lambda con, c=col, h=high: _agg(d := con.table("drug_exposure"), d[c] > h)))
+    for t in VOCABULARY_CHECKED:
+        add(_Spec(f"vocabulary_rows.{t}", "completeness",
+                  f"vocabulary table {t} exists and has rows (without it concept sets fall back to other routes "
+                  "and may miss events: see `follicle cohorts`)", "warn", 0, (),
+                  lambda con, t=t: (0 if t in con.present and _has_rows(con.table(t)) else 1, 1),
+                  source="OMOP CDM v5.4 conventions (standardized vocabularies)"))
+    for t, _, _, concept in EVENTS:
+        add(_Spec(f"concept_known.{t}", "conformance",
+                  f"rows of {t} whose {concept} (not 0) is absent from concept", "warn", 0,
+                  ((t, (concept,)), ("concept", ("concept_id",))),
+                  lambda con, t=t, c=concept: _unknown_concepts(con.table(t), c, con.table("concept")),
+                  source=f"{DQD} (isForeignKey)"))
     year = dt.date.today().year
     add(_Spec("implausible_age.person", "plausibility",
               f"persons with year_of_birth outside 1850..{year + 1} (age implausible)", "warn", 1,
               (("person", ("year_of_birth",)),),
               lambda con: _agg(p := con.table("person"), (p.year_of_birth < 1850) | (p.year_of_birth > year + 1))))
     return specs
+
+
+def _has_rows(t: ibis.Table) -> bool:
+    return int(t.limit(1).count().execute()) > 0
+
+
+def _unknown_concepts(t: ibis.Table, column: str, concept: ibis.Table) -> _Pred:
+    ids = concept.filter(concept.concept_id.notnull()).concept_id
+    return _Pred(t, t[column].notnull() & (t[column] != 0) & ~t[column].isin(ids))
 
 
 def _duplicates(t: ibis.Table, pk: str) -> tuple[int, int]:
@@ -266,7 +289,19 @@ class _Cached:
 
 
 def run_checks(con: BaseBackend) -> list[CheckResult]:
-    """Run every check on the CDM behind *con*; one :class:`CheckResult` per check."""
+    """Run every data-quality check on the CDM behind *con*.
+
+    Parameters
+    ----------
+    con : ibis.backends.BaseBackend
+        The CDM (see :func:`follicle.cdm.connect.connect`).
+
+    Returns
+    -------
+    list of CheckResult
+        One per check: id, category, severity, threshold, violating and total rows, share and
+        status (PASS, WARN, FAIL, NOT EVALUATED); see the module docstring for the checks.
+    """
     con = _Cached(con)  # type: ignore[assignment]
     present = con.present
     out: list[CheckResult] = []

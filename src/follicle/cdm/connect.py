@@ -22,7 +22,28 @@ def dialect_of(target: str | Path) -> str:
 def connect(target: str | Path, *, read_only: bool = False) -> BaseBackend:
     """Open an Ibis connection to *target* (a DuckDB file path or a ``postgresql://`` URL).
 
-    A DuckDB target opened ``read_only`` must exist; the error names the path.
+    Parameters
+    ----------
+    target : str or Path
+        A DuckDB file, or ``postgresql://user:pw@host:port/db`` (``.../db/schema`` for a schema).
+    read_only : bool
+        Open a DuckDB file read-only (it must then exist; the error names the path).
+
+    Returns
+    -------
+    ibis.backends.BaseBackend
+        The connection; its tables are the CDM's (``con.table("person")``).
+
+    Raises
+    ------
+    DatabaseError
+        The file is missing or the server cannot be reached (the message hides any password).
+
+    Examples
+    --------
+    >>> con = connect(":memory:")
+    >>> con.name
+    'duckdb'
     """
     target = str(target)
     try:

@@ -57,8 +57,30 @@ def load_cdm(
 ) -> LoadResult:
     """Load the OMOP tables of *src* into a new CDM *version* at *target*; return what was loaded.
 
-    Raises :class:`InputError` naming the file, line and column of the first bad values, and
-    leaves no database file or table behind.
+    Parameters
+    ----------
+    src : str or Path
+        A folder (or .zip) of OMOP tables as CSV or Parquet files, named after their tables
+        (``person.csv`` or ``PERSON.csv``).
+    target : str or Path
+        A new DuckDB file, or a ``postgresql://`` URL.
+    version : {"5.4", "5.3"}
+        CDM version of the tables created (columns of the other version are renamed).
+    overwrite : bool
+        Replace an existing CDM at *target*.
+    progress : callable, optional
+        Called with (table, rows) after each table.
+
+    Returns
+    -------
+    LoadResult
+        Rows per table, files skipped, columns renamed or ignored, seconds.
+
+    Raises
+    ------
+    InputError
+        A bad file, naming the file, line and column of the first bad values; no database file
+        or table is left behind.
     """
     schema.tables(version)  # validates the version
     start = time.perf_counter()

@@ -50,10 +50,24 @@ class Summary(BaseModel):
 
 
 def summarise(con: BaseBackend, *, top_n: int = 10, min_cell_count: int = 10) -> Summary:
-    """Summarise the CDM behind *con* (see :class:`Summary`).
+    """Summarise the CDM behind *con*: persons, person-years, sex, birth years, top concepts.
 
     Person-time counts observation periods of persons present in ``person`` only (orphan
     periods, as in GiBleed, are left out), each period counting end - start + 1 days.
+
+    Parameters
+    ----------
+    con : ibis.backends.BaseBackend
+        The CDM.
+    top_n : int
+        How many concepts per domain.
+    min_cell_count : int
+        Counts from 1 to ``min_cell_count - 1`` are written ``"<min_cell_count"``.
+
+    Returns
+    -------
+    Summary
+        Aggregate figures only, small counts suppressed.
     """
     if min_cell_count < 1:
         raise ValueError(f"min_cell_count must be >= 1; got {min_cell_count}")

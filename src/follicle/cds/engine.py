@@ -18,6 +18,7 @@ Facts that are not known are never taken as normal. Severity, in this order:
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from typing import Literal
 
@@ -134,7 +135,7 @@ def _observed(facts: PatientFacts, fact: str) -> str:
     v = getattr(facts, fact)
     if isinstance(v, LabValue):
         when = f" on {v.date.isoformat()}" if v.date else ""
-        return f"{fact} {_fmt(v.value)} {v.unit}{when}"
+        return f"{fact} {v.comparator or ''}{_fmt(v.value)} {v.unit}{when}"
     if isinstance(v, list):
         return f"{fact}: " + ", ".join(getattr(x, "name", str(x)) for x in v)
     return f"{fact}: {v}"
@@ -149,6 +150,42 @@ def _compare(x: float, op: str, rule: Rule) -> bool:
     return {"<": x < v, "<=": x <= v, ">": x > v, ">=": x >= v}[op]  # type: ignore[operator]
 
 
+#: an interval of values: (low, low included, high, high included)
+_Interval = tuple[float, bool, float, bool]
+
+
+def _as_interval(op: str, x: float, high: float | None = None, high_inclusive: bool = False) -> _Interval:
+    if op == "between":
+        return (x, True, high, high_inclusive)  # type: ignore[return-value]
+    return {"<": (-math.inf, False, x, False), "<=": (-math.inf, False, x, True),
+            ">": (x, False, math.inf, False), ">=": (x, True, math.inf, False)}[op]
+
+
+def _inside(inner: _Interval, outer: _Interval) -> bool:
+    lo = outer[0] < inner[0] or (outer[0] == inner[0] and (outer[1] or not inner[1]))
+    hi = inner[2] < outer[2] or (inner[2] == outer[2] and (outer[3] or not inner[3]))
+    return lo and hi
+
+
+def _apart(a: _Interval, b: _Interval) -> bool:
+    def below(p: _Interval, q: _Interval) -> bool:
+        return p[2] < q[0] or (p[2] == q[0] and not (p[3] and q[1]))
+    return below(a, b) or below(b, a)
+
+
+def _compare_bound(v: LabValue, rule: Rule) -> bool | None:
+    """A value reported as a bound (``< 0.5``): fires when every value within it fires the rule, does not
+    when none does, and is left open when the bound straddles the threshold."""
+    c = rule.condition
+    t = rule.threshold_in(CANONICAL_UNITS[c.facts[0]])  # type: ignore[union-attr]
+    fires = (_as_interval("between", t.low, t.high, rule.threshold.high_inclusive)  # type: ignore[arg-type, union-attr]
+             if c.op == "between" else _as_interval(c.op, t.value))  # type: ignore[union-attr, arg-type]
+    bound = _as_interval(v.comparator, v.value)  # type: ignore[arg-type]
+    if _inside(bound, fires):
+        return True
+    return False if _apart(bound, fires) else None
+
+
 def _concomitant_hits(facts: PatientFacts, values: list, drug: str) -> list[str]:
     hits = []
     for med in facts.concomitant or []:
@@ -161,25 +198,44 @@ def _concomitant_hits(facts: PatientFacts, values: list, drug: str) -> list[str]
     return hits
 
 
+#: values of a ``when`` fact that exclude no one: administrative gender "other" or "unknown" may be female
+_OPEN_WHEN = ("other", "unknown")
+
+
 def evaluate_rule(rule: Rule, facts: PatientFacts, drug: str) -> bool | None:
-    """True if the rule fires, False if not, None if a needed fact is unknown (or not applicable)."""
+    """True if the rule fires, False if not, None if a needed fact is unknown (or not applicable).
+
+    ``when`` narrows whom a rule asks about (no pregnancy question for a patient recorded as male); it
+    never hides a finding the record holds (a recorded pregnancy fires whatever the administrative gender).
+    """
     c = rule.condition
     if c is None:
         return True
-    if c.when:
-        for k, want in c.when.items():
-            got = getattr(facts, k)
-            if got is not None and got != want:
-                return False
+    excluded = any(getattr(facts, k) is not None and getattr(facts, k) not in _OPEN_WHEN and getattr(facts, k) != want
+                   for k, want in (c.when or {}).items())
+    if excluded:
+        return False if c.op == "known" else _evaluate_condition(rule, facts, drug) is True
+    return _evaluate_condition(rule, facts, drug)
+
+
+def _evaluate_condition(rule: Rule, facts: PatientFacts, drug: str) -> bool | None:
+    c = rule.condition
+    assert c is not None
     if c.op == "known":
         return any(getattr(facts, f) is None for f in c.facts)  # "fires" = something is missing
     if c.op in {"<", "<=", ">", ">=", "between"}:
+        v = getattr(facts, c.facts[0])
+        if isinstance(v, LabValue) and v.comparator is not None:
+            return _compare_bound(v, rule)
         x = facts.value_of(c.facts[0])
         return None if x is None else _compare(float(x), c.op, rule)  # type: ignore[arg-type]
     if c.fact == "concomitant":
         if facts.concomitant is None:
             return None
-        return bool(_concomitant_hits(facts, c.values or [], drug))
+        if _concomitant_hits(facts, c.values or [], drug):
+            return True
+        # a medication in the record that could not be identified may belong to the class
+        return None if any(m.matched_by == "unidentified" for m in facts.concomitant) else False
     vals = [facts.value_of(f) for f in c.facts]
     if c.op == "any_of":
         v = vals[0]
@@ -237,17 +293,24 @@ def _assume(facts: PatientFacts, rules: list[Rule]) -> tuple[PatientFacts, list[
     uses_crcl = any(r.condition is not None and "crcl" in r.condition.facts for r in rules)
     if uses_crcl and facts.crcl is None and facts.egfr is not None:
         facts = facts.model_copy(update={"crcl": LabValue.model_construct(
-            value=facts.egfr.value, unit="mL/min", date=facts.egfr.date, source_id=facts.egfr.source_id)})
-        assumed.append(f"creatinine clearance taken as the eGFR ({_fmt(facts.egfr.value)} mL/min/1.73 m2): "
+            value=facts.egfr.value, unit="mL/min", date=facts.egfr.date, source_id=facts.egfr.source_id,
+            comparator=facts.egfr.comparator)})
+        assumed.append(f"creatinine clearance taken as the eGFR ({facts.egfr.comparator or ''}{_fmt(facts.egfr.value)} mL/min/1.73 m2): "
                        "the label states creatinine clearance; confirm if near a threshold")
     return facts, assumed
 
 
 def _unknown_detail(rule: Rule, facts: PatientFacts, fact: str) -> str | None:
-    v = facts.value_of(fact)
+    v = getattr(facts, fact)
     if v is None:
         return None
-    return f"{fact} is {v!r}, which leaves {rule.topic.replace('_', ' ')} open"
+    topic = rule.topic.replace("_", " ")
+    if fact == "concomitant":
+        ids = [m.source_id or m.name for m in v if m.matched_by == "unidentified"]
+        return f"could not identify {', '.join(ids)}, which leaves {topic} open" if ids else None
+    if isinstance(v, LabValue):
+        return f"{_observed(facts, fact)}, which leaves {topic} open"
+    return f"{fact} is {v!r}, which leaves {topic} open"
 
 
 def evaluate(
@@ -263,14 +326,33 @@ def evaluate(
 ) -> Decision:
     """Apply every rule of *drug*'s *region* label to *facts*.
 
+    Decision support for a JAK inhibitor from sourced rules (label and section for each); it
+    supports, and does not replace, the clinician's judgement.
+
     Parameters
     ----------
-    facts : the patient's facts on ``facts.as_of``.
-    drug : ingredient name (see ``drugs.yaml``).
-    region : ``"EU"`` (SmPC) or ``"US"`` (prescribing information): which label applies.
-    mode : ``"start"`` (before the first dose) or ``"on_treatment"``.
-    start : treatment start date; when given, a monitoring schedule is added.
-    compare : also evaluate the other region's label and list where the two differ.
+    facts : PatientFacts
+        The patient's facts on ``facts.as_of`` (see :func:`follicle.cds.fhir.parse_bundle`).
+    drug : str
+        Ingredient name (see ``drugs.yaml``).
+    region : {"EU", "US"}
+        Which label applies: the EU SmPC or the US prescribing information.
+    mode : {"start", "on_treatment"}
+        Before the first dose, or during treatment.
+    start : datetime.date, optional
+        Treatment start date; when given, a monitoring schedule is added.
+    kb : KnowledgeBase, optional
+        The rules (default: the bundled knowledge base).
+    horizon_months : int
+        Length of the monitoring schedule.
+    compare : bool
+        Also evaluate the other region's label and list where the two differ.
+
+    Returns
+    -------
+    Decision
+        ``decision`` (start, start-with-cautions, cannot-decide, do-not-start), the reasons with
+        their sources, dose, missing screening, facts not assessed and the schedule.
     """
     kb = kb or default_kb()
     drug = drug.strip().lower()

@@ -33,25 +33,38 @@ Smoking = Literal["never", "current", "former", "former_long_time"]
 Analyte = Literal["lymphocytes", "neutrophils", "haemoglobin", "platelets", "egfr", "liver_enzymes", "lipids"]
 
 
+Comparator = Literal["<", "<=", ">", ">="]
+
+
 class LabValue(BaseModel):
-    """One dated lab result in the analyte's canonical unit (as given for presence-only analytes)."""
+    """One dated lab result in the analyte's canonical unit (as given for presence-only analytes).
+
+    ``comparator`` (FHIR ``valueQuantity.comparator``) makes the value a bound: ``<`` 0.5 means
+    some value below 0.5. The engine fires a rule only when every value within the bound fires it,
+    and leaves it open when the bound straddles the threshold.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     value: float = Field(allow_inf_nan=False)
     unit: str
     date: dt.date | None = None
     source_id: str | None = None
+    comparator: Comparator | None = None
 
     @classmethod
-    def of(cls, analyte: str, value: float, unit: str, when: dt.date | None = None, source_id: str | None = None) -> LabValue:
+    def of(cls, analyte: str, value: float, unit: str, when: dt.date | None = None, source_id: str | None = None,
+           comparator: Comparator | None = None) -> LabValue:
         """Build from a value in any supported *unit*, converting to the canonical unit."""
         if not math.isfinite(value):
             raise ValueError(f"{analyte}: value must be finite, got {value}")
+        if comparator not in (None, "<", "<=", ">", ">="):
+            raise ValueError(f"{analyte}: comparator must be <, <=, > or >=, got {comparator!r}")
         if analyte in {"liver_enzymes", "lipids"}:  # presence only: keep as given
-            return cls.model_construct(value=float(value), unit=unit, date=when, source_id=source_id)
+            return cls.model_construct(value=float(value), unit=unit, date=when, source_id=source_id, comparator=comparator)
         canon = CANONICAL_UNITS[analyte]
         # fields are checked here (finite float, canonical unit), so no second validation pass
-        return cls.model_construct(value=convert(value, unit, canon, analyte=analyte), unit=canon, date=when, source_id=source_id)
+        return cls.model_construct(value=convert(value, unit, canon, analyte=analyte), unit=canon, date=when, source_id=source_id,
+                                   comparator=comparator)
 
 
 class HistoryEntry(BaseModel):
@@ -70,7 +83,9 @@ class Concomitant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     classes: tuple[DrugClass, ...] = ()
-    matched_by: Literal["rxcui", "name", "given"] = "given"
+    #: ``unidentified``: a medication the record holds but that names no drug that could be read (a code
+    #: only, not in the catalogue); it may belong to any class, so class rules that do not fire stay open
+    matched_by: Literal["rxcui", "name", "given", "unidentified"] = "given"
     source_id: str | None = None
 
 
@@ -112,7 +127,7 @@ class PatientFacts(BaseModel):
     @classmethod
     def _canonical(cls, v: LabValue | None, info) -> LabValue | None:  # type: ignore[no-untyped-def]
         if v is not None and v.unit != CANONICAL_UNITS[info.field_name]:
-            return LabValue.of(info.field_name, v.value, v.unit, v.date, v.source_id)
+            return LabValue.of(info.field_name, v.value, v.unit, v.date, v.source_id, v.comparator)
         return v
 
     def lab_history(self) -> list[HistoryEntry]:

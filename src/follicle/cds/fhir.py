@@ -12,29 +12,52 @@ input, documented in docs/cds-hooks.md:
   ``unknown_loinc="warn"`` (the CLI default: a whole-record export holds many other labs);
 * a Bundle without a Patient is an error.
 
+* a resource that names another patient (``subject`` / ``patient``) than the record's Patient is an
+  error: another patient's normal results must never stand in.
+
+Which result is **current** (the value the rules test): the newest one dated on or before the
+evaluation date and no older than ``max_result_age_days`` (default :data:`MAX_RESULT_AGE_DAYS`).
+Older, undated and later results are not taken as current (the fact stays unknown, so a safety
+rule that needs it answers "cannot decide") and each is named in the warnings; every dated result
+stays in the history for the monitoring schedule. The date is ``effectiveDateTime``,
+``effectivePeriod`` (end, else start), ``effectiveInstant``, else ``issued``. A value with a
+``comparator`` (``<0.5``) is kept as a bound. Results inside a panel (``component``) are read like
+separate Observations. A result not yet available (status registered, or a ``dataAbsentReason``
+without a value) is skipped with a warning.
+
 Qualitative results (HBsAg, HCV antibody, IGRA, hCG) are read from the result text
 (``valueString``, ``valueCodeableConcept.text`` / ``coding.display``): the reference holds no
 answer codes, so no code is assumed. Smoking status (LOINC 72166-2) is read from its SNOMED answer
 or text. Conditions (ICD-10-CM, and the SNOMED CT codes that could be verified) give TB, hepatitis,
-serious infection, malignancy, VTE, pregnancy, ESRD and smoking facts (:mod:`follicle.cds.conditions`).
-Active MedicationRequests and MedicationStatements give the concomitant drugs and their classes.
-When the record gives a fact twice, the more severe value wins.
+serious infection, malignancy, VTE, pregnancy, ESRD and smoking facts (:mod:`follicle.cds.conditions`);
+an uncoded Condition naming TB or hepatitis B/C leaves that fact open. Medications and
+immunizations: :mod:`follicle.cds.medications`. When the record gives a fact twice, the more severe
+value wins.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from follicle.cds.conditions import SMOKING_LOINC, condition_facts, smoking_value, worse
-from follicle.cds.facts import Concomitant, HistoryEntry, LabValue, PatientFacts
+from follicle.cds.conditions import SMOKING_LOINC, condition_facts, smoking_value, uncoded_open_facts, worse
+from follicle.cds.facts import HistoryEntry, LabValue, PatientFacts
 from follicle.cds.kb import KnowledgeBase, default_kb
-from follicle.cds.rxnorm import match_medication
+from follicle.cds.medications import DrugOrder, as_date, listed, parse_medication, read_immunizations, read_medications
 from follicle.errors import InputError
+
+__all__ = ["DrugOrder", "ParsedRecord", "parse_bundle", "parse_medication", "parse_resources", "resources_of"]
+
+#: Results older than this many days are not taken as current, and live vaccinations within it count as
+#: "immediately prior". A **practice setting, not a label statement**: the labels give no maximum age
+#: for a baseline result; 90 days matches the three-monthly laboratory interval of the practice
+#: guidance in the knowledge base (status G, JCAD 2025) and the 90-day CBC card of clinical.md §4. Change
+#: it with ``--max-result-age-days`` / ``FOLLICLE_CDS_MAX_RESULT_AGE_DAYS``.
+MAX_RESULT_AGE_DAYS = 90
 
 LOINC_SYSTEM = "http://loinc.org"
 ICD10CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -68,19 +91,6 @@ _POS = re.compile(r"^(positive|detected|reactive|pos)\b")
 _NEG = re.compile(r"^(negative|not detected|non-?reactive|neg)\b")
 
 
-class DrugOrder(BaseModel):
-    """A MedicationRequest mapped to a catalogue ingredient."""
-
-    resource_id: str | None
-    drug: str
-    matched_by: str
-    text: str
-    topical: bool
-    status: str | None
-    authored_on: date | None
-    dose_mg: float | None
-
-
 class ParsedRecord(BaseModel):
     """Facts plus what else the resources said: medication orders, AA diagnosis, warnings.
 
@@ -96,19 +106,13 @@ class ParsedRecord(BaseModel):
     notes: list[str] = []
 
 
-def _date(value: Any) -> date | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).date() if "T" in value else date.fromisoformat(value[:10])
-    except ValueError:
-        return None
+_date = as_date
 
 
 def _loinc(code: Any) -> list[str]:
     if not isinstance(code, dict):
         return []
-    return [c["code"] for c in code.get("coding") or [] if isinstance(c, dict) and c.get("system") == LOINC_SYSTEM and isinstance(c.get("code"), str)]
+    return [c["code"] for c in listed(code.get("coding")) if isinstance(c, dict) and c.get("system") == LOINC_SYSTEM and isinstance(c.get("code"), str)]
 
 
 def _qualitative(obs: dict) -> str | None:
@@ -119,7 +123,7 @@ def _qualitative(obs: dict) -> str | None:
     if isinstance(vcc, dict):
         if isinstance(vcc.get("text"), str):
             texts.append(vcc["text"])
-        texts += [c["display"] for c in vcc.get("coding") or [] if isinstance(c, dict) and isinstance(c.get("display"), str)]
+        texts += [c["display"] for c in listed(vcc.get("coding")) if isinstance(c, dict) and isinstance(c.get("display"), str)]
     for t in texts:
         t = t.strip().lower()
         if _POS.match(t):
@@ -151,49 +155,7 @@ def resources_of(bundle: Any, *, where: str = "bundle") -> list[dict]:
     return out
 
 
-def _dose_mg(mr: dict) -> float | None:
-    for di in mr.get("dosageInstruction") or []:
-        for dr in (di.get("doseAndRate") or []) if isinstance(di, dict) else []:
-            q = dr.get("doseQuantity") if isinstance(dr, dict) else None
-            if isinstance(q, dict) and isinstance(q.get("value"), (int, float)) and not isinstance(q.get("value"), bool):
-                if str(q.get("unit") or q.get("code") or "").lower() == "mg":
-                    return float(q["value"])
-    return None
-
-
-def parse_medication(mr: dict, kb: KnowledgeBase | None = None) -> DrugOrder | None:
-    """A MedicationRequest mapped to its ingredient, or None if it names no catalogue drug."""
-    concept = mr.get("medicationCodeableConcept")
-    if not isinstance(concept, dict):
-        return None
-    m = match_medication(concept, kb)
-    if m is None:
-        return None
-    return DrugOrder(
-        resource_id=mr.get("id") if isinstance(mr.get("id"), str) else None, drug=m.drug.name,
-        matched_by=m.matched_by, text=m.text, topical=m.topical,
-        status=mr.get("status") if isinstance(mr.get("status"), str) else None,
-        authored_on=_date(mr.get("authoredOn")), dose_mg=_dose_mg(mr),
-    )
-
-
-def parse_resources(
-    resources: list[dict],
-    *,
-    as_of: date,
-    unknown_loinc: Literal["error", "warn"] = "warn",
-    kb: KnowledgeBase | None = None,
-) -> ParsedRecord:
-    """Turn FHIR resources into facts; raise InputError listing every problem at once."""
-    kb = kb or default_kb()
-    problems: list[str] = []
-    warnings: list[str] = []
-    patients = [r for r in resources if r.get("resourceType") == "Patient"]
-    if not patients:
-        raise InputError("bundle: no Patient resource; the checks need the patient's age and sex")
-    if len({p.get("id") for p in patients}) > 1:
-        raise InputError("bundle: more than one Patient resource; send one patient's record")
-    pt = patients[0]
+def _patient_fields(pt: dict, as_of: date, problems: list[str]) -> dict[str, Any]:
     fields: dict[str, Any] = {"as_of": as_of, "patient_id": pt.get("id") if isinstance(pt.get("id"), str) else None}
     birth = pt.get("birthDate")
     if birth is not None:
@@ -209,105 +171,202 @@ def parse_resources(
             fields["sex"] = pt["gender"]
         else:
             problems.append(f"{_ref(pt)}.gender: expected female, male, other or unknown, got {pt['gender']!r}")
+    return fields
 
-    latest: dict[str, tuple[date | None, Any, str]] = {}
+
+def _other_patient(res: dict, patient_id: str | None) -> str | None:
+    """The Patient reference of *res* when it names another patient than the record's."""
+    for key in ("subject", "patient"):
+        ref = res.get(key)
+        target = ref.get("reference") if isinstance(ref, dict) else None
+        if isinstance(target, str) and patient_id is not None:
+            m = re.search(r"(?:^|/)Patient/([^/]+)$", target)
+            if m and m.group(1) != patient_id:
+                return target
+    return None
+
+
+def _obs_date(obs: dict) -> date | None:
+    period = obs.get("effectivePeriod") if isinstance(obs.get("effectivePeriod"), dict) else {}
+    return (_date(obs.get("effectiveDateTime")) or _date(period.get("end")) or _date(period.get("start"))
+            or _date(obs.get("effectiveInstant")) or _date(obs.get("issued")))
+
+
+def _units(obs: dict) -> list[tuple[dict, bool]]:
+    """The Observation and its components as separate results: (result, is_component)."""
+    out = [(obs, False)]
+    for i, comp in enumerate(listed(obs.get("component"))):
+        if isinstance(comp, dict):
+            out.append((dict(comp, resourceType="Observation", id=f"{obs.get('id', '?')}/component[{i}]"), True))
+    return out
+
+
+_HAS_VALUE = ("valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger")
+
+
+def _read_observation(obs: dict, when: date | None, code: str, problems: list[str], warnings: list[str]) -> Any:
+    """The value of one result (LabValue, qualitative string, smoking status), or None (problem / warning recorded)."""
+    analyte = LOINC[code][0]
+    if not any(k in obs for k in _HAS_VALUE) and obs.get("dataAbsentReason") is not None:
+        warnings.append(f"{_ref(obs)} (LOINC {code}): no value (dataAbsentReason); left unknown")
+        return None
+    if analyte not in NUMERIC:
+        value = smoking_value(obs) if analyte == "smoking" else _qualitative(obs)
+        if value is None:
+            warnings.append(f"{_ref(obs)} (LOINC {code}): result not read as positive or negative; left unknown")
+        return value
+    q = obs.get("valueQuantity")
+    if (not isinstance(q, dict) or isinstance(q.get("value"), bool) or not isinstance(q.get("value"), (int, float))
+            or not math.isfinite(q["value"])):
+        problems.append(f"{_ref(obs)} (LOINC {code}): valueQuantity.value must be a finite number")
+        return None
+    comparator = q.get("comparator")
+    if comparator is not None and comparator not in ("<", "<=", ">", ">="):
+        problems.append(f"{_ref(obs)} (LOINC {code}): valueQuantity.comparator {comparator!r} is not <, <=, > or >=")
+        return None
+    units = [u for u in (q.get("code"), q.get("unit")) if isinstance(u, str) and u.strip()]
+    if not units:
+        problems.append(f"{_ref(obs)} (LOINC {code}): valueQuantity has no unit; a count or concentration cannot be read without one")
+        return None
+    err = ""
+    for u in units:
+        try:
+            return LabValue.of(analyte, float(q["value"]), u, when, _ref(obs), comparator)
+        except ValueError as exc:
+            err = str(exc)
+    problems.append(f"{_ref(obs)} (LOINC {code}): {err}")
+    return None
+
+
+def _read_observations(resources: list[dict], as_of: date, unknown_loinc: str, problems: list[str], warnings: list[str]
+                       ) -> tuple[dict[str, list[tuple[date | None, Any, str]]], list[HistoryEntry]]:
+    """Every readable result per analyte, and the dated numeric history (nothing after ``as_of``)."""
+    results: dict[str, list[tuple[date | None, Any, str]]] = {}
     history: list[HistoryEntry] = []
     for obs in (r for r in resources if r.get("resourceType") == "Observation"):
-        if obs.get("status") in ("entered-in-error", "cancelled"):
-            continue
-        codes = _loinc(obs.get("code"))
-        known = [c for c in codes if c in LOINC]
-        if not known:
-            msg = f"{_ref(obs)}: LOINC {', '.join(codes) or '(none)'} is not one the checks use"
-            (problems if unknown_loinc == "error" else warnings).append(msg)
-            continue
-        analyte = LOINC[known[0]][0]
-        if analyte == "unused":
-            continue
-        when = _date(obs.get("effectiveDateTime")) or _date(obs.get("issued"))
-        if analyte in NUMERIC:
-            q = obs.get("valueQuantity")
-            if (not isinstance(q, dict) or isinstance(q.get("value"), bool) or not isinstance(q.get("value"), (int, float))
-                    or not math.isfinite(q["value"])):
-                problems.append(f"{_ref(obs)} (LOINC {known[0]}): valueQuantity.value must be a finite number")
+        if isinstance(obs.get("status"), str) and obs["status"] in ("entered-in-error", "cancelled", "registered"):
+            continue  # no result (yet), or withdrawn
+        when = _obs_date(obs)
+        units = _units(obs)
+        known_parts = [u for u, _ in units if any(c in LOINC for c in _loinc(u.get("code")))]
+        for unit, is_component in units:
+            codes = _loinc(unit.get("code"))
+            known = [c for c in codes if c in LOINC]
+            if not known:
+                if not is_component and not known_parts and not (obs.get("component") and not any(k in obs for k in _HAS_VALUE)):
+                    msg = f"{_ref(obs)}: LOINC {', '.join(codes) or '(none)'} is not one the checks use"
+                    (problems if unknown_loinc == "error" else warnings).append(msg)
                 continue
-            units = [u for u in (q.get("code"), q.get("unit")) if isinstance(u, str) and u.strip()]
-            if not units:
-                problems.append(f"{_ref(obs)} (LOINC {known[0]}): valueQuantity has no unit; a count or concentration cannot be read without one")
+            analyte = LOINC[known[0]][0]
+            if analyte == "unused" or (not is_component and obs.get("component") and not any(k in obs for k in _HAS_VALUE)):
                 continue
-            value, err = None, ""
-            for u in units:
-                try:
-                    value = LabValue.of(analyte, float(q["value"]), u, when, _ref(obs))
-                    break
-                except ValueError as exc:
-                    err = str(exc)
+            if when is not None and when > as_of:
+                warnings.append(f"{_ref(unit)}: dated {when}, after the evaluation date {as_of}; not used")
+                continue
+            value = _read_observation(unit, when, known[0], problems, warnings)
             if value is None:
-                problems.append(f"{_ref(obs)} (LOINC {known[0]}): {err}")
                 continue
-            if when is not None:
+            if isinstance(value, LabValue) and when is not None:
                 history.append(HistoryEntry(analyte=analyte, date=when, value=value.value, unit=value.unit))  # type: ignore[arg-type]
-        else:
-            value = smoking_value(obs) if analyte == "smoking" else _qualitative(obs)
-            if value is None:
-                warnings.append(f"{_ref(obs)} (LOINC {known[0]}): result not read as positive or negative; left unknown")
-                continue
-        prev = latest.get(analyte)
-        if prev is None or (when is not None and (prev[0] is None or when >= prev[0])):
-            latest[analyte] = (when, value, _ref(obs))
-        if LOINC[known[0]][1] == "P":
-            warnings.append(f"{_ref(obs)}: LOINC {known[0]} is only partially verified in the reference")
+            results.setdefault(analyte, []).append((when, value, _ref(unit)))
+            if LOINC[known[0]][1] == "P":
+                warnings.append(f"{_ref(unit)}: LOINC {known[0]} is only partially verified in the reference")
+    return results, history
 
+
+def _current(analyte: str, found: list[tuple[date | None, Any, str]], as_of: date, max_age: int | None,
+             warnings: list[str]) -> Any:
+    """The newest result that is current (dated, no older than *max_age* days; smoking status has no age
+    limit: past smoking counts), or None with a warning naming why none is."""
+    def fresh(when: date | None) -> bool:
+        return when is not None and (max_age is None or analyte == "smoking" or (as_of - when).days <= max_age)
+
+    current = [(w, i, v) for i, (w, v, _) in enumerate(found) if fresh(w)]
+    if current:
+        return max(current, key=lambda t: (t[0], t[1]))[2]
+    if analyte == "smoking" and found:
+        return found[-1][1]
+    for when, _, ref in found:
+        why = "has no date" if when is None else f"dated {when}, older than {max_age} days"
+        warnings.append(f"{ref} ({analyte}): {why}; not taken as a current result, so {analyte.replace('_', ' ')} is unknown")
+    return None
+
+
+def parse_resources(
+    resources: list[dict],
+    *,
+    as_of: date,
+    unknown_loinc: Literal["error", "warn"] = "warn",
+    kb: KnowledgeBase | None = None,
+    max_result_age_days: int | None = MAX_RESULT_AGE_DAYS,
+) -> ParsedRecord:
+    """Turn FHIR resources into facts; raise InputError listing every problem at once.
+
+    *max_result_age_days*: results older than this are not current (None: no limit), see the module doc.
+    """
+    kb = kb or default_kb()
+    if max_result_age_days is not None and max_result_age_days < 0:
+        raise InputError(f"max_result_age_days: expected a number of days >= 0, got {max_result_age_days}")
+    problems: list[str] = []
+    warnings: list[str] = []
+    patients = [r for r in resources if r.get("resourceType") == "Patient"]
+    if not patients:
+        raise InputError("bundle: no Patient resource; the checks need the patient's age and sex")
+    if len({p.get("id") for p in patients}) > 1:
+        raise InputError("bundle: more than one Patient resource; send one patient's record")
+    pt = patients[0]
+    fields = _patient_fields(pt, as_of, problems)
+    for res in resources:
+        other = _other_patient(res, fields["patient_id"])
+        if other is not None:
+            problems.append(f"{_ref(res)}: names {other}, not the record's Patient/{fields['patient_id']}")
+
+    results, history = _read_observations(resources, as_of, unknown_loinc, problems, warnings)
+    latest = {a: v for a, found in results.items() if (v := _current(a, found, as_of, max_result_age_days, warnings)) is not None}
     for analyte in NUMERIC:
         if analyte in latest:
-            fields[analyte] = latest[analyte][1]
-    qual = {a: latest[a][1] for a in ("pregnancy_test", "hbsag", "hcv_ab", "tb_igra") if a in latest}
-    if "pregnancy_test" in qual:
-        fields["pregnant"] = qual["pregnancy_test"] == "positive"
-    if "hbsag" in qual:
-        fields["hbv_status"] = "hbsag_positive" if qual["hbsag"] == "positive" else "negative"
-    if "hcv_ab" in qual:
-        fields["hcv_status"] = qual["hcv_ab"]
-    if "tb_igra" in qual:
-        fields["tb_status"] = qual["tb_igra"]
+            fields[analyte] = latest[analyte]
+    if "pregnancy_test" in latest:
+        fields["pregnant"] = latest["pregnancy_test"] == "positive"
+    if "hbsag" in latest:
+        fields["hbv_status"] = "hbsag_positive" if latest["hbsag"] == "positive" else "negative"
+    if "hcv_ab" in latest:
+        fields["hcv_status"] = latest["hcv_ab"]
+    if "tb_igra" in latest:
+        fields["tb_status"] = latest["tb_igra"]
     if "smoking" in latest:
-        fields["smoking"] = latest["smoking"][1]
+        fields["smoking"] = latest["smoking"]
 
-    meds: list[DrugOrder] = []
-    statements: list[DrugOrder] = []
-    for mr in (r for r in resources if r.get("resourceType") in ("MedicationRequest", "MedicationStatement")):
-        order = parse_medication(mr, kb)
-        if order is not None:
-            (meds if mr["resourceType"] == "MedicationRequest" else statements).append(order)
-    if any(r.get("resourceType") in ("MedicationRequest", "MedicationStatement") for r in resources):
-        active = [m for m in meds if m.status in ("active", "on-hold") and not m.topical]
-        active += [m for m in statements if m.status in ("active", "intended", "on-hold") and not m.topical]
-        fields["concomitant"] = [
-            Concomitant(name=m.drug, classes=kb.drug(m.drug).classes, matched_by=m.matched_by,  # type: ignore[union-attr, arg-type]
-                        source_id=m.resource_id)
-            for m in active
-        ]
-        warnings += [f"MedicationRequest/{m.resource_id}: {m.drug} matched by name in {m.text!r} (no RxNorm ingredient code held)" for m in meds if m.matched_by == "name"]
-    for imm in (r for r in resources if r.get("resourceType") == "Immunization"):
-        vc = imm.get("vaccineCode")
-        text = " ".join(_texts_of(vc)).lower()
-        if imm.get("status") == "completed" and re.search(r"\b(zoster|shingrix)\b", text):
-            fields["zoster_vaccinated"] = True
-    conditions = [r for r in resources if r.get("resourceType") == "Condition"]
+    meds, concomitant, med_warnings = read_medications(resources, kb)
+    warnings += med_warnings
+    zoster, live, imm_warnings = read_immunizations(resources, as_of=as_of, window_days=max_result_age_days, kb=kb)
+    warnings += imm_warnings
+    if concomitant is not None or live:
+        fields["concomitant"] = (concomitant or []) + live
+    if zoster:
+        fields["zoster_vaccinated"] = True
+    conditions = [r for r in resources if r.get("resourceType") == "Condition" and isinstance(r, dict)]
     aa = None
     if conditions:
         aa = any(
             isinstance(c, dict) and (
                 (c.get("system") == ICD10CM_SYSTEM and isinstance(c.get("code"), str) and c["code"].upper().startswith("L63"))
                 or (c.get("system") == SNOMED_SYSTEM and c.get("code") == AA_SNOMED))
-            for cond in conditions for c in ((cond.get("code") or {}).get("coding") or [] if isinstance(cond.get("code"), dict) else [])
+            for cond in conditions for c in (listed(cond["code"].get("coding")) if isinstance(cond.get("code"), dict) else [])
         )
-    cond_facts, notes = condition_facts([c for c in conditions if isinstance(c, dict)])
+    cond_facts, notes = condition_facts(conditions)
     for k, v in cond_facts.items():
         if k == "vte_risk_factors":
             fields[k] = sorted(set(fields.get(k) or []) | set(v))
         else:
             fields[k] = worse(k, fields.get(k), v)
+    for fact, what in uncoded_open_facts(conditions).items():
+        if fields.get(fact) in (None, "negative"):
+            if fields.get(fact) == "negative":
+                warnings.append(f"{what}: names {fact.replace('_status', '').upper()} without a code the checks hold; "
+                                f"the negative test is not taken as reassurance, so {fact.replace('_', ' ')} is left open")
+            fields[fact] = None
+            notes.append(f"{what}: {fact} left open (uncoded Condition)")
     fields["history"] = history
     if problems:
         raise InputError("FHIR input cannot be used as given", problems=problems)
@@ -319,15 +378,33 @@ def parse_resources(
     return ParsedRecord(facts=facts, medications=meds, warnings=warnings, aa_diagnosis=aa, notes=notes)
 
 
-def _texts_of(concept: Any) -> list[str]:
-    if not isinstance(concept, dict):
-        return []
-    out = [concept["text"]] if isinstance(concept.get("text"), str) else []
-    return out + [c["display"] for c in concept.get("coding") or [] if isinstance(c, dict) and isinstance(c.get("display"), str)]
+def parse_bundle(bundle: Any, *, as_of: date, unknown_loinc: Literal["error", "warn"] = "warn",
+                 max_result_age_days: int | None = MAX_RESULT_AGE_DAYS) -> ParsedRecord:
+    """The patient facts of a FHIR R4 Bundle (``resourceType: Bundle``) on date *as_of*.
 
+    Parameters
+    ----------
+    bundle : dict
+        A parsed FHIR R4 Bundle holding one patient's Patient, Condition, Observation,
+        MedicationRequest and AllergyIntolerance resources.
+    as_of : datetime.date
+        The evaluation date (age, recency of laboratory values).
+    unknown_loinc : {"warn", "error"}
+        What to do with an Observation whose LOINC code the knowledge base does not use.
+    max_result_age_days : int, optional
+        Laboratory results older than this many days on *as_of* are not used (None: any age).
 
-def parse_bundle(bundle: Any, *, as_of: date, unknown_loinc: Literal["error", "warn"] = "warn") -> ParsedRecord:
-    """Facts from a FHIR R4 Bundle (``resourceType: Bundle``)."""
+    Returns
+    -------
+    ParsedRecord
+        ``facts`` (:class:`PatientFacts`, the input of :func:`follicle.cds.engine.evaluate`),
+        medication orders and warnings.
+
+    Raises
+    ------
+    InputError
+        A resource that cannot be read, naming it.
+    """
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise InputError("bundle: expected a FHIR R4 Bundle (resourceType 'Bundle')")
-    return parse_resources(resources_of(bundle), as_of=as_of, unknown_loinc=unknown_loinc)
+    return parse_resources(resources_of(bundle), as_of=as_of, unknown_loinc=unknown_loinc, max_result_age_days=max_result_age_days)

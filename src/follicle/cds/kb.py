@@ -24,7 +24,23 @@ from follicle.cds.units import CANONICAL_UNITS, convert
 from follicle.errors import SpecError
 
 KB_DIR = Path(__file__).parent / "kb"
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML loader that refuses a key given twice in one mapping (the second would silently win)."""
+
+
+def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
 
 DISCLAIMER = "This supports, and does not replace, the clinician's judgement."
 
@@ -227,6 +243,7 @@ class DrugEntry(BaseModel):
     omop_concept_id: int | None = None
     names: tuple[str, ...]
     topical_names: tuple[str, ...] = ()
+    cvx: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
     approved_for_aa: bool
     note: str | None = None
@@ -324,7 +341,11 @@ def load_kb(directory: Path = KB_DIR) -> KnowledgeBase:
     labels: list[LabelEntry] = []
     sources: dict[str, Source] = {}
     for path in sorted(directory.glob("*.yaml")):
-        data = yaml.load(path.read_text(), Loader=_Loader) or {}
+        try:
+            data = yaml.load(path.read_text(), Loader=_Loader) or {}
+        except yaml.YAMLError as exc:
+            problems.append(f"{path.name}: {exc}")
+            continue
         for key, raw in (data.get("sources") or {}).items():
             try:
                 sources[str(raw["url"])] = Source.model_validate(raw)

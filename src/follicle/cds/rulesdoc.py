@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from follicle.cds.conditions import ICD10_PREFIXES, MALIGNANT_RANGE, SMOKING_SNOMED, SNOMED_CODES, VTE_PREFIXES
+from follicle.cds.conditions import ICD10_PREFIXES, MALIGNANT_RANGE, SMOKING_SNOMED, SNOMED_CODES, UNCODED_NAMES, VTE_PREFIXES
 from follicle.cds.kb import DISCLAIMER, REGION_LABEL, STATUS_FLAG, KnowledgeBase, Rule, default_kb
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "cds-rules.md"
@@ -85,13 +85,18 @@ def render(kb: KnowledgeBase | None = None) -> str:
         rx = f"{d.rxcui} ({d.rxcui_status})" if d.rxcui else "not verified: matched by name"
         out.append(f"| {d.name} | {rx} | {', '.join(d.classes) or '-'} | {_cell(d.class_source or '')} |")
     out += ["", "## Conditions read from the record", "",
-            "ICD-10-CM (checked against the CMS FY2026 tabular in `simple-icd-10-cm` 1.5.0; a category covers its children):", ""]
+            "ICD-10-CM (checked against the CMS FY2026 tabular in `simple-icd-10-cm` 1.5.0; a category covers its children; "
+            "codes are read with or without their dot):", ""]
     out += [f"- {', '.join(p)} -> `{f} = {v!r}`{' (current only)' if cur else ''}" for p, f, v, cur in ICD10_PREFIXES]
     out += [f"- C{MALIGNANT_RANGE[0]:02d}-C{MALIGNANT_RANGE[1]:02d} -> `malignancy_history = True`",
             f"- {', '.join(VTE_PREFIXES)} -> `vte_risk_factors: prior_vte`", "",
             "SNOMED CT (only codes found in the OMOP vocabularies shipped in `shared/data/omop`, and the US Core smoking "
-            "example; SNOMED codes for TB, latent TB, hepatitis B/C and ESRD are **not encoded: source not available**):", ""]
+            "example; SNOMED codes for TB, latent TB and hepatitis B/C are **not encoded: source not available**):", ""]
     out += [f"- {code} -> `{f} = {v!r}`" for code, (f, v, _) in SNOMED_CODES.items()]
+    out += ["", "A current Condition without an ICD-10-CM code whose name says "
+            + ", ".join(f"`{p.pattern}` ({f})" for f, p in UNCODED_NAMES)
+            + " (not screening, vaccination, immunity, exposure or a negative finding) leaves that fact open: a negative "
+            "test is then not taken as reassurance."]
     out += ["", "Smoking status (LOINC 72166-2) answers: " + ", ".join(f"{c} -> {v}" for c, v in SMOKING_SNOMED.items())
             + "; otherwise read from the answer text (never / former / current).", ""]
     return "\n".join(out)

@@ -25,9 +25,14 @@ class DrugMatch:
     topical: bool
 
 
+def _codings(concept: dict) -> list:
+    coding = concept.get("coding")
+    return coding if isinstance(coding, list) else []
+
+
 def _texts(concept: dict) -> list[str]:
     out = [concept.get("text")] if isinstance(concept.get("text"), str) else []
-    for c in concept.get("coding") or []:
+    for c in _codings(concept):
         if isinstance(c, dict) and isinstance(c.get("display"), str):
             out.append(c["display"])
     return out
@@ -39,11 +44,11 @@ def match_medication(concept: dict, kb: KnowledgeBase | None = None) -> DrugMatc
     texts = _texts(concept)
     joined = " | ".join(texts)
     low = joined.lower()
-    for c in concept.get("coding") or []:
+    for c in _codings(concept):
         if isinstance(c, dict) and c.get("system") == RXNORM and isinstance(c.get("code"), str):
             for d in kb.drugs:
                 if d.rxcui and d.rxcui == c["code"]:
-                    return DrugMatch(d, "rxcui", joined or c["code"], _topical(d, low))
+                    return DrugMatch(d, "rxcui", joined or c["code"], is_topical(d, low))
     best: DrugEntry | None = None
     best_len = 0
     for d in kb.drugs:
@@ -51,9 +56,11 @@ def match_medication(concept: dict, kb: KnowledgeBase | None = None) -> DrugMatc
             if re.search(rf"\b{re.escape(name)}\b", low) and len(name) > best_len:
                 best, best_len = d, len(name)
     if best is not None:
-        return DrugMatch(best, "name", joined, _topical(best, low))
+        return DrugMatch(best, "name", joined, is_topical(best, low))
     return None
 
 
-def _topical(d: DrugEntry, low: str) -> bool:
+def is_topical(d: DrugEntry, low: str) -> bool:
+    """True when lower-case text *low* (name, dose form or route) names one of the drug's topical forms."""
     return any(re.search(rf"\b{re.escape(n)}\b", low) for n in d.topical_names)
+

@@ -11,16 +11,18 @@ import importlib
 import typer
 
 from follicle import __version__
+from follicle.cli._common import JsonErrorsGroup
 
 app = typer.Typer(
     name="follicle",
+    cls=JsonErrorsGroup,
     help="Follicle: evidence engine for JAK-inhibitor therapy in alopecia areata (OMOP CDM).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
-_COMMAND_MODULES = ("cdm", "synth", "study", "run", "analyze", "meta", "response", "cds", "nma")
+_COMMAND_MODULES = ("cdm", "synth", "study", "run", "analyze", "meta", "response", "cds", "nma", "web", "vocab")
 
 
 def _version(value: bool) -> None:

@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import sys
+import traceback
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.markup import escape
 
@@ -60,25 +62,67 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(to_json(obj) + "\n")
 
 
+def error_record(message: str, *, problems: list[str] | None = None, kind: str = "error", exit_code: int = 2) -> dict[str, Any]:
+    """The JSON object a command prints on stdout for an error under ``--json``."""
+    return {"error": message, "problems": list(problems or []), "type": kind, "exit_code": exit_code}
+
+
+def _fail(message: str, problems: list[str], kind: str, exit_code: int, as_json: bool) -> typer.Exit:
+    """Report an error (one message on stderr, or a JSON object on stdout) and return the exit to raise."""
+    if as_json:
+        print_json(error_record(message, problems=problems, kind=kind, exit_code=exit_code))
+    else:
+        text = "\n".join([message] + [f"  - {p}" for p in problems])
+        err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False)
+    return typer.Exit(exit_code)
+
+
 def guarded(func: F) -> F:
-    """Turn user errors into one message on stderr and a non-zero exit (no traceback)."""
+    """Turn user errors into one message on stderr and a non-zero exit (no traceback); with
+    ``--json`` (a ``json`` or ``json_out`` argument), into a JSON object on stdout
+    (:func:`error_record`). Under ``--json`` even an unexpected error (a bug) answers in JSON, its
+    traceback going to stderr."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("json") is True or kwargs.get("json_out") is True)
         try:
             return func(*args, **kwargs)
         except FollicleError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(exc.render())}", highlight=False)
-            raise typer.Exit(exc.exit_code) from None
+            raise _fail(str(exc), exc.problems, type(exc).__name__, exc.exit_code, as_json) from None
         except ValidationError as exc:
-            lines = [
-                f"  - {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
-            ]
-            err_console.print(f"[bold red]error:[/] invalid {escape(exc.title)}:\n" + escape("\n".join(lines)),
-                              highlight=False)
-            raise typer.Exit(2) from None
+            problems = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
+            raise _fail(f"invalid {exc.title}:", problems, "ValidationError", 2, as_json) from None
         except FileNotFoundError as exc:
-            err_console.print(f"[bold red]error:[/] file not found: {escape(str(exc.filename or exc))}", highlight=False)
-            raise typer.Exit(2) from None
+            raise _fail(f"file not found: {exc.filename or exc}", [], "FileNotFoundError", 2, as_json) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if not as_json:
+                raise
+            traceback.print_exc(file=sys.stderr)
+            raise _fail(f"internal error ({type(exc).__name__}): {exc}", [], "InternalError", 1, True) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class JsonErrorsGroup(TyperGroup):
+    """The root command group: with ``--json`` anywhere on the command line, a usage error (an
+    unknown option, a bad value, a missing argument) is also a JSON object on stdout."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if "--json" not in argv or not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            print_json(error_record("aborted", kind="Abort", exit_code=1))
+            sys.exit(1)
+        except typer.TyperException as exc:  # click's usage errors (Typer vendors click)
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            code = int(getattr(exc, "exit_code", 2))
+            print_json(error_record(message, kind=type(exc).__name__, exit_code=code))
+            sys.exit(code)
+        sys.exit(code if isinstance(code, int) else 0)

@@ -108,9 +108,12 @@ def check(
     finally:
         con.disconnect()
     fatal = failed_fatal(results)
-    if json:
+    message = f"{len(fatal)} fatal data-quality check(s) failed: {', '.join(r.id for r in fatal)}"
+    if json:  # one JSON object: the checks, and the error when a fatal check failed
         print_json({"target": redact(db), "checks": [r.model_dump() for r in results],
-                    "fatal_failures": [r.id for r in fatal]})
+                    "fatal_failures": [r.id for r in fatal]} | ({"error": message} if fatal else {}))
+        if fatal:
+            raise typer.Exit(CheckFailed.exit_code)
     else:
         counts = {s: sum(r.status == s for r in results) for s in _STYLE}
         table = Table(title=escape(f"{redact(db)}: ") + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
@@ -130,7 +133,7 @@ def check(
             table.add_row(*cells, *([escape(r.note or r.description)] if wide else []))
         console.print(table)
     if fatal:
-        raise CheckFailed(f"{len(fatal)} fatal data-quality check(s) failed: {', '.join(r.id for r in fatal)}")
+        raise CheckFailed(message)
 
 
 def summary(

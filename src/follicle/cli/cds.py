@@ -58,10 +58,11 @@ def _apply_facts(facts, assignments: list[str]):  # type: ignore[no-untyped-def]
 
 
 def run_check(bundle_path: Path, drug: str, start: date | None, as_of: date | None, strict: bool, horizon_months: int,
-              fact: list[str] | None = None, region: str = "EU", mode: str = "start") -> dict:
+              fact: list[str] | None = None, region: str = "EU", mode: str = "start",
+              max_result_age_days: int | None = None) -> dict:
     """Load the bundle, evaluate *drug*, and return a JSON-ready result (also used by tests)."""
     from follicle.cds.engine import evaluate
-    from follicle.cds.fhir import parse_bundle
+    from follicle.cds.fhir import MAX_RESULT_AGE_DAYS, parse_bundle
     from follicle.cds.kb import DISCLAIMER
 
     try:
@@ -74,7 +75,8 @@ def run_check(bundle_path: Path, drug: str, start: date | None, as_of: date | No
         raise InputError(f"{bundle_path}: cannot read the bundle ({exc})") from None
     as_of = as_of or date.today()
     start = start or as_of
-    record = parse_bundle(bundle, as_of=as_of, unknown_loinc="error" if strict else "warn")
+    record = parse_bundle(bundle, as_of=as_of, unknown_loinc="error" if strict else "warn",
+                          max_result_age_days=MAX_RESULT_AGE_DAYS if max_result_age_days is None else max_result_age_days)
     facts = _apply_facts(record.facts, fact or [])
     decision = evaluate(facts, drug, region=region.upper(), mode=mode, start=start, horizon_months=horizon_months)  # type: ignore[arg-type]
     return {
@@ -152,13 +154,14 @@ def check(
     fact: Annotated[list[str] | None, typer.Option("--fact", help="A fact the record lacks, as name=value (repeatable), e.g. hepatic_class=A, active_infection=false; listed as assumed.")] = None,
     region: Annotated[str, typer.Option("--region", envvar="FOLLICLE_CDS_REGION", help="Which label applies: EU (SmPC) or US (prescribing information).")] = "EU",
     on_treatment: Annotated[bool, typer.Option("--on-treatment", help="The patient already takes the drug (interrupt/discontinue rules) instead of starting it.")] = False,
+    max_result_age_days: Annotated[int | None, typer.Option("--max-result-age-days", min=0, max=3650, help="Results older than this many days are not taken as current (default 90: a practice setting, not a label statement).")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Check a FHIR Bundle for a JAK inhibitor: decision, dose, missing screening, monitoring schedule."""
     if region.upper() not in ("EU", "US"):
         raise InputError(f"--region: expected EU or US, got {region!r}")
     result = run_check(bundle, drug, _parse_date(start, "--start"), _parse_date(as_of, "--as-of"), strict, horizon_months, fact, region,
-                       "on_treatment" if on_treatment else "start")
+                       "on_treatment" if on_treatment else "start", max_result_age_days)
     if json_out:
         print_json(result)
     else:

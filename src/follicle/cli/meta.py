@@ -163,34 +163,10 @@ def _print_auxiliary(out: dict[str, Any]) -> None:
 
 
 def _forest_for_spec(out: dict[str, Any], spec: Any) -> Any:
-    from follicle.report.forest import ForestRow, forest_plot, heterogeneity_note, rows_from_meta
+    from follicle.report.forest import forest_plot, spec_rows
 
-    overall = out["overall"]
-    ratio = overall.is_ratio
-    rows: list[ForestRow] = []
-    if "subgroups" in out and out["subgroups"]["estimable"]:
-        sg = out["subgroups"]
-        by_label = {r.label: r for r in rows_from_meta(overall)[:-1]}
-        groups = list(sg["groups"]) + [g for g in sg["single_study_groups"]]
-        labels_by_group = {g: r.labels for g, r in sg["groups"].items()}
-        frame_groups = out.get("_study_groups", {})
-        for g in groups:
-            rows.append(ForestRow(str(g), kind="header"))
-            members = labels_by_group.get(g) or [s for s, gg in frame_groups.items() if gg == g]
-            total_w = sum(by_label[s].weight or 0 for s in members)
-            rows += [dataclasses.replace(by_label[s]) for s in members]
-            if g in sg["groups"]:
-                sub = rows_from_meta(sg["groups"][g], summary_label=f"Subtotal ({len(members)} comparisons)")[-1]
-                rows.append(dataclasses.replace(sub, weight=total_w))
-        rows.append(rows_from_meta(overall)[-1])
-        p = sg["pval"]
-        footer = (heterogeneity_note(overall) + f"\nTest for subgroup differences: Q = {sg['q_between']:.2f} "
-                  f"(df = {sg['df']}), p = {p:.3f}")
-    else:
-        rows = rows_from_meta(overall)
-        footer = heterogeneity_note(overall)
-    if spec.note:
-        footer += "\n" + spec.note
+    rows, footer = spec_rows(out, out.get("_study_groups"), spec.note)
+    ratio = out["overall"].is_ratio
     favours = (f"favours {spec.favours[0]}", f"favours {spec.favours[1]}") if spec.favours else None
     xlabel = _XLABEL_RATIO if spec.ratio else _XLABEL.get(spec.measure, "Estimate")
     return forest_plot(rows, log_scale=ratio, xlabel=xlabel, title=spec.title or spec.name,

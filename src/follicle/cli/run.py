@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from follicle.cli._common import JsonFlag, console, guarded, print_json
+from follicle.cli._common import JsonFlag, console, err_console, guarded, print_json
 
 STUDIES = Path(__file__).resolve().parents[3] / "studies"
 DEMO_STUDY = "jaki_neuropsych.yaml"
@@ -29,10 +30,11 @@ def _summary_rows(results: dict[str, Any], truth: dict[tuple[str, str], float] |
             for e in sorted(estimates, key=lambda e: e["name"] != comp.get("primary_adjustment")):
                 row = {"comparison": comp["id"], "outcome": o["outcome"], "negative_control": o["negative_control"],
                        "adjustment": e["name"], "kind": e["adjustment"],
-                       "n_target": e["n_target"], "n_comparator": e["n_comparator"],
-                       "events_target": e["events_target"], "events_comparator": e["events_comparator"],
+                       "n_target": e.get("n_target"), "n_comparator": e.get("n_comparator"),
+                       "events_target": e.get("events_target"), "events_comparator": e.get("events_comparator"),
                        "hr": e.get("hr"), "hr_ci_low": e.get("hr_ci_low"), "hr_ci_high": e.get("hr_ci_high"),
-                       "p": e.get("p"), "diagnostics": e.get("diagnostics_overall")}
+                       "p": e.get("p"), "status": e.get("status"), "label": e.get("label"),
+                       "diagnostics": e.get("diagnostics_overall")}
                 if truth is not None:
                     true = truth.get((comp["id"], o["outcome"]))
                     row["true_hr"] = true
@@ -40,6 +42,22 @@ def _summary_rows(results: dict[str, Any], truth: dict[tuple[str, str], float] |
                                       else bool(row["hr_ci_low"] <= true <= row["hr_ci_high"]))
                 rows.append(row)
     return rows
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _finish(results: dict[str, Any]) -> None:
+    """Warnings and what was not estimated on stderr; exit 3 when something was not estimated
+    (the outputs are written either way)."""
+    for w in results.get("warnings", []):
+        err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+    if not results.get("complete", True):
+        err_console.print("[yellow]not everything was estimated[/] (exit code 3):", highlight=False)
+        for line in results["not_estimated"]:
+            err_console.print(f"  - {escape(line)}", highlight=False)
+        raise typer.Exit(3)
 
 
 def _print_table(rows: list[dict[str, Any]], title: str) -> None:
@@ -58,10 +76,11 @@ def _print_table(rows: list[dict[str, Any]], title: str) -> None:
             table.add_column(col, justify="left" if col in ("outcome", "adjustment") else "right",
                              no_wrap=col not in ("outcome", "adjustment"))
         for r in (r for r in rows if r["comparison"] == comparison):
-            hr = "withheld" if r["hr"] is None else f"{r['hr']:.2f} ({r['hr_ci_low']:.2f}-{r['hr_ci_high']:.2f})"
+            hr = (r["label"] or "-") if r["hr"] is None else f"{r['hr']:.2f} ({r['hr_ci_low']:.2f} to {r['hr_ci_high']:.2f})"
             cells = [r["outcome"] + (" (NC)" if r["negative_control"] else "")]
-            cells += [r['adjustment']] if several else []
-            cells += [f"{r['n_target']}/{r['n_comparator']}", f"{r['events_target']}/{r['events_comparator']}", hr]
+            cells += [r["adjustment"]] if several else []
+            cells += [f"{_cell(r['n_target'])}/{_cell(r['n_comparator'])}",
+                      f"{_cell(r['events_target'])}/{_cell(r['events_comparator'])}", escape(hr)]
             if with_truth:
                 cells += ["-" if r["true_hr"] is None else f"{r['true_hr']:.2f}",
                           {True: "yes", False: "[red]no[/]", None: "-"}[r["covered"]]]
@@ -81,7 +100,12 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option("--force", help="Recompute every step, ignoring cached artefacts.")] = False,
         json_out: JsonFlag = False,
     ) -> None:
-        """Run a comparative study: cohorts, PS adjustments, outcomes, calibration, results and report."""
+        """Run a comparative study: cohorts, PS adjustments, outcomes, calibration, results and report.
+
+        Exit code 0 when every outcome of every comparison was estimated (a suppressed estimate
+        counts), 3 when some could not be (empty cohort, no events, ...: each is named, and the
+        outputs hold what could be computed), 2 on bad input.
+        """
         from follicle.run.study import run_study
         from follicle.study.spec import load_spec
 
@@ -92,11 +116,16 @@ def register(app: typer.Typer) -> None:
         rows = _summary_rows(done.results, None)
         if json_out:
             print_json({"out": str(out), "results": str(out / "results.json"), "report": str(out / "report.html"),
-                        "computed": dict(done.store.computed), "reused": dict(done.store.reused), "estimates": rows})
+                        "computed": dict(done.store.computed), "reused": dict(done.store.reused),
+                        "complete": done.results["complete"], "not_estimated": done.results["not_estimated"],
+                        "warnings": done.results["warnings"], "estimates": rows})
+            if not done.results["complete"]:
+                raise typer.Exit(3)
             return
         _print_table(rows, f"{spec.name}: hazard ratios per adjustment")
         console.print(f"results: {out / 'results.json'}  report: {out / 'report.html'}  "
                       f"(steps computed {sum(done.store.computed.values())}, reused {sum(done.store.reused.values())})")
+        _finish(done.results)
 
     @app.command("demo")
     @guarded

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from follicle.cli._common import JsonFlag, console, err_console, guarded, print_json
@@ -15,8 +16,11 @@ DbOpt = Annotated[str, typer.Option("--db", help="CDM: a DuckDB file or a postgr
 
 
 @guarded
-def cohorts(study: StudyArg, db: DbOpt, json: JsonFlag = False) -> None:
-    """Build the study's cohorts in the database and print attrition and cohort sizes.
+def cohorts(study: StudyArg, db: DbOpt, json: JsonFlag = False,
+            routes: Annotated[bool, typer.Option("--routes", help="List every route of every concept set.")] = False,
+            ) -> None:
+    """Build the study's cohorts in the database and print attrition, cohort sizes and how each
+    concept set was resolved (with the event rows it could be missing).
 
     Counts from 1 to min_cell_count - 1 are shown as "<min_cell_count" (default "<10").
     """
@@ -45,6 +49,33 @@ def cohorts(study: StudyArg, db: DbOpt, json: JsonFlag = False) -> None:
     for r in result["comparisons"]:
         comp.add_row(r["comparison"], r["step"], r["description"], str(r["persons"]))
     console.print(comp)
+    print_concept_sets(result["concept_sets"], routes=routes)
+
+
+def print_concept_sets(report: dict[str, Any], *, routes: bool = False) -> None:
+    """The suppressed concept-set report (:func:`follicle.study.coverage.suppressed_report`) as tables."""
+    found: dict[str, dict[str, int]] = {}
+    for r in report["routes"]:
+        if r["concepts"] and not r["excluded"]:
+            per = found.setdefault(r["concept_set"], {})
+            per[r["route"]] = per.get(r["route"], 0) + int(r["concepts"])
+    table = Table(title="concept sets: how each was resolved (concepts found per route, summed over entries)")
+    for col in ("concept set", "resolved by", "persons", "could be missed (rows / persons)"):
+        table.add_column(col, justify="left" if col in ("concept set", "resolved by") else "right")
+    for r in report["sets"]:
+        missed = "-" if not r["missed_rows"] else f"{r['missed_rows']} / {r['missed_persons']}"
+        routes_text = ", ".join(f"{k} {v}" for k, v in found.get(r["concept_set"], {}).items())
+        table.add_row(r["concept_set"], escape(routes_text or "nothing"),
+                      str(r["persons"]), missed)
+    console.print(table)
+    if routes:
+        detail = Table(title="concept sets: every route")
+        for col in ("concept set", "entry", "route", "concepts", "rows", "persons"):
+            detail.add_column(col, justify="right" if col in ("concepts", "rows", "persons") else "left")
+        for r in report["routes"]:
+            detail.add_row(r["concept_set"], escape(r["entry"] + (" (excluded)" if r["excluded"] else "")), r["route"],
+                           str(r["concepts"]), str(r["rows"]), str(r["persons"]))
+        console.print(detail)
 
 
 def register(app: typer.Typer) -> None:

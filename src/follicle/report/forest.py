@@ -9,6 +9,7 @@ across outcomes. Ratio measures use a log axis with the reference line at 1.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -99,6 +100,39 @@ def heterogeneity_note(res: object) -> str:
         f"Heterogeneity: \u03c4\u00b2 = {res.tau2:.3f}; I\u00b2 = {res.i2:.0f}%; "  # type: ignore[attr-defined]
         f"Q = {res.q:.2f} (df = {res.q_df}), {ptxt}"  # type: ignore[attr-defined]
     )
+
+
+def spec_rows(out: dict, study_groups: dict[str, str] | None = None, note: str = "") -> tuple[list[ForestRow], str]:
+    """Rows and footer of the forest plot of a meta-analysis spec's results (:func:`follicle.synthesis.spec.run_spec`):
+    one block per subgroup (studies, then a subtotal) when the spec has subgroups, then the overall diamond.
+
+    *study_groups* maps each study label to its subgroup (needed for groups of one study).
+    """
+    overall = out["overall"]
+    rows: list[ForestRow] = []
+    if "subgroups" in out and out["subgroups"].get("estimable", True):
+        sg = out["subgroups"]
+        by_label = {r.label: r for r in rows_from_meta(overall)[:-1]}
+        groups = list(sg["groups"]) + list(sg["single_study_groups"])
+        labels_by_group = {g: r.labels for g, r in sg["groups"].items()}
+        for g in groups:
+            rows.append(ForestRow(str(g), kind="header"))
+            members = labels_by_group.get(g) or [s for s, gg in (study_groups or {}).items() if gg == g]
+            total_w = sum(by_label[s].weight or 0 for s in members if s in by_label)
+            rows += [dataclasses.replace(by_label[s]) for s in members if s in by_label]
+            if g in sg["groups"]:
+                sub = rows_from_meta(sg["groups"][g], summary_label=f"Subtotal ({len(members)} comparisons)")[-1]
+                rows.append(dataclasses.replace(sub, weight=total_w))
+        rows.append(rows_from_meta(overall)[-1])
+        p = sg["pval"]
+        footer = (heterogeneity_note(overall) + f"\nTest for subgroup differences: Q = {sg['q_between']:.2f} "
+                  f"(df = {sg['df']}), p = {p:.3f}")
+    else:
+        rows = rows_from_meta(overall)
+        footer = heterogeneity_note(overall)
+    if note:
+        footer += "\n" + note
+    return rows, footer
 
 
 def _fmt(v: float) -> str:

@@ -58,8 +58,29 @@ def _check_percent(name: str, value: Any) -> np.ndarray:
 def salt_score(top: Any, back: Any, left: Any, right: Any) -> Any:
     """SALT total (0-100) from the four regional percentages of scalp hair loss.
 
-    Accepts scalars or equal-length arrays; every input must lie in [0, 100]. The weighted sum
-    is clipped to [0, 100] only to remove floating-point overshoot (at most 1e-12).
+    SALT = 0.40 top + 0.24 back + 0.18 left + 0.18 right. Accepts scalars or equal-length arrays;
+    every input must lie in [0, 100]. The weighted sum is clipped to [0, 100] only to remove
+    floating-point overshoot (at most 1e-12).
+
+    Parameters
+    ----------
+    top, back, left, right : float or array-like
+        Percentage of terminal scalp hair lost in each region.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The SALT total (an array for array input).
+
+    References
+    ----------
+    Olsen EA et al. Alopecia areata investigational assessment guidelines - Part II. J Am Acad
+    Dermatol 2004;51:440-447.
+
+    Examples
+    --------
+    >>> round(salt_score(50, 20, 10, 0), 2)
+    26.6
     """
     regions = {"top": top, "back": back, "left": left, "right": right}
     arrays = {k: _check_percent(k, v) for k, v in regions.items()}
@@ -74,6 +95,26 @@ def aa_iga(salt: Any) -> Any:
     The published bands use whole numbers (0, 1-20, 21-49, 50-94, 95-100); a fractional total is
     placed by the upper limits: 0 is category 0, (0, 20] is 1, (20, 49] is 2, (49, 94] is 3 and
     (94, 100] is 4, so a total of 20.4 counts as moderate, as a clinician rounding up would.
+
+    Parameters
+    ----------
+    salt : float or array-like
+        SALT total(s) in [0, 100].
+
+    Returns
+    -------
+    int or numpy.ndarray
+        0 none, 1 limited, 2 moderate, 3 severe, 4 very severe.
+
+    References
+    ----------
+    Wyrwich KW et al. The Alopecia Areata Investigator Global Assessment scale. Br J Dermatol
+    2020;183:702-709.
+
+    Examples
+    --------
+    >>> aa_iga(26.6), aa_iga(20.4), aa_iga(100)
+    (2, 2, 4)
     """
     arr = np.asarray(salt, dtype=float)
     bad = ~np.isfinite(arr) | (arr < 0) | (arr > 100)

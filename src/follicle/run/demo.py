@@ -22,5 +22,5 @@ def run_demo(persons: int, seed: int, out: Path, study: Path, *,
         build_world(persons, seed, db, truth_path=truth_path, overwrite=True, progress=lambda s: say(f"synthetic world: {s}"))
     truth_doc = json.loads(truth_path.read_text())
     truth = {(e["comparison"], e["outcome"]): e["true_hr"] for e in truth_doc["effects"]}
-    done = run_study(load_spec(study), db, out, progress=say)
+    done = run_study(load_spec(study), db, out, progress=say, truth=truth)
     return done, truth

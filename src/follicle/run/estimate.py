@@ -44,6 +44,7 @@ class OutcomeEstimate:
     at_risk: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
     diagnostics: list[Any] = field(default_factory=list)  # run.diagnostics.Diagnostic, set by the pipeline
+    not_estimable: str | None = None  # why the adjustment could not be made (then ``numbers`` is empty)
 
 
 def survival_days(days: np.ndarray, tar_start_day: np.ndarray) -> np.ndarray:

@@ -30,6 +30,14 @@ from follicle.causal import (
 from follicle.errors import InputError
 from follicle.run import diagnostics as dx
 from follicle.run.adjust import AdjustedCohort, adjust
+from follicle.run.degenerate import (
+    ESTIMATED,
+    NOT_ESTIMABLE,
+    NotEstimable,
+    constant_covariates,
+    empty_comparison,
+    where_events_emptied,
+)
 from follicle.run.cache import ArtifactStore
 from follicle.run.estimate import OutcomeEstimate, estimate_outcome, outcome_frame
 from follicle.study.hashing import part_hashes
@@ -55,7 +63,9 @@ class PropensityStep:
 @dataclass
 class ComparisonRun:
     """Everything computed for one comparison: per adjustment its cohort, estimates, calibration
-    and diagnostics; ``primary`` names the adjustment of the top-level results."""
+    and diagnostics; ``primary`` names the adjustment of the top-level results. One that could not
+    be estimated has ``status`` ``"not estimable"``, the ``reason``, the attrition computed so far,
+    no propensity step and no adjustments."""
 
     name: str
     target: str
@@ -69,15 +79,30 @@ class ComparisonRun:
     nulls: dict[str, dict[str, float] | None]
     primary: str
     warnings: list[str] = field(default_factory=list)
+    status: str = ESTIMATED
+    reason: str | None = None
+    short_reason: str | None = None
+    outcome_notes: dict[str, str] = field(default_factory=dict)  # outcome without events -> where they ran out
+
 
     @property
     def outcomes(self) -> list[OutcomeEstimate]:
         """The primary adjustment's estimates, one per outcome and negative control."""
-        return self.estimates[self.primary]
+        return self.estimates.get(self.primary, [])
 
     @property
     def null(self) -> dict[str, float] | None:
-        return self.nulls[self.primary]
+        return self.nulls.get(self.primary)
+
+
+def not_estimable_run(spec: StudySpec, exc: NotEstimable) -> ComparisonRun:
+    """The record of a comparison that stopped with *exc*: its attrition so far and the reason."""
+    comp = spec.comparisons[exc.comparison]
+    attrition = exc.attrition if exc.attrition is not None else pd.DataFrame(
+        columns=["cohort", "step_index", "step", "description", "persons"])
+    return ComparisonRun(exc.comparison, comp.target, comp.comparator, attrition, None, np.array([], dtype=int), {}, {},
+                         {}, {}, spec.analysis.primary_adjustment.name, warnings=[exc.render()], status=NOT_ESTIMABLE,
+                         reason=str(exc), short_reason=exc.short)
 
 
 def dense_covariates(table: pd.DataFrame) -> pd.DataFrame:
@@ -123,13 +148,22 @@ def design_matrix(population: Population) -> tuple[Any, list[str]]:
     return sparse.hstack([sparse.csr_matrix(dense.to_numpy()), mat], format="csr"), names
 
 
-def propensity_step(spec: StudySpec, X: Any, names: list[str], t: np.ndarray) -> PropensityStep:
-    """Fit the PS model with the spec's settings (see :func:`design_matrix` for *X*)."""
+def propensity_step(spec: StudySpec, population: Population, X: Any, names: list[str]) -> PropensityStep:
+    """Fit the PS model with the spec's settings (see :func:`design_matrix` for *X*).
+
+    Raises :class:`NotEstimable` when no covariate varies or the model cannot be fitted
+    (separation), naming the comparison.
+    """
+    t = population.table["treatment"].to_numpy().astype(int)
     if X.shape[1] == 0:
-        kinds = sorted({a.kind for a in spec.analysis.adjustments if a.kind in PS_KINDS})
-        raise InputError(f"the adjustments by {', '.join(kinds)} need a propensity score, but no covariate varies "
-                         "in this comparison (check the spec's covariates, or use only a crude adjustment)")
-    model = PropensityModel(**spec.analysis.propensity.model_dump()).fit(X, t, feature_names=names)
+        raise constant_covariates(population.comparison, dense_covariates(population.table), 0,  # type: ignore[misc]
+                                  population.attrition)
+    try:
+        model = PropensityModel(**spec.analysis.propensity.model_dump()).fit(X, t, feature_names=names)
+    except InputError as exc:
+        raise NotEstimable(f"comparison {population.comparison!r}: the propensity model cannot be fitted: {exc}",
+                           comparison=population.comparison, short="propensity model cannot be fitted",
+                           step="propensity model", attrition=population.attrition) from None
     ps = model.ps_
     return PropensityStep(ps=ps, preference=preference_score(ps, t), auc=ps_auc(ps, t), equipoise=equipoise(ps, t),
                           n_covariates=len(names))
@@ -180,21 +214,44 @@ def run_comparison(
     say(f"{name}: cohorts and analysis table")
     pop_key = store.key(fingerprint, hashes["population"])
     population = store.get_or_compute("population", pop_key, extract, force=force)
+    problem = empty_comparison(name, comp.target, comp.comparator, population.attrition, population.table,
+                               spec.min_cell_count)
+    if problem is not None:
+        raise problem
     t = population.table["treatment"].to_numpy().astype(int)
     X, names = design_matrix(population)
     dense = dense_covariates(population.table)
-    ps_step = None
+    ps_step, ps_problem = None, None
     if spec.analysis.needs_propensity:
         say(f"{name}: propensity model")
-        ps_step = store.get_or_compute("propensity", store.key(pop_key, hashes["propensity"]),
-                                       lambda: propensity_step(spec, X, names, t), force=force)
+        try:
+            ps_step = store.get_or_compute("propensity", store.key(pop_key, hashes["propensity"]),
+                                           lambda: propensity_step(spec, population, X, names), force=force)
+        except NotEstimable as exc:
+            if all(a.kind in PS_KINDS for a in spec.analysis.adjustments):
+                raise  # nothing of the comparison can be estimated
+            ps_problem = exc  # the crude adjustments still can
     adjusted: dict[str, AdjustedCohort] = {}
+    skipped: dict[str, str] = {}  # adjustment -> why it has no estimates (short)
+    messages: dict[str, str] = {}
     for adj in spec.analysis.adjustments:
         say(f"{name}: adjustment {adj.name} ({adj.kind})")
+        if ps_problem is not None and adj.kind in PS_KINDS:
+            skipped[adj.name] = ps_problem.short
+            adjusted[adj.name] = unadjustable(adj, ps_problem.short)
+            continue
         adjusted[adj.name] = store.get_or_compute(
             "adjustment", store.key(pop_key, hashes[f"adjustment:{adj.name}"]),
             lambda a=adj: adjust(a, t, None if ps_step is None else ps_step.ps, X, names, dense,
                                  threshold=spec.analysis.balance_threshold), force=force)
+        if adjusted[adj.name].n_target == 0 or adjusted[adj.name].n_comparator == 0:
+            messages[adj.name], skipped[adj.name] = _nobody(adj)
+    attrition = matched_attrition(spec, name, population.attrition, adjusted)
+    if len(skipped) == len(adjusted):  # no adjustment left anybody to compare
+        first = spec.analysis.adjustments[0]
+        raise NotEstimable(f"comparison {name!r}: {messages.get(first.name, skipped[first.name])}", comparison=name,
+                           short=skipped[first.name], step="matching" if first.kind == "matching" else first.kind,
+                           attrition=attrition)
 
     labels = (comp.target, comp.comparator)
     window = spec.time_at_risk.max_follow_up_days
@@ -209,6 +266,8 @@ def run_comparison(
         return frame[["person_id", f"{o}_event", f"{o}_days", f"{o}_prior"]].copy()
 
     estimates: dict[str, list[OutcomeEstimate]] = {a.name: [] for a in spec.analysis.adjustments}
+    notes: dict[str, str] = {}
+    primary = spec.analysis.primary_adjustment.name
     for outcome in outcomes:
         say(f"{name}: outcome {outcome}")
         extract_key = extract_keys[outcome]
@@ -216,6 +275,10 @@ def run_comparison(
         table = population.table[["person_id", "treatment", "tar_start_day"]].merge(
             columns, on="person_id", how="left", validate="1:1")
         for adj in spec.analysis.adjustments:
+            if adj.name in skipped:
+                estimates[adj.name].append(OutcomeEstimate(outcome, outcome in comp.negative_controls, {},
+                                                           not_estimable=skipped[adj.name]))
+                continue
             key = store.key(extract_key, hashes[f"adjustment:{adj.name}"], hashes[f"outcome:{outcome}"])
             estimates[adj.name].append(store.get_or_compute(
                 "outcome", key,
@@ -224,11 +287,31 @@ def run_comparison(
                     negative_control=o in comp.negative_controls, settings=spec.analysis.outcome_model,
                     adjustment=a, labels=labels, risk_window=float(window) if window else None),
                 force=force))
+        first = estimates[primary][-1].numbers
+        if first and not (first["events_target"] or first["events_comparator"]):
+            notes[outcome] = where_events_emptied(table, outcome, adjusted[primary].weights, spec.min_cell_count)
     nulls = {a: _calibrate(e) for a, e in estimates.items()}
     diags = {a.name: _diagnostics(spec, adjusted[a.name], ps_step, nulls[a.name], estimates[a.name])
              for a in spec.analysis.adjustments}
-    return ComparisonRun(name, comp.target, comp.comparator, population.attrition, ps_step, t, adjusted, estimates,
-                         diags, nulls, spec.analysis.primary_adjustment.name, warnings=list(population.warnings))
+    warnings = list(population.warnings) + ([ps_problem.render()] if ps_problem is not None else [])
+    return ComparisonRun(name, comp.target, comp.comparator, attrition, ps_step, t, adjusted, estimates,
+                         diags, nulls, primary, warnings=warnings, outcome_notes=notes)
+
+
+def unadjustable(adj: Any, reason: str) -> AdjustedCohort:
+    """An adjustment that could not be made (its propensity model failed): nobody analysed."""
+    empty = pd.DataFrame({"covariate": pd.Series(dtype=str), "smd_before": pd.Series(dtype=float),
+                          "smd_after": pd.Series(dtype=float), "status": pd.Series(dtype=str)})
+    return AdjustedCohort(adj.name, adj.kind, "not estimable", np.zeros(0), None, False, 0, 0, empty, empty.iloc[:0],
+                          {}, [f"not estimable: {reason}"])
+
+
+def _nobody(adj: Any) -> tuple[str, str]:
+    """(message, short reason) for an adjustment that left an arm empty."""
+    if adj.kind == "matching":
+        return (f"matching left nobody (no pairs within the caliper of {adj.caliper:g} on the {adj.caliper_scale} "
+                "scale)"), "no pairs within the caliper"
+    return f"adjustment {adj.name!r} ({adj.kind}) left an arm empty", f"{adj.kind} left an arm empty"
 
 
 def _diagnostics(spec: StudySpec, adjusted: AdjustedCohort, ps_step: PropensityStep | None,
@@ -238,6 +321,8 @@ def _diagnostics(spec: StudySpec, adjusted: AdjustedCohort, ps_step: PropensityS
     equipoise_value = None if ps_step is None else ps_step.equipoise
     for o in estimates:
         n = o.numbers
+        if not n:  # not estimable: nothing to judge
+            continue
         events = n["events_target"] + n["events_comparator"]
         o.diagnostics = dx.estimate_diagnostics(
             max_abs_smd=adjusted.max_abs_smd, balance_threshold=spec.analysis.balance_threshold,
@@ -249,6 +334,29 @@ def _diagnostics(spec: StudySpec, adjusted: AdjustedCohort, ps_step: PropensityS
         dx.equipoise_diagnostic(equipoise_value),
         dx.ease_diagnostic(null["mean"] if null else None, null["sd"] if null else None),
     ]
+
+
+def matched_attrition(spec: StudySpec, name: str, attrition: pd.DataFrame,
+                      adjusted: dict[str, AdjustedCohort]) -> pd.DataFrame:
+    """The comparison's attrition continued through each matching adjustment (people matched in
+    each arm): steps ``matched_target`` and ``matched_comparator`` for the primary adjustment, or
+    ``matched_target_<name>`` ... for the others."""
+    rows = attrition[attrition["cohort"] == name]
+    nxt = int(rows["step_index"].max()) + 1 if len(rows) else 0
+    extra = []
+    primary = spec.analysis.primary_adjustment.name
+    for adj in spec.analysis.adjustments:
+        if adj.kind != "matching":
+            continue
+        done = adjusted[adj.name]
+        suffix = "" if adj.name == primary else f"_{adj.name}"
+        how = (f"1:{adj.ratio}{' variable ratio' if adj.variable_ratio else ''} on the propensity score, caliper "
+               f"{adj.caliper:g} ({adj.caliper_scale})" + ("" if not suffix else f", adjustment {adj.name}"))
+        for arm, n in (("target", done.n_target), ("comparator", done.n_comparator)):
+            extra.append({"cohort": name, "step_index": nxt, "step": f"matched_{arm}{suffix}",
+                          "description": f"{arm} matched, {how}", "persons": n})
+            nxt += 1
+    return pd.concat([attrition, pd.DataFrame(extra)], ignore_index=True) if extra else attrition
 
 
 def _outcomes(spec: StudySpec, name: str) -> list[str]:

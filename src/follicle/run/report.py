@@ -33,7 +33,7 @@ def hr_forest(results: dict[str, Any]) -> Any:
             for e in estimates:
                 text = f"  {e['name']}" if several else label
                 if e.get("hr") is None:
-                    rows.append(ForestRow(label=text, kind="note", note="not estimated"))
+                    rows.append(ForestRow(label=text, kind="note", note=e.get("label") or "not estimated"))
                 else:
                     rows.append(ForestRow(label=text, estimate=e["hr"], ci_low=e["hr_ci_low"], ci_high=e["hr_ci_high"]))
     return forest_plot(rows, log_scale=True, xlabel="hazard ratio (95% CI)", label_header="Outcome",
@@ -71,16 +71,19 @@ def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -
         comp = next(c for c in results["comparisons"] if c["id"] == run.name)
         labels = (run.target, run.comparator)
         entry: dict[str, Any] = {"adjustments": {}}
+        out[run.name] = entry
+        if not run.adjusted:  # not estimable: no figures
+            continue
         if run.propensity is not None:
             entry["preference"] = to_data_uri(preference_plot(run.propensity.preference, run.treatment, labels))
         for name, adj in run.adjusted.items():
-            shown = {o["outcome"] for o in comp["outcomes"] for e in o["estimates"]
+            shown = {o["outcome"] for o in comp["outcomes"] for e in o.get("estimates", [])
                      if e["name"] == name and e.get("hr") is not None}
             figs: dict[str, Any] = {"km": {}}
             if len(adj.balance):
                 figs["love"] = to_data_uri(love_plot(adj.balance, after_label=f"after {adj.kind}"
                                                      if adj.kind != "crude" else "crude (no adjustment)"))
-            if run.propensity is not None and adj.kind != "crude":
+            if run.propensity is not None and adj.kind != "crude" and len(adj.weights):
                 figs["preference"] = to_data_uri(preference_plot(
                     run.propensity.preference, run.treatment, labels, weights=adj.weights))
             entry["adjustments"][name] = figs
@@ -91,15 +94,17 @@ def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -
                     continue  # negative controls' curves under the primary adjustment only
                 jobs.append((o.curves, _at_risk_text(o.at_risk, min_cell), o.outcome.replace("_", " "), min_cell))
                 keys.append((run.name, name, o.outcome))
-        out[run.name] = entry
     for (run_name, adj_name, outcome), uri in zip(keys, _render_all(jobs)):
         out[run_name]["adjustments"][adj_name]["km"][outcome] = uri
     return out
 
 
-def study_report_html(spec: StudySpec, runs: list[ComparisonRun], results: dict[str, Any]) -> str:
+def study_report_html(spec: StudySpec, runs: list[ComparisonRun], results: dict[str, Any], *,
+                      truth: dict[tuple[str, str], float] | None = None) -> str:
+    """The report page; *truth* (true HR by comparison and outcome, the synthetic world's) is shown
+    beside each estimate."""
     return render_study_report(results, figures(runs, results, spec.min_cell_count),
-                               methods=methods_paragraph(spec), caveats=caveats(spec, results))
+                               methods=methods_paragraph(spec), caveats=caveats(spec, results), truth=truth)
 
 
 __all__ = ["hr_forest", "study_report_html"]

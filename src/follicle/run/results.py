@@ -24,8 +24,10 @@ from follicle import __version__
 from follicle.privacy import is_small, suppress_count
 from follicle.run import diagnostics as dx
 from follicle.run.adjust import AdjustedCohort
+from follicle.run.degenerate import DONE, ESTIMATED, NO_EVENTS, NOT_ESTIMABLE, outcome_status, status_label
 from follicle.run.estimate import OutcomeEstimate
 from follicle.run.pipeline import ComparisonRun
+from follicle.study.coverage import ConceptSetReport, missed_warnings, suppressed_report
 from follicle.study.hashing import spec_hash
 from follicle.study.spec import StudySpec
 
@@ -49,8 +51,8 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def outcome_record(o: OutcomeEstimate, min_cell: int) -> dict[str, Any]:
-    """One comparison x outcome row, suppressed."""
+def outcome_record(o: OutcomeEstimate, min_cell: int, note: str | None = None) -> dict[str, Any]:
+    """One comparison x outcome row, suppressed; *note* says where the events ran out (no events)."""
     rec = {k: _clean(v) for k, v in o.numbers.items()}
     withheld: list[str] = []
     # a suppressed arm size or event count makes every estimate revealing (a CI's width alone
@@ -72,18 +74,24 @@ def outcome_record(o: OutcomeEstimate, min_cell: int) -> dict[str, Any]:
     for d in diagnostics:
         if d["name"] == dx.MDRR and rec.get("mdrr") is None:
             d["value"] = None  # the MDRR is a function of the event count: withheld with it
+    status, reason = outcome_status(o.numbers, withheld)
+    reason = note if status == NO_EVENTS and note else reason
     rec = {"outcome": o.outcome, "negative_control": o.negative_control, **rec,
+           "status": status, "status_reason": reason, "label": status_label(status, reason, min_cell),
            "diagnostics": diagnostics, "diagnostics_overall": dx.overall(o.diagnostics) if o.diagnostics else None,
            "withheld": sorted(set(withheld)), "warnings": list(o.warnings)}
     return rec
 
 
-def estimate_record(o: OutcomeEstimate, adjusted: AdjustedCohort, min_cell: int) -> dict[str, Any]:
+def estimate_record(o: OutcomeEstimate, adjusted: AdjustedCohort, min_cell: int, note: str | None = None) -> dict[str, Any]:
     """One outcome under one adjustment: ``adjustment`` (kind), ``name``, ``estimand`` and every
     field of :func:`outcome_record` (suppressed the same way) but the outcome's name."""
-    full = outcome_record(o, min_cell)
-    rec: dict[str, Any] = {"adjustment": adjusted.kind, "name": adjusted.name, "estimand": adjusted.estimand}
-    return rec | {k: v for k, v in full.items() if k not in ("outcome", "negative_control")}
+    head: dict[str, Any] = {"adjustment": adjusted.kind, "name": adjusted.name, "estimand": adjusted.estimand}
+    if o.not_estimable is not None:
+        full = not_estimable_outcome(o.outcome, o.negative_control, o.not_estimable, min_cell)
+    else:
+        full = outcome_record(o, min_cell, note)
+    return head | {k: v for k, v in full.items() if k not in ("outcome", "negative_control")}
 
 
 def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -103,6 +111,13 @@ def details_record(adj: AdjustedCohort, min_cell: int) -> dict[str, Any]:
     return out
 
 
+def _table1_n(run: ComparisonRun, adj: AdjustedCohort, min_cell: int) -> dict[str, Any]:
+    t = run.treatment
+    return {k: suppress_count(int(v), min_cell) for k, v in (
+        ("target_before", (t == 1).sum()), ("comparator_before", (t == 0).sum()),
+        ("target_after", adj.n_target), ("comparator_after", adj.n_comparator))}
+
+
 def adjustment_record(run: ComparisonRun, name: str, min_cell: int) -> dict[str, Any]:
     """One adjustment of a comparison: who was analysed, balance, calibration and diagnostics."""
     adj = run.adjusted[name]
@@ -118,31 +133,47 @@ def adjustment_record(run: ComparisonRun, name: str, min_cell: int) -> dict[str,
         "diagnostics": [{k: _clean(v) for k, v in d.to_dict().items()} for d in run.diagnostics[name]],
         "empirical_null": run.nulls[name],
         "table1": _rows(adj.table1),
+        "table1_n": _table1_n(run, adj, min_cell),
         "balance": _rows(adj.balance),
         "warnings": list(adj.warnings),
     }
 
 
+def not_estimable_outcome(outcome: str, negative_control: bool, reason: str, min_cell: int) -> dict[str, Any]:
+    """The record of an outcome of a comparison (or an adjustment) that could not be estimated."""
+    return {"outcome": outcome, "negative_control": negative_control, "status": NOT_ESTIMABLE, "status_reason": reason,
+            "label": status_label(NOT_ESTIMABLE, reason, min_cell), "withheld": [], "warnings": []}
+
+
 def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
     min_cell = spec.min_cell_count
     ps = run.propensity
-    primary = run.adjusted[run.primary]
     attrition = [
         {"cohort": r.cohort, "step": r.step, "description": r.description, "count": suppress_count(int(r.persons), min_cell)}
         for r in run.attrition.itertuples()
     ]
+    head = {"id": run.name, "title": f"{run.target} vs {run.comparator}", "target": run.target,
+            "comparator": run.comparator, "status": run.status, "status_reason": run.reason,
+            "primary_adjustment": run.primary}
+    if not run.adjusted:  # not estimable: what was computed (attrition) and why it stopped
+        comp = spec.comparisons[run.name]
+        outcomes = [not_estimable_outcome(o, o in comp.negative_controls, run.short_reason or "see the comparison", min_cell)
+                    for o in dict.fromkeys(comp.outcomes + comp.negative_controls)]
+        return {**head, "attrition": attrition, "diagnostics": [], "empirical_null": None, "table1": [],
+                "table1_n": {}, "balance": [], "adjustments": [], "outcomes": outcomes, "warnings": run.warnings}
+    primary = run.adjusted[run.primary]
     outcomes = []
     for i, o in enumerate(run.outcomes):
-        rec = outcome_record(o, min_cell)
-        rec["estimates"] = [estimate_record(run.estimates[a][i], run.adjusted[a], min_cell) for a in run.adjusted]
+        note = run.outcome_notes.get(o.outcome)
+        rec = estimate_record(o, primary, min_cell, note)
+        rec = {"outcome": o.outcome, "negative_control": o.negative_control,
+               **{k: v for k, v in rec.items() if k not in ("adjustment", "name", "estimand")}}
+        rec["estimates"] = [estimate_record(run.estimates[a][i], run.adjusted[a], min_cell,
+                                            note if a == run.primary else None) for a in run.adjusted]
         outcomes.append(rec)
     t = run.treatment
     return {
-        "id": run.name,
-        "title": f"{run.target} vs {run.comparator}",
-        "target": run.target,
-        "comparator": run.comparator,
-        "primary_adjustment": run.primary,
+        **head,
         "n_target_before": suppress_count(int((t == 1).sum()), min_cell),
         "n_comparator_before": suppress_count(int((t == 0).sum()), min_cell),
         "n_target": suppress_count(primary.n_target, min_cell),
@@ -154,6 +185,7 @@ def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
         "empirical_null": run.null,
         "attrition": attrition,
         "table1": _rows(primary.table1),
+        "table1_n": _table1_n(run, primary, min_cell),
         "balance": _rows(primary.balance),
         "adjustments": [adjustment_record(run, a, min_cell) for a in run.adjusted],
         "outcomes": outcomes,
@@ -161,9 +193,20 @@ def comparison_record(run: ComparisonRun, spec: StudySpec) -> dict[str, Any]:
     }
 
 
-def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str) -> dict[str, Any]:
-    """The whole results document (aggregate only)."""
-    return {
+def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str, *,
+             concept_sets: ConceptSetReport | None = None) -> dict[str, Any]:
+    """The whole results document (aggregate only).
+
+    ``complete`` says whether every outcome of every comparison was estimated (a suppressed
+    estimate counts as estimated); ``not_estimated`` lists the others with their labels.
+    """
+    comparisons = [comparison_record(r, spec) for r in runs]
+    missing = [c["status_reason"] for c in comparisons if c["status"] != ESTIMATED]  # each names its comparison
+    missing += [f"{c['id']}, {o['outcome']}: {o['label']}" + (f" ({o['status_reason']})" if o["status"] == NO_EVENTS
+                                                              and o["status_reason"] else "")
+                for c in comparisons if c["status"] == ESTIMATED for o in c["outcomes"] if o["status"] not in DONE]
+    warnings = [] if concept_sets is None else concept_sets.notes + missed_warnings(concept_sets, spec.min_cell_count)
+    out = {
         "schema": "follicle.results/1",
         "title": f"Follicle study report: {spec.name}",
         "description": spec.description,
@@ -172,16 +215,32 @@ def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str) -> di
         "cdm_fingerprint": fingerprint,
         "min_cell_count": spec.min_cell_count,
         "spec": spec.model_dump(mode="json"),
-        "comparisons": [comparison_record(r, spec) for r in runs],
+        "complete": not missing,
+        "not_estimated": missing,
+        "warnings": warnings,
+        "comparisons": comparisons,
     }
+    if concept_sets is not None:
+        out["concept_sets"] = suppressed_report(concept_sets, spec.min_cell_count)
+    return out
 
 
 def tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """Flat tables of the results document (for Parquet), already suppressed.
+    """Flat tables of a results document, already suppressed (what ``tables/*.parquet`` hold).
 
-    ``estimates``, ``attrition``, ``table1``, ``diagnostics`` and ``balance`` hold the primary
-    adjustment (as before adjustments were introduced); ``adjusted_estimates``,
-    ``adjusted_diagnostics`` and ``adjusted_balance`` hold every adjustment, with its name.
+    Parameters
+    ----------
+    results : dict
+        The results document (``StudyRun.results``, or ``results.json`` read back).
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``estimates`` (one row per comparison and outcome), ``attrition``, ``table1``,
+        ``diagnostics`` and ``balance``, each with a ``comparison`` column, for the primary
+        adjustment (as before adjustments were introduced); ``adjusted_estimates``,
+        ``adjusted_diagnostics`` and ``adjusted_balance`` hold every adjustment, with its name;
+        see docs/results-schema.md.
     """
     rows: dict[str, list[dict[str, Any]]] = {
         "estimates": [], "attrition": [], "table1": [], "diagnostics": [], "balance": [],
@@ -195,7 +254,7 @@ def tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
                 rows["adjusted_estimates"].append({"comparison": comp["id"], "outcome": o["outcome"],
                                                    "negative_control": o["negative_control"],
                                                    **{k: v for k, v in e.items() if k not in ("withheld", "warnings", "diagnostics")},
-                                                   **{f"diagnostic_{_short(d['name'])}": d["status"] for d in e["diagnostics"]},
+                                                   **{f"diagnostic_{_short(d['name'])}": d["status"] for d in e.get("diagnostics", [])},
                                                    "withheld": ",".join(e["withheld"])})
         for key in ("attrition", "table1", "diagnostics", "balance"):
             rows[key] += [{"comparison": comp["id"], **r} for r in comp[key]]

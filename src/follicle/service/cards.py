@@ -129,13 +129,17 @@ def _task_line(t: ScheduledTask) -> str:
 
 
 def monitoring_cards(d: Decision, patient_id: str) -> list[Card]:
-    """Cards for a patient on a JAK inhibitor (patient-view): abnormal labs, overdue and due tasks.
+    """Cards for a patient on a JAK inhibitor (patient-view): abnormal labs, contraindications arising on
+    treatment, overdue and due tasks.
 
-    Only lab-driven reasons (lab thresholds, renal limits, dose step-downs) become cards here; the
-    start-time cautions (age, history) belong to the order check, not to every chart opening.
+    Lab-driven reasons (lab thresholds, renal limits, dose step-downs) and every reason that stops or
+    questions treatment (interrupt, discontinue, not recommended, cannot decide: e.g. a new pregnancy or
+    an interacting drug started since) become cards; the start-time cautions (age, history) belong to the
+    order check, not to every chart opening.
     """
     cards = [reason_card(d.drug, r, on_treatment=True) for r in d.reasons
-             if r.kind in {"lab_threshold", "renal", "dose_adjustment"} or r.action in {"interrupt", "discontinue"}]
+             if r.kind in {"lab_threshold", "renal", "dose_adjustment"}
+             or r.action in {"interrupt", "discontinue", "do_not_start", "cannot_decide"}]
     if d.schedule is None:
         return cards
     for status, indicator in (("overdue", "warning"), ("due", "info")):

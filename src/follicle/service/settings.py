@@ -39,6 +39,8 @@ class CdsSettings(BaseSettings):
     allowed_fhir_servers: list[str] | None = Field(None, description="FHIR base URLs the service may fetch missing prefetch from; unset = any.")
     today: date | None = Field(None, description="Fix the evaluation date (tests, demos); default: today's date.")
     region: Literal["EU", "US"] = Field("EU", description="Which label the checks apply: EU (SmPC) or US (prescribing information).")
+    max_result_age_days: int = Field(90, ge=0, le=3650, description="Results older than this many days are not taken as current; "
+                                     "live vaccinations within it count as recent (a practice setting, not a label statement).")
 
     def issuers(self) -> dict[str, TrustedIssuer]:
         out = {i.iss: i for i in self.trusted_issuers}

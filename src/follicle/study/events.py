@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from follicle.errors import DatabaseError
 from follicle.vocab.conceptset import normalise_icd10
-from follicle.vocab.resolve import ResolvedConceptSet, SourcePattern, table_or_none
+from follicle.vocab.resolve import ICD10CM_CODE, ResolvedConceptSet, SourcePattern, table_or_none
 
 
 @dataclass(frozen=True)
@@ -89,22 +89,36 @@ def matching_values(values: list[str], patterns: tuple[SourcePattern, ...]) -> l
     return sorted(out)
 
 
+def icd10cm_coded(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Which source values are written as ICD-10-CM codes (see :func:`follicle.vocab.resolve.is_icd10cm`);
+    NULL is not."""
+    norm = pc.replace_substring(pc.utf8_upper(pc.utf8_trim_whitespace(values)), ".", "")
+    return pc.fill_null(pc.match_substring_regex(norm, ICD10CM_CODE.pattern), False)
+
+
 def set_flags(codes: pa.Table, rs: ResolvedConceptSet, values: tuple[list[str], list[str]]) -> pa.ChunkedArray:
     """Which of the distinct *codes* (columns among ``concept_id``, ``source_concept_id``,
     ``source_value``) belong to *rs*, vectorised. *values* are the raw source values matching the
-    set's include and exclude patterns (see :func:`matching_values`); NULL codes match nothing."""
+    set's include and exclude patterns (see :func:`matching_values`); NULL codes match nothing.
+    The set's mapped concepts match only codes whose source value is not an ICD-10-CM code."""
+    not_icd = None
+    if (rs.mapped_concept_ids or rs.excluded_mapped_concept_ids) and "concept_id" in codes.column_names:
+        not_icd = pc.invert(icd10cm_coded(codes["source_value"])) if "source_value" in codes.column_names else None
 
-    def any_of(ids: Any, source_ids: Any, source_values: list[str]) -> pa.ChunkedArray | None:
+    def any_of(ids: Any, source_ids: Any, source_values: list[str], mapped: Any) -> pa.ChunkedArray | None:
         parts = [pc.is_in(codes[col], value_set=pa.array(sorted(v), kind))
                  for col, v, kind in (("concept_id", ids, pa.int64()), ("source_concept_id", source_ids, pa.int64()),
                                       ("source_value", source_values, pa.string()))
                  if v and col in codes.column_names]
+        if mapped and "concept_id" in codes.column_names:
+            hit = pc.is_in(codes["concept_id"], value_set=pa.array(sorted(mapped), pa.int64()))
+            parts.append(hit if not_icd is None else pc.and_(hit, not_icd))
         return functools.reduce(pc.or_, parts) if parts else None
 
-    inc = any_of(rs.concept_ids, rs.source_concept_ids, values[0])
+    inc = any_of(rs.concept_ids, rs.source_concept_ids, values[0], rs.mapped_concept_ids)
     if inc is None:
         return pa.chunked_array([pa.array([False] * codes.num_rows, pa.bool_())])
-    exc = any_of(rs.excluded_concept_ids, rs.excluded_source_concept_ids, values[1])
+    exc = any_of(rs.excluded_concept_ids, rs.excluded_source_concept_ids, values[1], rs.excluded_mapped_concept_ids)
     return inc if exc is None else pc.and_(inc, pc.invert(exc))
 
 
@@ -122,6 +136,14 @@ def _code_columns(sets: list[ResolvedConceptSet]) -> list[str]:
         "source_value": any(rs.source_patterns or rs.excluded_source_patterns for rs in sets),
     }
     return [c for c in CODE_COLUMNS if used[c]] or ["concept_id"]
+
+
+def _needs_concept_id(sets: list[ResolvedConceptSet], codes: pa.Table) -> bool:
+    """Whether some set of *sets* has mapped concepts and some of the *codes* have a source value
+    that is not an ICD-10-CM code (only then do the mapped concepts decide anything)."""
+    if not any(rs.mapped_concept_ids or rs.excluded_mapped_concept_ids for rs in sets):
+        return False
+    return "source_value" not in codes.column_names or not pc.all(icd10cm_coded(codes["source_value"])).as_py()
 
 
 def _codes_table(codes: pa.Table, columns: list[str], flags: dict[str, pa.ChunkedArray]) -> pa.Table:
@@ -209,6 +231,10 @@ class EventStore:
             columns = code_columns[domain] = _code_columns(sets)
             base = bases[domain]
             codes = cdm.con.to_pyarrow(base.select(*columns).distinct())
+            if "concept_id" not in columns and _needs_concept_id(sets, codes):
+                # mapped concepts of ICD-10-CM sets decide rows not coded in ICD-10-CM: read their concepts too
+                columns = code_columns[domain] = [c for c in CODE_COLUMNS if c in {"concept_id", *columns}]
+                codes = cdm.con.to_pyarrow(base.select(*columns).distinct())
             # a fixed order, so that code ids are the same every time
             codes = codes.sort_by([(c, "ascending") for c in columns])
             raw = pc.unique(codes["source_value"]).drop_null().to_pylist() if "source_value" in columns else []

@@ -66,8 +66,15 @@ def build_population(spec: StudySpec, con: Any, comparison: str, *, database: An
     comparison : key of ``spec.comparisons``.
     database : schema of the CDM tables, if not the default.
     session : an open :class:`StudySession` to reuse across comparisons (else one is opened and closed).
+    materialize : keep intermediate event tables as temporary tables (when no *session* is given).
     outcomes : the outcomes whose columns to add (default: every outcome and negative control of the
         comparison; ``[]`` for none, then add them one by one with :func:`outcome_columns`).
+
+    Returns
+    -------
+    Population
+        ``table`` (one row per person: treatment, covariates, follow-up, outcome columns; see
+        docs/analysis-table.md), ``attrition``, sparse covariates and warnings.
     """
     if comparison not in spec.comparisons:
         raise KeyError(f"comparison {comparison!r} is not in the spec (have: {', '.join(spec.comparisons)})")

@@ -22,6 +22,7 @@ from follicle.study.cohorts import (
     window_bounds,
 )
 from follicle.study.collector import full_collections_deferred
+from follicle.study.coverage import ConceptSetReport, concept_set_report
 from follicle.study.events import DOMAINS, Cdm, EventStore
 from follicle.study.spec import StudySpec
 from follicle.vocab.resolve import (
@@ -43,6 +44,26 @@ class StudySession:
     study table, each computed once.
 
     Use as a context manager so temporary tables are dropped.
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The study.
+    con : ibis.backends.BaseBackend
+        The CDM.
+    database : str, optional
+        Schema of the CDM tables, if not the default.
+    materialize : bool
+        Keep intermediate event tables as temporary tables (faster when sets are reused).
+    bundled : dict, optional
+        Stand-in vocabulary tables (None: the bundled subset).
+
+    Attributes
+    ----------
+    resolved : dict of str to ResolvedConceptSet
+        Every concept set as concept ids, with the route each came by.
+    warnings : list of str
+        What concept-set resolution could not do, or did by a fallback.
     """
 
     @full_collections_deferred
@@ -62,10 +83,20 @@ class StudySession:
         self.populations: dict[str, tuple[ir.Table, list[dict[str, str]], ir.Table]] = {}
         self._attrition: dict[str, pd.DataFrame] = {}
         self._study: ir.Table | None = None
+        self._report: ConceptSetReport | None = None
 
     @property
     def warnings(self) -> list[str]:
+        """What concept-set resolution could not do, or did by a fallback."""
         return [w for rs in self.resolved.values() for w in rs.warnings]
+
+    @full_collections_deferred
+    def concept_set_report(self) -> ConceptSetReport:
+        """How each concept set was resolved (concepts, rows and persons per route) and the event
+        rows it could be missing (see :mod:`follicle.study.coverage`); computed once."""
+        if self._report is None:
+            self._report = concept_set_report(self)
+        return self._report
 
     @full_collections_deferred
     def cohort(self, name: str) -> CompiledCohort:

@@ -205,7 +205,37 @@ class ComparisonSpec(_Model):
 
 
 class StudySpec(_Model):
-    """A comparative cohort study, as data."""
+    """A comparative cohort study, as data (round-trips YAML and JSON; every field in
+    ``docs/spec-reference.md``).
+
+    Attributes
+    ----------
+    name : str
+        Identifier (lower case, digits, underscores).
+    concept_sets : dict of str to ConceptSet
+        The codes of each clinical idea.
+    cohorts : dict of str to CohortSpec
+        Entry event and inclusion steps of each cohort.
+    outcomes : dict of str to OutcomeSpec
+        Outcomes, by name.
+    time_at_risk, covariates, analysis
+        Follow-up, propensity covariates and statistical settings.
+    comparisons : dict of str to ComparisonSpec
+        Target vs comparator cohorts with their outcomes and negative controls.
+    min_cell_count : int
+        Counts from 1 to ``min_cell_count - 1`` leave the machine as ``"<min_cell_count"``.
+
+    Examples
+    --------
+    >>> spec = StudySpec.model_validate({
+    ...     "name": "demo",
+    ...     "concept_sets": {"bari": {"include": ["RxNorm:baricitinib"]},
+    ...                      "mtx": {"include": ["RxNorm:methotrexate"]}},
+    ...     "cohorts": {"bari": {"entry": {"concept_set": "bari"}}, "mtx": {"entry": {"concept_set": "mtx"}}},
+    ...     "comparisons": {"bari_vs_mtx": {"target": "bari", "comparator": "mtx"}}})
+    >>> spec.time_at_risk.end_anchor, spec.min_cell_count
+    ('index', 10)
+    """
 
     name: Name
     description: str = ""
@@ -249,7 +279,23 @@ class StudySpec(_Model):
 
 
 def load_spec(path: str | Path) -> StudySpec:
-    """Read a study spec from a YAML or JSON file; every problem is listed in one :class:`SpecError`."""
+    """Read and validate a study spec from a YAML or JSON file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.yaml``/``.yml`` or ``.json`` file.
+
+    Returns
+    -------
+    StudySpec
+        The validated spec.
+
+    Raises
+    ------
+    SpecError
+        Every problem at once, each naming its field (``cohorts.jaki.entry.concept_set: ...``).
+    """
     path = Path(path)
     text = path.read_text()
     try:
@@ -262,7 +308,25 @@ def load_spec(path: str | Path) -> StudySpec:
 
 
 def parse_spec(data: dict[str, Any], *, source: str = "study spec") -> StudySpec:
-    """Validate *data* as a :class:`StudySpec`, turning pydantic errors into one :class:`SpecError`."""
+    """Validate *data* (a spec as Python dicts and lists) as a :class:`StudySpec`.
+
+    Parameters
+    ----------
+    data : dict
+        The spec, as YAML would give it.
+    source : str
+        What to call it in messages.
+
+    Returns
+    -------
+    StudySpec
+        The validated spec.
+
+    Raises
+    ------
+    SpecError
+        Every problem at once, each naming its field.
+    """
     try:
         return StudySpec.model_validate(data)
     except ValidationError as exc:

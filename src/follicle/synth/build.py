@@ -43,9 +43,29 @@ def write_json_atomic(obj: Any, path: str | Path) -> None:
 def build_world(persons: int, seed: int, db: str | Path, *, truth_path: str | Path | None = None,
                 config: WorldConfig | None = None, overwrite: bool = False,
                 progress: Callable[[str], None] | None = None) -> tuple[World, dict[str, int], dict | None]:
-    """Simulate a world, write it as a DuckDB CDM at *db* and (optionally) its truth JSON.
+    """Simulate a synthetic AA world, write it as a DuckDB CDM at *db* and (optionally) its truth JSON.
 
-    Returns the world, rows written per table, and the truth (or None).
+    Parameters
+    ----------
+    persons : int
+        Number of persons.
+    seed : int
+        Random seed (the same seed gives the same tables).
+    db : str or Path
+        The DuckDB file to write.
+    truth_path : str or Path, optional
+        Where to write the ground truth (true hazard ratios per comparison and outcome).
+    config : WorldConfig, optional
+        The world's parameters (default: :class:`follicle.synth.config.WorldConfig`).
+    overwrite : bool
+        Replace an existing *db*.
+    progress : callable, optional
+        Called with the name of each step.
+
+    Returns
+    -------
+    tuple
+        The world, rows written per table, and the truth (or None).
     """
     tick = progress or (lambda _s: None)
     if Path(db).exists() and not overwrite:

@@ -108,10 +108,17 @@ def binary_effects(
     events_t, total_t, events_c, total_c : array-like
         Events and arm sizes, treatment (t) and control (c).
     measure : {"OR", "RR", "RD", "PETO"}
+    labels : list of str, optional
+        Study names (default: "Study 1", "Study 2", ...).
     add, to : continuity correction, as metafor: *add* to every cell of the tables chosen by
         *to* ("only0": tables with a zero cell; "all"; "if0all": all tables if any has a zero
         cell; "none").
     drop00 : drop tables with no events (or only events) in both arms.
+
+    Returns
+    -------
+    EffectSizes
+        ``yi`` (log OR/RR, RD) and ``vi`` per study, with labels and the tables.
 
     Notes
     -----
@@ -217,8 +224,20 @@ def generic_effects(
 ) -> EffectSizes:
     """Generic inverse variance: given estimates and standard errors (log scale for ratios).
 
-    Pass ``measure="OR"``/``"RR"``/``"HR"`` to have results exponentiated; estimates must then
-    already be logs.
+    Parameters
+    ----------
+    estimate, se : array-like
+        One estimate and its standard error per study.
+    labels : list of str, optional
+        Study names.
+    measure : str
+        ``"OR"``, ``"RR"`` or ``"HR"`` to have results exponentiated (estimates must then be
+        logs); ``"GEN"`` for any other scale.
+
+    Returns
+    -------
+    EffectSizes
+        ``yi`` = *estimate*, ``vi`` = *se* squared.
     """
     yi, se_ = _as_float(estimate), _as_float(se)
     return EffectSizes(measure=measure, yi=yi, vi=se_**2, labels=_labels(labels, yi.size))

@@ -214,10 +214,43 @@ def evidence_profile(
     upgrades: dict[str, int] | None = None,
     study_effects: list[float] | None = None,
 ) -> EvidenceProfile:
-    """Build the evidence profile of one outcome (effect and CI on the ratio scale for OR/RR).
+    """Build the GRADE evidence profile of one outcome (effect and CI on the ratio scale for OR/RR).
 
     Reviewer judgements not given are recorded as "not serious" with the reason "not assessed
     (no judgement in the spec)", so a missing judgement is visible, never silent.
+
+    Parameters
+    ----------
+    outcome : str
+        Name of the outcome.
+    design : {"rct", "observational"}
+        Starting certainty: high for randomised trials, low for observational studies.
+    measure : str
+        Effect measure (OR, RR, PETO, RD, MD, SMD, ...).
+    effect, effect_ci : float, (float, float)
+        Pooled effect and its CI (ratio scale for ratios).
+    k, i2, q_p : int, float, float
+        Number of studies, I^2 (percent) and the p-value of Q (inconsistency).
+    participants : int, optional
+        Total participants (imprecision: optimal information size).
+    baseline_risk : float, optional
+        Control risk for the absolute effects per 1,000.
+    risk_of_bias, indirectness, publication_bias, inconsistency, imprecision : optional
+        Reviewer judgements overriding the automatic ones.
+    upgrades : dict, optional
+        Reasons to rate up (observational evidence).
+    study_effects : list of float, optional
+        Per-study effects (used for the inconsistency judgement).
+
+    Returns
+    -------
+    EvidenceProfile
+        Certainty (high, moderate, low, very low) with the reason for each domain.
+
+    References
+    ----------
+    Guyatt GH et al. GRADE guidelines (series). J Clin Epidemiol 2011;64; the source of each
+    domain's rule is named in the module docstring.
     """
     notes: list[str] = []
     p0 = baseline_risk

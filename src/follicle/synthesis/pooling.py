@@ -289,6 +289,12 @@ def meta_analysis(
     qprofile : bool
         Compute the Q-profile CI for tau^2 (refits such as leave-one-out skip it: NaN).
 
+    Returns
+    -------
+    MetaResult
+        Pooled estimate (model scale) with CI and prediction interval, tau^2 (with Q-profile
+        CI), I^2, H^2, Q, and per-study weights; ``exp()`` gives them on the ratio scale.
+
     Notes
     -----
     Edge cases as metafor 3.8: k = 1 is fitted with tau^2 = 0, Q = 0 (df 0), I^2 = 0, H^2 = 1,

@@ -61,7 +61,8 @@ class ConceptEntry(BaseModel):
     """One code in a concept set.
 
     ``descendants`` takes ICD-10-CM children (``L63`` covers ``L63.0``-``L63.9``), and for the
-    other vocabularies the descendants through ``concept_ancestor``.
+    other vocabularies the descendants through ``concept_ancestor`` (without it, through the routes
+    of :mod:`follicle.vocab.source`: relationships, RxNorm drug names, ATC codes, ``drug_strength``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -106,7 +107,24 @@ class ConceptEntry(BaseModel):
 
 
 class ConceptSet(BaseModel):
-    """Codes that together define one clinical idea, matched in one CDM domain."""
+    """Codes that together define one clinical idea, matched in one CDM domain.
+
+    Attributes
+    ----------
+    description : str
+        Free text.
+    domain : {"condition", "drug", "measurement", "procedure", "observation"}, optional
+        Where events are looked for; inferred from the vocabularies (required for OMOP ids alone).
+    include, exclude : list of ConceptEntry
+        Codes as ``VOCABULARY:CODE`` (``ICD10CM:L63``, ``RxNorm:baricitinib``, ``ATC:N06A``,
+        ``LOINC:718-7``, ``OMOP:141933``); a trailing ``!`` takes the code without descendants.
+
+    Examples
+    --------
+    >>> cs = ConceptSet(include=["ICD10CM:L63"], exclude=["ICD10CM:L63.8!"])
+    >>> cs.domain, cs.exclude[0].descendants
+    ('condition', False)
+    """
 
     model_config = ConfigDict(extra="forbid")
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Response
 from follicle.cds.engine import evaluate
 from follicle.cds.facts import Concomitant
 from follicle.cds.fhir import DrugOrder, ParsedRecord, parse_medication, parse_resources, resources_of
+from follicle.cds.medications import medication_index
 from follicle.cds.kb import default_kb
 from follicle.service.cards import info_card, monitoring_cards, order_cards
 from follicle.service.catalog import (
@@ -47,7 +48,11 @@ async def _record(body: PatientViewRequest | OrderRequest, keys: list[str], requ
         transport=transport, timeout=settings.fhir_timeout_seconds, allowed_servers=settings.allowed_fhir_servers,
     )
     resources = [r for k in keys for r in (data.get(k) or [])]
-    record = parse_resources(resources, as_of=settings.evaluation_date(), unknown_loinc="error")
+    for pt in (r for r in data.get("patient") or [] if r.get("resourceType") == "Patient"):
+        if isinstance(pt.get("id"), str) and pt["id"] != body.context.patientId:
+            raise InputError(f"prefetch.patient: Patient/{pt['id']} is not context.patientId {body.context.patientId!r}")
+    record = parse_resources(resources, as_of=settings.evaluation_date(), unknown_loinc="error",
+                             max_result_age_days=settings.max_result_age_days)
     if record.facts.patient_id is not None and record.facts.patient_id != body.context.patientId:
         raise InputError(f"prefetch.patient: Patient/{record.facts.patient_id} is not context.patientId {body.context.patientId!r}")
     if data.get("medications") is None:
@@ -92,11 +97,13 @@ async def patient_view(body: PatientViewRequest, client: Client, settings: Setti
 @router.post(f"/cds-services/{ORDER_ID}", response_model=CdsResponse, response_model_exclude_none=True, responses=_ERR)
 async def order_check(body: OrderRequest, client: Client, settings: Settings, transport: Transport) -> Response:
     """Contraindications, dose and missing screening for a draft JAK inhibitor order."""
-    drafts = [r for r in resources_of(body.context.draftOrders, where="context.draftOrders") if r.get("resourceType") == "MedicationRequest"]
+    draft_resources = resources_of(body.context.draftOrders, where="context.draftOrders")
+    drafts = [r for r in draft_resources if r.get("resourceType") == "MedicationRequest"]
     if body.hook == "order-select":
         chosen = set(body.context.selections or [])
         drafts = [r for r in drafts if f"MedicationRequest/{r.get('id')}" in chosen]
-    orders = [(r, parse_medication(r)) for r in drafts]
+    medications = medication_index(draft_resources)  # a draft may name its drug by medicationReference
+    orders = [(r, parse_medication(r, medications=medications)) for r in drafts]
     jaki = [(r, o) for r, o in orders if _is_jaki(o)]
     if not jaki:
         return _send(CdsResponse(cards=[]))
@@ -121,11 +128,16 @@ async def order_check(body: OrderRequest, client: Client, settings: Settings, tr
             continue
         others = [o for r, o in orders if o is not None and r is not raw and not o.topical]
         facts = record.facts.model_copy()
-        if facts.concomitant is not None or others:
-            facts.concomitant = list(facts.concomitant or []) + [
-                Concomitant(name=o.drug, classes=kb.drug(o.drug).classes, matched_by=o.matched_by)  # type: ignore[union-attr, arg-type]
+        if others:
+            drafts_as_concomitant = [
+                Concomitant(name=o.drug, classes=kb.drug(o.drug).classes, matched_by=o.matched_by,  # type: ignore[union-attr, arg-type]
+                            source_id=f"MedicationRequest/{o.resource_id}")
                 for o in others
             ]
+            # the other drafts count; a medication list the record did not give stays open (never "none")
+            rest = facts.concomitant if facts.concomitant is not None else [
+                Concomitant(name="medication list not available", matched_by="unidentified", source_id="prefetch.medications")]
+            facts.concomitant = list(rest) + drafts_as_concomitant
         d = evaluate(facts, order.drug, region=settings.region, mode="start")
         notes = list(record.warnings) + [f"From the record: {n}" for n in record.notes]
         if any(m.drug == order.drug and m.status in ("active", "on-hold") and not m.topical for m in record.medications):

@@ -86,4 +86,24 @@ def load_jaki_rct() -> pd.DataFrame:
         return pd.read_csv(fh)
 
 
-__all__ = ["build_pairwise", "load_jaki_rct", "JAKI_RCT_FILE"]
+def jaki_trial_arms() -> pd.DataFrame:
+    """The trial arms behind :func:`load_jaki_rct`, one row per arm as in the shared
+    ``jaki_aa_rct_arms.csv`` (columns trial, nct, drug, dose, arm, n, n_status, endpoint, week, percent,
+    percent_source): each placebo arm is the sum of its shares, which :func:`build_pairwise` split
+    without loss, so a network meta-analysis can keep every trial as one multi-arm study."""
+    pw = load_jaki_rct()
+    rows = []
+    for trial, g in pw.groupby("trial", sort=False):
+        first = g.iloc[0]
+        for _, a in g.iterrows():
+            rows.append({"trial": trial, "nct": a["nct"], "drug": a["drug"], "dose": a["dose"], "arm": "active",
+                         "n": int(a["total_t"]), "n_status": a["n_status_t"], "endpoint": a["endpoint"],
+                         "week": int(a["week"]), "percent": float(a["percent_t"]), "percent_source": a["percent_source"]})
+        rows.append({"trial": trial, "nct": first["nct"], "drug": "placebo", "dose": "", "arm": "placebo",
+                     "n": int(g["total_c"].sum()), "n_status": first["n_status_c"], "endpoint": first["endpoint"],
+                     "week": int(first["week"]), "percent": float(first["percent_c"]),
+                     "percent_source": first["percent_source"]})
+    return pd.DataFrame(rows, columns=list(_ARM_COLUMNS))
+
+
+__all__ = ["build_pairwise", "jaki_trial_arms", "load_jaki_rct", "JAKI_RCT_FILE"]

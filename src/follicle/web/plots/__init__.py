@@ -1,0 +1,1 @@
+"""Server-made SVG plots of the web app (interaction in static/plots.js)."""
