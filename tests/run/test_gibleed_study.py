@@ -269,3 +269,38 @@ def test_docs_table_is_what_the_run_produced(script_run):
     assert f"equipoise {diag['equipoise (share with preference 0.3-0.7)']:.2f}" in text
     assert f"MDRR {strata['mdrr']:.2f}" in text
     assert f"largest |SMD| {adj['crude']['max_abs_smd']:.2f}" in text
+
+
+def test_a_failed_adjustment_leaves_the_others(script_run):
+    """A propensity model that separates the arms (every condition as a covariate, as issue 16's test)
+    or a caliper that matches nobody makes those adjustments not estimable, named; the crude estimate
+    of the same comparison is still given, and the run says it is not complete."""
+    tmp, results, _ = script_run
+
+    def separating(d):
+        d["covariates"] = {"demographics": True, "all_conditions": True, "window": {"start": -365, "end": 0}}
+        d["analysis"]["adjustments"] = [{"kind": "crude", "name": "crude"}, {"kind": "matching", "name": "matched"}]
+        d["analysis"]["primary"] = None
+        d["analysis"]["propensity"] = {"penalty": "none"}  # maximum likelihood: separation has no finite fit
+
+    comp = _comparison(_variant(tmp, "separating", separating))
+    assert comp["status"] == "estimated"
+    crude, matched = _estimate(comp, "gi_bleed", "crude"), _estimate(comp, "gi_bleed", "matched")
+    assert crude["hr"] == pytest.approx(_estimate(_comparison(results), "gi_bleed", "crude")["hr"], rel=1e-12)
+    assert matched["status"] == "not estimable" and matched["label"] == "not estimable (propensity model cannot be fitted)"
+    assert any("propensity model cannot be fitted" in w for w in comp["warnings"])
+
+    def no_pairs(d):
+        d["analysis"]["adjustments"] = [{"kind": "crude", "name": "crude"},
+                                        {"kind": "matching", "name": "matched", "caliper": 1e-9, "caliper_scale": "ps",
+                                         "ratio": 100}]  # complete 1:100 sets of equal PS: none
+        d["analysis"]["primary"] = None
+
+    doc = _variant(tmp, "no_pairs", no_pairs)
+    comp = _comparison(doc)
+    assert _estimate(comp, "gi_bleed", "matched")["label"] == "not estimable (no pairs within the caliper)"
+    assert _estimate(comp, "gi_bleed", "crude")["hr"] is not None
+    steps = {a["step"]: a["count"] for a in comp["attrition"] if a["cohort"] == "celecoxib_vs_diclofenac"}
+    assert steps["matched_target_matched"] == 0
+    assert doc["complete"] is False
+    assert "celecoxib_vs_diclofenac, gi_bleed, matched: not estimable (no pairs within the caliper)" in doc["not_estimated"]

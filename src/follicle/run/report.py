@@ -83,7 +83,7 @@ def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -
             if len(adj.balance):
                 figs["love"] = to_data_uri(love_plot(adj.balance, after_label=f"after {adj.kind}"
                                                      if adj.kind != "crude" else "crude (no adjustment)"))
-            if run.propensity is not None and adj.kind != "crude" and len(adj.weights):
+            if run.propensity is not None and adj.kind != "crude" and adj.n_target and adj.n_comparator:
                 figs["preference"] = to_data_uri(preference_plot(
                     run.propensity.preference, run.treatment, labels, weights=adj.weights))
             entry["adjustments"][name] = figs

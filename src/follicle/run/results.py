@@ -205,6 +205,10 @@ def assemble(spec: StudySpec, runs: list[ComparisonRun], fingerprint: str, *,
     missing += [f"{c['id']}, {o['outcome']}: {o['label']}" + (f" ({o['status_reason']})" if o["status"] == NO_EVENTS
                                                               and o["status_reason"] else "")
                 for c in comparisons if c["status"] == ESTIMATED for o in c["outcomes"] if o["status"] not in DONE]
+    # the other adjustments' estimates (the primary one's are the outcome rows above)
+    missing += [f"{c['id']}, {o['outcome']}, {e['name']}: {e['label']}"
+                for c in comparisons if c["status"] == ESTIMATED for o in c["outcomes"]
+                for e in o.get("estimates", []) if e["name"] != c.get("primary_adjustment") and e["status"] not in DONE]
     warnings = [] if concept_sets is None else concept_sets.notes + missed_warnings(concept_sets, spec.min_cell_count)
     out = {
         "schema": "follicle.results/1",
