@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+# test-only oracle of the ATLAS tests (OHDSI's Circe SQL); --no-deps: it pins an older sqlglot than Ibis 12
+.venv/bin/python -m pip install -q --no-deps ohdsi-circepy==0.3.0
 exec .venv/bin/python -m pytest "$@"

@@ -36,6 +36,8 @@ BAD_INPUT: dict[str, list[str]] = {
     "cds check": [MISSING, "--drug", "baricitinib"],
     "vocab load": [MISSING, "--db", "no.duckdb"],
     "nma": [MISSING],
+    "atlas generate": [MISSING, "--db", "no.duckdb", "--out", "out"],
+    "atlas export": [MISSING, "--cohort", "c", "--db", "no.duckdb", "--out", "c.json"],
 }
 NO_JSON = {"cds serve", "web"}  # servers, not reports: no --json output
 

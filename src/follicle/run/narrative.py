@@ -12,7 +12,8 @@ FEW_EVENTS = 20  # below this many events in total an HR is unstable; flagged, n
 
 def _cohort_sentence(spec: StudySpec, name: str) -> str:
     c = spec.cohorts[name]
-    parts = [f"{name} ({c.description or 'first ' + c.entry.concept_set})"]
+    first = f"first {c.entry.concept_set}" if c.entry else f"first entry of the ATLAS definition {c.atlas.path}"  # type: ignore[union-attr]
+    parts = [f"{name} ({c.description or first})"]
     if c.min_exposures:
         parts.append(f"at least {c.min_exposures.count} exposures {window_text(c.min_exposures.window)}")
     if c.prior_observation_days:

@@ -132,10 +132,16 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
     if name in done:
         return done[name]
     cs: CohortSpec = spec.cohorts[name]
+    if cs.atlas is not None:
+        from follicle.study.atlas.cohort import compile_atlas_cohort
+
+        done[name] = compile_atlas_cohort(name, cs.atlas, cdm, store.persist)
+        return done[name]
     for crit in cs.require + cs.exclude:
         if crit.cohort:
             compile_cohort(crit.cohort, spec, cdm, store, done)
 
+    assert cs.entry is not None
     entry = route_filtered(store.events(cs.entry.concept_set), cs.route, store)
     checks = _checks(cs)
     # The index is the first entry exposure, so no entry exposure precedes it: a washout on the

@@ -114,7 +114,7 @@ def cohort_attrition(spec: StudySpec, con: Any, name: str, *, database: Any = No
     sets: set[str] = set()
     for n in names:
         c = spec.cohorts[n]
-        sets |= {c.entry.concept_set, *c.washout_concept_sets}
+        sets |= {*([c.entry.concept_set] if c.entry else []), *c.washout_concept_sets}
         sets |= {cr.concept_set for cr in c.require + c.exclude if cr.concept_set}
         if c.route is not None and c.route.exclude_concept_set:
             sets.add(c.route.exclude_concept_set)

@@ -47,7 +47,8 @@ def _cohort_sets(spec: StudySpec, cohorts: list[str]) -> set[str]:
     sets: set[str] = set()
     for name in cohorts:
         c = spec.cohorts[name]
-        sets.add(c.entry.concept_set)
+        if c.entry is not None:
+            sets.add(c.entry.concept_set)
         sets.update(c.washout_concept_sets)
         sets.update(x.concept_set for x in c.require + c.exclude if x.concept_set)
         if c.route and c.route.exclude_concept_set:

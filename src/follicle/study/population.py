@@ -191,7 +191,9 @@ def _sparse_covariates(session: StudySession, pop: ir.Table, comp: Any) -> tuple
     cov = session.spec.covariates
     excluded: set[int] = set()
     for cohort in (comp.target, comp.comparator):
-        excluded |= session.resolved[session.spec.cohorts[cohort].entry.concept_set].concept_ids
+        entry = session.spec.cohorts[cohort].entry
+        if entry is not None:  # (an ATLAS cohort's own drugs stay covariates)
+            excluded |= session.resolved[entry.concept_set].concept_ids
     if cov.default_set is not None:
         for name in cov.default_set.excluded_concept_sets:
             excluded |= session.resolved[name].concept_ids

@@ -77,7 +77,9 @@ class StudySession:
             name: resolve_concept_set(name, cs, self.vocab) for name, cs in spec.concept_sets.items()
         }
         needed = {n for n, rs in self.resolved.items() if rs.domain is not None and self.cdm.has(DOMAINS[rs.domain].table)}
-        entry_sets = {c.entry.concept_set for c in spec.cohorts.values()} & needed
+        entry_sets = {c.entry.concept_set for c in spec.cohorts.values() if c.entry} & needed
+        if any(c.atlas for c in spec.cohorts.values()):
+            entry_sets = None  # an ATLAS cohort's people are not known before it runs: keep everyone's events
         self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize, entry_sets=entry_sets)
         self.cohorts: dict[str, CompiledCohort] = {}
         self.populations: dict[str, tuple[ir.Table, list[dict[str, str]], ir.Table]] = {}
@@ -108,7 +110,9 @@ class StudySession:
         if name not in self._attrition:
             c = self.cohort(name)
             row = self.cdm.con.execute(c.attrition_expr()).iloc[0]
-            labels = [("s_entry", f"first event of {self.spec.cohorts[name].entry.concept_set}")] + c.steps
+            entry = self.spec.cohorts[name].entry
+            first = f"first event of {entry.concept_set}" if entry else "first entry of the ATLAS definition"
+            labels = [("s_entry", first)] + c.steps
             self._attrition[name] = pd.DataFrame(
                 [{"cohort": name, "step_index": i, "step": f.removeprefix("s_"), "description": d, "persons": int(row[f])}
                  for i, (f, d) in enumerate(labels)]

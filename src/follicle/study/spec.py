@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -85,8 +86,50 @@ class AgeRange(_Model):
     max: int | None = Field(None, ge=0)
 
 
+class AtlasCohort(_Model):
+    """A cohort given as an OHDSI ATLAS (Circe) definition: ``path`` of the JSON file (relative to
+    the spec's folder) and the ``definition`` read from it when the spec is loaded, so that the
+    spec, its hash and its results carry the definition itself (see :mod:`follicle.study.atlas`)."""
+
+    path: str = Field(description="The Circe JSON file (as ATLAS exports it), relative to the spec's folder.")
+    definition: dict[str, Any] | None = Field(
+        None, description="The Circe definition read from `path` when the spec is loaded (kept so that the spec, "
+                          "its hash and its results carry the definition itself).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_path(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, str):
+            data = {"path": data}
+        if isinstance(data, dict) and data.get("definition") is None and isinstance(data.get("path"), str):
+            from follicle.study.atlas.model import load_definition
+
+            base = Path((info.context or {}).get("spec_dir", "."))
+            path = Path(data["path"]) if Path(data["path"]).is_absolute() else base / data["path"]
+            if not path.is_file():
+                raise ValueError(f"ATLAS definition file not found: {path}")
+            try:
+                data = {**data, "definition": load_definition(path).dump()}
+            except SpecError as exc:
+                raise ValueError(exc.render()) from None
+        return data
+
+    @field_validator("definition")
+    @classmethod
+    def _valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from follicle.study.atlas.model import parse_definition
+
+        if value is not None:
+            try:
+                return parse_definition(value).dump()
+            except SpecError as exc:
+                raise ValueError(exc.render()) from None
+        return value
+
+
 class CohortSpec(_Model):
-    """A cohort: entry event, then inclusion and exclusion steps, each counted in the attrition.
+    """A cohort: entry event, then inclusion and exclusion steps, each counted in the attrition;
+    or an ATLAS definition (``atlas: path/to/def.json``), whose first entry per person is the index.
 
     The cohort end (used by a time at risk anchored on ``cohort_end``) is the end of the exposure era
     that holds the index, as ATLAS's "end of continuous exposure" builds it: entry exposures are
@@ -95,7 +138,10 @@ class CohortSpec(_Model):
     """
 
     description: str = ""
-    entry: EntryEvent
+    entry: EntryEvent | None = None
+    atlas: AtlasCohort | None = Field(
+        None, description="Instead of `entry` and the steps: an OHDSI ATLAS (Circe) definition, `atlas: path/to/def.json`; "
+                          "each person's first cohort entry is the index date (see docs/atlas.md).")
     route: RouteFilter | None = None
     prior_observation_days: Days = 0
     washout_days: Days | None = None
@@ -106,6 +152,19 @@ class CohortSpec(_Model):
     exclude: list[Criterion] = Field(default_factory=list)
     exposure_gap_days: Days = 30
     surveillance_days: Days = 0
+
+    @model_validator(mode="after")
+    def _entry_or_atlas(self) -> CohortSpec:
+        if (self.entry is None) == (self.atlas is None):
+            raise ValueError("a cohort has either an entry event (entry) or an ATLAS definition (atlas), exactly one")
+        if self.atlas is not None:
+            steps = ("route", "prior_observation_days", "washout_days", "washout_concept_sets", "min_exposures",
+                     "require", "age", "exclude")
+            fields = type(self).model_fields
+            given = [f for f in steps if getattr(self, f) != fields[f].get_default(call_default_factory=True)]
+            if given:
+                raise ValueError(f"an ATLAS cohort takes its steps from its definition; remove {', '.join(sorted(given))}")
+        return self
 
 
 class OutcomeSpec(_Model):
@@ -154,8 +213,9 @@ class DefaultCovariates(_Model):
     one 0/1 covariate per concept and window. Drugs are rolled up to their ingredients through
     ``concept_ancestor`` (the drug concept itself when it has none) and count when the exposure
     overlaps the window. The concepts of the compared cohorts' entry concept sets (with their
-    descendants) and of ``excluded_concept_sets`` are left out automatically. Computed in the
-    database; the propensity model gets them as a sparse matrix.
+    descendants) and of ``excluded_concept_sets`` are left out automatically (an ATLAS cohort has no
+    entry concept set: list its drugs in ``excluded_concept_sets``). Computed in the database; the
+    propensity model gets them as a sparse matrix.
     """
 
     demographics: bool = True
@@ -304,10 +364,10 @@ def load_spec(path: str | Path) -> StudySpec:
         raise SpecError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a study spec is a mapping of fields; got {type(data).__name__}")
-    return parse_spec(data, source=str(path))
+    return parse_spec(data, source=str(path), spec_dir=path.parent)
 
 
-def parse_spec(data: dict[str, Any], *, source: str = "study spec") -> StudySpec:
+def parse_spec(data: dict[str, Any], *, source: str = "study spec", spec_dir: Path | None = None) -> StudySpec:
     """Validate *data* (a spec as Python dicts and lists) as a :class:`StudySpec`.
 
     Parameters
@@ -316,6 +376,8 @@ def parse_spec(data: dict[str, Any], *, source: str = "study spec") -> StudySpec
         The spec, as YAML would give it.
     source : str
         What to call it in messages.
+    spec_dir : Path, optional
+        Folder that relative paths (ATLAS definitions) are read from; the working folder if None.
 
     Returns
     -------
@@ -328,7 +390,7 @@ def parse_spec(data: dict[str, Any], *, source: str = "study spec") -> StudySpec
         Every problem at once, each naming its field.
     """
     try:
-        return StudySpec.model_validate(data)
+        return StudySpec.model_validate(data, context={"spec_dir": str(spec_dir or ".")})
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
         raise SpecError(f"{source}: {len(problems)} problem(s)", problems=problems) from None
