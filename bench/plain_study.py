@@ -308,7 +308,7 @@ def run_plain(db: str, study: str) -> dict:
         X = X.loc[:, X.std(ddof=0) > 0]
         tr = pop["treatment"].to_numpy()
         ps = sm.Logit(tr, sm.add_constant(X.to_numpy())).fit(disp=0, maxiter=spec.analysis.propensity.max_iter).predict()
-        m = spec.analysis.matching
+        m = next(a for a in spec.analysis.adjustments if a.kind == "matching")  # the matching the peer reproduces
         sets = greedy_match(ps, tr, m.caliper, m.seed)
         t2 = clock()
         extract = fit = np.zeros(2)

@@ -17,6 +17,10 @@ cell can be computed back from what is published, not only that none is printed:
    ``kaplan-meier-function`` action), so each published step is 0 or >= k events over a number at
    risk that is a multiple of k: step x at-risk, or a difference of two numbers at risk, gives
    back only multiples of k, never the true small counts.
+   **Histograms** (preference-score distributions): counts per bin rounded up to multiples of k
+   (:func:`protect_histogram`), so no bin, nor a difference of bins, gives back a small count; a
+   weighted histogram (IPTW) is the rounded count times the bin's mean weight, never a weighted
+   sum that a small count's own weights could be read from.
 5. **Test statistics** ((O-E)^2/E, log-rank and Cox tests): shown only when every count they are
    built from (events and non-events per group) is shown.
 6. ``min_cell_count`` below :data:`SMALL_CELL_FLOOR` (5) needs an explicit flag and puts a
@@ -207,6 +211,25 @@ def protect_km(table: pd.DataFrame, min_cell_count: int = DEFAULT_MIN_CELL_COUNT
     return pd.DataFrame({"time": time, "n_risk": n_risk.astype(np.int64), "n_event": d.astype(np.int64),
                          "n_censor": c.astype(np.int64), "survival": surv, "std_err": std_err,
                          "ci_low": np.minimum(lo, hi), "ci_high": np.maximum(lo, hi)})
+
+
+def protect_histogram(values: np.ndarray, bins: np.ndarray, min_cell_count: int = DEFAULT_MIN_CELL_COUNT, *,
+                      weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, mass) per bin of *values*: the counts rounded up to multiples of k (rule 4; 0
+    stays 0), and the mass a density is drawn from: the rounded count, times the mean of
+    *weights* in the bin when given. Non-finite values and weights of 0 are left out."""
+    x = np.asarray(values, dtype=float)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    keep = np.isfinite(x) & (w > 0)
+    x, w = x[keep], w[keep]
+    counts, _ = np.histogram(x, bins=bins)
+    rounded = round_up(counts, min_cell_count) if min_cell_count > 1 else counts.astype(float)
+    if weights is None:
+        return rounded, rounded.copy()
+    sums, _ = np.histogram(x, bins=bins, weights=w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_w = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+    return rounded, rounded * mean_w
 
 
 def km_at_risk(protected: pd.DataFrame, times: Iterable[float], n0: int, min_cell_count: int) -> list[int]:

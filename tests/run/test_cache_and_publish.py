@@ -55,6 +55,26 @@ def test_tampered_copy_with_same_counts_and_dates_recomputes(world, first, tmp_p
     assert json.loads((first.out_dir / "results.json").read_text()) == first.results
 
 
+def test_adding_an_adjustment_computes_only_it(world, first, tmp_path):
+    """Every adjustment is an artefact of its own (Parquet, keyed by its settings and the content
+    keys upstream): adding one to the spec computes that adjustment and its estimates, nothing else."""
+    spec = load_spec(STUDY)
+    analysis = spec.analysis.model_copy(update={"adjustments": list(spec.analysis.adjustments) + [
+        spec.analysis.model_validate({"adjustments": [{"kind": "iptw", "name": "weighted"}]}).adjustments[0]]})
+    more = spec.model_copy(update={"analysis": analysis})
+    rerun = run_study(more, world, tmp_path / "out", work_dir=work_dir_for(first.out_dir))
+    comparisons, outcomes = len(spec.comparisons), sum(
+        len(dict.fromkeys(c.outcomes + c.negative_controls)) for c in spec.comparisons.values())
+    assert rerun.store.computed["adjustment"] == comparisons and rerun.store.reused["adjustment"] == comparisons
+    assert rerun.store.computed["outcome"] == outcomes and rerun.store.reused["outcome"] == outcomes
+    assert not rerun.store.computed["population"] and not rerun.store.computed["propensity"]
+    stored = list((first.store.root / "adjustment").rglob("*"))
+    assert {p.suffix for p in stored if p.is_file()} == {".parquet", ".json"}
+    for old, new in zip(first.results["comparisons"], rerun.results["comparisons"]):
+        assert [a["name"] for a in new["adjustments"]] == ["matching", "weighted"]
+        assert new["adjustments"][0] == old["adjustments"][0]  # the matching one, as before
+
+
 def test_one_changed_value_changes_that_tables_hash_only(world, tmp_path):
     copy = tmp_path / "one.duckdb"
     shutil.copy(world, copy)
@@ -72,8 +92,9 @@ def test_cache_is_parquet_outside_the_shareable_folder(first):
     assert first.store.root.is_relative_to(work)
     shared = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert shared == sorted([MARKER, "report.html", "results.json"] + [
-        f"tables/{n}.parquet" for n in ("attrition", "balance", "diagnostics", "estimates", "km", "km_at_risk",
-                                                         "preference", "table1")])
+        f"tables/{n}.parquet" for n in ("adjusted_balance", "adjusted_diagnostics", "adjusted_estimates",
+                                        "adjusted_table1", "attrition", "balance", "diagnostics", "estimates", "km",
+                                        "km_at_risk", "preference", "table1")])
     stored = [p for p in work.rglob("*") if p.is_file()]
     assert stored and {p.suffix for p in stored} <= {".parquet", ".json"}
     assert not [p for p in stored if p.suffix in (".pkl", ".pickle")]

@@ -164,13 +164,15 @@ def test_methods_state_the_actual_windows():
     spec = load_spec(REPO / "studies" / "jaki_neuropsych.yaml")
     text = methods_paragraph(spec)
     assert "None" not in text and "99999" not in text
-    assert "Time at risk ran from the index date to the end of observation, censored at death." in text
+    assert ("Time at risk ran from the index date to the end of observation, censored at death; people whose time at "
+            "risk ended on the day it started were left out.") in text
     assert "measured from the start of each person's records to the index date" in text
     assert window_text(Window(start=-365, end=-1)) == "from 365 days before index to 1 day before index"
     contract = load_spec(REPO / "tests" / "study" / "contract_spec.yaml")
-    assert time_at_risk_text(contract) == ("Time at risk ran from 1 day after the index date to 60 days after the end of "
-                                           "the first continuous exposure, at most 3650 days, censored at the end of "
-                                           "observation and at death.")
+    assert time_at_risk_text(contract) == ("Time at risk ran from 1 day after the index date to 60 days after the cohort "
+                                           "end (the end of the exposure era holding the index), at most 3650 days, "
+                                           "censored at the end of observation and at death; people with fewer than 30 "
+                                           "days between its start and end were left out.")
 
 
 def test_negative_bounds_read_as_a_range():

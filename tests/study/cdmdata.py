@@ -15,7 +15,7 @@ from follicle.cdm import schema
 
 STUDY_TABLES = (
     "person", "observation_period", "drug_exposure", "condition_occurrence", "death",
-    "concept", "concept_ancestor", "concept_relationship", "measurement",
+    "concept", "concept_ancestor", "concept_relationship", "measurement", "procedure_occurrence",
 )
 
 

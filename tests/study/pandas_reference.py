@@ -170,7 +170,7 @@ class Reference:
             keep &= m.astype(bool)
             counts.append(int(keep.sum()))
         members = pd.DataFrame({
-            "index_date": idx, "cohort_end": self._cohort_end(ev, cs.exposure_gap_days).reindex(idx.index).fillna(idx),
+            "index_date": idx, "cohort_end": (self._cohort_end(ev, cs.exposure_gap_days) + cs.surveillance_days * DAY).reindex(idx.index).fillna(idx),
             "obs_end": obs_end.reindex(idx.index), "yob": yob, "age": age,
             "gender": person.gender_concept_id.reindex(idx.index),
         })[keep]
@@ -207,7 +207,7 @@ class Reference:
             c = c.drop(both[~c_first.to_numpy()])
         pop = pd.concat([t.assign(treatment=1), c.assign(treatment=0)])
         tar = self.spec.time_at_risk
-        anchor = {"index": pop.index_date, "cohort_end": pop.cohort_end}
+        anchor = {"index": pop.index_date, "cohort_start": pop.index_date, "cohort_end": pop.cohort_end}
         start = anchor[tar.start_anchor] + tar.start_offset * DAY
         end = anchor[tar.end_anchor] + tar.end_offset * DAY
         if tar.censor_at_observation_end:
@@ -221,7 +221,7 @@ class Reference:
             cap = start + tar.max_follow_up_days * DAY
             end = end.where(end <= cap, cap)
         pop = pop.assign(tar_start=start, tar_end=end)
-        pop = pop[pop.tar_end >= pop.tar_start].copy()
+        pop = pop[(pop.tar_end - pop.tar_start).dt.days >= tar.min_days_at_risk].copy()
         pop["followup_days"] = (pop.tar_end - pop.index_date).dt.days
         cov = self.spec.covariates
         for name in cov.concept_sets:

@@ -79,3 +79,33 @@ out("beta", coef(fit)); out("se", sqrt(vcov(fit)[1, 1]))""", {"d": df})
     beta, se = cox_binary(df.time.to_numpy(float), df.event.to_numpy(bool), df.z.to_numpy())
     assert beta == pytest.approx(res["beta"][0], rel=1e-6)
     assert se == pytest.approx(res["se"][0], rel=1e-6)
+
+
+def test_ate_truth_is_taken_over_both_classes_initiators():
+    """Without covariate effects and switching the HR is collapsible and the same in every population:
+    ATT and ATE truths equal the conditional HR; with covariate effects they are distinct estimands
+    (different populations), negative controls stay at 1 in both."""
+    base = WorldConfig()
+    procs = [p.model_copy(update={"log_hr": {}}) for p in base.processes]
+    cfg = base.model_copy(update={
+        "processes": procs,
+        "treatment": base.treatment.model_copy(update={"switch_share": 0.0}),
+        "truth": base.truth.model_copy(update={"target_persons": 150_000}),
+    })
+    w = simulate(cfg, persons=20_000, seed=4)
+    ate = {(e["comparison"], e["outcome"]): e for e in w.truth(estimand="ate")["effects"]}
+    e = ate[("jaki_vs_corticosteroid", "insomnia")]
+    assert e["estimand"] == "ATE" and e["true_hr"] == pytest.approx(e["conditional_hr"], rel=0.03)
+    att = {(e["comparison"], e["outcome"]): e for e in w.truth()["effects"]}
+    assert e["target_population"] > att[("jaki_vs_corticosteroid", "insomnia")]["target_population"]
+    with pytest.raises(ValueError, match="'estimand'"):
+        w.truth(estimand="atc")
+
+
+def test_ate_truth_of_the_default_world(world, truth):
+    ate = world.truth(estimand="ate")
+    assert "comparator-class initiators together" in ate["estimand"]
+    for e in ate["effects"]:
+        assert e["estimand"] == "ATE"
+        if e["group"] == "negative_control":
+            assert e["true_hr"] == pytest.approx(1.0, abs=1e-9)

@@ -79,8 +79,11 @@ def smd(X: Any, t: Any, weights: Any | None = None, *, binary: Any | None = None
     m0, v0 = _moments(arr[keep0], w[keep0])
     v1 = np.where(is_bin, m1 * (1 - m1), v1)
     v0 = np.where(is_bin, m0 * (1 - m0), v0)
-    sd = np.sqrt((v1 + v0) / 2.0)
+    # weighted means of a constant column can miss it by rounding (1 - 1e-16): no negative variances,
+    # and differences at rounding level are none
+    sd = np.sqrt(np.maximum((v1 + v0) / 2.0, 0.0))
     diff = m1 - m0
+    diff = np.where(np.abs(diff) <= 1e-12 * np.maximum(1.0, np.abs(m1) + np.abs(m0)), 0.0, diff)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(sd > 0, diff / np.where(sd > 0, sd, 1.0), np.where(diff == 0, 0.0, np.sign(diff) * np.inf))
     return out

@@ -3,7 +3,9 @@
 ``penalty="none"`` fits the maximum-likelihood logistic model by Newton-Raphson (the same
 estimates as R's ``glm(family = binomial)``), with standard errors. ``"l1"``/``"l2"`` fit a
 regularised model for large, sparse covariate sets (OHDSI large-scale propensity scores), the
-penalty chosen by stratified k-fold cross-validation on the log-likelihood; covariates are scaled
+penalty chosen by stratified k-fold cross-validation on the log-likelihood (for ``"l1"`` along the
+regularisation path from the strongest useful penalty, stopping when the loss stops improving,
+as glmnet and Cyclops search it); covariates are scaled
 by their maximum absolute value first (as OHDSI FeatureExtraction normalises), which keeps sparse
 input sparse. Perfect or quasi-complete separation by a single covariate is detected before fitting
 and reported with the covariate's name; separation by a combination is reported when the fit
@@ -209,6 +211,7 @@ class PropensityModel(BaseEstimator):
     se_ : standard errors of (intercept, coefficients); NaN for penalised fits.
     feature_names_in_ : covariate names.
     C_ : inverse penalty chosen by cross-validation (``inf`` when unpenalised).
+    cv_path_ : (l1) the penalties tried and their cross-validated log loss.
     n_iter_ : Newton iterations (unpenalised fits).
     ps_, auc_, equipoise_ : training-set propensity scores, their AUC and equipoise.
     """
@@ -262,30 +265,22 @@ class PropensityModel(BaseEstimator):
         return self
 
     def _fit_penalised(self, arr: Any, tr: np.ndarray) -> None:
-        from sklearn.linear_model import LogisticRegressionCV
-        from sklearn.model_selection import StratifiedKFold
-
         scale = (abs(arr).max(axis=0).toarray().ravel() if sp.issparse(arr) else np.abs(arr).max(axis=0))
         scale = np.where(scale > 0, scale, 1.0)
         xs = arr @ sp.diags(1.0 / scale) if sp.issparse(arr) else arr / scale
-        l1 = self.penalty == "l1"
-        # l1: liblinear (coordinate descent, fast on sparse data); it penalises the intercept as a
-        # feature of value intercept_scaling, so a large scaling makes that penalty negligible
-        model = LogisticRegressionCV(
-            Cs=10, l1_ratios=(1.0 if l1 else 0.0,), solver="liblinear" if l1 else "lbfgs",
-            intercept_scaling=100.0 if l1 else 1.0,
-            cv=StratifiedKFold(int(self.cv_folds), shuffle=True, random_state=self.random_state),
-            scoring="neg_log_loss", max_iter=int(self.max_iter), use_legacy_attributes=False,
-            random_state=self.random_state,
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=UserWarning)
-            model.fit(sp.csr_matrix(xs) if sp.issparse(xs) else xs, tr.astype(int))
-        self.coef_ = model.coef_.ravel() / scale
-        self.intercept_ = float(model.intercept_[0])
+        xs = sp.csr_matrix(xs) if sp.issparse(xs) else xs
+        if self.penalty == "l1":
+            coef, intercept, c, n_iter, path = _l1_path_cv(xs, tr.astype(int), int(self.cv_folds), int(self.max_iter),
+                                                            self.random_state)
+            self.cv_path_ = path
+        else:
+            coef, intercept, c, n_iter = _l2_cv(xs, tr.astype(int), int(self.cv_folds), int(self.max_iter),
+                                                self.random_state)
+        self.coef_ = coef / scale
+        self.intercept_ = intercept
         self.se_ = np.full(self.coef_.shape[0] + 1, np.nan)
-        self.C_ = float(model.C_)
-        self.n_iter_ = int(np.max(model.n_iter_))
+        self.C_ = c
+        self.n_iter_ = n_iter
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Linear predictor (logit of the propensity score)."""
@@ -311,6 +306,77 @@ class PropensityModel(BaseEstimator):
         z = coef / self.se_
         return pd.DataFrame({"term": ["(intercept)", *self.feature_names_in_], "coef": coef, "se": self.se_,
                              "z": z, "p": 2 * stats.norm.sf(np.abs(z))})
+
+
+#: penalties tried, as multiples of the smallest C at which some coefficient leaves zero
+L1_GRID = 10 ** np.arange(0.25, 4.01, 0.25)
+#: stop once the cross-validated loss has been worse than the best for this many weaker penalties in a row
+L1_PATIENCE = 2
+#: a loss counts as worse when above the best by this relative margin (a flat stretch of the path is not)
+L1_WORSE = 1e-6
+
+
+def _l1_fit(xs: Any, y: np.ndarray, c: float, max_iter: int, seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    # liblinear: coordinate descent, fast on sparse data; it penalises the intercept as a feature
+    # of value intercept_scaling, so a large scaling makes that penalty negligible
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        return LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c, intercept_scaling=100.0, max_iter=max_iter,
+                                  random_state=seed).fit(xs, y)
+
+
+def _l1_path_cv(xs: Any, y: np.ndarray, folds: int, max_iter: int,
+                seed: int) -> tuple[np.ndarray, float, float, int, pd.DataFrame]:
+    """Lasso logistic regression with the penalty chosen by stratified k-fold cross-validation.
+
+    As glmnet and Cyclops do, the search walks the regularisation path from the strongest useful
+    penalty (the smallest C at which a coefficient leaves zero) towards weaker ones,
+    in steps of 10^0.25, scoring each by the mean held-out log loss, and stops when the loss has
+    been worse than the best for :data:`L1_PATIENCE` steps in a row (weak penalties are the slow,
+    over-fitted end of the path; a flat stretch does not stop it). The strongest useful penalty is
+    glmnet's lambda_max: with the intercept at the logit of the treated share, a coefficient leaves
+    zero once C exceeds 1 / max_j |x_j' (t - mean t)|.
+    Returns coefficients, intercept, the chosen C, iterations and the path (C, cv_log_loss).
+    """
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    gradient = np.abs(np.asarray(xs.T @ (y - y.mean()))).max()
+    c_min = 1.0 / gradient if gradient > 0 else 1.0
+    path, best, best_c, worse = [], np.inf, None, 0
+    for c in c_min * L1_GRID:
+        losses = []
+        for train, test in splits:
+            m = _l1_fit(xs[train], y[train], c, max_iter, seed)
+            losses.append(log_loss(y[test], m.predict_proba(xs[test])[:, 1], labels=[0, 1]))
+        loss = float(np.mean(losses))
+        path.append((float(c), loss))
+        if loss < best:
+            best, best_c = loss, float(c)
+        worse = worse + 1 if loss > best * (1 + L1_WORSE) else 0
+        if worse >= L1_PATIENCE:
+            break
+    final = _l1_fit(xs, y, best_c, max_iter, seed)
+    return (final.coef_.ravel(), float(final.intercept_[0]), best_c, int(np.max(final.n_iter_)),
+            pd.DataFrame(path, columns=["C", "cv_log_loss"]))
+
+
+def _l2_cv(xs: Any, y: np.ndarray, folds: int, max_iter: int, seed: int) -> tuple[np.ndarray, float, float, int]:
+    """Ridge logistic regression, C from 10 values 1e-4..1e4 by stratified k-fold cross-validation."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    model = LogisticRegressionCV(
+        Cs=10, l1_ratios=(0.0,), solver="lbfgs", cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        scoring="neg_log_loss", max_iter=max_iter, use_legacy_attributes=False, random_state=seed,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        model.fit(xs, y)
+    return model.coef_.ravel(), float(model.intercept_[0]), float(model.C_), int(np.max(model.n_iter_))
 
 
 def fit_propensity(X: Any, t: Any, *, penalty: Penalty = "none", cv_folds: int = 5,

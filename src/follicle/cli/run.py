@@ -22,20 +22,25 @@ def _progress(disable: bool) -> Progress:
 
 
 def _summary_rows(results: dict[str, Any], truth: dict[tuple[str, str], float] | None) -> list[dict[str, Any]]:
+    """One row per comparison x outcome x adjustment (the primary adjustment first)."""
     rows = []
     for comp in results["comparisons"]:
         for o in comp["outcomes"]:
-            row = {"comparison": comp["id"], "outcome": o["outcome"], "negative_control": o["negative_control"],
-                   "n_target": o.get("n_target"), "n_comparator": o.get("n_comparator"),
-                   "events_target": o.get("events_target"), "events_comparator": o.get("events_comparator"),
-                   "hr": o.get("hr"), "hr_ci_low": o.get("hr_ci_low"), "hr_ci_high": o.get("hr_ci_high"),
-                   "p": o.get("p"), "status": o.get("status"), "label": o.get("label")}
-            if truth is not None:
-                true = truth.get((comp["id"], o["outcome"]))
-                row["true_hr"] = true
-                row["covered"] = (None if true is None or row["hr"] is None
-                                  else bool(row["hr_ci_low"] <= true <= row["hr_ci_high"]))
-            rows.append(row)
+            estimates = o.get("estimates") or [dict(o, name=comp.get("primary_adjustment", ""), adjustment="")]
+            for e in sorted(estimates, key=lambda e: e["name"] != comp.get("primary_adjustment")):
+                row = {"comparison": comp["id"], "outcome": o["outcome"], "negative_control": o["negative_control"],
+                       "adjustment": e["name"], "kind": e["adjustment"],
+                       "n_target": e.get("n_target"), "n_comparator": e.get("n_comparator"),
+                       "events_target": e.get("events_target"), "events_comparator": e.get("events_comparator"),
+                       "hr": e.get("hr"), "hr_ci_low": e.get("hr_ci_low"), "hr_ci_high": e.get("hr_ci_high"),
+                       "p": e.get("p"), "status": e.get("status"), "label": e.get("label"),
+                       "diagnostics": e.get("diagnostics_overall")}
+                if truth is not None:
+                    true = truth.get((comp["id"], o["outcome"]))
+                    row["true_hr"] = true
+                    row["covered"] = (None if true is None or row["hr"] is None
+                                      else bool(row["hr_ci_low"] <= true <= row["hr_ci_high"]))
+                rows.append(row)
     return rows
 
 
@@ -56,18 +61,26 @@ def _finish(results: dict[str, Any]) -> None:
 
 
 def _print_table(rows: list[dict[str, Any]], title: str) -> None:
-    """One Rich table per comparison: outcome, sizes, events, HR and (demo) the true HR."""
+    """One Rich table per comparison: outcome, adjustment, sizes, events, HR and (demo) the true HR.
+    With several adjustments, negative controls are shown under the primary one only (all are in
+    results.json and ``--json``)."""
     with_truth = bool(rows) and "true_hr" in rows[0]
+    several = len({r["adjustment"] for r in rows}) > 1
+    primary = {r["comparison"]: r["adjustment"] for r in reversed(rows)}  # the first row of each is primary
+    rows = [r for r in rows if not (several and r["negative_control"] and r["adjustment"] != primary[r["comparison"]])]
     console.print(f"[bold]{title}[/]")
     for comparison in dict.fromkeys(r["comparison"] for r in rows):
         table = Table(title=comparison.replace("_", " "), title_justify="left")
-        for col in ("outcome", "n T/C", "events T/C", "HR (95% CI)") + (("true HR", "in CI") if with_truth else ()):
-            table.add_column(col, justify="left" if col == "outcome" else "right", no_wrap=col != "outcome")
+        cols = ("outcome",) + (("adjustment",) if several else ()) + ("n T/C", "events T/C", "HR (95% CI)")
+        for col in cols + (("true HR", "in CI") if with_truth else ()):
+            table.add_column(col, justify="left" if col in ("outcome", "adjustment") else "right",
+                             no_wrap=col not in ("outcome", "adjustment"))
         for r in (r for r in rows if r["comparison"] == comparison):
             hr = (r["label"] or "-") if r["hr"] is None else f"{r['hr']:.2f} ({r['hr_ci_low']:.2f} to {r['hr_ci_high']:.2f})"
-            cells = [r["outcome"] + (" (NC)" if r["negative_control"] else ""),
-                     f"{_cell(r['n_target'])}/{_cell(r['n_comparator'])}",
-                     f"{_cell(r['events_target'])}/{_cell(r['events_comparator'])}", escape(hr)]
+            cells = [r["outcome"] + (" (NC)" if r["negative_control"] else "")]
+            cells += [r["adjustment"]] if several else []
+            cells += [f"{_cell(r['n_target'])}/{_cell(r['n_comparator'])}",
+                      f"{_cell(r['events_target'])}/{_cell(r['events_comparator'])}", escape(hr)]
             if with_truth:
                 cells += ["-" if r["true_hr"] is None else f"{r['true_hr']:.2f}",
                           {True: "yes", False: "[red]no[/]", None: "-"}[r["covered"]]]
@@ -90,7 +103,7 @@ def register(app: typer.Typer) -> None:
             "--allow-small-cells", help="Accept a spec min_cell_count below 5 (a warning goes into the output and report).")] = False,
         json_out: JsonFlag = False,
     ) -> None:
-        """Run a comparative study: cohorts, PS matching, outcomes, calibration, results and report.
+        """Run a comparative study: cohorts, PS adjustments, outcomes, calibration, results and report.
 
         Exit code 0 when every outcome of every comparison was estimated (a suppressed estimate
         counts), 3 when some could not be (empty cohort, no events, ...: each is named, and the
@@ -117,7 +130,7 @@ def register(app: typer.Typer) -> None:
             if not done.results["complete"]:
                 raise typer.Exit(3)
             return
-        _print_table(rows, f"{spec.name}: hazard ratios after matching")
+        _print_table(rows, f"{spec.name}: hazard ratios per adjustment")
         console.print(f"results: {out / 'results.json'}  report: {out / 'report.html'}  "
                       f"(steps computed {sum(done.store.computed.values())}, reused {sum(done.store.reused.values())})")
         _finish(done.results)

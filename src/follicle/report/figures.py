@@ -35,17 +35,20 @@ def to_data_uri(fig: Figure, fmt: str = "png", dpi: int = 110, *, tight: bool = 
     return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
 
 
-def love_plot(balance: pd.DataFrame, threshold: float = 0.1, max_rows: int = 40) -> Figure:
-    """Absolute SMD per covariate before and after matching (columns covariate, smd_before, smd_after)."""
+def love_plot(balance: pd.DataFrame, threshold: float = 0.1, max_rows: int = 40, *,
+              after_label: str = "after matching") -> Figure:
+    """Absolute SMD per covariate before and after adjustment (columns covariate, smd_before, smd_after);
+    the *max_rows* covariates least balanced before are shown."""
     data = balance.assign(before=balance["smd_before"].abs(), after=balance["smd_after"].abs())
     data = data.sort_values("before", ascending=True).tail(max_rows)
     height = max(2.5, 0.22 * len(data) + 1.0)
     fig, ax = plt.subplots(figsize=(6.5, height))
     y = np.arange(len(data))
-    ax.scatter(data["before"], y, marker="o", facecolors="none", edgecolors="grey", label="before matching")
-    ax.scatter(data["after"], y, marker="o", color=TARGET_COLOUR, label="after matching")
+    ax.scatter(data["before"], y, marker="o", facecolors="none", edgecolors="grey", label="before adjustment")
+    ax.scatter(data["after"], y, marker="o", color=TARGET_COLOUR, label=after_label)
     ax.axvline(threshold, color="black", lw=0.8, ls="--")
-    ax.set_yticks(y, data["covariate"], fontsize=7)
+    names = [c if len(c) <= 48 else c[:45] + "..." for c in data["covariate"].astype(str)]
+    ax.set_yticks(y, names, fontsize=7)
     ax.set_xlabel("absolute standardised mean difference")
     ax.legend(loc="lower right", fontsize=8, frameon=False)
     ax.set_xlim(left=0)
@@ -53,18 +56,25 @@ def love_plot(balance: pd.DataFrame, threshold: float = 0.1, max_rows: int = 40)
     return fig
 
 
-def preference_plot(preference: np.ndarray, treatment: np.ndarray, labels: tuple[str, str]) -> Figure:
-    """Distribution of the preference score by arm, with the 0.3-0.7 equipoise band shaded."""
+def preference_plot(bins: list[dict], labels: tuple[str, str]) -> Figure:
+    """Distribution of the preference score by arm, drawn from protected histogram rows (``arm``,
+    ``bin_low``, ``bin_high``, ``density``; see :func:`follicle.run.curves.preference_bins`: counts
+    rounded up to multiples of the minimum cell count), with the 0.3-0.7 equipoise band shaded."""
     fig, ax = plt.subplots(figsize=(6.0, 3.2))
-    bins = np.linspace(0, 1, 41)
-    for value, colour, label in ((1, TARGET_COLOUR, labels[0]), (0, COMPARATOR_COLOUR, labels[1])):
-        x = preference[treatment == value]
-        if len(x):
-            ax.hist(x, bins=bins, density=True, alpha=0.45, color=colour, label=label)
+    drawn = False
+    for arm, colour in ((labels[0], TARGET_COLOUR), (labels[1], COMPARATOR_COLOUR)):
+        rows = [b for b in bins if b["arm"] == arm]
+        if rows and any(b["density"] for b in rows):
+            drawn = True
+            ax.bar([b["bin_low"] for b in rows], [b["density"] for b in rows],
+                   width=[b["bin_high"] - b["bin_low"] for b in rows], align="edge", alpha=0.45, color=colour,
+                   label=arm)
     ax.axvspan(0.3, 0.7, color="grey", alpha=0.12, lw=0)
+    ax.set_xlim(0, 1)
     ax.set_xlabel("preference score")
     ax.set_ylabel("density")
-    ax.legend(fontsize=8, frameon=False)
+    if drawn:
+        ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -99,7 +109,7 @@ def km_plot(
     if last > 0:
         ax.set_xlim(0, last / 365.25)
     ax.set_xticks([t / 365.25 for t in ticks], [f"{t / 365.25:g}" for t in ticks])
-    ax.set_xlabel("years since index")
+    ax.set_xlabel("years since the start of the time at risk")
     tab.axis("off")
     tab.set_xlim(0, 1)
     for row, (label, values) in enumerate(at_risk.iterrows()):

@@ -36,7 +36,7 @@ from follicle import __version__
 T = TypeVar("T")
 
 #: Bump when what a step stores changes shape or meaning, so old artefacts are not reused.
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 
 
 def content_hash(*parts: Any) -> str:
@@ -56,12 +56,13 @@ class CorruptArtifact(Exception):
 
 def _classes() -> dict[str, type]:
     """The only classes an artefact may be decoded into (no import by name from the store)."""
+    from follicle.run.adjust import AdjustedCohort
     from follicle.run.estimate import OutcomeEstimate
     from follicle.run.pipeline import PropensityStep
     from follicle.study.coverage import ConceptSetReport
     from follicle.study.population import Population
 
-    return {c.__name__: c for c in (Population, PropensityStep, OutcomeEstimate, ConceptSetReport)}
+    return {c.__name__: c for c in (Population, PropensityStep, AdjustedCohort, OutcomeEstimate, ConceptSetReport)}
 
 
 def _plain(value: Any) -> Any:

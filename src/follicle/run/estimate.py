@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 
 from follicle.causal import evalue
+from follicle.run.adjust import AdjustedCohort
 from follicle.study.settings import OutcomeModelSettings
 from follicle.survival import (
     CoxPH,
+    CoxResult,
     compare_survival,
     cox_zph,
     fit_outcome_model,
@@ -27,6 +29,8 @@ from follicle.survival import (
 )
 
 DAYS_PER_YEAR = 365.25
+#: designs whose people are analysed unweighted and ungrouped in the descriptive statistics
+UNWEIGHTED = ("crude", "matching")
 
 
 @dataclass
@@ -39,20 +43,34 @@ class OutcomeEstimate:
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
     at_risk: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
+    diagnostics: list[Any] = field(default_factory=list)  # run.diagnostics.Diagnostic, set by the pipeline
+    not_estimable: str | None = None  # why the adjustment could not be made (then ``numbers`` is empty)
 
 
-def outcome_frame(table: pd.DataFrame, outcome: str, set_ids: np.ndarray) -> pd.DataFrame:
-    """Matched people at risk of *outcome*: those with it before the time at risk are dropped."""
+def survival_days(days: np.ndarray, tar_start_day: np.ndarray) -> np.ndarray:
+    """Days at risk counted as CohortMethod counts them: from the start of the time at risk to the
+    event (or to the end of the time at risk), both days included: ``days - tar_start_day + 1``.
+
+    *days* and *tar_start_day* are days after index (the analysis table's ``<o>_days`` and
+    ``tar_start_day``); an event on the first day at risk has survival time 1. See
+    docs/time-at-risk.md.
+    """
+    return np.asarray(days, dtype=float) - np.asarray(tar_start_day, dtype=float) + 1.0
+
+
+def outcome_frame(table: pd.DataFrame, outcome: str, adjusted: AdjustedCohort) -> pd.DataFrame:
+    """People analysed under *adjusted* and at risk of *outcome* (those with it before the time at
+    risk are dropped), with their survival time (:func:`survival_days`), ``group`` (matched set or
+    stratum) and ``weight``."""
     frame = pd.DataFrame({
         "treatment": table["treatment"].to_numpy(),
-        "time": table[f"{outcome}_days"].to_numpy(dtype=float),
+        "time": survival_days(table[f"{outcome}_days"].to_numpy(), table["tar_start_day"].to_numpy()),
         "event": table[f"{outcome}_event"].to_numpy(dtype=bool),
         "prior": table[f"{outcome}_prior"].to_numpy(dtype=bool),
-        "set_id": set_ids,
+        "group": adjusted.groups if adjusted.groups is not None else np.zeros(len(table), np.int64),
+        "weight": adjusted.weights,
     })
-    frame = frame[(frame["set_id"] >= 0) & ~frame["prior"]]
-    # a day-0 event or censoring gets half a day, as survival software needs time > 0
-    frame["time"] = np.maximum(frame["time"], 0.5)
+    frame = frame[(frame["weight"] > 0) & ~frame["prior"]]
     return frame.reset_index(drop=True)
 
 
@@ -62,11 +80,17 @@ def estimate_outcome(
     *,
     negative_control: bool,
     settings: OutcomeModelSettings,
+    adjustment: Any,
     labels: tuple[str, str],
     risk_window: float | None,
     tick_days: float = 365.25,
 ) -> OutcomeEstimate:
-    """All statistics of one outcome in the matched cohort *frame* (see :func:`outcome_frame`)."""
+    """All statistics of one outcome under one adjustment (*frame* from :func:`outcome_frame`).
+
+    The hazard ratio comes from the adjustment's outcome model (see :func:`hazard_ratio`). Risks,
+    the log-rank test, the PH test and Kaplan-Meier curves describe the people as analysed, so
+    they are computed for the unweighted designs (crude, matching) only.
+    """
     t = frame["treatment"].to_numpy()
     time, event = frame["time"].to_numpy(), frame["event"].to_numpy()
     target, comparator = t == 1, t == 0
@@ -90,32 +114,15 @@ def estimate_outcome(
         warnings.append("no events in at least one arm: HR and risk ratios not estimated")
         return OutcomeEstimate(outcome, negative_control, numbers, warnings=warnings)
 
-    risks = risk_comparison(time, event, t, window=risk_window, estimator="crude")
-    numbers |= {
-        "risk_target": risks.treated.risk, "risk_comparator": risks.comparator.risk,
-        "rd": risks.rd, "rd_ci_low": risks.rd_ci_low, "rd_ci_high": risks.rd_ci_high,
-        "rr": risks.rr, "rr_ci_low": risks.rr_ci_low, "rr_ci_high": risks.rr_ci_high,
-        "or": risks.or_, "or_ci_low": risks.or_ci_low, "or_ci_high": risks.or_ci_high,
-    }
-    comp = compare_survival(time, event, t)
-    numbers["logrank_chisq"] = comp.logrank.chisq
-    numbers["logrank_p"] = comp.logrank.p
-
-    pair = frame["set_id"].to_numpy()
-    cox = fit_outcome_model(time, event, t, ties=settings.ties, robust_se=settings.robust_se,
-                            stratify_by_pair=settings.stratify_by_pair, pair_id=pair)
+    cox = hazard_ratio(frame, settings, adjustment)
     row = cox.row()
     numbers |= {"log_hr": row["coef"], "se_log_hr": row["se"], "hr": row["hr"], "hr_ci_low": row["ci_low"],
                 "hr_ci_high": row["ci_high"], "p": row["p"]}
     warnings += list(cox.warnings)
-
-    try:
-        model = CoxPH(ties=settings.ties).fit(t.reshape(-1, 1).astype(float), time, event)
-        zph = cox_zph(model, t.reshape(-1, 1).astype(float), time, event)
-        numbers["ph_test_chisq"] = float(zph.table["chisq"].iloc[-1])
-        numbers["ph_test_p"] = float(zph.table["p"].iloc[-1])
-    except Exception as exc:  # the PH test is a diagnostic: report why it is missing, keep the estimate
-        warnings.append(f"PH test not computed: {exc}")
+    curves: dict[str, pd.DataFrame] = {}
+    at_risk = None
+    if adjustment.kind in UNWEIGHTED:
+        curves, at_risk = _descriptive(frame, numbers, warnings, settings, labels, risk_window, tick_days)
 
     rare = max(numbers["events_target"] / max(numbers["n_target"], 1),
                numbers["events_comparator"] / max(numbers["n_comparator"], 1)) < 0.15
@@ -126,6 +133,54 @@ def estimate_outcome(
         numbers["evalue"] = ev.evalue_estimate
         numbers["evalue_ci"] = ev.evalue_ci
 
+    return OutcomeEstimate(outcome, negative_control, numbers, curves=curves, at_risk=at_risk, warnings=warnings)
+
+
+def hazard_ratio(frame: pd.DataFrame, settings: OutcomeModelSettings, adjustment: Any) -> CoxResult:
+    """The Cox model of treatment as the adjustment prescribes.
+
+    crude: everyone, model-based SE; matching: robust SE clustered on the matched set (or a
+    baseline hazard per set when ``stratify_by_pair``); stratification: a baseline hazard per
+    stratum, model-based SE; IPTW: weighted, robust (sandwich) SE.
+    """
+    t = frame["treatment"].to_numpy()
+    time, event = frame["time"].to_numpy(), frame["event"].to_numpy()
+    group = frame["group"].to_numpy()
+    kind = adjustment.kind
+    if kind == "matching":
+        by_pair = settings.stratify_by_pair if adjustment.stratify_by_pair is None else adjustment.stratify_by_pair
+        return fit_outcome_model(time, event, t, ties=settings.ties, robust_se=settings.robust_se,
+                                 stratify_by_pair=by_pair, pair_id=group)
+    if kind == "stratification":
+        return fit_outcome_model(time, event, t, ties=settings.ties, robust_se=False, stratify_by_pair=True, pair_id=group)
+    if kind == "iptw":
+        return fit_outcome_model(time, event, t, ties=settings.ties, robust_se=True, weights=frame["weight"].to_numpy())
+    return fit_outcome_model(time, event, t, ties=settings.ties, robust_se=False)
+
+
+def _descriptive(frame: pd.DataFrame, numbers: dict[str, Any], warnings: list[str], settings: OutcomeModelSettings,
+                 labels: tuple[str, str], risk_window: float | None,
+                 tick_days: float) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Risks, log-rank, PH test and KM curves of an unweighted analysis (numbers updated in place)."""
+    t = frame["treatment"].to_numpy()
+    time, event = frame["time"].to_numpy(), frame["event"].to_numpy()
+    risks = risk_comparison(time, event, t, window=risk_window, estimator="crude")
+    numbers |= {
+        "risk_target": risks.treated.risk, "risk_comparator": risks.comparator.risk,
+        "rd": risks.rd, "rd_ci_low": risks.rd_ci_low, "rd_ci_high": risks.rd_ci_high,
+        "rr": risks.rr, "rr_ci_low": risks.rr_ci_low, "rr_ci_high": risks.rr_ci_high,
+        "or": risks.or_, "or_ci_low": risks.or_ci_low, "or_ci_high": risks.or_ci_high,
+    }
+    comp = compare_survival(time, event, t)
+    numbers["logrank_chisq"] = comp.logrank.chisq
+    numbers["logrank_p"] = comp.logrank.p
+    try:
+        model = CoxPH(ties=settings.ties).fit(t.reshape(-1, 1).astype(float), time, event)
+        zph = cox_zph(model, t.reshape(-1, 1).astype(float), time, event)
+        numbers["ph_test_chisq"] = float(zph.table["chisq"].iloc[-1])
+        numbers["ph_test_p"] = float(zph.table["p"].iloc[-1])
+    except Exception as exc:  # the PH test is a diagnostic: report why it is missing, keep the estimate
+        warnings.append(f"PH test not computed: {exc}")
     years = float(time.max()) / DAYS_PER_YEAR
     step = tick_days * max(1, int(np.ceil(years / 8)))  # at most about 9 ticks under the curve
     ticks = np.arange(0, float(time.max()) + 1, step)
@@ -135,4 +190,4 @@ def estimate_outcome(
         curves[label] = table[["time", "survival", "ci_low", "ci_high", "n_risk", "n_event", "n_censor"]].rename(
             columns={"n_risk": "at_risk"})  # the counts let the report draw a rounded curve (privacy.protect_km)
     at_risk = numbers_at_risk({labels[0]: comp.curves[1], labels[1]: comp.curves[0]}, ticks)
-    return OutcomeEstimate(outcome, negative_control, numbers, curves=curves, at_risk=at_risk, warnings=warnings)
+    return curves, at_risk

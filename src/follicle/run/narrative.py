@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from follicle.study.settings import AnalysisSettings
 from follicle.study.spec import StudySpec, Window
 
 FEW_EVENTS = 20  # below this many events in total an HR is unstable; flagged, not withheld
@@ -51,7 +52,8 @@ def time_at_risk_text(spec: StudySpec) -> str:
     tar = spec.time_at_risk
 
     def point(offset: int, anchor: str, end: bool) -> str:
-        what = "the index date" if anchor == "index" else "the end of the first continuous exposure"
+        what = ("the index date" if anchor in ("index", "cohort_start")
+                else "the cohort end (the end of the exposure era holding the index)")
         if end and offset >= OPEN_END_DAYS:
             return "the end of observation" if tar.censor_at_observation_end else f"{offset} days after {what}"
         if offset == 0:
@@ -67,6 +69,10 @@ def time_at_risk_text(spec: StudySpec) -> str:
         stops = stops[1:]  # already the end
     if stops:
         text += ", censored at " + " and at ".join(stops)
+    if tar.min_days_at_risk == 1:
+        text += "; people whose time at risk ended on the day it started were left out"
+    elif tar.min_days_at_risk > 1:
+        text += f"; people with fewer than {tar.min_days_at_risk} days between its start and end were left out"
     return text + "."
 
 
@@ -79,25 +85,26 @@ def methods_paragraph(spec: StudySpec) -> str:
         "age and sex" if cov.demographics else "",
         f"{len(cov.concept_sets)} clinical characteristics ({', '.join(cov.concept_sets)})" if cov.concept_sets else "",
         "all conditions" if cov.all_conditions else "", "all drugs" if cov.all_drugs else "",
+        (f"the default covariate set (sex, 5-year age group and index year; every {', '.join(cov.default_set.domains)} "
+         f"concept from day {cov.default_set.long_term_start_days} and from day {cov.default_set.short_term_start_days} "
+         f"to day {cov.default_set.end_days}, the compared exposures left out)") if cov.default_set else "",
     ]))
     window = window_text(cov.window)
     comparisons = "; ".join(f"{c.target} vs {c.comparator}" for c in spec.comparisons.values())
-    caliper_unit = {"std_logit": "standard deviations of the logit of the propensity score",
-                    "logit": "on the logit scale", "ps": "on the propensity-score scale"}[a.matching.caliper_scale]
-    order = ("in random order (seed %d)" % a.matching.seed) if a.matching.order == "random" else "closest pair first"
+    adjustments = "; ".join(adjustment_sentence(a, adj) for adj in a.adjustments)
+    primary = a.primary_adjustment.name
     return (
         f"Cohorts were defined on the OMOP CDM: {'; '.join(_cohort_sentence(spec, n) for n in cohorts)}. "
         f"Comparisons: {comparisons}. People in both cohorts of a comparison were handled by rule "
         f"'{next(iter(spec.comparisons.values())).overlap}'. "
-        f"A logistic propensity-score model ({'unpenalised' if a.propensity.penalty == 'none' else a.propensity.penalty + '-penalised, strength by ' + str(a.propensity.cv_folds) + '-fold cross-validation'}) "
-        f"included {cov_text or 'no covariates'}, measured {window}. "
-        f"Patients were matched 1:{a.matching.ratio}{' (variable ratio)' if a.matching.variable_ratio else ''} by greedy "
-        f"nearest-neighbour matching without replacement, {order}, within a caliper of {a.matching.caliper:g} {caliper_unit}. "
+        + (f"A logistic propensity-score model ({'unpenalised' if a.propensity.penalty == 'none' else a.propensity.penalty + '-penalised, strength by ' + str(a.propensity.cv_folds) + '-fold cross-validation'}) "
+           f"included {cov_text or 'no covariates'}, measured {window}. " if a.needs_propensity else "")
+        + f"Each outcome was estimated under {len(a.adjustments)} adjustment{'s' if len(a.adjustments) > 1 else ''} "
+        f"(primary: {primary}): {adjustments}. "
         f"Balance was judged by standardised mean differences (threshold {a.balance_threshold:g}). "
         f"{time_at_risk_text(spec)} For each outcome, people with the outcome before the time "
         f"at risk were excluded from that outcome's analysis. Hazard ratios came from Cox proportional-hazards models "
-        f"({a.outcome_model.ties} ties{', robust standard errors clustered on matched sets' if a.outcome_model.robust_se else ''}"
-        f"{', stratified by matched set' if a.outcome_model.stratify_by_pair else ''}); cumulative incidence from "
+        f"({a.outcome_model.ties} ties); cumulative incidence (crude and matched analyses) from "
         f"Kaplan-Meier estimates with log-log confidence intervals and the log-rank test; proportional hazards were "
         f"checked with scaled Schoenfeld residuals (KM-transformed time). E-values (VanderWeele and Ding 2017) and "
         f"negative-control outcomes (empirical calibration, Schuemie et al. 2014, 2018) address residual confounding. "
@@ -105,26 +112,51 @@ def methods_paragraph(spec: StudySpec) -> str:
     )
 
 
+def adjustment_sentence(settings: AnalysisSettings, adj: Any) -> str:
+    """One adjustment in words, with the outcome model it implies."""
+    if adj.kind == "crude":
+        return f"{adj.name}, no adjustment (Cox model of treatment alone, model-based standard errors)"
+    if adj.kind == "matching":
+        unit = {"std_logit": "standard deviations of the logit of the propensity score",
+                "logit": "on the logit scale", "ps": "on the propensity-score scale"}[adj.caliper_scale]
+        order = f"in random order (seed {adj.seed})" if adj.order == "random" else "closest pair first"
+        by_pair = settings.outcome_model.stratify_by_pair if adj.stratify_by_pair is None else adj.stratify_by_pair
+        model = ("Cox model stratified by matched set" if by_pair else
+                 "robust standard errors clustered on matched sets" if settings.outcome_model.robust_se else
+                 "model-based standard errors")
+        return (f"{adj.name}, 1:{adj.ratio}{' variable-ratio' if adj.variable_ratio else ''} greedy nearest-neighbour "
+                f"matching without replacement, {order}, within a caliper of {adj.caliper:g} {unit} ({model})")
+    if adj.kind == "stratification":
+        return (f"{adj.name}, stratification into {adj.n_strata} strata at propensity-score quantiles "
+                f"({'everyone' if adj.base == 'all' else 'the ' + adj.base}; Cox model stratified by stratum)")
+    trunc = (f", truncated at the {adj.truncate_percentile:g}th and {100 - adj.truncate_percentile:g}th percentiles"
+             if adj.truncate_percentile else "")
+    return (f"{adj.name}, inverse probability of treatment weighting for the {adj.estimand.upper()}"
+            f"{' (stabilised)' if adj.stabilized else ''}{trunc} (weighted Cox model, robust standard errors)")
+
+
 def caveats(spec: StudySpec, results: dict[str, Any]) -> list[str]:
     """Automatic caveats a reviewer would raise, from the design and the numbers."""
     out: list[str] = []
     for name, c in spec.cohorts.items():
-        if c.min_exposures and c.min_exposures.count >= 2 and spec.time_at_risk.start_anchor == "index":
+        if c.min_exposures and c.min_exposures.count >= 2 and spec.time_at_risk.start_anchor in ("index", "cohort_start"):
             out.append(
                 f"Cohort {name} requires at least {c.min_exposures.count} exposures but follow-up starts at the first "
                 "(index) exposure: the time until the later exposures is immortal (no outcome can end membership "
                 "before it), which can bias hazard ratios towards benefit. Consider starting the time at risk at the "
                 "qualifying exposure.")
     for comp in results["comparisons"]:
-        for d in comp["diagnostics"]:
-            if d["status"] == "FAIL":
-                value = "not finite" if d["value"] is None else f"{d['value']:.3g}"
-                out.append(f"{comp['title']}: diagnostic '{d['name']}' failed ({value}, rule {d['threshold_text']}).")
-            elif d["status"] == "NOT_EVALUATED":
-                out.append(f"{comp['title']}: diagnostic '{d['name']}' could not be evaluated.")
         if comp.get("status", "estimated") != "estimated":
             out.append(f"{comp['title']}: not estimable ({comp.get('status_reason')}).")
             continue
+        for adj in comp.get("adjustments", []):
+            for d in adj["diagnostics"]:
+                if d["status"] == "FAIL":
+                    value = "not finite" if d["value"] is None else f"{d['value']:.3g}"
+                    out.append(f"{comp['title']}, {adj['name']}: diagnostic '{d['name']}' failed ({value}, "
+                               f"rule {d['threshold_text']}).")
+                elif d["status"] == "NOT_EVALUATED":
+                    out.append(f"{comp['title']}, {adj['name']}: diagnostic '{d['name']}' could not be evaluated.")
         for o in comp["outcomes"]:
             if o.get("status", "estimated") not in ("estimated", "suppressed"):
                 continue  # its label in the tables says why (no events, not estimable)

@@ -1,7 +1,10 @@
 """The study report: figures from the run (aggregate, small numbers hidden) and the HTML page.
 
-Kaplan-Meier figures are drawn from rounded counts (:func:`follicle.privacy.protect_km`), so
-neither a step nor the numbers at risk under the plot give back a small count. They are drawn in
+Every figure is drawn from what may be published, per adjustment: Kaplan-Meier figures from
+rounded counts (:func:`follicle.privacy.protect_km`), so neither a step nor the numbers at risk
+under the plot give back a small count; love plots from the SMDs results.json shows; preference
+distributions from counts per bin rounded up to multiples of the minimum cell count
+(:mod:`follicle.run.curves`). Kaplan-Meier figures are drawn in
 worker processes that end with the parent: each asks the kernel for SIGKILL when its parent dies
 (``PR_SET_PDEATHSIG``), and an interrupted parent terminates them before it exits.
 """
@@ -20,40 +23,34 @@ import pandas as pd
 
 from follicle.report.figures import km_plot, love_plot, preference_plot, to_data_uri
 from follicle.report.forest import ForestRow, forest_plot
-from follicle.privacy import km_at_risk, protect_km
 from follicle.report.study_report import render_study_report
+from follicle.run.curves import adjusted_preference, preference_bins, protected_curves, published_curves
 from follicle.run.narrative import caveats, methods_paragraph
 from follicle.run.pipeline import ComparisonRun
 from follicle.study.spec import StudySpec
 
 
 def hr_forest(results: dict[str, Any]) -> Any:
-    """Forest plot of HRs: one block per comparison, one row per outcome (negative controls last)."""
+    """Forest plot of HRs: one block per comparison, one row per outcome (negative controls last),
+    and under each outcome one row per adjustment when the study has several."""
     rows: list[ForestRow] = []
     for comp in results["comparisons"]:
         rows.append(ForestRow(label=comp["title"], kind="header"))
         for o in sorted(comp["outcomes"], key=lambda o: o["negative_control"]):
             label = o["outcome"] + (" (NC)" if o["negative_control"] else "")
-            if o.get("hr") is None:
-                rows.append(ForestRow(label=label, kind="note", note=o.get("label") or "not estimated"))
-            else:
-                rows.append(ForestRow(label=label, estimate=o["hr"], ci_low=o["hr_ci_low"], ci_high=o["hr_ci_high"]))
+            estimates = o.get("estimates") or [dict(o, name="")]
+            several = len(estimates) > 1
+            if several:
+                rows.append(ForestRow(label=label, kind="note", note=""))
+            for e in estimates:
+                text = f"  {e['name']}" if several else label
+                if e.get("hr") is None:
+                    rows.append(ForestRow(label=text, kind="note", note=e.get("label") or "not estimated"))
+                else:
+                    rows.append(ForestRow(label=text, estimate=e["hr"], ci_low=e["hr_ci_low"], ci_high=e["hr_ci_high"]))
     return forest_plot(rows, log_scale=True, xlabel="hazard ratio (95% CI)", label_header="Outcome",
                        estimate_header="HR [95% CI]", favours=("favours target", "favours comparator"),
                        show_weights=False)
-
-
-def protected_curves(curves: dict[str, pd.DataFrame], ticks: list[float], min_cell: int,
-                     ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Curves rebuilt from rounded counts, and numbers at risk at *ticks* read from them (text)."""
-    out, rows = {}, {}
-    for label, curve in curves.items():
-        table = curve.rename(columns={"at_risk": "n_risk"})
-        safe = protect_km(table, min_cell)
-        out[label] = safe[["time", "survival", "ci_low", "ci_high", "n_risk"]].rename(columns={"n_risk": "at_risk"})
-        n0 = int(table["n_risk"].iloc[0]) if len(table) else 0
-        rows[label] = [str(v) for v in km_at_risk(safe, ticks, n0, min_cell)]
-    return out, pd.DataFrame.from_dict(rows, orient="index", columns=ticks)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -134,31 +131,39 @@ def _in_main_thread() -> bool:
 
 
 def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -> dict[str, Any]:
-    """Data URIs of every figure, keyed as :func:`render_study_report` expects."""
+    """Data URIs of every figure, keyed as :func:`render_study_report` expects: ``forest``, and per
+    comparison id ``preference`` (before adjustment) and per adjustment name ``love``,
+    ``preference`` (after adjustment) and ``km`` (outcome -> URI; unweighted designs only, negative
+    controls under the primary adjustment only)."""
     out: dict[str, Any] = {"forest": to_data_uri(hr_forest(results))}
     jobs, keys = [], []
     for run in runs:
-        shown = {o["outcome"] for comp in results["comparisons"] if comp["id"] == run.name
-                 for o in comp["outcomes"] if o.get("hr") is not None}
-        for o in run.outcomes:
-            if o.at_risk is None or not o.curves or o.outcome not in shown:
-                continue  # withheld estimates get no curve: its steps would reveal the small counts
-            curves, at_risk = protected_curves(o.curves, [float(c) for c in o.at_risk.columns], min_cell)
-            jobs.append((curves, at_risk, o.outcome.replace("_", " "), min_cell))
-            keys.append((run.name, o.outcome))
-        ps = run.propensity
-        if ps is None:  # not estimable: no propensity figures
-            out[run.name] = {"km": {}}
+        comp = next(c for c in results["comparisons"] if c["id"] == run.name)
+        labels = (run.target, run.comparator)
+        entry: dict[str, Any] = {"adjustments": {}}
+        out[run.name] = entry
+        if not run.adjusted:  # not estimable: no figures
             continue
-        published = next((c["balance"] for c in results["comparisons"] if c["id"] == run.name), None)
-        balance = ps.balance if published is None else pd.DataFrame(published).dropna(subset=["smd_before", "smd_after"])
-        out[run.name] = {
-            "love": to_data_uri(love_plot(balance)),  # only the SMDs results.json shows (docs/privacy.md)
-            "preference": to_data_uri(preference_plot(ps.preference, run.treatment, (run.target, run.comparator))),
-            "km": {},
-        }
-    for (name, outcome), uri in zip(keys, _render_all(jobs)):
-        out[name]["km"][outcome] = uri
+        if run.propensity is not None:
+            entry["preference"] = to_data_uri(preference_plot(preference_bins(
+                run.propensity.preference, run.treatment, labels, min_cell), labels))
+        for name, adj in run.adjusted.items():
+            figs: dict[str, Any] = {"km": {}}
+            published = next((a["balance"] for a in comp.get("adjustments", []) if a["name"] == name), [])
+            balance = pd.DataFrame(published, columns=["covariate", "smd_before", "smd_after"]).dropna(
+                subset=["smd_before", "smd_after"])
+            if len(balance):  # only the SMDs results.json shows (docs/privacy.md)
+                figs["love"] = to_data_uri(love_plot(balance, after_label=f"after {adj.kind}"
+                                                     if adj.kind != "crude" else "crude (no adjustment)"))
+            bins = adjusted_preference(run, name, min_cell)
+            if bins is not None:
+                figs["preference"] = to_data_uri(preference_plot(bins, labels))
+            entry["adjustments"][name] = figs
+    for comparison, name, outcome, curves, at_risk in published_curves(runs, results, min_cell):
+        jobs.append((curves, at_risk, outcome.replace("_", " "), min_cell))
+        keys.append((comparison, name, outcome))
+    for (run_name, adj_name, outcome), uri in zip(keys, _render_all(jobs)):
+        out[run_name]["adjustments"][adj_name]["km"][outcome] = uri
     return out
 
 
@@ -170,4 +175,4 @@ def study_report_html(spec: StudySpec, runs: list[ComparisonRun], results: dict[
                                methods=methods_paragraph(spec), caveats=caveats(spec, results), truth=truth)
 
 
-__all__ = ["hr_forest", "study_report_html"]
+__all__ = ["hr_forest", "protected_curves", "study_report_html"]

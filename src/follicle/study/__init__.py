@@ -6,19 +6,28 @@ from follicle.study.hashing import part_hashes, spec_hash
 from follicle.study.population import Population, StudySession, build_population
 from follicle.study.settings import (
     AnalysisSettings,
+    CrudeAdjustment,
+    IptwAdjustment,
+    MatchingAdjustment,
     MatchingSettings,
     OutcomeModelSettings,
     PropensitySettings,
+    StratificationAdjustment,
 )
-from follicle.study.spec import StudySpec, load_spec, parse_spec
+from follicle.study.spec import DefaultCovariates, StudySpec, load_spec, parse_spec
 
 __all__ = [
     "AnalysisSettings",
+    "CrudeAdjustment",
+    "DefaultCovariates",
+    "IptwAdjustment",
+    "MatchingAdjustment",
     "MatchingSettings",
     "OutcomeModelSettings",
     "Population",
     "PropensitySettings",
     "StudySession",
+    "StratificationAdjustment",
     "StudySpec",
     "build_population",
     "cohort_counts",

@@ -103,9 +103,10 @@ def attach(t: ir.Table, *others: ir.Table, keys: tuple[str, ...] = ("person_id",
     return j.drop(*[f"{k}_key{i}" for i, o in enumerate(others) for k in keys if k in o.columns])
 
 
-def cohort_end(entry: ir.Table, gap_days: int) -> ir.Table:
+def cohort_end(entry: ir.Table, gap_days: int, surveillance_days: int = 0) -> ir.Table:
     """End of the first continuous exposure: entry events joined while the next starts within
-    ``gap_days`` of the latest end so far. Returns person_id, cohort_end_date."""
+    ``gap_days`` of the latest end so far (the persistence window), plus ``surveillance_days``
+    (ATLAS's custom era strategy). Returns person_id, cohort_end_date."""
     e = entry.select("person_id", "start_date", "end_date")
     running = ibis.window(group_by=e.person_id, order_by=[e.start_date, e.end_date], preceding=None, following=0)
     e = e.mutate(run_end=e.end_date.max().over(running))
@@ -116,7 +117,8 @@ def cohort_end(entry: ir.Table, gap_days: int) -> ir.Table:
     cum = ibis.window(group_by=e.person_id, order_by=[e.start_date, e.end_date], preceding=None, following=0)
     e = e.mutate(era=e.brk.sum().over(cum))
     first = e.filter(e.era == 0)
-    return first.group_by("person_id").aggregate(cohort_end_date=first.run_end.max())
+    ends = first.group_by("person_id").aggregate(era_end=first.run_end.max())
+    return ends.select("person_id", cohort_end_date=(ends.era_end + ibis.interval(days=surveillance_days)).cast("date"))
 
 
 def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done: dict[str, CompiledCohort]) -> CompiledCohort:
@@ -216,7 +218,7 @@ def compile_cohort(name: str, spec: StudySpec, cdm: Cdm, store: EventStore, done
     ))
     tar = spec.time_at_risk
     if "cohort_end" in (tar.start_anchor, tar.end_anchor):
-        parts.append(cohort_end(entry, cs.exposure_gap_days))
+        parts.append(cohort_end(entry, cs.exposure_gap_days, cs.surveillance_days))
     t = attach(base, *parts)
     t = t.mutate(**{c.flag: _seen_by(t[first_col[c.criterion.concept_set]], t.index_date, c.criterion.window)  # type: ignore[index]
                     for _, c in open_start})

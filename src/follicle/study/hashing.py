@@ -60,13 +60,16 @@ def part_hashes(spec: StudySpec, comparison: str) -> dict[str, str]:
     """Hashes of what produces each result of *comparison*.
 
     Keys: ``population`` (cohorts, their concept sets, time at risk, covariates, overlap rule),
-    ``propensity`` (population + propensity and matching settings), and ``outcome:<name>`` for
-    every outcome and negative control (propensity + that outcome, its concept set, the outcome
-    model settings and ``min_cell_count``).
+    ``propensity`` (population + propensity settings), ``adjustment:<name>`` for every adjustment
+    (propensity + its settings + the balance threshold), and ``outcome:<name>`` for every outcome
+    and negative control (population + that outcome, its concept set, the outcome model settings
+    and ``min_cell_count``). An estimate depends on one adjustment and one outcome.
     """
     comp = spec.comparisons[comparison]
     cohorts = _cohort_closure(spec, [comp.target, comp.comparator])
     sets = _cohort_sets(spec, cohorts) | set(spec.covariates.concept_sets)
+    if spec.covariates.default_set is not None:
+        sets |= set(spec.covariates.default_set.excluded_concept_sets)
     population = content_hash(
         {
             "target": comp.target,
@@ -78,20 +81,22 @@ def part_hashes(spec: StudySpec, comparison: str) -> dict[str, str]:
             "covariates": spec.covariates.model_dump(mode="json"),
         }
     )
-    propensity = content_hash(
-        {
-            "population": population,
-            "propensity": spec.analysis.propensity.model_dump(mode="json"),
-            "matching": spec.analysis.matching.model_dump(mode="json"),
-            "balance_threshold": spec.analysis.balance_threshold,
-        }
-    )
+    propensity = content_hash({"population": population, "propensity": spec.analysis.propensity.model_dump(mode="json")})
     out = {"population": population, "propensity": propensity}
+    for adj in spec.analysis.adjustments:
+        out[f"adjustment:{adj.name}"] = content_hash(
+            {
+                "propensity": propensity,
+                "adjustment": adj.model_dump(mode="json"),
+                "balance_threshold": spec.analysis.balance_threshold,
+                "outcome_model": spec.analysis.outcome_model.model_dump(mode="json"),
+            }
+        )
     for name in dict.fromkeys(comp.outcomes + comp.negative_controls):
         outcome = spec.outcomes[name]
         out[f"outcome:{name}"] = content_hash(
             {
-                "propensity": propensity,
+                "population": population,
                 "name": name,
                 "negative_control": name in comp.negative_controls,
                 "outcome": outcome.model_dump(mode="json"),

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from follicle.study.cohorts import FEMALE, MALE, in_window
 from follicle.study.collector import full_collections_deferred
+from follicle.study.covariates import covariate_names, default_covariates
 from follicle.study.events import DOMAINS, generic_events
 from follicle.study.session import StudySession, population_steps, step_counts
 from follicle.study.spec import StudySpec
@@ -143,9 +144,10 @@ def _build(session: StudySession, comparison: str, outcomes: list[str] | None = 
         *[f"cov_{n}" for n in cov_sets], tar_start_day=_day(pop.tar_start, pop),
         followup_days=_day(pop.tar_end, pop), **_outcome_raw(pop, outcome_names),
     ).order_by("person_id"))
-    sparse, ref = _sparse_covariates(session, pop, comp)
+    sparse, ref, warnings = _sparse_covariates(session, pop, comp)
     table = _analysis_frame(raw, spec.covariates.demographics, cov_sets, outcome_names)
-    return Population(comparison, table, attrition, sparse, ref, list(comp.outcomes), list(comp.negative_controls), session.warnings)
+    return Population(comparison, table, attrition, sparse, ref, list(comp.outcomes), list(comp.negative_controls),
+                      session.warnings + warnings)
 
 
 def _analysis_frame(raw: pa.Table, demographics: bool, cov_sets: list[str], outcomes: list[str]) -> pd.DataFrame:
@@ -184,18 +186,30 @@ def _frame(columns: dict[str, Any]) -> pd.DataFrame:
     return df
 
 
-def _sparse_covariates(session: StudySession, pop: ir.Table, comp: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _sparse_covariates(session: StudySession, pop: ir.Table, comp: Any) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The sparse covariates (long format) of the comparison's people, their reference, warnings."""
     cov = session.spec.covariates
-    empty = pd.DataFrame({"person_id": pd.Series(dtype="int64"), "covariate_id": pd.Series(dtype="int64"),
-                          "value": pd.Series(dtype="float64")})
-    ref_empty = pd.DataFrame({"covariate_id": pd.Series(dtype="int64"), "covariate_name": pd.Series(dtype="str"),
-                              "analysis": pd.Series(dtype="str"), "concept_id": pd.Series(dtype="int64")})
-    parts = []
     excluded: set[int] = set()
     for cohort in (comp.target, comp.comparator):
         entry = session.spec.cohorts[cohort].entry
         if entry is not None:  # (an ATLAS cohort's own drugs stay covariates)
             excluded |= session.resolved[entry.concept_set].concept_ids
+    if cov.default_set is not None:
+        for name in cov.default_set.excluded_concept_sets:
+            excluded |= session.resolved[name].concept_ids
+        found = default_covariates(session.cdm, session.vocab, pop, cov.default_set, excluded, persist=session.store.persist)
+        rows = found.rows
+        ids = np.sort(pc.unique(rows["covariate_id"]).to_numpy())
+        sparse = pd.DataFrame({"person_id": rows["person_id"].to_numpy(), "covariate_id": rows["covariate_id"].to_numpy(),
+                               "value": np.ones(rows.num_rows, np.float32)})
+        concepts = set((ids // 1000).tolist()) - {0}
+        ref = covariate_names(ids, _concept_names(session.vocab, concepts), cov.default_set)
+        return sparse, ref, found.warnings
+    empty = pd.DataFrame({"person_id": pd.Series(dtype="int64"), "covariate_id": pd.Series(dtype="int64"),
+                          "value": pd.Series(dtype="float32")})
+    ref_empty = pd.DataFrame({"covariate_id": pd.Series(dtype="int64"), "covariate_name": pd.Series(dtype="str"),
+                              "analysis": pd.Series(dtype="str"), "concept_id": pd.Series(dtype="int64")})
+    parts = []
     for domain, wanted in (("condition", cov.all_conditions), ("drug", cov.all_drugs)):
         if not wanted or not session.cdm.has(DOMAINS[domain].table):
             continue
@@ -208,24 +222,28 @@ def _sparse_covariates(session: StudySession, pop: ir.Table, comp: Any) -> tuple
         rows = j.filter(keep).select(person_id=j.k, concept_id=j.concept_id).distinct()
         parts.append(rows.mutate(covariate_id=rows.concept_id * 1000 + ANALYSIS_IDS[domain], analysis=ibis.literal(domain)))
     if not parts:
-        return empty, ref_empty
+        return empty, ref_empty, []
     long = parts[0] if len(parts) == 1 else parts[0].union(parts[1])
     frame = session.cdm.con.execute(long.order_by(["person_id", "covariate_id"]))
     sparse = pd.DataFrame({"person_id": frame["person_id"].astype("int64"), "covariate_id": frame["covariate_id"].astype("int64"),
-                           "value": 1.0})
+                           "value": np.ones(len(frame), np.float32)})
     ref = frame[["covariate_id", "analysis", "concept_id"]].drop_duplicates("covariate_id").astype({"covariate_id": "int64", "concept_id": "int64"})
     names = _concept_names(session.vocab, set(ref["concept_id"].tolist()))
     ref["covariate_name"] = [f"{a} {names.get(c, f'concept {c}')}" for a, c in zip(ref["analysis"], ref["concept_id"])]
     ref = ref[["covariate_id", "covariate_name", "analysis", "concept_id"]].sort_values("covariate_id").reset_index(drop=True)
-    return sparse, ref
+    return sparse, ref, []
 
 
 def _concept_names(vocab: VocabularySource, ids: set[int]) -> dict[int, str]:
+    """Names of concept *ids* from the CDM's concept table, else the bundled one (one join each; the
+    ids go to the database as a table, not as a list of literals in the SQL)."""
     out: dict[int, str] = {}
     for concept in vocab.sources("concept"):
         todo = sorted(ids - set(out))
         if not todo:
             break
-        frame = vocab.con.execute(concept.filter(concept.concept_id.isin(todo)).select("concept_id", "concept_name"))
-        out.update({int(k): str(v) for k, v in zip(frame["concept_id"], frame["concept_name"])})
+        wanted = ibis.memtable(pa.table({"wanted_id": pa.array(todo, pa.int64())}))
+        j = concept.join(wanted, concept.concept_id.cast("int64") == wanted.wanted_id)
+        frame = vocab.con.to_pyarrow(j.select(concept_id=j.concept_id.cast("int64"), concept_name=j.concept_name))
+        out.update(zip(frame["concept_id"].to_pylist(), (str(v) for v in frame["concept_name"].to_pylist())))
     return out

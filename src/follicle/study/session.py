@@ -129,7 +129,9 @@ class StudySession:
             parts = [self.cohort(n).members.select(*MEMBER_COLUMNS).mutate(cohort=ibis.literal(n, "string")) for n in names]
             members = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
             pop = time_at_risk(self, members)
-            pop = pop.mutate(has_tar=pop.tar_end >= pop.tar_start)
+            # CohortMethod's rule: at least min_days_at_risk days from start to end (end - start)
+            min_days = self.spec.time_at_risk.min_days_at_risk
+            pop = pop.mutate(has_tar=pop.tar_end.delta(pop.tar_start, unit="day") >= min_days)
             events = event_columns(self, pop.filter(pop.has_tar), list(self.spec.outcomes), list(self.spec.covariates.concept_sets))
             self._study = self.store.persist(attach(pop, *events, keys=KEYS), "study")
         return self._study
@@ -187,7 +189,9 @@ def population_steps(session: StudySession, comparison: str) -> tuple[ir.Table, 
         members, steps, counts = comparison_members(session, comparison)
         study = session.study_table()
         pop = members.join(study, list(KEYS))  # every member is in the study table
-        steps.append({"step": "time_at_risk", "description": "people with time at risk (both arms)"})
+        min_days = session.spec.time_at_risk.min_days_at_risk
+        steps.append({"step": "time_at_risk", "description": f"people with at least {min_days} day{'s' if min_days != 1 else ''} "
+                      "at risk (end minus start of the time at risk; both arms)"})
         counts = counts.cross_join(pop.aggregate(time_at_risk=pop.count(where=pop.has_tar)))
         session.populations[comparison] = (pop.filter(pop.has_tar).drop("has_tar"), steps, counts)
     return session.populations[comparison]
@@ -209,7 +213,7 @@ def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
         m = attach(m, deaths)
     else:
         m = m.mutate(death_date=ibis.literal(None, "date"))
-    anchor = {"index": m.index_date, "cohort_end": m.cohort_end_date}
+    anchor = {"index": m.index_date, "cohort_start": m.index_date, "cohort_end": m.cohort_end_date}
     start = (anchor[tar.start_anchor] + ibis.interval(days=tar.start_offset)).cast("date")
     end = (anchor[tar.end_anchor] + ibis.interval(days=tar.end_offset)).cast("date")
     bounds = [end]

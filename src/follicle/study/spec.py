@@ -8,7 +8,6 @@ for the rules that relate fields to each other).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,6 +36,8 @@ Days = Annotated[int, Field(ge=0, le=1_000_000)]
 ConceptId = Annotated[int, Field(ge=0, le=2_147_483_647)]
 #: A day offset (may be negative): bounded so that no value overflows the database's integer types.
 Offset = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+#: A day offset on or before index (the start of a covariate window), bounded as :data:`Offset`.
+PastOffset = Annotated[int, Field(ge=-1_000_000, le=0)]
 
 
 class _Model(BaseModel):
@@ -136,7 +137,13 @@ class AtlasCohort(_Model):
 
 class CohortSpec(_Model):
     """A cohort: entry event, then inclusion and exclusion steps, each counted in the attrition;
-    or an ATLAS definition (``atlas: path/to/def.json``), whose first entry per person is the index."""
+    or an ATLAS definition (``atlas: path/to/def.json``), whose first entry per person is the index.
+
+    The cohort end (used by a time at risk anchored on ``cohort_end``) is the end of the exposure era
+    that holds the index, as ATLAS's "end of continuous exposure" builds it: entry exposures are
+    chained while the next starts within ``exposure_gap_days`` (the persistence window) of the
+    latest end so far, and ``surveillance_days`` are added to the era's last exposure end.
+    """
 
     description: str = ""
     entry: EntryEvent | None = None
@@ -152,6 +159,7 @@ class CohortSpec(_Model):
     age: AgeRange | None = None
     exclude: list[Criterion] = Field(default_factory=list)
     exposure_gap_days: Days = 30
+    surveillance_days: Days = 0
 
     @model_validator(mode="after")
     def _entry_or_atlas(self) -> CohortSpec:
@@ -177,32 +185,77 @@ class OutcomeSpec(_Model):
     prior_lookback_days: Days | None = None
 
 
+Anchor = Literal["index", "cohort_start", "cohort_end"]
+
+
 class TimeAtRisk(_Model):
-    """Start and end of follow-up, anchored on the index date or the cohort end (end of the first
-    continuous exposure), with censoring at observation end and death and a maximum follow-up."""
+    """Start and end of follow-up, as CohortMethod's ``createStudyPopulation`` states them.
+
+    ``start = anchor + start_offset`` and ``end = anchor + end_offset`` (days), the anchor being
+    the cohort start (``index`` or, in CohortMethod's words, ``cohort_start``: the index date) or
+    the ``cohort_end`` (see :class:`CohortSpec`). The end is censored at the end of the observation
+    period, at death and at ``start + max_follow_up_days``; people with fewer than
+    ``min_days_at_risk`` days between start and end (``end - start``, CohortMethod's rule) are
+    removed. Follow-up is counted in days with both ends included (``end - start + 1``), see
+    docs/time-at-risk.md.
+    """
 
     start_offset: Offset = 1
-    start_anchor: Literal["index", "cohort_end"] = "index"
+    start_anchor: Anchor = "index"
     end_offset: Offset = 99999
-    end_anchor: Literal["index", "cohort_end"] = "index"
+    end_anchor: Anchor = "index"
     censor_at_observation_end: bool = True
     censor_at_death: bool = True
     max_follow_up_days: Annotated[int, Field(gt=0)] | None = None
+    min_days_at_risk: Days = 1
+
+
+CovariateDomain = Literal["condition", "drug", "procedure", "measurement"]
+
+
+class DefaultCovariates(_Model):
+    """The default covariate set, as OHDSI FeatureExtraction's ``createDefaultCovariateSettings``
+    (simplified): sex, 5-year age group and index year; and every condition, drug ingredient,
+    procedure and measurement concept with a record in the long-term (``long_term_start_days`` ..
+    ``end_days``) and short-term (``short_term_start_days`` .. ``end_days``) windows around index,
+    one 0/1 covariate per concept and window. Drugs are rolled up to their ingredients through
+    ``concept_ancestor`` (the drug concept itself when it has none) and count when the exposure
+    overlaps the window. The concepts of the compared cohorts' entry concept sets (with their
+    descendants) and of ``excluded_concept_sets`` are left out automatically (an ATLAS cohort has no
+    entry concept set: list its drugs in ``excluded_concept_sets``). Computed in the database; the
+    propensity model gets them as a sparse matrix.
+    """
+
+    demographics: bool = True
+    domains: list[CovariateDomain] = Field(default_factory=lambda: ["condition", "drug", "procedure", "measurement"])
+    long_term_start_days: PastOffset = -365
+    short_term_start_days: PastOffset = -30
+    end_days: Offset = 0
+    excluded_concept_sets: list[Name] = Field(default_factory=list)
 
 
 class CovariateSpec(_Model):
     """Covariates for the propensity model.
 
     ``demographics`` adds age and sex; ``concept_sets`` adds one 0/1 column per set (any event in
-    ``window``); ``all_conditions`` / ``all_drugs`` add every condition / drug concept in the window
-    as sparse features, as OHDSI FeatureExtraction does (the compared drugs themselves left out).
+    ``window``); ``default_set`` adds the FeatureExtraction-like default set (see
+    :class:`DefaultCovariates`; ``true`` for its defaults); ``all_conditions`` / ``all_drugs`` add
+    every condition / drug concept in ``window`` as sparse features (the compared drugs left out).
     """
 
     demographics: bool = True
     concept_sets: list[Name] = Field(default_factory=list)
     window: Window = Field(default_factory=lambda: Window(start=-365, end=0))
+    default_set: DefaultCovariates | None = None
     all_conditions: bool = False
     all_drugs: bool = False
+
+    @field_validator("default_set", mode="before")
+    @classmethod
+    def _true_means_defaults(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        return None if value is False else value
 
 
 class ComparisonSpec(_Model):

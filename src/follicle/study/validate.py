@@ -113,11 +113,16 @@ def cross_field_problems(data: Any) -> list[tuple[Loc, str]]:
         ref_set(name, ("covariates", "concept_sets", i))
     if covariates is not None:
         problems += _window_problems(_get(covariates, "window"), ("covariates", "window"))
+        problems += _default_set_problems(covariates, ref_set)
+
+    problems += _adjustment_problems(_get(data, "analysis"), covariates)
 
     tar = _get(data, "time_at_risk")
     if tar is not None:
         so, eo = _get(tar, "start_offset"), _get(tar, "end_offset")
+        same = {"cohort_start": "index"}
         sa, ea = _get(tar, "start_anchor") or "index", _get(tar, "end_anchor") or "index"
+        sa, ea = same.get(sa, sa), same.get(ea, ea)
         if isinstance(so, int) and isinstance(eo, int) and sa == ea and eo < so:
             problems.append((("time_at_risk",), f"time at risk ends before it starts (start {so}, end {eo}, both on {sa})"))
 
@@ -134,6 +139,56 @@ def cross_field_problems(data: Any) -> list[tuple[Loc, str]]:
                 if isinstance(o, str) and o not in outcomes:
                     problems.append(((*base, kind, i), f"unknown outcome {o!r}"))
     return problems
+
+
+def _default_set_problems(covariates: Any, ref_set: Any) -> list[tuple[Loc, str]]:
+    default = _get(covariates, "default_set")
+    if default is None or default is False:
+        return []
+    loc: Loc = ("covariates", "default_set")
+    problems: list[tuple[Loc, str]] = []
+    if default is not True:
+        for i, name in _items(_get(default, "excluded_concept_sets")):
+            ref_set(name, (*loc, "excluded_concept_sets", i))
+        long, short, end = (_get(default, k) for k in ("long_term_start_days", "short_term_start_days", "end_days"))
+        long = -365 if long is None else long
+        short = -30 if short is None else short
+        end = 0 if end is None else end
+        if all(isinstance(v, int) for v in (long, short, end)) and not long <= short <= end:
+            problems.append((loc, f"windows must nest: long_term_start_days ({long}) <= short_term_start_days "
+                                  f"({short}) <= end_days ({end})"))
+    if _get(covariates, "all_conditions") or _get(covariates, "all_drugs"):
+        problems.append((loc, "the default set already holds every condition and drug ingredient: "
+                              "drop all_conditions / all_drugs"))
+    return problems
+
+
+#: CovariateSpec fields that select covariates, with their defaults
+_COVARIATE_SOURCES = {"demographics": True, "concept_sets": [], "all_conditions": False, "all_drugs": False,
+                      "default_set": None}
+
+
+def _selects_covariates(covariates: Any) -> bool:
+    if covariates is None:
+        return bool(_COVARIATE_SOURCES["demographics"])
+    default_set = _get(covariates, "default_set")
+    if default_set is not None and default_set is not False:
+        return True
+    values = [_get(covariates, key) for key in _COVARIATE_SOURCES]
+    return any(bool(default if value is None else value) for value, default in zip(values, _COVARIATE_SOURCES.values()))
+
+
+def _adjustment_problems(analysis: Any, covariates: Any) -> list[tuple[Loc, str]]:
+    """Adjustments on a propensity score need some covariate (an older single ``matching`` block
+    or no ``analysis`` at all means one matching adjustment)."""
+    if _selects_covariates(covariates):
+        return []
+    adjustments = _get(analysis, "adjustments")
+    if adjustments is None:
+        return [(("analysis",), "matching needs a propensity score, but the spec's covariates select none "
+                 "(add covariates, or list only a crude adjustment)")]
+    return [(("analysis", "adjustments", i), "needs a propensity score, but the spec's covariates select none")
+            for i, adj in _items(adjustments) if _get(adj, "kind") in ("matching", "stratification", "iptw")]
 
 
 def _cycle_problems(edges: dict[str, set[str]]) -> list[tuple[Loc, str]]:

@@ -31,6 +31,11 @@ ESTIMAND = ("marginal hazard ratio, target vs comparator class initiation (inten
             "prescription, switching as each class's usual pattern), in the population of target-class initiators "
             "with >= 2 prescriptions and no psychiatric/sleep history before index (ATT-like: what 1:1 propensity "
             "matching on the confounders estimates), follow-up from the day after index to observation end or death")
+ESTIMAND_ATE = ("marginal hazard ratio, target vs comparator class initiation (intention to treat from the first "
+                "prescription, switching as each class's usual pattern), in the population of target- and "
+                "comparator-class initiators together, each with >= 2 prescriptions and no psychiatric/sleep history "
+                "before index (ATE: what inverse probability of treatment weights for the ATE estimate), follow-up "
+                "from the day after index to observation end or death")
 
 
 def cox_binary(time: np.ndarray, event: np.ndarray, z: np.ndarray, iters: int = 25) -> tuple[float, float]:
@@ -62,28 +67,35 @@ def cox_binary(time: np.ndarray, event: np.ndarray, z: np.ndarray, iters: int = 
     return beta, 1.0 / math.sqrt(info)
 
 
-def _target_population(w: World, target: int) -> np.ndarray:
+def _target_population(w: World, *classes: int) -> np.ndarray:
+    """Initiators of any of *classes* (first systemic course) with >= 2 prescriptions and no
+    neuropsychiatric history before index."""
     t = w._t
-    sel = t["treated"] & (t["class1"] == target) & (t["n_rx1"] >= 2)
+    sel = t["treated"] & np.isin(t["class1"], classes) & (t["n_rx1"] >= 2)
     for so in w.config.study_outcomes:
         if so.group == "neuropsychiatric":
             sel &= ~w.history_before(so.name, t["index_day"])
     return np.flatnonzero(sel)
 
 
-def compute_truth(w: World, *, max_followup_days: int | None = None) -> dict[str, Any]:
+def compute_truth(w: World, *, max_followup_days: int | None = None, estimand: str = "att") -> dict[str, Any]:
+    """The truth of every comparison x outcome; *estimand* ``"att"`` (the target-class initiators,
+    the default) or ``"ate"`` (target- and comparator-class initiators together)."""
+    if estimand not in ("att", "ate"):
+        raise ValueError(f"The 'estimand' parameter must be 'att' or 'ate'. Got {estimand!r} instead.")
     cfg = w.config
     rng = np.random.default_rng(np.random.SeedSequence([w.seed, 2024]))
     drugs = DrugTable(cfg)
     effects = []
-    pops: dict[int, dict] = {}
+    pops: dict[tuple[int, ...], dict] = {}
     for tname, cname in cfg.truth.comparisons:
         tk, ck = CLASSES.index(tname), CLASSES.index(cname)
-        if tk not in pops:
-            rows = _target_population(w, tk)
+        key = (tk,) if estimand == "att" else (tk, ck)
+        if key not in pops:
+            rows = _target_population(w, *key)
             reps = max(1, math.ceil(cfg.truth.target_persons / max(len(rows), 1)))
-            pops[tk] = {"rows": rows, "reps": reps, "big": np.tile(rows, reps)}
-        pop = pops[tk]
+            pops[key] = {"rows": rows, "reps": reps, "big": np.tile(rows, reps)}
+        pop = pops[key]
         big = pop["big"]
         m = len(big)
         if len(pop["rows"]) == 0:
@@ -127,6 +139,7 @@ def compute_truth(w: World, *, max_followup_days: int | None = None) -> dict[str
                            for pn in so.processes}
             effects.append({
                 "comparison": f"{tname}_vs_{cname}", "target": tname, "comparator": cname, "outcome": so.name,
+                "estimand": estimand.upper(),
                 "group": so.group, "processes": so.processes,
                 "true_hr": math.exp(beta), "true_log_hr": beta, "cox_se_log_hr_independent_draws": se,
                 "conditional_hr": conditional if len(conditional) > 1 else next(iter(conditional.values())),
@@ -134,7 +147,7 @@ def compute_truth(w: World, *, max_followup_days: int | None = None) -> dict[str
                 "events_target_arm": int(events[0].sum()), "events_comparator_arm": int(events[1].sum()),
             })
     return {
-        "estimand": ESTIMAND,
+        "estimand": ESTIMAND if estimand == "att" else ESTIMAND_ATE,
         "method": ("counterfactual simulation: both potential outcomes drawn for the target population from the "
                    "generator's own hazards, Cox model with arm as the only covariate on the pooled data"),
         "max_followup_days": max_followup_days,

@@ -184,11 +184,12 @@ class World:
 
         return build_tables(self)
 
-    def truth(self, *, max_followup_days: int | None = None) -> dict[str, Any]:
-        """Ground truth (JSON-able): every parameter and the true HR of each comparison x outcome."""
+    def truth(self, *, max_followup_days: int | None = None, estimand: str = "att") -> dict[str, Any]:
+        """Ground truth (JSON-able): every parameter and the true HR of each comparison x outcome, for the
+        target-class initiators (``estimand="att"``) or both classes' initiators (``"ate"``)."""
         from follicle.synth.truth import compute_truth
 
-        return compute_truth(self, max_followup_days=max_followup_days)
+        return compute_truth(self, max_followup_days=max_followup_days, estimand=estimand)
 
 
 def _names(k: np.ndarray) -> np.ndarray:

@@ -112,26 +112,52 @@ def adjusted(comp: dict[str, Any], name: str | None) -> dict[str, Any]:
     return view
 
 
+def selected_adjustment(comp: dict[str, Any]) -> str | None:
+    """The adjustment a comparison view shows (the primary one unless another was chosen)."""
+    return (comp.get("adjustment") or {}).get("name") or comp.get("primary_adjustment")
+
+
+def _of_adjustment(frame: pd.DataFrame, name: str | None) -> pd.DataFrame:
+    """Rows of a curve table for one adjustment (tables without the column: all rows)."""
+    if frame.empty or "adjustment" not in frame.columns:
+        return frame
+    return frame[frame["adjustment"] == name] if name is not None else frame[frame["adjustment"].isna()]
+
+
 def _tab(request: Request, run_dir: Path, run_id: str, results: dict[str, Any], comp: dict[str, Any], tab: str) -> Any:
     k = results["min_cell_count"]
     if tab == "summary":
         return {"forest": forest_html(run_id, results, comp["id"]), "outcomes": comp["outcomes"]}
     if tab == "balance":
         thr = results["spec"].get("analysis", {}).get("balance_threshold", 0.1)
-        return {"love": figure(love_svg(comp["balance"], threshold=thr, before="before matching", after="after matching"),
+        kind = (comp.get("adjustment") or {}).get("adjustment", "matching")
+        return {"love": figure(love_svg(comp["balance"], threshold=thr, before="before adjustment",
+                                        after="crude (no adjustment)" if kind == "crude" else f"after {kind}"),
                                f"Absolute standardised mean differences; dashed line at {thr}.", zoom=False),
                 "rows": comp["balance"]}
     if tab == "ps":
         pref = _table(run_dir, "preference")
         pref = pref[pref["comparison"] == comp["id"]] if len(pref) else pref
-        if pref.empty:
+        before = _of_adjustment(pref, None)
+        if before.empty:
             return {"figure": None}
+        arms = [comp["target"], comp["comparator"]]
         note = f"Counts per bin rounded up to a multiple of {k}; shaded: preference 0.3 to 0.7 (equipoise)."
-        return {"figure": figure(histogram_svg(pref.to_dict(orient="records"), [comp["target"], comp["comparator"]],
-                                               title="Preference score distribution", note=note), note, zoom=False),
-                "auc": comp["propensity"].get("auc"), "equipoise": comp["propensity"].get("equipoise")}
+        out = {"figure": figure(histogram_svg(before.to_dict(orient="records"), arms,
+                                              title="Preference score distribution before adjustment", note=note),
+                                note, zoom=False),
+               "after": None, "auc": comp["propensity"].get("auc"), "equipoise": comp["propensity"].get("equipoise")}
+        name = selected_adjustment(comp)
+        after = _of_adjustment(pref, name) if "adjustment" in pref.columns else pref.iloc[:0]
+        if name is not None and not after.empty:
+            how = "weighted" if (comp.get("adjustment") or {}).get("adjustment") == "iptw" else "people analysed"
+            caption = f"{note} After adjustment {name} ({how})."
+            out["after"] = figure(histogram_svg(after.to_dict(orient="records"), arms,
+                                                title=f"Preference score distribution after {name}", note=caption),
+                                  caption, zoom=False)
+        return out
     if tab == "km":
-        km = _table(run_dir, "km")
+        km = _of_adjustment(_table(run_dir, "km"), selected_adjustment(comp))
         shown = sorted(set(km.loc[km["comparison"] == comp["id"], "outcome"])) if len(km) else []
         outcome = request.query_params.get("outcome") or (shown[0] if shown else None)
         if outcome is not None and outcome not in shown:
@@ -164,7 +190,8 @@ def forest_html(run_id: str, results: dict[str, Any], comparison: str, xmin: flo
 
 def km_html(request: Request, run_dir: Path, run_id: str, comp: dict[str, Any], outcome: str, k: int,
             xmin: float | None = None, xmax: float | None = None) -> Any:
-    km, risk = _table(run_dir, "km"), _table(run_dir, "km_at_risk")
+    adjustment = selected_adjustment(comp)
+    km, risk = _of_adjustment(_table(run_dir, "km"), adjustment), _of_adjustment(_table(run_dir, "km_at_risk"), adjustment)
     km = km[(km["comparison"] == comp["id"]) & (km["outcome"] == outcome)]
     risk = risk[(risk["comparison"] == comp["id"]) & (risk["outcome"] == outcome)] if len(risk) else risk
     ticks = sorted(set(risk["time"])) if len(risk) else []
@@ -180,7 +207,9 @@ def km_html(request: Request, run_dir: Path, run_id: str, comp: dict[str, Any], 
     return km_figure(arms, ticks, title=f"Kaplan-Meier: {title}", min_cell_count=k, xmin=xmin, xmax=xmax,
                      caption=f"Cumulative incidence of {title} with 95% CIs; curves stop where fewer than {k} are at "
                              "risk; numbers at risk below (at the latest tick on hover). Drag across the plot to zoom.",
-                     src=url(f"/runs/{run_id}/km", comparison=comp["id"], outcome=outcome), fig_id="run-km")
+                     src=url(f"/runs/{run_id}/km", comparison=comp["id"], outcome=outcome,
+                             adjustment=adjustment if "adjustments" in comp and comp.get("adjustments") else None),
+                     fig_id="run-km")
 
 
 @router.get("/{run_id}/forest", response_class=HTMLResponse)
@@ -193,13 +222,19 @@ def forest_fragment(request: Request, run_id: str, comparison: str, xmin: float 
 
 
 @router.get("/{run_id}/km", response_class=HTMLResponse)
-def km_fragment(request: Request, run_id: str, comparison: str, outcome: str, xmin: float | None = None,
-                xmax: float | None = None) -> HTMLResponse:
+def km_fragment(request: Request, run_id: str, comparison: str, outcome: str, adjustment: str | None = None,
+                xmin: float | None = None, xmax: float | None = None) -> HTMLResponse:
     run_dir = _run_dir(request, run_id)
     results = _results(run_dir)
     comp = next((c for c in results["comparisons"] if c["id"] == comparison), None)
-    km = _table(run_dir, "km")
-    if comp is None or km.empty or not ((km["comparison"] == comparison) & (km["outcome"] == outcome)).any():
+    if comp is None:
+        raise HTTPException(404)
+    if adjustment is not None:
+        if adjustment not in [a["name"] for a in comp.get("adjustments") or []]:
+            raise HTTPException(404)
+        comp = adjusted(comp, adjustment)
+    km = _of_adjustment(_table(run_dir, "km"), selected_adjustment(comp))
+    if km.empty or not ((km["comparison"] == comparison) & (km["outcome"] == outcome)).any():
         raise HTTPException(404)
     return HTMLResponse(str(km_html(request, run_dir, run_id, comp, outcome, results["min_cell_count"], xmin, xmax)))
 
