@@ -131,12 +131,20 @@ def test_cohort_study_run_km_forest(page) -> None:  # type: ignore[no-untyped-de
     page.wait_for_url("**/studies/browser_study#outcomes")
     page.click("button[aria-label='Delete comparison jaki_vs_corticosteroid']")
     page.wait_for_load_state()
+    # the adjustments: the template's matching, plus a crude one added in the table of adjustments
+    page.fill("#new-adjustment-name", "unadjusted")
+    page.select_option("#new-adjustment-kind", "crude")
+    page.click("#save-settings")
+    page.wait_for_url("**/studies/browser_study#settings")
+    assert page.input_value("#adj_1_name") == "unadjusted" and page.input_value("#adj_1_kind") == "crude"
+    assert page.input_value("#adj_0_caliper") == "0.1"  # the matching one keeps its options
     page.click("#validate")
     page.wait_for_selector("#problems .alert.ok")
     with page.expect_download() as dl:
         page.click("#download-spec")
     text = Path(dl.value.path()).read_text()
     assert "sleep_any" in text and "jaki_vs_corticosteroid" not in text
+    assert "name: unadjusted" in text and "kind: crude" in text
     shot(page, "designer")
     # running it in the background, with live progress
     page.click("#run-study")
@@ -154,6 +162,8 @@ def test_cohort_study_run_km_forest(page) -> None:  # type: ignore[no-untyped-de
     x1 = page.get_attribute("#run-forest svg", "data-x1")
     page.click("#run-forest button[data-zoom='in']")
     poll(lambda: page.get_attribute("#run-forest svg", "data-x1") != x1)
+    # both adjustments are estimated: the summary lists them, and either can be chosen
+    assert "unadjusted" in page.inner_text("#adjustments") and "matching" in page.inner_text("#adjustments")
     # the Kaplan-Meier curve: hover for cumulative incidence and numbers at risk, zoom by the buttons
     page.get_by_role("link", name="Kaplan-Meier").click()
     page.wait_for_selector("#run-km svg[data-km]")
@@ -169,6 +179,12 @@ def test_cohort_study_run_km_forest(page) -> None:  # type: ignore[no-untyped-de
     poll(lambda: page.get_attribute("#run-km svg", "data-x1") != x1)
     page.click("#run-km button[data-zoom='reset']")
     poll(lambda: page.get_attribute("#run-km svg", "data-x1") == x1)
+    # the crude adjustment's own curve
+    page.select_option("#adjustment", "unadjusted")
+    page.locator("#adjustment").locator("xpath=../..").get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(r".*adjustment=unadjusted.*"))
+    page.wait_for_selector("#run-km svg[data-km]")
+    assert "(unadjusted)" in page.inner_text("#tab-title")
     # printing: the result page without the navigation and the zoom buttons
     page.emulate_media(media="print")
     assert not page.locator("header.top").is_visible() and not page.locator("#run-km .plot-tools").is_visible()

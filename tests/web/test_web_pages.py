@@ -193,12 +193,12 @@ def test_designer_flow_and_results_pages(client) -> None:
 
 def test_attrition_chain_protection() -> None:
     """No difference of two shown attrition counts is a small count (1..9)."""
-    from follicle.web.routers.cohorts import protected_chain
+    from follicle.privacy import protect_chain  # what the cohort editor's live attrition uses
 
-    assert protected_chain([554, 551, 540, 3, 0], 10) == [554, None, 540, "<10", 0]
+    assert protect_chain([554, 551, 540, 3, 0], 10) == [554, None, 540, "<10", 0]
     chains = [[1000, 995, 990, 985, 900, 899, 15, 12, 0], [50, 50, 41, 30, 29, 5]]
     for chain in chains:
-        shown = [v for v in protected_chain(chain, 10) if isinstance(v, int)]
+        shown = [v for v in protect_chain(chain, 10) if isinstance(v, int)]
         for a in shown:
             for b in shown:
                 assert not 0 < abs(a - b) < 10
@@ -222,3 +222,111 @@ def test_loading_specs(client) -> None:
     assert "unknown concept set &#39;missing&#39;" in page.text and "unknown cohort &#39;c3&#39;" in page.text
     assert client.get("/studies/unfinished/cohorts/c2").status_code == 200
     assert client.get("/studies").status_code == 200
+
+
+def settings_form(html: str) -> dict[str, str]:
+    """The fields the settings form of a designer page would submit as it stands (what a browser sends:
+    text and number inputs, checked boxes, each select's selected option)."""
+    from html.parser import HTMLParser
+
+    class Form(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inside, self.fields, self.select, self.option = False, {}, None, None
+            self.options: list[tuple[str, bool]] = []
+
+        def handle_starttag(self, tag, attrs):  # type: ignore[no-untyped-def]
+            a = dict(attrs)
+            if tag == "form" and a.get("id") == "settings":
+                self.inside = True
+            if not self.inside:
+                return
+            if tag == "option" and self.select:
+                self.option = a
+            elif tag == "input" and a.get("name") and a.get("type") == "checkbox":
+                if "checked" in a:
+                    self.fields[a["name"]] = "on"
+            elif tag == "input" and a.get("name"):
+                self.fields[a["name"]] = a.get("value") or ""
+            elif tag == "textarea" and a.get("name"):
+                self.fields[a["name"]] = ""
+            elif tag == "select":
+                self.select, self.options = a["name"], []
+
+        def handle_data(self, data):  # type: ignore[no-untyped-def]
+            if self.option is not None:
+                self.options.append((self.option.get("value") or data.strip(), "selected" in self.option))
+                self.option = None
+
+        def handle_endtag(self, tag):  # type: ignore[no-untyped-def]
+            if tag == "option" and self.option is not None:  # an empty option
+                self.options.append((self.option.get("value") or "", "selected" in self.option))
+                self.option = None
+            if tag == "select" and self.select:
+                chosen = [v for v, sel in self.options if sel] or [v for v, _ in self.options[:1]]
+                if chosen:
+                    self.fields[self.select] = chosen[0]
+                self.select = None
+            if tag == "form":
+                self.inside = False
+
+    parser = Form()
+    parser.feed(html)
+    return {k: v for k, v in parser.fields.items() if v is not None}
+
+
+def test_designer_edits_the_list_of_adjustments(client) -> None:
+    """Issue 15 in the designer: the template's single matching block is one adjustment; rows add,
+    remove, rename and change the kind of adjustments, edit each kind's main options and choose the
+    primary one; the draft stays a valid spec with those adjustments."""
+    import yaml
+
+    h = csrf(client)
+    client.post("/studies/new", data={"name": "adjust", "template": "jaki_neuropsych"}, headers=h)
+    page = client.get("/studies/adjust").text
+    assert 'id="adj_0_name" value="matching"' in page and 'id="new-adjustment-name"' in page
+    form = settings_form(page)
+    assert form["n_adjustments"] == "1" and form["adj_0_kind"] == "matching" and form["adj_0_caliper"] == "0.1"
+    # add a crude adjustment, then an IPTW one
+    r = client.post("/studies/adjust/settings", data=form | {"adj_1_name": "unadjusted", "adj_1_kind": "crude"},
+                    headers=h, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    form = settings_form(client.get("/studies/adjust").text)
+    assert form["n_adjustments"] == "2" and form["adj_1_kind"] == "crude"
+    client.post("/studies/adjust/settings", data=form | {"adj_2_name": "weighted", "adj_2_kind": "iptw"}, headers=h)
+    page = client.get("/studies/adjust").text
+    form = settings_form(page)
+    assert form["adj_2_estimand"] == "ate" and form["adj_2_stabilized"] == "on"  # the kind's options, at defaults
+    # edit options, make the IPTW one primary, and turn the crude one into 4 PS strata on the treated
+    form |= {"adj_0_caliper": "0.2", "adj_0_ratio": "3", "adj_0_variable_ratio": "on", "adj_2_estimand": "att",
+             "adj_2_truncate_percentile": "1", "primary": "weighted", "adj_1_kind": "stratification",
+             "adj_1_name": "strata"}
+    client.post("/studies/adjust/settings", data=form, headers=h)
+    form = settings_form(client.get("/studies/adjust").text)
+    client.post("/studies/adjust/settings", data=form | {"adj_1_n_strata": "4", "adj_1_base": "treated"}, headers=h)
+    spec = client.get("/studies/adjust/spec.yaml")
+    assert spec.status_code == 200, spec.text
+    analysis = yaml.safe_load(spec.text)["analysis"]
+    assert "matching" not in analysis and analysis["primary"] == "weighted"
+    by = {a["name"]: a for a in analysis["adjustments"]}
+    assert list(by) == ["matching", "strata", "weighted"]
+    assert by["matching"]["kind"] == "matching" and by["matching"]["caliper"] == 0.2 and by["matching"]["ratio"] == 3
+    assert by["matching"]["variable_ratio"] is True and by["matching"]["seed"] == 0  # not in the form: kept
+    assert (by["strata"]["kind"], by["strata"]["n_strata"], by["strata"]["base"]) == ("stratification", 4, "treated")
+    assert (by["weighted"]["estimand"], by["weighted"]["truncate_percentile"]) == ("att", 1.0)
+    # remove the matching one: the list shrinks, the primary stays
+    form = settings_form(client.get("/studies/adjust").text)
+    client.post("/studies/adjust/settings", data=form | {"adj_0_remove": "on"}, headers=h)
+    analysis = yaml.safe_load(client.get("/studies/adjust/spec.yaml").text)["analysis"]
+    assert [a["name"] for a in analysis["adjustments"]] == ["strata", "weighted"] and analysis["primary"] == "weighted"
+    # bad rows are refused with the field named, and nothing is saved
+    form = settings_form(client.get("/studies/adjust").text)
+    bad = client.post("/studies/adjust/settings", data=form | {"adj_0_name": "Bad Name", "adj_1_truncate_percentile": "60"},
+                      headers=h)
+    assert bad.status_code == 400 and "adj_0_name" in bad.text and "adj_1_truncate_percentile" in bad.text
+    everything_removed = client.post("/studies/adjust/settings", data=form | {"adj_0_remove": "on", "adj_1_remove": "on"},
+                                     headers=h)
+    assert everything_removed.status_code == 400 and "at least one adjustment" in everything_removed.text
+    # two adjustments of one name: the draft keeps them, validation names the problem
+    client.post("/studies/adjust/settings", data=form | {"adj_1_name": "strata"}, headers=h)
+    assert "adjustment names must be unique" in client.post("/studies/adjust/validate", headers=h).text

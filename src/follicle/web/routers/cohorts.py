@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from follicle.errors import FollicleError
-from follicle.privacy import suppress_count
+from follicle.privacy import protect_chain
 from follicle.web import drafts
 from follicle.web.deps import cdm, safe_name
 from follicle.web.forms import Fields
@@ -46,24 +46,6 @@ def _with_form(data: dict[str, Any], cohort: str, f: Fields) -> dict[str, Any]:
     return new
 
 
-def protected_chain(counts: list[int], k: int) -> list[Any]:
-    """Attrition counts that can be shown: a small count as ``"<k"``, and a count withheld (None) when its
-    difference from the last shown count is a small number, so no two shown steps give back a small
-    count by subtraction (complementary suppression of nested counts)."""
-    out: list[Any] = []
-    anchor: int | None = None
-    for n in counts:
-        shown = suppress_count(n, k)
-        if isinstance(shown, str):
-            out.append(shown)
-        elif anchor is None or isinstance(suppress_count(anchor - n, k), int):
-            out.append(n)
-            anchor = n
-        else:
-            out.append(None)
-    return out
-
-
 def attrition_rows(request: Request, spec: Any, cohort: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The cohort's attrition (small counts and small differences protected) and the concept-set warnings."""
     from follicle.study.counts import cohort_attrition
@@ -72,7 +54,7 @@ def attrition_rows(request: Request, spec: Any, cohort: str) -> tuple[list[dict[
         out = cohort_attrition(spec, con, cohort)
     k = spec.min_cell_count
     records = out["attrition"].to_dict(orient="records")
-    shown = protected_chain([int(r["persons"]) for r in records], k)
+    shown = protect_chain([int(r["persons"]) for r in records], k)
     rows = []
     prev: Any = None
     for r, n in zip(records, shown, strict=True):

@@ -88,9 +88,12 @@ def _options(data: dict[str, Any]) -> dict[str, list[str]]:
 @router.get("/{name}", response_class=HTMLResponse)
 def designer(request: Request, name: str) -> HTMLResponse:
     safe_name(name)
+    from follicle.web.study_form import ANCHORS, KINDS, adjustments_of
+
     data = store(request).load(name)
+    analysis = data.get("analysis") if isinstance(data.get("analysis"), dict) else {}
     return render(request, "designer.html.j2", name=name, d=data, problems=drafts.problems(data), opts=_options(data),
-                  codes=codes_text)
+                  codes=codes_text, adjustments=adjustments_of(analysis), kinds=KINDS, anchors=ANCHORS)
 
 
 def codes_text(entries: Any) -> str:
