@@ -205,6 +205,19 @@ def _attack(rec: dict, truth: dict, k: int, ratio: int) -> list:
                     atk.claim(("nonevents", name, oi, arm), n_o - e_o)
                 atk.claim(("n_o", name, oi, arm), n_o)
                 atk.claim(("events", name, oi, arm), e_o)
+                # guess that nobody had the outcome before: the number at risk is then the analysed count,
+                # of this arm and (1:k matched sets) of the other
+                if isinstance(n_o, int):
+                    atk.claim(("after", name, arm), n_o)
+                    if isinstance(nb, int):
+                        atk.claim(("unmatched", name, arm), nb - n_o)
+                    if adj["adjustment"] == "matching":
+                        other = "comparator" if arm == "target" else "target"
+                        nb_other = rec[f"n_{other}_before"]
+                        guess = n_o * ratio if other == "comparator" else n_o / ratio
+                        atk.claim(("after", name, other), guess)
+                        if isinstance(nb_other, int):
+                            atk.claim(("unmatched", name, other), nb_other - guess)
                 if e.get(f"risk_{arm}") is not None and isinstance(n_o, int):
                     atk.claim(("events", name, oi, arm), e[f"risk_{arm}"] * n_o)
                     atk.claim(("nonevents", name, oi, arm), n_o - e[f"risk_{arm}"] * n_o)

@@ -131,10 +131,17 @@ def test_every_outcome_carries_every_adjustment(script_run):
     assert _estimate(comp, "gi_bleed", "matched_1to1")["hr"] is not None
     for a in comp["adjustments"]:
         assert a["empirical_null"] is not None and a["empirical_null"]["n_controls"] == 8
+    # the attrition continues through each adjustment (issue 16 point 4), in results.json and the report
+    steps = {(a.get("adjustment"), a["step"]): a["count"] for a in comp["attrition"]}
+    assert steps[("ps_strata_5", "stratified_target")] == 1800 and steps[("ps_strata_5", "stratified_comparator")] == 830
+    assert steps[("iptw_att", "weighted_target_iptw_att")] == 1800
+    assert steps[("matched_1to1", "matched_comparator_matched_1to1")] is None  # withheld with its linked arm
+    assert not [s for (a, s) in steps if a == "crude"]
     assert "ps_strata_5" in stdout and "iptw_att" in stdout  # the CLI prints every adjustment
     html = (tmp / "out" / "report.html").read_text()
     for name in names:
         assert f'id="celecoxib_vs_diclofenac-{name}"' in html
+    assert "comparator in propensity-score strata holding both arms (5 strata), adjustment ps_strata_5" in html
     assert "Kaplan-Meier curves: gi_bleed, crude" in html and "Kaplan-Meier curves: gi_bleed, matched_1to1" in html
 
 

@@ -56,7 +56,9 @@ def protect_attrition(attrition: pd.DataFrame, comparison: str, cohorts: dict[st
     *outcome_n* adjustment -> outcome -> arm -> number at risk. Adjustments in *linked* have arm
     counts tied to each other (matching: 1:k sets, so the matched comparators are k times the
     matched targets): when one arm's count is not shown, the other is withheld too, or it would
-    give the hidden one back. Attrition rows of an adjustment (column ``adjustment``, step
+    give the hidden one back. When an analysed count is not shown, a number at risk under that
+    adjustment is shown only if it is at least k below it (else, with nobody having had the
+    outcome before, it would be the hidden count). Attrition rows of an adjustment (column ``adjustment``, step
     ``<prefix>_<arm>`` or ``<prefix>_<arm>_<name>``) hold its analysed counts and are published
     as those.
     """
@@ -90,9 +92,15 @@ def protect_attrition(attrition: pd.DataFrame, comparison: str, cohorts: dict[st
             values = {arm: None if isinstance(v, int) else v for arm, v in values.items()}
         for arm in ARMS:
             arms[arm].adjusted[name] = values[arm]
-            anchor = values[arm] if isinstance(values[arm], int) else tops[arm]
-            arms[arm].at_risk[name] = {o: protect_chain([ns[arm]], k, anchor=anchor)[0]
-                                       for o, ns in outcome_n.get(name, {}).items()}
+            hidden = not isinstance(values[arm], int)
+            anchor = tops[arm] if hidden else values[arm]
+            at_risk = {}
+            for o, ns in outcome_n.get(name, {}).items():
+                value = protect_chain([ns[arm]], k, anchor=anchor)[0]
+                if hidden and isinstance(value, int) and per_arm[arm] - ns[arm] < k:
+                    value = None  # it would give back the analysed count withheld above (or bound it within k)
+                at_risk[o] = value
+            arms[arm].at_risk[name] = at_risk
     for i in range(len(rows)):
         name = adj_rows[i]
         if name is None or rows.at[i, "cohort"] != comparison:
