@@ -170,3 +170,19 @@ def test_sigint_in_synth_write_phase_is_one_line_and_leaves_nothing(tmp_path):
     assert proc.returncode == 130, err.decode()
     assert b"Traceback" not in err and b"interrupted" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_driver_error_caused_by_ctrl_c_counts_as_interrupt():
+    """DuckDB turns Ctrl-C during a statement into RuntimeError("Query interrupted") caused by the
+    KeyboardInterrupt (seen in CI); the CLI must treat it as an interrupt, not a crash."""
+    from follicle.cli._common import _is_interrupt
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as ki:
+            raise RuntimeError("Query interrupted") from ki
+    except RuntimeError as exc:
+        assert _is_interrupt(exc)
+    assert not _is_interrupt(RuntimeError("Query interrupted"))
+    assert not _is_interrupt(ValueError("bad"))

@@ -69,6 +69,17 @@ def _interrupted() -> None:
     raise typer.Exit(130) from None
 
 
+def _is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C that a database driver turned into its own error: DuckDB raises ``InterruptException``
+    inside a query, or a ``RuntimeError("Query interrupted")`` whose cause is the KeyboardInterrupt."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt) or type(seen).__name__ == "InterruptException":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def error_record(message: str, *, problems: list[str] | None = None, kind: str = "error", exit_code: int = 2) -> dict[str, Any]:
     """The JSON object a command prints on stdout for an error under ``--json``."""
     return {"error": message, "problems": list(problems or []), "type": kind, "exit_code": exit_code}
@@ -107,7 +118,7 @@ def guarded(func: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
-            if type(exc).__name__ == "InterruptException":  # DuckDB's Ctrl-C during a query
+            if _is_interrupt(exc):
                 _interrupted()
             if not as_json:
                 raise

@@ -36,6 +36,8 @@ import numpy as np
 import statsmodels.api as sm
 from scipy import optimize, stats
 
+from follicle.profile_root import finite_profile_end
+
 
 @dataclass(frozen=True)
 class Separation:
@@ -169,16 +171,4 @@ def profile_limit(X: np.ndarray, y: np.ndarray, j: int, sign: int, ll_sup: float
         r = _glm(X[:, others], y, offset=off)
         return 2 * (ll_sup - _loglik(X[:, others], y, np.asarray(r.params), off)) - crit
 
-    far, step = 0.0, 1.0
-    while dev(far) < 0:  # the interval reaches past 0: move away from the infinite end
-        far -= sign * step
-        step *= 2
-        if step > 1e4:
-            return float("nan")
-    near = far + sign * step
-    while dev(near) > 0:
-        near += sign * step
-        step *= 2
-        if step > 1e4:
-            return float("nan")
-    return float(optimize.brentq(dev, min(far, near), max(far, near), xtol=1e-10, rtol=1e-12))
+    return finite_profile_end(dev, sign)

@@ -25,8 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 
+from follicle.profile_root import finite_profile_end
 from follicle.survival import _cox_kernel as kernel
 
 
@@ -159,16 +160,4 @@ def profile_limit(
         ll = kernel.newton(data, b0, free=free)[1] if free.any() else kernel.loglik_derivs(data, b0)[0]
         return 2 * (ll_sup - ll) - crit
 
-    far, step = 0.0, 1.0
-    while dev(far) < 0:  # the interval reaches past 0: move away from the infinite end
-        far -= sign * step
-        step *= 2
-        if step > 1e4:
-            return float("nan")
-    near = far + sign * step
-    while dev(near) > 0:
-        near += sign * step
-        step *= 2
-        if step > 1e4:
-            return float("nan")
-    return float(optimize.brentq(dev, min(far, near), max(far, near), xtol=1e-10, rtol=1e-12))
+    return finite_profile_end(dev, sign)

@@ -55,4 +55,5 @@ def test_ranking_rosiglitazone_first_placebo_zero(senn):
 def test_some_comparisons_inconsistent_under_common_effects(senn):
     split = netsplit(senn, "common")
     significant = split[(split["p"] < 0.05)]
-    assert 1 < len(significant) < len(split[split["p"].notna()])
+    tested = split[split["p"].notna()]
+    assert len(significant) >= 2 and len(significant) < len(tested)
