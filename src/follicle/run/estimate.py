@@ -27,6 +27,7 @@ from follicle.survival import (
     numbers_at_risk,
     risk_comparison,
 )
+from follicle.survival.profile import Profile, cox_profile
 
 DAYS_PER_YEAR = 365.25
 #: designs whose people are analysed unweighted and ungrouped in the descriptive statistics
@@ -45,6 +46,7 @@ class OutcomeEstimate:
     warnings: list[str] = field(default_factory=list)
     diagnostics: list[Any] = field(default_factory=list)  # run.diagnostics.Diagnostic, set by the pipeline
     not_estimable: str | None = None  # why the adjustment could not be made (then ``numbers`` is empty)
+    profile: dict[str, list[float]] | None = None  # profile log-likelihood of the log HR (survival.profile)
 
 
 def survival_days(days: np.ndarray, tar_start_day: np.ndarray) -> np.ndarray:
@@ -116,6 +118,7 @@ def estimate_outcome(
 
     cox = hazard_ratio(frame, settings, adjustment)
     row = cox.row()
+    profile = hazard_ratio_profile(frame, settings, adjustment, row["coef"], float(np.sqrt(cox.naive_var[0, 0])))
     numbers |= {"log_hr": row["coef"], "se_log_hr": row["se"], "hr": row["hr"], "hr_ci_low": row["ci_low"],
                 "hr_ci_high": row["ci_high"], "p": row["p"]}
     warnings += list(cox.warnings)
@@ -133,7 +136,8 @@ def estimate_outcome(
         numbers["evalue"] = ev.evalue_estimate
         numbers["evalue_ci"] = ev.evalue_ci
 
-    return OutcomeEstimate(outcome, negative_control, numbers, curves=curves, at_risk=at_risk, warnings=warnings)
+    return OutcomeEstimate(outcome, negative_control, numbers, curves=curves, at_risk=at_risk, warnings=warnings,
+                           profile=profile.to_dict())
 
 
 def hazard_ratio(frame: pd.DataFrame, settings: OutcomeModelSettings, adjustment: Any) -> CoxResult:
@@ -156,6 +160,29 @@ def hazard_ratio(frame: pd.DataFrame, settings: OutcomeModelSettings, adjustment
     if kind == "iptw":
         return fit_outcome_model(time, event, t, ties=settings.ties, robust_se=True, weights=frame["weight"].to_numpy())
     return fit_outcome_model(time, event, t, ties=settings.ties, robust_se=False)
+
+
+def _model_design(frame: pd.DataFrame, settings: OutcomeModelSettings, adjustment: Any,
+                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(strata, case weights) of the outcome model :func:`hazard_ratio` fits for *adjustment*."""
+    group = frame["group"].to_numpy()
+    if adjustment.kind == "matching":
+        by_pair = settings.stratify_by_pair if adjustment.stratify_by_pair is None else adjustment.stratify_by_pair
+        return (group if by_pair else None), None
+    if adjustment.kind == "stratification":
+        return group, None
+    if adjustment.kind == "iptw":
+        return None, frame["weight"].to_numpy()
+    return None, None
+
+
+def hazard_ratio_profile(frame: pd.DataFrame, settings: OutcomeModelSettings, adjustment: Any, center: float,
+                         se: float) -> Profile:
+    """Profile log-likelihood of the log HR under the model of :func:`hazard_ratio` (same strata and
+    weights; for IPTW the weighted pseudo-likelihood), what a network site shares for pooling."""
+    strata, weights = _model_design(frame, settings, adjustment)
+    return cox_profile(frame["time"].to_numpy(), frame["event"].to_numpy(), frame["treatment"].to_numpy(),
+                       center=center, se=se, strata=strata, weights=weights, ties=settings.ties)
 
 
 def _descriptive(frame: pd.DataFrame, numbers: dict[str, Any], warnings: list[str], settings: OutcomeModelSettings,
