@@ -22,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_COMMAND_MODULES = ("cdm", "synth", "study", "run", "analyze", "meta", "response", "cds", "nma", "web", "vocab", "atlas")
+_COMMAND_MODULES = ("cdm", "synth", "study", "run", "analyze", "meta", "response", "cds", "nma", "web", "vocab", "atlas", "network")
 
 
 def _version(value: bool) -> None:
