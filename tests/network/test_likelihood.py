@@ -13,7 +13,7 @@ from follicle.survival import fit_outcome_model
 from follicle.survival.profile import cox_profile
 from follicle.synthesis import generic_effects, meta_analysis
 from follicle.synthesis.likelihood import CHI2_HALF, interpolate, pool_fixed, pool_random
-from tests.network.sim import simulate_network, simulate_site
+from follicle.synth.sites import simulate_network, simulate_site
 
 
 def site_profile(s, strata=True):

@@ -1,5 +1,6 @@
-"""A small simulated network at the array level: sites with a confounder, different sizes and
-confounding, and a known true log HR (shared by the tests, bench/ and docs/network.md's validation)."""
+"""A simulated network at the array level: sites with a binary confounder, different sizes and
+confounding, and a known true log HR (for the network-pooling tests and docs/network.md's validation;
+the whole-pipeline synthetic world is :mod:`follicle.synth.world`)."""
 
 from __future__ import annotations
 
