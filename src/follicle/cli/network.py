@@ -56,11 +56,14 @@ def run(package: Annotated[Path, typer.Argument(help="Study package zip.")],
 @guarded
 def pool(bundles: Annotated[list[Path], typer.Argument(help="Site bundle zips (of one package).")],
          out: Annotated[Path, typer.Option("--out", help="Output folder: results.json and report.html.")],
+         include_failing: Annotated[bool, typer.Option(
+             "--include-failing", help="Keep sites failing balance, equipoise or EASE in the pools (marked); "
+             "by default they are left out and listed.")] = False,
          json: JsonFlag = False) -> None:
     """Pool site bundles: normal approximation (fixed, random with HKSJ) and profile likelihoods."""
     from follicle.network.pool import pool_bundles
 
-    res = pool_bundles(bundles, out)
+    res = pool_bundles(bundles, out, exclude_failing=not include_failing)
     left = sum(len(o["left_out"]) for c in res["comparisons"] for o in c["outcomes"])
     if json:
         print_json({"out": str(out), "sites": [s["site"] for s in res["sites"]],

@@ -66,12 +66,13 @@ def check_same_package(docs: Sequence[dict[str, Any]]) -> None:
         seen[d["site"]] = d["_file"]
 
 
-def _exclusion(e: dict[str, Any]) -> str | None:
-    """Why a site's estimate is left out of the pool, or None."""
+def _exclusion(e: dict[str, Any], exclude_failing: bool) -> tuple[str | None, str | None]:
+    """(why a site's estimate is left out of the pool or None, the diagnostics it failed or None)."""
     if e.get("log_hr") is None or e.get("se_log_hr") is None:
-        return f"no estimate shared ({e.get('label') or e.get('status') or 'not estimated'})"
+        return f"no estimate shared ({e.get('label') or e.get('status') or 'not estimated'})", None
     failed = [d["name"] for d in e.get("diagnostics") or [] if d.get("status") == "FAIL" and d.get("name") in EXCLUDING]
-    return f"failed diagnostics: {', '.join(failed)}" if failed else None
+    note = f"failed diagnostics: {', '.join(failed)}" if failed else None
+    return (note if exclude_failing else None), note
 
 
 def _finite(x: float) -> float | None:
@@ -115,12 +116,13 @@ def pool_likelihood(profiles: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[
     return out
 
 
-def pool_outcome(entries: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """Pool one comparison x outcome x adjustment from (site, estimate) pairs."""
+def pool_outcome(entries: list[tuple[str, dict[str, Any]]], *, exclude_failing: bool = True) -> dict[str, Any]:
+    """Pool one comparison x outcome x adjustment from (site, estimate) pairs; with
+    *exclude_failing* False a site failing the diagnostics stays in (``failed`` says so)."""
     sites, used, profiles = [], [], []
     for site, e in entries:
-        why = _exclusion(e)
-        rec = {"site": site, "included": why is None, "reason": why,
+        why, failed = _exclusion(e, exclude_failing)
+        rec = {"site": site, "included": why is None, "reason": why, "failed": failed,
                **{k: e.get(k) for k in ("n_target", "n_comparator", "events_target", "events_comparator", "hr",
                                          "hr_ci_low", "hr_ci_high", "log_hr", "se_log_hr", "diagnostics_overall",
                                          "mdrr")},
@@ -170,8 +172,9 @@ def _calibrate(outcomes: list[dict[str, Any]]) -> dict[str, Any] | None:
             "controls": [{"log_hr": c[0], "se_log_hr": c[1]} for c in controls]}
 
 
-def pool_documents(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The pooled results document of *docs* (site aggregates of one package)."""
+def pool_documents(docs: Sequence[dict[str, Any]], *, exclude_failing: bool = True) -> dict[str, Any]:
+    """The pooled results document of *docs* (site aggregates of one package); *exclude_failing*
+    as :func:`pool_outcome`."""
     check_same_package(docs)
     first = docs[0]
     order: dict[str, dict[str, Any]] = {}
@@ -195,7 +198,7 @@ def pool_documents(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         outcomes = []
         for slot in head["outcomes"].values():
             entries = slot.pop("entries")
-            outcomes.append({**slot, **pool_outcome(entries)})
+            outcomes.append({**slot, **pool_outcome(entries, exclude_failing=exclude_failing)})
         calibration = {}
         for adj in dict.fromkeys(o["adjustment"] for o in outcomes):
             calibration[adj] = _calibrate([o for o in outcomes if o["adjustment"] == adj])
@@ -205,10 +208,10 @@ def pool_documents(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "follicle_version": __version__, "sites": [{"site": d["site"], "file": Path(d["_file"]).name,
                                                         "follicle_version": d.get("follicle_version"),
                                                         "not_estimated": d.get("not_estimated", [])} for d in docs],
-            "excluding_diagnostics": list(EXCLUDING), "comparisons": comparisons}
+            "excluding_diagnostics": list(EXCLUDING) if exclude_failing else [], "comparisons": comparisons}
 
 
-def pool_bundles(paths: Sequence[str | Path], out_dir: str | Path) -> dict[str, Any]:
+def pool_bundles(paths: Sequence[str | Path], out_dir: str | Path, *, exclude_failing: bool = True) -> dict[str, Any]:
     """Read the bundles at *paths*, pool them and publish ``results.json`` and ``report.html`` to
     *out_dir* as a whole (nothing is written when a bundle is refused)."""
     from follicle.network.archive import json_bytes
@@ -216,6 +219,6 @@ def pool_bundles(paths: Sequence[str | Path], out_dir: str | Path) -> dict[str, 
     from follicle.run.publish import publish
 
     docs = [read_bundle(p) for p in paths]
-    res = pool_documents(docs)
+    res = pool_documents(docs, exclude_failing=exclude_failing)
     publish(Path(out_dir), {"results.json": json_bytes(res), "report.html": pool_report_html(res).encode()})
     return res

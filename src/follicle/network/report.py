@@ -90,7 +90,8 @@ def site_summary_html(doc: dict[str, Any]) -> str:
 
 def _forest(o: dict[str, Any], title: str) -> str:
     rows = [Row(s["site"], s.get("hr"), s.get("hr_ci_low"), s.get("hr_ci_high"),
-                note="" if s["included"] else f"left out: {s['reason']}") for s in o["sites"]]
+                note=f"left out: {s['reason']}" if not s["included"] else (s.get("failed") or ""))
+            for s in o["sites"]]
     for p in o["pooled"]:
         label = {("normal", "fixed"): "Pooled, fixed (normal)", ("normal", "random"): "Pooled, random (normal, HKSJ)",
                  ("likelihood", "fixed"): "Pooled, likelihood", ("likelihood", "random"): "Pooled, likelihood random"}
@@ -103,8 +104,11 @@ def pool_report_html(res: dict[str, Any]) -> str:
     """The pooled report: per comparison x adjustment x outcome a forest of the sites and pooled rows."""
     body = [f"<h1>Network study: {escape(res['study'])}</h1>",
             f"<p>{len(res['sites'])} site(s): {escape(', '.join(s['site'] for s in res['sites']))}. Package "
-            f"{escape(res['package_id'][:16])}. Sites failing {escape(', '.join(res['excluding_diagnostics']))} "
-            "are left out of each pool and listed. Normal approximation: inverse-variance fixed effect and REML "
+            f"{escape(res['package_id'][:16])}. "
+            + (f"Sites failing {escape(', '.join(res['excluding_diagnostics']))} are left out of each pool and "
+               "listed. " if res["excluding_diagnostics"] else "Sites failing diagnostics are <b>kept</b> in the "
+               "pools (--include-failing) and marked. ")
+            + "Normal approximation: inverse-variance fixed effect and REML "
             "random effects with the Hartung-Knapp-Sidik-Jonkman CI. Likelihood: the sites' profile "
             "log-likelihoods summed (maximum, likelihood-ratio CI), and a normal random effect integrated "
             "over each site's likelihood (tau profiled out).</p>"]
