@@ -96,7 +96,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_bundles(docs, Path(tmp))
         cli_t, cli_m = timed(lambda: pool_bundles(paths, Path(tmp) / "pooled"), reps=1)
-    print(f"{"pool_bundles (50 zips: read, pool, publish)":<44} {cli_t:>8.3f} {cli_m:>9.1f} {cli_t / peer_t:>14.2f}")
+    print(f"{'pool_bundles (50 zips: read, pool, publish)':<44} {cli_t:>8.3f} {cli_m:>9.1f} {cli_t / peer_t:>14.2f}")
     print(f"total pool + report: {pool_t + html_t:.3f} s; end to end from the zips: {cli_t:.3f} s, for {SITES} sites "
           f"x {OUTCOMES} outcomes (limit 2 s)")
 
