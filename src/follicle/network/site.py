@@ -119,6 +119,10 @@ def comparison_aggregate(comp: dict[str, Any], run: ComparisonRun, min_cell: int
             "attrition": comp.get("attrition", []), "adjustments": adjustments, "outcomes": outcomes}
 
 
+def _missing_profiles(runs: list[ComparisonRun]) -> bool:
+    return any(o.profile is None and "log_hr" in o.numbers for r in runs for est in r.estimates.values() for o in est)
+
+
 def run_site(package: str | Path, db: str | Path, site: str, out: str | Path, *, work: str | Path | None = None,
              progress: Progress | None = None) -> dict[str, Any]:
     """Run the package at this site and write the bundle to *out*; returns the aggregates."""
@@ -132,8 +136,13 @@ def run_site(package: str | Path, db: str | Path, site: str, out: str | Path, *,
     spec = pkg.spec
     scratch = Path(tempfile.mkdtemp(prefix="follicle-site-"))
     try:
-        done = run_study(spec, db, scratch / "results", work_dir=Path(work) if work else scratch / "work",
-                         progress=progress)
+        def study(force: bool) -> Any:
+            return run_study(spec, db, scratch / "results", work_dir=Path(work) if work else scratch / "work",
+                             progress=progress, force=force)
+
+        done = study(False)
+        if work and _missing_profiles(done.runs):  # estimates cached by a version without profiles
+            done = study(True)
         runs = {r.name: r for r in done.runs}
         results = done.results
     finally:
