@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
+
+from bench_meta import timed  # mean seconds per call, then peak traced MiB of one call
 
 from follicle.network.archive import json_bytes, write_zip
 from follicle.network.pool import pool_bundles, pool_documents, pool_normal
@@ -59,19 +60,6 @@ def build_docs(seed: int = 1) -> list[dict]:
     return docs
 
 
-def timed(fn, reps: int = 3) -> tuple[float, float]:
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    dt = (time.perf_counter() - t0) / reps
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return dt, peak
-
-
 def main() -> None:
     t0 = time.perf_counter()
     docs = build_docs()
@@ -86,16 +74,16 @@ def main() -> None:
                         [d["site"] for d in docs])
 
     res = pool_documents(docs)
-    pool_t, pool_m = timed(lambda: pool_documents(docs))
-    html_t, html_m = timed(lambda: pool_report_html(res))
-    peer_t, peer_m = timed(peer)
+    pool_t, pool_m = timed(lambda: pool_documents(docs), 3)
+    html_t, html_m = timed(lambda: pool_report_html(res), 3)
+    peer_t, peer_m = timed(peer, 3)
     print(f"{'step':<44} {'seconds':>8} {'peak MiB':>9} {'ratio vs peer':>14}")
     print(f"{'pool_documents (normal + likelihood, all)':<44} {pool_t:>8.3f} {pool_m:>9.1f} {pool_t / peer_t:>14.2f}")
     print(f"{'pool report HTML (SVG forests)':<44} {html_t:>8.3f} {html_m:>9.1f} {html_t / peer_t:>14.2f}")
     print(f"{'peer: normal approximation only (EE + HKSJ)':<44} {peer_t:>8.3f} {peer_m:>9.1f} {1.0:>14.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_bundles(docs, Path(tmp))
-        cli_t, cli_m = timed(lambda: pool_bundles(paths, Path(tmp) / "pooled"), reps=1)
+        cli_t, cli_m = timed(lambda: pool_bundles(paths, Path(tmp) / "pooled"), 1)
     print(f"{'pool_bundles (50 zips: read, pool, publish)':<44} {cli_t:>8.3f} {cli_m:>9.1f} {cli_t / peer_t:>14.2f}")
     print(f"total pool + report: {pool_t + html_t:.3f} s; end to end from the zips: {cli_t:.3f} s, for {SITES} sites "
           f"x {OUTCOMES} outcomes (limit 2 s)")
