@@ -38,6 +38,9 @@ BAD_INPUT: dict[str, list[str]] = {
     "nma": [MISSING],
     "atlas generate": [MISSING, "--db", "no.duckdb", "--out", "out"],
     "atlas export": [MISSING, "--cohort", "c", "--db", "no.duckdb", "--out", "c.json"],
+    "network package": [MISSING, "--out", "p.zip"],
+    "network run": ["no-such.zip", "--db", "no.duckdb", "--site", "a", "--out", "s.zip"],
+    "network pool": ["no-such.zip", "--out", "pooled"],
 }
 NO_JSON = {"cds serve", "web"}  # servers, not reports: no --json output
 
