@@ -34,6 +34,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import ibis
+import ibis.expr.types as ir
+import sqlglot as sg
+import sqlglot.expressions as sge
 from ibis.backends.pyspark import Backend as _PySparkBackend
 from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 
@@ -60,10 +64,36 @@ class SparkBackend(_PySparkBackend):
 
     compiler = _Compiler()
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._scratch: set[str] = set()
+
+    #: Where "temporary" tables go: the local session's scratch database (removed at exit), or
+    #: None for the current database (Spark Connect)
+    scratch_database: str | None = None
+
     def create_table(self, name: str, /, obj: Any = None, *, temp: bool | None = None, **kwargs: Any) -> Any:
         # Spark has no temporary tables, and a temporary view is recomputed at each use: write a
         # real Parquet table instead; the study drops it when it closes (events.EventStore.close)
-        return super().create_table(name, obj, **kwargs)
+        if not (temp and self.scratch_database and obj is not None and kwargs.get("database") is None):
+            return super().create_table(name, obj, **kwargs)
+        # compiled against the current (CDM) database, written to the scratch one
+        table = obj if isinstance(obj, ir.Expr) else ibis.memtable(obj)
+        self._run_pre_execute_hooks(table)
+        df = self._session.sql(self.compile(table))
+        df.write.saveAsTable(f"{self.scratch_database}.{name}", format="parquet")
+        self._scratch.add(name)
+        return self.table(name, database=self.scratch_database)
+
+    def drop_table(self, name: str, /, *, database: Any = None, force: bool = False) -> None:
+        # Ibis 12 builds DROP with sqlglot's old field and Spark receives "DROP TABLE IF EXISTS"
+        # without a name; a scratch table is dropped from the scratch database
+        if database is None and name in self._scratch:
+            database = self.scratch_database
+            self._scratch.discard(name)
+        table = sg.table(name, db=database, quoted=True)
+        drop = sge.Drop(tables=[table], kind="TABLE", exists=force).sql(dialect="spark")
+        self._session.sql(drop)
 
     def _register_in_memory_table(self, op: Any) -> None:
         # Ibis 12 goes through pandas here, where an integer column with a NULL becomes float NaN,
@@ -140,8 +170,20 @@ def base_session() -> Any:
             raise DatabaseError(f"cannot start a local Spark session: {str(exc).strip().splitlines()[0]}",
                                 problems=tail) from exc
         session.sparkContext.setLogLevel("ERROR")
+        _quiet_python_loggers()
         _BASE.update(session=session, scratch=scratch)
         return session
+
+
+def _quiet_python_loggers() -> None:
+    """PySpark logs every failed query as JSON on stderr before raising it; Follicle reports the
+    exception itself, in one line."""
+    import logging
+
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 @contextlib.contextmanager
@@ -163,8 +205,6 @@ def _fds_to(path: Path) -> Iterator[None]:
 
 def connect_spark(target: str) -> SparkBackend:
     """An Ibis connection to a ``spark:///DIR`` warehouse or an ``sc://`` Spark Connect server."""
-    import ibis
-
     ibis.pyspark  # noqa: B018 - loading the backend by name registers its options (ibis.options.pyspark)
     parsed = urlparse(target)
     if parsed.scheme == "sc":
@@ -181,19 +221,31 @@ def connect_spark(target: str) -> SparkBackend:
     session.sql(f"CREATE DATABASE IF NOT EXISTS {db} LOCATION '{_sql_path(folder / 'warehouse')}'")
     session.catalog.setCurrentDatabase(db)
     register_tables(session, folder / "warehouse", db)
-    return SparkBackend().connect(session)
+    con = SparkBackend().connect(session)
+    con.scratch_database = "default"  # its location is the process's scratch folder
+    return con
 
 
 def register_tables(session: Any, root: Path, db: str) -> list[str]:
-    """Register every CDM table folder under *root* as a Parquet table of *db* (afresh, so files
-    replaced by a load are read anew); return the tables."""
+    """Register every CDM table folder under *root* as a Parquet table of *db*; return the tables.
+
+    The catalog is shared by the process's sessions: tables are registered again only when the
+    folder changed (a load swaps in a new one), since reading every table's Parquet schema takes
+    seconds."""
     known = set(schema.tables("5.4")) | set(schema.tables("5.3"))
     present = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name in known) if root.is_dir() else []
+    stat = root.stat() if root.is_dir() else None
+    signature = (stat.st_ino, stat.st_mtime_ns, tuple(present)) if stat else None
+    registry = _BASE.setdefault("registered", {})
+    if signature is not None and registry.get(db) == signature:
+        return present
+    registry.pop(db, None)
     registered = {t.name for t in session.catalog.listTables(db) if not t.isTemporary}
     for name in sorted(registered & known):
         session.sql(f"DROP TABLE IF EXISTS {db}.{name}")  # an external table: its files stay
     for name in present:
         session.sql(f"CREATE TABLE {db}.{name} USING parquet LOCATION '{_sql_path(root / name)}'")
+    registry[db] = signature
     return present
 
 
