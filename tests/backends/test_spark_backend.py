@@ -27,6 +27,7 @@ from follicle.errors import DatabaseError
 from follicle.study.atlas.domains import dateadd
 
 pytestmark = pytest.mark.spark
+REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 PERSON = pd.DataFrame({"person_id": [1, 2, 3], "gender_concept_id": [8507, 8532, 8532],
@@ -163,19 +164,23 @@ def test_failed_load_keeps_previous_cdm(tiny: str, spark_home: Path, monkeypatch
 
 
 def test_cli_load_and_commands_leave_stdout_and_cwd_clean(world_folder: Path, spark_home: Path, monkeypatch, tmp_path):
-    """``cdm load`` and ``summary`` on Spark (``check``: the contract suite): stdout is only the JSON document, and
-    nothing (spark-warehouse, metastore_db, derby.log) lands in the working folder."""
+    """docs/scale.md's commands (``cdm load``, ``cdm summary``) on Spark: stdout is only the JSON
+    document, and nothing (spark-warehouse, metastore_db, derby.log) lands in the working folder."""
     monkeypatch.chdir(tmp_path)
-    target = f"spark://{spark_home / 'cli'}"
-    loaded = runner.invoke(app, ["cdm", "load", str(world_folder), "--db", target, "--json"])
-    assert loaded.exit_code == 0, loaded.output
-    assert json.loads(loaded.stdout)["rows"]["person"] == 3
-    again = runner.invoke(app, ["cdm", "load", str(world_folder), "--db", target, "--json"])
+    block = (REPO / "docs" / "scale.md").read_text().split("```bash\n", 1)[1].split("```", 1)[0]
+    folder = spark_home / "cli"
+    commands = [line.split("#")[0].replace("omop-export/", str(world_folder)).replace("/data/cdm-spark", str(folder))
+                .split()[1:] for line in block.strip().splitlines()]
+    assert [c[:2] for c in commands] == [["cdm", "load"], ["cdm", "summary"]]
+    outputs = []
+    for args in commands:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        outputs.append(json.loads(result.stdout))
+    assert outputs[0]["rows"]["person"] == 3
+    assert outputs[1]["persons"] == "<10"  # three persons: a small count, suppressed
+    again = runner.invoke(app, commands[0])
     assert again.exit_code != 0 and "--overwrite" in again.stdout
-    summary = runner.invoke(app, ["cdm", "summary", "--db", target, "--json", "--min-cell-count", "1",
-                                  "--allow-small-cells"])
-    assert summary.exit_code == 0, summary.output
-    assert json.loads(summary.stdout)["persons"] == 3
     assert os.listdir(tmp_path) == []
 
 
