@@ -72,10 +72,10 @@ def chromium() -> str:
 def spark_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder for local Spark warehouses (``spark:///<folder>/<name>``). The process's one Spark
     session starts here, once (a JVM: 10-30 s), and every Spark test shares it."""
-    from follicle.cdm.spark import base_session, java_available
-
     if importlib.util.find_spec("pyspark") is None:
         _unavailable("pyspark not installed (pip install -c constraints.txt -e '.[spark]')")
+    from follicle.cdm.spark import base_session, java_available
+
     if java_available() is None:
         _unavailable("java not found (apt-get install openjdk-17-jre-headless); local Spark needs it")
     base_session()

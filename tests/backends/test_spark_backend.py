@@ -62,8 +62,19 @@ def test_target_layout_and_errors(tiny: str, spark_home: Path):
     assert not [p for p in folder.iterdir() if p.name != "warehouse"]  # no metastore, derby.log or temporaries
     with pytest.raises(DatabaseError, match="already holds a CDM"):
         write_cdm({"person": PERSON}, tiny)
+
+
+def test_what_spark_targets_refuse_is_named(world_folder: Path, tmp_path: Path):
+    """Needs no Java: each refusal comes before Spark starts."""
+    from follicle.cdm.load import load_cdm
+    from follicle.cdm.vocabulary import load_vocabulary
+
     with pytest.raises(DatabaseError, match="three slashes"):
         connect("spark://relative/dir")
+    with pytest.raises(DatabaseError, match="Spark Connect is not supported"):
+        load_cdm(world_folder, "sc://127.0.0.1:15002")
+    with pytest.raises(DatabaseError, match="vocab load into Spark is not supported"):
+        load_vocabulary(tmp_path, f"spark://{tmp_path}")
 
 
 def test_time_zone_is_utc_and_timestamps_round_trip(engines, tiny: str):
