@@ -2,11 +2,12 @@
 
 Tests that need an external system skip with the reason when it is absent, except when
 FOLLICLE_REQUIRE_ALL=1 (set by .ci/run): then a missing system is a failure, so CI can never
-pass by skipping the PostgreSQL, R or browser tests.
+pass by skipping the PostgreSQL, R, browser or Spark tests.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -65,3 +66,17 @@ def chromium() -> str:
     if not path:
         _unavailable("chromium not found (apt-get install chromium)")
     return path
+
+
+@pytest.fixture(scope="session")
+def spark_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for local Spark warehouses (``spark:///<folder>/<name>``). The process's one Spark
+    session starts here, once (a JVM: 10-30 s), and every Spark test shares it."""
+    if importlib.util.find_spec("pyspark") is None:
+        _unavailable("pyspark not installed (pip install -c constraints.txt -e '.[spark]')")
+    from follicle.cdm.spark import base_session, java_available
+
+    if java_available() is None:
+        _unavailable("java not found (apt-get install openjdk-17-jre-headless); local Spark needs it")
+    base_session()
+    return tmp_path_factory.mktemp("spark")

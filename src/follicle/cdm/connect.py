@@ -1,4 +1,4 @@
-"""Connections to an OMOP CDM: a DuckDB file (default) or a PostgreSQL URL, through Ibis."""
+"""Connections to an OMOP CDM: a DuckDB file (default), a PostgreSQL URL or Spark, through Ibis."""
 
 from __future__ import annotations
 
@@ -11,21 +11,27 @@ from ibis.backends import BaseBackend
 from follicle.errors import DatabaseError
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+SPARK_SCHEMES = ("spark", "sc")
 
 
 def dialect_of(target: str | Path) -> str:
-    """The SQL dialect of a target: ``"postgres"`` for a postgresql:// URL, else ``"duckdb"``."""
+    """The SQL dialect of a target: ``"postgres"`` for a postgresql:// URL, ``"spark"`` for
+    ``spark:///DIR`` or ``sc://HOST:PORT``, else ``"duckdb"``."""
     scheme = urlparse(str(target)).scheme
+    if scheme in SPARK_SCHEMES:
+        return "spark"
     return "postgres" if scheme in POSTGRES_SCHEMES else "duckdb"
 
 
 def connect(target: str | Path, *, read_only: bool = False) -> BaseBackend:
-    """Open an Ibis connection to *target* (a DuckDB file path or a ``postgresql://`` URL).
+    """Open an Ibis connection to *target* (a DuckDB file path, a ``postgresql://`` URL or Spark).
 
     Parameters
     ----------
     target : str or Path
-        A DuckDB file, or ``postgresql://user:pw@host:port/db`` (``.../db/schema`` for a schema).
+        A DuckDB file, ``postgresql://user:pw@host:port/db`` (``.../db/schema`` for a schema),
+        ``spark:///ABS/DIR`` (local Spark over the Parquet warehouse in DIR) or ``sc://HOST:PORT``
+        (Spark Connect); see :mod:`follicle.cdm.spark`.
     read_only : bool
         Open a DuckDB file read-only (it must then exist; the error names the path).
 
@@ -49,6 +55,10 @@ def connect(target: str | Path, *, read_only: bool = False) -> BaseBackend:
     try:
         if dialect_of(target) == "postgres":
             return ibis.connect(target)
+        if dialect_of(target) == "spark":
+            from follicle.cdm.spark import connect_spark
+
+            return connect_spark(target)
         path = Path(target)
         if read_only and not path.exists():
             raise DatabaseError(f"database file not found: {path}")

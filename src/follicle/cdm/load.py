@@ -2,7 +2,8 @@
 
 Every table is read by DuckDB's native reader with the column types of the official DDL
 (fast), into a staging DuckDB file. A DuckDB target is that file, renamed into place when
-complete; a PostgreSQL target receives it by COPY in one transaction. A file DuckDB refuses is
+complete; a PostgreSQL target receives it by COPY in one transaction; a local Spark target
+(``spark:///DIR``) receives it as Parquet folders swapped into place by rename. A file DuckDB refuses is
 read again by :mod:`follicle.cdm.validate` to name the line and column at fault. Primary keys
 are not enforced and NOT NULL is relaxed, so data load as they are and ``cdm check`` reports
 their quirks (GiBleed has duplicate keys).
@@ -24,6 +25,7 @@ from follicle.tempfiles import remove_stale
 from follicle.cdm import schema, source
 from follicle.cdm.connect import dialect_of, redact
 from follicle.cdm.validate import diagnose_csv, duckdb_message
+from follicle.cdm.write import copy_stage
 from follicle.errors import DatabaseError, InputError
 
 #: Tables a source must hold to be an OMOP CDM at all.
@@ -86,8 +88,8 @@ def load_cdm(
     schema.tables(version)  # validates the version
     start = time.perf_counter()
     result = LoadResult(target=redact(str(target)), cdm_version=version)
-    is_pg = dialect_of(target) == "postgres"
-    if not is_pg:
+    remote = dialect_of(target) in ("postgres", "spark")  # staged in a temporary DuckDB file, then copied
+    if not remote:
         path = Path(target)
         if not path.parent.is_dir():
             raise DatabaseError(f"cannot create {path}: folder {path.parent} does not exist")
@@ -109,13 +111,11 @@ def load_cdm(
             if t not in target_tables
         ]
         files = {t: v for t, v in found.files.items() if t in target_tables}
-        if is_pg:
+        if remote:
             with tempfile.TemporaryDirectory(prefix="follicle-stage-") as tmp:
                 stage = Path(tmp) / "stage.duckdb"
                 _stage(files, stage, version, result, progress)
-                from follicle.cdm.pg import copy_to_postgres
-
-                copy_to_postgres(stage, str(target), version, overwrite=overwrite, not_null=False)
+                copy_stage(stage, str(target), version, overwrite=overwrite, not_null=False)
         else:
             tmp_path = path.with_name(f".{path.name}.tmp-{os.getpid()}")
             remove_stale(path.parent, prefix=f".{path.name}.")  # left by a killed load

@@ -65,6 +65,9 @@ def load_vocabulary(src: str | Path, target: str | Path, *, progress: Progress |
     DatabaseError
         No CDM at *target*.
     """
+    if dialect_of(target) == "spark":
+        raise DatabaseError(f"{target}: vocab load into Spark is not supported; put the vocabulary files "
+                            "(CONCEPT.csv, ...) in the folder given to cdm load, which loads them with the CDM")
     start = time.perf_counter()
     result = VocabularyLoadResult(target=redact(str(target)))
     with source.opened(src) as root:

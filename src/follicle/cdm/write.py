@@ -4,7 +4,8 @@ Used by the synthetic world and ``cdm init``: every table of the CDM version is 
 the official DDL; the given tables are inserted with their columns cast to the DDL types. A
 DuckDB target is built in a temporary file beside the target and renamed into place only when
 complete; a PostgreSQL target (``postgresql://user:pw@host/db[/schema]``) is staged in a
-temporary DuckDB file and copied in one transaction. Either way a failure leaves nothing behind.
+temporary DuckDB file and copied in one transaction; a local Spark target (``spark:///DIR``) gets
+that file's tables as Parquet folders swapped into place. Either way a failure leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -49,13 +50,11 @@ def write_cdm(
     if problems:
         raise DatabaseError("cannot write CDM", problems=problems)
 
-    if dialect_of(target) == "postgres":
-        from follicle.cdm.pg import copy_to_postgres
-
+    if dialect_of(target) in ("postgres", "spark"):
         with tempfile.TemporaryDirectory(prefix="follicle-stage-") as tmp:
             stage = Path(tmp) / "stage.duckdb"
             counts = _write_duckdb(tables, stage, version)
-            copy_to_postgres(stage, str(target), version, overwrite=overwrite)
+            copy_stage(stage, str(target), version, overwrite=overwrite)
         return counts
     path = Path(target)
     if not path.parent.is_dir():
@@ -102,6 +101,18 @@ def _write_duckdb(tables: Mapping[str, Table], path: Path, version: str) -> dict
         return counts
     finally:
         con.disconnect()
+
+
+def copy_stage(stage: Path, target: str, version: str, *, overwrite: bool = False, not_null: bool = True) -> None:
+    """Copy the CDM staged in the DuckDB file *stage* to a PostgreSQL or Spark *target*, atomically."""
+    if dialect_of(target) == "spark":
+        from follicle.cdm.spark import publish_stage
+
+        publish_stage(stage, target, version, overwrite=overwrite)
+    else:
+        from follicle.cdm.pg import copy_to_postgres
+
+        copy_to_postgres(stage, target, version, overwrite=overwrite, not_null=not_null)
 
 
 def init_cdm(target: str | Path, *, version: str = "5.4", overwrite: bool = False) -> list[str]:

@@ -1,4 +1,4 @@
-"""``follicle cdm``: create, load, check and summarise an OMOP CDM (DuckDB file or PostgreSQL URL)."""
+"""``follicle cdm``: create, load, check and summarise an OMOP CDM (DuckDB file, PostgreSQL URL or Spark)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from follicle.errors import CheckFailed
 
 Db = Annotated[
     str,
-    typer.Option("--db", envvar="FOLLICLE_DB", help="Target CDM: a DuckDB file path or a postgresql:// URL "
-                 "(postgresql://user:pw@host/db, or .../db/schema for a schema)."),
+    typer.Option("--db", envvar="FOLLICLE_DB", help="Target CDM: a DuckDB file path, a postgresql:// URL "
+                 "(postgresql://user:pw@host/db, or .../db/schema for a schema), spark:///ABS/DIR (local Spark, "
+                 "Parquet tables under DIR) or sc://HOST:PORT (Spark Connect)."),
 ]
 Version = Annotated[str, typer.Option("--cdm-version", help="OMOP CDM version: 5.4 or 5.3.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing CDM at the target.")]

@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
     @guarded
     def run(
         study: Annotated[Path, typer.Argument(help="Study spec (YAML or JSON).", exists=True, dir_okay=False)],
-        db: Annotated[str, typer.Option("--db", help="CDM: DuckDB file or postgresql:// URL.")] = "cdm.duckdb",
+        db: Annotated[str, typer.Option("--db", help="CDM: DuckDB file, postgresql:// URL, spark:///ABS/DIR or sc://HOST:PORT.")] = "cdm.duckdb",
         out: Annotated[Path, typer.Option("--out", help="Shareable output folder (results.json, tables/, report.html); replaced as a whole.")] = Path("results"),
         work: Annotated[Path | None, typer.Option("--work", help="Work folder for the step cache (row-level; default <out>.work; never share it).")] = None,
         force: Annotated[bool, typer.Option("--force", help="Recompute every step, ignoring cached artefacts.")] = False,

@@ -12,7 +12,7 @@ from rich.table import Table
 from follicle.cli._common import JsonFlag, console, err_console, guarded, print_json
 
 StudyArg = Annotated[Path, typer.Argument(help="Study spec (YAML or JSON).")]
-DbOpt = Annotated[str, typer.Option("--db", help="CDM: a DuckDB file or a postgresql:// URL.")]
+DbOpt = Annotated[str, typer.Option("--db", help="CDM: a DuckDB file, a postgresql:// URL, spark:///ABS/DIR (local Spark) or sc://HOST:PORT (Spark Connect).")]
 
 
 @guarded
