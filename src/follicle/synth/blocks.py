@@ -42,6 +42,12 @@ def concat_worlds(blocks: list[World]) -> World:
     return replace(blocks[0], **fields, bounds=bounds)
 
 
+def _persons(w: World, rows: np.ndarray) -> dict[str, dict]:
+    """The person-level arrays of *rows*."""
+    return {f: {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in getattr(w, f).items()}
+            for f in _PERSON_LEVEL}
+
+
 def _rows(part: dict, keep: np.ndarray, new_index: np.ndarray) -> dict:
     """Row-level records of the persons marked in *keep*, renumbered by *new_index*."""
     sel = keep[part["person"]]
@@ -55,9 +61,7 @@ def subset(w: World, rows: np.ndarray, *, block: int | None = None, offset: int 
     keep = np.zeros(w.n, bool)
     keep[rows] = True
     new_index = np.cumsum(keep) - 1
-    fields = {f: {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in getattr(w, f).items()}
-              for f in _PERSON_LEVEL}
-    fields |= {f: _rows(getattr(w, f), keep, new_index) for f in _ROW_LEVEL}
+    fields = _persons(w, rows) | {f: _rows(getattr(w, f), keep, new_index) for f in _ROW_LEVEL}
     contiguous = block is not None
     return replace(w, **fields, bounds=(), block=w.block if block is None else block,
                    offset=offset if contiguous else 0, ids=None if contiguous else w.person_ids(rows))
@@ -73,8 +77,15 @@ def split_world(w: World) -> Iterator[World]:
 
 
 def truth_part(w: World) -> World:
-    """The persons the truth can need (initiators with >= 2 prescriptions in the first course)."""
-    return subset(w, np.flatnonzero(w._t["treated"] & (w._t["n_rx1"] >= 2)))
+    """The persons the truth can need, person-level arrays only: first-course initiators of a compared class
+    with >= 2 prescriptions and no neuropsychiatric history before index (a few % of persons)."""
+    from follicle.synth.config import CLASSES
+    from follicle.synth.truth import target_population
+
+    classes = sorted({CLASSES.index(c) for pair in w.config.truth.comparisons for c in pair})
+    rows = target_population(w, *classes)
+    fields = _persons(w, rows) | {f: {k: v[:0] for k, v in getattr(w, f).items()} for f in _ROW_LEVEL}  # records: not needed
+    return replace(w, **fields, bounds=(), offset=0, ids=w.person_ids(rows))
 
 
 def add_counts(a: dict, b: dict) -> dict:

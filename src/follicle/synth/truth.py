@@ -67,7 +67,7 @@ def cox_binary(time: np.ndarray, event: np.ndarray, z: np.ndarray, iters: int = 
     return beta, 1.0 / math.sqrt(info)
 
 
-def _target_population(w: World, *classes: int) -> np.ndarray:
+def target_population(w: World, *classes: int) -> np.ndarray:
     """Initiators of any of *classes* (first systemic course) with >= 2 prescriptions and no
     neuropsychiatric history before index."""
     t = w._t
@@ -92,7 +92,7 @@ def compute_truth(w: World, *, max_followup_days: int | None = None, estimand: s
         tk, ck = CLASSES.index(tname), CLASSES.index(cname)
         key = (tk,) if estimand == "att" else (tk, ck)
         if key not in pops:
-            rows = _target_population(w, *key)
+            rows = target_population(w, *key)
             reps = max(1, math.ceil(cfg.truth.target_persons / max(len(rows), 1)))
             pops[key] = {"rows": rows, "reps": reps, "big": np.tile(rows, reps)}
         pop = pops[key]
