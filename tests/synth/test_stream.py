@@ -162,3 +162,33 @@ def test_cli_parquet_then_cdm_load(tmp_path):
     assert json.loads(res.stdout)["rows"]["person"] == 1500
     res = runner.invoke(app, ["synth", "--persons", "10", "--parquet", str(folder)])
     assert res.exit_code == 2 and "exists" in res.output
+
+
+@pytest.fixture()
+def pg_schema(pg_url):
+    """A fresh PostgreSQL schema, dropped afterwards: ``<pg_url>/<schema>``."""
+    import os
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    name = f"follicle_synth_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    yield f"{pg_url.rstrip('/')}/{name}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+def test_streamed_into_postgres_equals_duckdb(blocks_config, streamed, pg_schema, pg_url):
+    import psycopg
+
+    _, rows, _ = build_world(PERSONS, SEED, pg_schema, config=blocks_config, chunk_persons=4_000)
+    assert rows == streamed[1]
+    schema = pg_schema.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url) as pg, duckdb.connect(str(streamed[0]), read_only=True) as duck:
+        for table, cols in (("person", "person_id, year_of_birth, gender_concept_id, race_source_value"),
+                            ("condition_occurrence", "condition_occurrence_id, person_id, condition_start_date, "
+                                                     "visit_occurrence_id, condition_source_value")):
+            got = pg.execute(f"select {cols} from {schema}.{table} order by 1").fetchall()
+            want = duck.execute(f"select {cols} from {table} order by 1").fetchall()
+            assert got == want, table
