@@ -163,6 +163,10 @@ def open_sink(db: str | Path | None, parquet: Path | None, *, overwrite: bool = 
         return ParquetSink(Path(parquet), overwrite=overwrite)
     if db is None:
         raise InputError("give --db or --parquet")
-    if dialect_of(db) == "postgres":
+    dialect = dialect_of(db)
+    if dialect == "postgres":
         return PostgresSink(str(db), overwrite=overwrite)
+    if dialect != "duckdb":
+        raise InputError(f"--db {db}: synth writes a DuckDB file or a postgresql:// URL; for a {dialect} "
+                         "target write --parquet and load the folder with `follicle cdm load`")
     return DuckDbSink(Path(db), overwrite=overwrite)
