@@ -8,7 +8,7 @@ import json
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -145,7 +145,7 @@ def test_overwrite_replaces_a_parquet_folder_whole(blocks_config, tmp_path):
     assert len(list((target / "person.parquet").iterdir())) == 2
     build_world(3_000, 1, parquet=target, config=blocks_config, overwrite=True)
     parts = list((target / "person.parquet").iterdir())
-    assert len(parts) == 1 and pa.parquet.read_table(parts[0]).num_rows == 3_000
+    assert len(parts) == 1 and pq.read_table(parts[0]).num_rows == 3_000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pq"]
 
 
