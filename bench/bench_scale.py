@@ -54,18 +54,20 @@ def timed(cmd: list[str]) -> dict:
     return out
 
 
-def steps(n: int, work: Path, chunk: int, with_peer: bool) -> list[tuple[str, list[str], Path | None]]:
-    """(step name, command, path to remove after it) for size *n*."""
+def steps(n: int, work: Path, chunk: int, with_peer: bool, on_loaded: bool) -> list[tuple[str, list[str], Path | None]]:
+    """(step name, command, path to remove after it) for size *n*; cohorts and study run on the
+    synthesised DuckDB CDM, or on the one loaded from Parquet when *on_loaded*."""
     db, pq, loaded = work / f"world-{n}.duckdb", work / f"world-{n}-pq", work / f"loaded-{n}.duckdb"
+    cdm = loaded if on_loaded else db
     out = [
         ("synth duckdb", [*FOLLICLE, "synth", "--persons", str(n), "--seed", "1", "--db", str(db), "--overwrite",
                           "--truth", str(work / f"truth-{n}.json"), "--chunk-persons", str(chunk), "--json"], None),
         ("synth parquet", [*FOLLICLE, "synth", "--persons", str(n), "--seed", "1", "--parquet", str(pq),
                            "--overwrite", "--chunk-persons", str(chunk), "--json"], None),
         ("cdm load parquet", [*FOLLICLE, "cdm", "load", str(pq), "--db", str(loaded), "--overwrite", "--json"], pq),
-        ("cohorts", [*FOLLICLE, "cohorts", str(STUDY), "--db", str(db), "--json"], loaded),
-        ("run study", [*FOLLICLE, "run", str(STUDY), "--db", str(db), "--out", str(work / f"results-{n}"),
-                       "--force", "--json"], None),
+        ("cohorts", [*FOLLICLE, "cohorts", str(STUDY), "--db", str(cdm), "--json"], None),
+        ("run study", [*FOLLICLE, "run", str(STUDY), "--db", str(cdm), "--out", str(work / f"results-{n}"),
+                       "--force", "--json"], None if on_loaded else loaded),
     ]
     if with_peer:
         out.insert(1, ("synth in-memory (peer)", [sys.executable, "-c", IN_MEMORY, str(n), str(work / "peer.duckdb")],
@@ -111,16 +113,19 @@ def main() -> None:
     ap.add_argument("--chunk-persons", type=int, default=250_000)
     ap.add_argument("--steps", nargs="*", default=None, help="only these step names")
     ap.add_argument("--no-peer", action="store_true", help="skip the in-memory peer")
+    ap.add_argument("--on-loaded", action="store_true", help="cohorts and study on the CDM loaded from Parquet")
     ap.add_argument("--report-only", action="store_true", help="print the table of --results and exit")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     results = args.results or args.work / "scale.jsonl"
     if not args.report_only:
         for i, n in enumerate(args.sizes):
-            for name, cmd, drop in steps(n, args.work, args.chunk_persons, i == 0 and not args.no_peer):
+            for name, cmd, drop in steps(n, args.work, args.chunk_persons, i == 0 and not args.no_peer,
+                                       args.on_loaded):
                 if args.steps and name not in args.steps:
                     continue
                 row = {"persons": n, "step": name, "chunk_persons": args.chunk_persons, **timed(cmd),
+                       "cdm": "loaded" if args.on_loaded and name in ("cohorts", "run study") else "synth",
                        "load_avg_1m": os.getloadavg()[0]}
                 with results.open("a") as f:
                     f.write(json.dumps(row) + "\n")

@@ -84,7 +84,8 @@ def truth_part(w: World) -> World:
 
     classes = sorted({CLASSES.index(c) for pair in w.config.truth.comparisons for c in pair})
     rows = target_population(w, *classes)
-    fields = _persons(w, rows) | {f: {k: v[:0] for k, v in getattr(w, f).items()} for f in _ROW_LEVEL}  # records: not needed
+    # no records (not needed); empty copies, not views, which would keep the block's arrays alive
+    fields = _persons(w, rows) | {f: {k: np.empty(0, v.dtype) for k, v in getattr(w, f).items()} for f in _ROW_LEVEL}
     return replace(w, **fields, bounds=(), offset=0, ids=w.person_ids(rows))
 
 

@@ -24,6 +24,7 @@ from follicle.errors import DatabaseError, InputError
 from follicle.tempfiles import remove_stale
 
 VERSION = "5.4"
+MEMORY_LIMIT = "1GB"  # DuckDB's buffer pool while writing (appends from Arrow need little)
 
 
 def _temporary(target: Path, overwrite: bool, what: str) -> Path:
@@ -69,6 +70,8 @@ class DuckDbSink(Sink):
         self.rows = {}
         self.con = duckdb.connect(str(self.tmp))
         self.con.execute("SET enable_progress_bar = false")
+        # DuckDB keeps written blocks cached up to 80 % of RAM by default: cap it so memory stays that of a chunk
+        self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         for stmt in schema.create_statements(VERSION, "duckdb"):
             self.con.execute(stmt)
         self._columns = schema.tables(VERSION)
