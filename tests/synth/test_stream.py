@@ -192,3 +192,19 @@ def test_streamed_into_postgres_equals_duckdb(blocks_config, streamed, pg_schema
             got = pg.execute(f"select {cols} from {schema}.{table} order by 1").fetchall()
             want = duck.execute(f"select {cols} from {table} order by 1").fetchall()
             assert got == want, table
+
+
+def test_the_truth_part_kept_across_chunks_shares_no_memory_with_its_block(blocks_config):
+    """What stream_world keeps of a block after writing it is small and its own (a view of the block's
+    arrays would keep the whole block alive until the end)."""
+    from follicle.synth.blocks import truth_part
+    from follicle.synth.world import simulate_block
+
+    block = simulate_block(blocks_config, 4_000, SEED, 1)
+    part = truth_part(block)
+    assert 0 < part.n < block.n / 5
+    for f in ("_p", "_d", "_t", "_cov", "_first", "_resp", "_rx", "_records", "_salt_rows", "_lab_rows"):
+        for k, v in getattr(part, f).items():
+            if isinstance(v, np.ndarray):
+                assert v.base is None and not np.shares_memory(v, getattr(block, f)[k]), (f, k)  # not a view
+                assert f not in ("_rx", "_records", "_salt_rows", "_lab_rows") or v.size == 0, (f, k)
