@@ -53,7 +53,8 @@ def stream_world(cfg: WorldConfig, persons: int, seed: int, sink: Sink, *, chunk
 
     A chunk is a whole number of blocks (``cfg.block_persons``), at least one; each block is drawn from
     its own random streams and its event ids continue the previous block's, so the tables do not depend
-    on *chunk_persons*. Only one chunk's arrays are in memory at a time.
+    on *chunk_persons*. Only one chunk's arrays are in memory at a time, and of the blocks written only the
+    person-level arrays of the truth's target population (:func:`follicle.synth.blocks.truth_part`).
     """
     check_size(persons, seed)
     tick = progress or (lambda _s: None)
