@@ -20,9 +20,17 @@ ID_COLUMNS = [("person", "person_id"), ("observation_period", "observation_perio
               ("procedure_occurrence", "procedure_occurrence_id"), ("observation", "observation_id")]
 
 
+@pytest.fixture(scope="module", params=["one block", "streamed in blocks"])
+def cdm(request):
+    """(world, its CDM): the one-block world written whole, and a 3-block world streamed in 2 chunks."""
+    if request.param == "one block":
+        return request.getfixturevalue("world"), request.getfixturevalue("cdm_path")
+    return request.getfixturevalue("blocks_world"), request.getfixturevalue("streamed_path")
+
+
 @pytest.fixture(scope="module")
-def con(cdm_path):
-    c = duckdb.connect(str(cdm_path), read_only=True)
+def con(cdm):
+    c = duckdb.connect(str(cdm[1]), read_only=True)
     yield c
     c.close()
 
@@ -128,11 +136,12 @@ def test_labs_have_units_and_salt_is_bounded(con):
                        and value_as_number not in (0, 1, 2, 3)""") == 0
 
 
-def test_cdm_index_dates_and_outcomes_agree_with_the_world(world, con):
+def test_cdm_index_dates_and_outcomes_agree_with_the_world(cdm, con):
     """What a study derives from the CDM (first systemic prescription, prior and first outcome codes)
     equals the world's own person-level truth."""
     import numpy as np
 
+    world = cdm[0]
     from follicle.synth._util import EPOCH
 
     first_rx = con.execute("""select person_id, min(drug_exposure_start_date) from drug_exposure d

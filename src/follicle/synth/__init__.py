@@ -14,9 +14,12 @@ Python API (no OMOP needed, for fast replicate simulations)::
     world.truth()                  # JSON-able: estimand, true marginal HR per comparison x outcome, parameters
     world.to_cdm()                 # dict[str, pyarrow.Table]: OMOP CDM v5.4 incl. bundled vocabulary
 
-    from follicle.synth import build_world   # simulate + write DuckDB CDM + truth JSON
+    from follicle.synth import build_world   # stream the same world, chunk by chunk, into a CDM + truth JSON
     build_world(200_000, 1, "world.duckdb", truth_path="truth.json")
+    build_world(10_000_000, 1, parquet="world-pq", chunk_persons=250_000)   # a Parquet folder for `cdm load`
 
+Persons are drawn in blocks of ``WorldConfig.block_persons``, each from its own random streams, so the
+in-memory world and the streamed one are the same (:mod:`follicle.synth.blocks`).
 Days are integers counted from 1970-01-01. The config (:class:`WorldConfig`) holds every rate,
 coefficient and true conditional hazard ratio; ``docs/synthetic-world.md`` explains them.
 """

@@ -329,6 +329,9 @@ class WorldConfig(_Model):
     study_outcomes: list[StudyOutcome] = Field(default_factory=_default_study_outcomes)
     response: ResponseConfig = ResponseConfig()
     truth: TruthConfig = TruthConfig()
+    # persons per random-number block: each block of persons draws from its own streams (derived from the
+    # seed and the block's index), so the data do not depend on how many blocks are generated at once
+    block_persons: int = Field(250_000, ge=100)
 
     @model_validator(mode="after")
     def _consistent(self) -> WorldConfig:

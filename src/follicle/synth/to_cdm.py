@@ -9,6 +9,7 @@ oral and topical ruxolitinib differ in concept, dose form and ``route_concept_id
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 
 from follicle.synth._util import EPOCH
 from follicle.synth.population import RACES
+from follicle.synth.world import cdm_rng
 from follicle.vocab import bundled
 
 if TYPE_CHECKING:
@@ -91,7 +93,7 @@ def _conditions(w: World) -> dict[str, np.ndarray]:
     add(aa, d["aa_dx_day"][aa], aa_code[aa])
     tr = np.flatnonzero(t["treated"])
     add(tr, t["index_day"][tr], aa_code[tr])  # AA coded again at the treatment visit
-    rng = np.random.default_rng(w.seed + 7)
+    rng = cdm_rng(w.seed, w.block, 7)
     for spec in w.config.confounders:
         has = np.flatnonzero(p[spec.name])
         code_list = icd.index(list(spec.codes))
@@ -145,13 +147,34 @@ def _drugs(w: World) -> dict[str, np.ndarray]:
     return {k: np.concatenate([pt[k] for pt in parts]) for k in out}
 
 
-def build_tables(w: World) -> dict[str, pa.Table]:
+@dataclass
+class CdmIds:
+    """The last id used so far per event table: blocks written one after another continue from here."""
+
+    visit: int = 0
+    condition: int = 0
+    drug: int = 0
+    measurement: int = 0
+    procedure: int = 0
+    observation: int = 0
+
+
+def _ids(ids: CdmIds, key: str, m: int) -> pa.Array:
+    """Ids 1..m after the last one used for *key*; advance the counter."""
+    first = getattr(ids, key)
+    setattr(ids, key, first + m)
+    return _i64(np.arange(first + 1, first + m + 1))
+
+
+def build_tables(w: World, ids: CdmIds) -> dict[str, pa.Table]:
+    """The clinical tables of one block *w*, its event ids continuing from *ids* (advanced in place)."""
     p, t = w._p, w._t
     n = len(p["female"])
+    pid = w.offset + 1  # person_id of row 0
     cond = _conditions(w)
     drug = _drugs(w)
     salt, labs = w._salt_rows, w._lab_rows
-    rng = np.random.default_rng(w.seed + 11)
+    rng = cdm_rng(w.seed, w.block, 11)
     bmi_day = p["obs_start"] + (rng.random(n) * np.minimum(p["obs_end"] - p["obs_start"], 365)).astype(np.int64)
     ivmp = np.flatnonzero(t["ivmp"])
     smk = np.flatnonzero(p["smoking"])
@@ -165,7 +188,7 @@ def build_tables(w: World) -> dict[str, pa.Table]:
     del vp, vd, vi
     ukey, inv = np.unique(key, return_inverse=True)
     del key
-    visit_id = (inv + 1).astype(np.int32)
+    visit_id = (inv + 1 + ids.visit).astype(np.int32)
     del inv
     v_inp = (ukey % 2).astype(bool)
     v_day = (ukey // 2) % 65536
@@ -184,7 +207,7 @@ def build_tables(w: World) -> dict[str, pa.Table]:
     dom = (bd - bd.astype("datetime64[M]")).astype(int) + 1
     tables: dict[str, pa.Table] = {}
     tables["person"] = pa.table({
-        "person_id": _i64(np.arange(1, n + 1)), "gender_concept_id": _i64(gender),
+        "person_id": _i64(np.arange(pid, pid + n)), "gender_concept_id": _i64(gender),
         "year_of_birth": _i64(year), "month_of_birth": _i64(month), "day_of_birth": _i64(dom),
         "birth_datetime": pa.array(bd.astype("datetime64[us]"), pa.timestamp("us")),
         "race_concept_id": _i64(np.array([RACE_IDS[r] for r in RACES])[p["race"]]),
@@ -194,15 +217,15 @@ def build_tables(w: World) -> dict[str, pa.Table]:
         "ethnicity_source_value": _dict(p["hispanic"], ["Not Hispanic", "Hispanic"]),
     })
     tables["observation_period"] = pa.table({
-        "observation_period_id": _i64(np.arange(1, n + 1)), "person_id": _i64(np.arange(1, n + 1)),
+        "observation_period_id": _i64(np.arange(pid, pid + n)), "person_id": _i64(np.arange(pid, pid + n)),
         "observation_period_start_date": _date(p["obs_start"]), "observation_period_end_date": _date(p["obs_end"]),
         "period_type_concept_id": _i64(np.full(n, EHR)),
     })
     dead = np.flatnonzero(p["death_day"] >= 0)
-    tables["death"] = pa.table({"person_id": _i64(dead + 1), "death_date": _date(p["death_day"][dead]),
+    tables["death"] = pa.table({"person_id": _i64(dead + pid), "death_date": _date(p["death_day"][dead]),
                                 "death_type_concept_id": _i64(np.full(len(dead), EHR))})
     tables["visit_occurrence"] = pa.table({
-        "visit_occurrence_id": _i64(np.arange(1, len(ukey) + 1)), "person_id": _i64(v_person + 1),
+        "visit_occurrence_id": _ids(ids, "visit", len(ukey)), "person_id": _i64(v_person + pid),
         "visit_concept_id": _i64(np.where(v_inp, INPATIENT, OUTPATIENT)),
         "visit_start_date": _date(v_day), "visit_end_date": _date(v_end),
         "visit_type_concept_id": _i64(np.full(len(ukey), EHR)),
@@ -210,7 +233,7 @@ def build_tables(w: World) -> dict[str, pa.Table]:
     })
     m = len(cond["person"])
     tables["condition_occurrence"] = pa.table({
-        "condition_occurrence_id": _i64(np.arange(1, m + 1)), "person_id": _i64(cond["person"] + 1),
+        "condition_occurrence_id": _ids(ids, "condition", m), "person_id": _i64(cond["person"] + pid),
         "condition_concept_id": _i64(cond["concept_id"]), "condition_start_date": _date(cond["day"]),
         "condition_type_concept_id": _i64(np.full(m, EHR)), "visit_occurrence_id": _i64(seg(0)),
         "condition_source_value": _dict(cond["code"], cond["code_values"]),
@@ -220,7 +243,7 @@ def build_tables(w: World) -> dict[str, pa.Table]:
     names = bundled.names()
     uniq, inv = _lookup(drug["concept_id"])
     tables["drug_exposure"] = pa.table({
-        "drug_exposure_id": _i64(np.arange(1, m + 1)), "person_id": _i64(drug["person"] + 1),
+        "drug_exposure_id": _ids(ids, "drug", m), "person_id": _i64(drug["person"] + pid),
         "drug_concept_id": _i64(drug["concept_id"]), "drug_exposure_start_date": _date(drug["start"]),
         "drug_exposure_end_date": _date(drug["end"]), "drug_type_concept_id": _i64(np.full(m, EHR_RX)),
         "refills": _i64(drug["refills"]), "quantity": pa.array(drug["quantity"].astype(float)),
@@ -230,33 +253,38 @@ def build_tables(w: World) -> dict[str, pa.Table]:
         "drug_source_concept_id": _i64(drug["concept_id"]),
         "route_source_value": _dict(drug["route"] == TOPICAL, ["oral", "topical"]),
     })
-    tables["measurement"] = _measurements(p, salt, labs, bmi_day, seg(2), seg(3), seg(4))
+    tables["measurement"] = _measurements(p, salt, labs, bmi_day, seg(2), seg(3), seg(4), ids, pid)
     tables["procedure_occurrence"] = pa.table({
-        "procedure_occurrence_id": _i64(np.arange(1, len(ivmp) + 1)), "person_id": _i64(ivmp + 1),
+        "procedure_occurrence_id": _ids(ids, "procedure", len(ivmp)), "person_id": _i64(ivmp + pid),
         "procedure_concept_id": _i64(np.full(len(ivmp), IVMP)), "procedure_date": _date(t["ivmp_day"][ivmp]),
         "procedure_type_concept_id": _i64(np.full(len(ivmp), EHR)), "visit_occurrence_id": _i64(seg(5)),
         "procedure_source_value": _dict(np.zeros(len(ivmp)), ["IVMP"]),
     })
     tables["observation"] = pa.table({
-        "observation_id": _i64(np.arange(1, len(smk) + 1)), "person_id": _i64(smk + 1),
+        "observation_id": _ids(ids, "observation", len(smk)), "person_id": _i64(smk + pid),
         "observation_concept_id": _i64(np.full(len(smk), SMOKING_STATUS)),
         "observation_date": _date(p["smoking_day"][smk]),
         "observation_type_concept_id": _i64(np.full(len(smk), EHR)),
         "value_as_string": _dict(np.zeros(len(smk)), ["Current every day smoker"]),
         "visit_occurrence_id": _i64(visit_id[off[6]:]), "observation_source_value": _dict(np.zeros(len(smk)), ["72166-2"]),
     })
-    tables["cdm_source"] = pa.table({
+    return tables
+
+
+def fixed_tables(persons: int, seed: int) -> dict[str, pa.Table]:
+    """The tables written once per world: ``cdm_source`` and the bundled vocabulary."""
+    tables = {"cdm_source": pa.table({
         "cdm_source_name": ["Follicle synthetic alopecia areata world"], "cdm_source_abbreviation": ["follicle-synth"],
-        "cdm_holder": ["Follicle"], "source_description": [f"follicle synth: {n} persons, seed {w.seed}"],
+        "cdm_holder": ["Follicle"], "source_description": [f"follicle synth: {persons} persons, seed {seed}"],
         "source_release_date": pa.array([date(2025, 12, 31)], pa.date32()),
         "cdm_release_date": pa.array([date(2025, 12, 31)], pa.date32()),
         "cdm_version": ["5.4"], "cdm_version_concept_id": _i64([756265]), "vocabulary_version": ["follicle-bundled-1"],
-    })
+    })}
     tables.update(bundled.vocabulary_tables())
     return tables
 
 
-def _measurements(p, salt, labs, bmi_day, salt_visits, lab_visits, bmi_visits) -> pa.Table:
+def _measurements(p, salt, labs, bmi_day, salt_visits, lab_visits, bmi_visits, ids: CdmIds, pid: int) -> pa.Table:
     n = len(p["female"])
     code = {2000100001: "SALT-TOTAL", 2000100002: "SALT-TOP", 2000100003: "SALT-BACK", 2000100004: "SALT-LEFT",
             2000100005: "SALT-RIGHT", 2000100006: "CLINRO-EYEBROW", 2000100007: "CLINRO-EYELASH", 2000100008: "AA-IGA"}
@@ -275,7 +303,7 @@ def _measurements(p, salt, labs, bmi_day, salt_visits, lab_visits, bmi_visits) -
     unit_sv = pa.DictionaryArray.from_arrays(pa.array(unit_idx.astype(np.int32), mask=~valid),
                                              pa.array(unit_values, pa.string()))
     return pa.table({
-        "measurement_id": _i64(np.arange(1, m + 1)), "person_id": _i64(person + 1),
+        "measurement_id": _ids(ids, "measurement", m), "person_id": _i64(person + pid),
         "measurement_concept_id": _i64(concept),
         "measurement_date": _date(np.concatenate([salt["day"], labs["day"], bmi_day])),
         "measurement_type_concept_id": _i64(np.concatenate([np.full(len(salt["person"]), EHR),

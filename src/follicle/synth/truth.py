@@ -67,7 +67,7 @@ def cox_binary(time: np.ndarray, event: np.ndarray, z: np.ndarray, iters: int = 
     return beta, 1.0 / math.sqrt(info)
 
 
-def _target_population(w: World, *classes: int) -> np.ndarray:
+def target_population(w: World, *classes: int) -> np.ndarray:
     """Initiators of any of *classes* (first systemic course) with >= 2 prescriptions and no
     neuropsychiatric history before index."""
     t = w._t
@@ -92,7 +92,7 @@ def compute_truth(w: World, *, max_followup_days: int | None = None, estimand: s
         tk, ck = CLASSES.index(tname), CLASSES.index(cname)
         key = (tk,) if estimand == "att" else (tk, ck)
         if key not in pops:
-            rows = _target_population(w, *key)
+            rows = target_population(w, *key)
             reps = max(1, math.ceil(cfg.truth.target_persons / max(len(rows), 1)))
             pops[key] = {"rows": rows, "reps": reps, "big": np.tile(rows, reps)}
         pop = pops[key]
@@ -151,7 +151,7 @@ def compute_truth(w: World, *, max_followup_days: int | None = None, estimand: s
         "method": ("counterfactual simulation: both potential outcomes drawn for the target population from the "
                    "generator's own hazards, Cox model with arm as the only covariate on the pooled data"),
         "max_followup_days": max_followup_days,
-        "persons": w.n, "seed": w.seed,
+        "persons": summary_counts(w)["persons"], "seed": w.seed,
         "effects": effects,
         "summary": summary_counts(w),
         "parameters": cfg.model_dump(mode="json"),
@@ -159,6 +159,9 @@ def compute_truth(w: World, *, max_followup_days: int | None = None, estimand: s
 
 
 def summary_counts(w: World) -> dict[str, Any]:
+    """Persons, AA, treated, first class, switchers, ... of the whole world (also when *w* is a part of it)."""
+    if w.summary is not None:
+        return w.summary
     t = w._t
     counts = {c: int((t["class1"] == k).sum()) for k, c in enumerate(CLASSES)}
     return {"persons": w.n, "aa": int(w._d["aa"].sum()), "treated": int(t["treated"].sum()),

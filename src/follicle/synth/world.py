@@ -22,9 +22,19 @@ from follicle.synth.treatment import prescriptions, simulate_treatment
 _STREAMS = ("population", "disease", "treatment", "prescriptions", "outcomes", "salt", "labs", "truth")
 
 
-def _rngs(seed: int) -> dict[str, np.random.Generator]:
-    seqs = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+def _block_seed(seed: int, block: int) -> np.random.SeedSequence:
+    """The root of block *block*'s streams; block 0 keeps the seeding of single-block worlds."""
+    return np.random.SeedSequence(seed) if block == 0 else np.random.SeedSequence([seed, block])
+
+
+def _rngs(seed: int, block: int = 0) -> dict[str, np.random.Generator]:
+    seqs = _block_seed(seed, block).spawn(len(_STREAMS))
     return {name: np.random.default_rng(s) for name, s in zip(_STREAMS, seqs)}
+
+
+def cdm_rng(seed: int, block: int, k: int) -> np.random.Generator:
+    """Stream *k* of the CDM writer (visit lengths, repeated diagnoses) for one block."""
+    return np.random.default_rng(seed + k if block == 0 else np.random.SeedSequence([seed, block, k]))
 
 
 def anchor_covariates(p: dict, d: dict, t: dict) -> dict[str, np.ndarray]:
@@ -35,18 +45,22 @@ def anchor_covariates(p: dict, d: dict, t: dict) -> dict[str, np.ndarray]:
     return covariates(p, (age - 45) / 10, d["severe"])
 
 
-def simulate(config: WorldConfig | None = None, persons: int = 10_000, seed: int = 0,
-             progress: Any = None) -> World:
-    """Simulate a world of *persons* persons from *config* (default world if None) with *seed*.
-
-    *progress*, if given, is called as ``progress(step_name)`` after each step.
-    """
+def check_size(persons: Any, seed: Any) -> None:
     if not isinstance(persons, (int, np.integer)) or persons < 1:
         raise InputError(f"persons must be a positive integer; got {persons!r}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed must be a non-negative integer; got {seed!r}")
-    cfg = config or WorldConfig()
-    r = _rngs(int(seed))
+
+
+def block_sizes(cfg: WorldConfig, persons: int) -> list[int]:
+    """Persons in each block: ``block_persons`` each, the last one the remainder."""
+    full, rest = divmod(int(persons), cfg.block_persons)
+    return [cfg.block_persons] * full + ([rest] if rest else [])
+
+
+def simulate_block(cfg: WorldConfig, persons: int, seed: int, block: int, progress: Any = None) -> World:
+    """Block *block* of a world: its *persons* persons (ids from ``block * block_persons + 1``)."""
+    r = _rngs(int(seed), block)
     tick = progress or (lambda _s: None)
     p = simulate_population(cfg, persons, r["population"])
     tick("population")
@@ -62,7 +76,28 @@ def simulate(config: WorldConfig | None = None, persons: int = 10_000, seed: int
     lab_rows = simulate_labs(p, d, t, r["labs"])
     tick("salt and labs")
     return World(config=cfg, seed=int(seed), _p=p, _d=d, _t=t, _rx=rx, _cov=cov, _first=first,
-                 _records=records, _resp=resp, _salt_rows=salt_rows, _lab_rows=lab_rows)
+                 _records=records, _resp=resp, _salt_rows=salt_rows, _lab_rows=lab_rows,
+                 block=block, offset=block * cfg.block_persons)
+
+
+def simulate(config: WorldConfig | None = None, persons: int = 10_000, seed: int = 0,
+             progress: Any = None) -> World:
+    """Simulate a world of *persons* persons from *config* (default world if None) with *seed*.
+
+    The persons are drawn block by block (``config.block_persons`` each, see :mod:`follicle.synth.blocks`),
+    so this world is the one ``follicle synth`` streams to disk. *progress*, if given, is called as
+    ``progress(step_name)`` after each step (of the last block).
+    """
+    check_size(persons, seed)
+    cfg = config or WorldConfig()
+    sizes = block_sizes(cfg, persons)
+    if len(sizes) == 1:
+        return simulate_block(cfg, sizes[0], seed, 0, progress)
+    from follicle.synth.blocks import concat_worlds
+
+    last = len(sizes) - 1
+    return concat_worlds([simulate_block(cfg, n, seed, b, progress if b == last else None)
+                          for b, n in enumerate(sizes)])
 
 
 @dataclass
@@ -81,10 +116,19 @@ class World:
     _resp: dict = field(repr=False)
     _salt_rows: dict = field(repr=False)
     _lab_rows: dict = field(repr=False)
+    block: int = 0  # the random-number block this world is (or starts with)
+    offset: int = 0  # person_id of row i is offset + i + 1
+    bounds: tuple[tuple[int, int, int], ...] = ()  # (block, first row, end row) when several blocks
+    ids: np.ndarray | None = field(default=None, repr=False)  # person_id per row when not consecutive
+    summary: dict | None = field(default=None, repr=False)  # counts of the whole world when this is a part
 
     @property
     def n(self) -> int:
         return len(self._p["female"])
+
+    def person_ids(self, rows: np.ndarray) -> np.ndarray:
+        """The person_id of the given rows."""
+        return self.ids[rows] if self.ids is not None else self.offset + rows + 1
 
     @property
     def persons(self) -> pd.DataFrame:
@@ -92,7 +136,7 @@ class World:
         first event day of each outcome process (``event_<process>``, -1 = none), censoring."""
         p, d, t = self._p, self._d, self._t
         cols: dict[str, Any] = {
-            "person_id": np.arange(1, self.n + 1), "female": p["female"], "birth_day": p["birth_day"],
+            "person_id": self.person_ids(np.arange(self.n)), "female": p["female"], "birth_day": p["birth_day"],
             "race": np.array(["white", "black", "asian", "unknown"])[p["race"]], "hispanic": p["hispanic"],
             "obs_start": p["obs_start"], "obs_end": p["obs_end"], "death_day": p["death_day"],
             **{c: p[c] for c in CONFOUNDERS}, "bmi": p["bmi"],
@@ -163,7 +207,7 @@ class World:
                     sel &= ~self.history_before(so.name, idx)
         rows = np.flatnonzero(sel)
         df = pd.DataFrame({
-            "person_id": rows + 1, "treatment": (k1[rows] == CLASSES.index(target)).astype(int),
+            "person_id": self.person_ids(rows), "treatment": (k1[rows] == CLASSES.index(target)).astype(int),
             "index_day": idx[rows], "age_index": t["age_index"][rows], "female": p["female"][rows].astype(int),
             "severe": self._d["severe"][rows].astype(int),
             **{c: p[c][rows].astype(int) for c in CONFOUNDERS if c != "psych_history"},
@@ -179,10 +223,15 @@ class World:
         return df
 
     def to_cdm(self) -> dict[str, pa.Table]:
-        """OMOP CDM v5.4 tables (clinical + bundled vocabulary) as Arrow tables."""
-        from follicle.synth.to_cdm import build_tables
+        """OMOP CDM v5.4 tables (clinical + bundled vocabulary) as Arrow tables, equal to what
+        ``follicle synth`` streams for the same config, size and seed."""
+        from follicle.synth.blocks import split_world
+        from follicle.synth.to_cdm import CdmIds, build_tables, fixed_tables
 
-        return build_tables(self)
+        ids = CdmIds()
+        parts = [build_tables(b, ids) for b in split_world(self)]
+        tables = {name: pa.concat_tables([pt[name] for pt in parts]) for name in parts[0]}
+        return {**tables, **fixed_tables(self.n, self.seed)}
 
     def truth(self, *, max_followup_days: int | None = None, estimand: str = "att") -> dict[str, Any]:
         """Ground truth (JSON-able): every parameter and the true HR of each comparison x outcome, for the
