@@ -48,3 +48,25 @@ def test_probe_detects_a_heavy_import() -> None:
                            "--treatment", "t", "--covariates", "x"], capture_output=True, text=True, timeout=60)
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "pandas" in loaded
+
+
+def test_study_report_draws_without_matplotlib(tmp_path) -> None:
+    """The study report's figures are SVG written directly (issue #21, point 3): running a small
+    study and rendering its report imports no plotting library."""
+    probe = f"""
+import sys
+from follicle.run.study import run_study
+from follicle.study.spec import load_spec
+from follicle.synth.build import build_world
+build_world(3000, 5, {str(tmp_path / 'w.duckdb')!r}, overwrite=True)
+run_study(load_spec('studies/jaki_neuropsych.yaml'), {str(tmp_path / 'w.duckdb')!r}, {str(tmp_path / 'out')!r})
+print('matplotlib' in sys.modules)
+"""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600, cwd=repo)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.count("data:image/svg+xml;base64,") >= 3  # forest, preference, love at least
+    assert proc.stdout.strip().splitlines()[-1] == "False"
