@@ -19,7 +19,7 @@ from follicle.report.study_report import render_study_report
 from follicle.report.svg.charts import histogram_svg, love_svg
 from follicle.report.svg.forest import Row, forest_svg
 from follicle.report.svg.km import Arm, km_svg
-from follicle.run.curves import adjusted_preference, preference_bins, protected_curves, published_curves
+from follicle.run.curves import RunCurves, protected_curves, run_curves
 from follicle.run.narrative import caveats, methods_paragraph
 from follicle.run.pipeline import ComparisonRun
 from follicle.study.spec import StudySpec
@@ -63,11 +63,14 @@ def km_arms(curves: dict[str, pd.DataFrame], at_risk: pd.DataFrame, min_cell: in
     return arms, ticks
 
 
-def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -> dict[str, Any]:
+def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int,
+            curves: RunCurves | None = None) -> dict[str, Any]:
     """Data URIs of every figure, keyed as :func:`render_study_report` expects: ``forest``, and per
     comparison id ``preference`` (before adjustment) and per adjustment name ``love``,
     ``preference`` (after adjustment) and ``km`` (outcome -> URI; unweighted designs only, negative
-    controls under the primary adjustment only)."""
+    controls under the primary adjustment only). *curves*: the run's protected curves, when the
+    caller computed them already (:func:`follicle.run.curves.run_curves`)."""
+    curves = curves or run_curves(runs, results, min_cell)
     out: dict[str, Any] = {"forest": svg_uri(hr_forest(results))}
     for run in runs:
         comp = next(c for c in results["comparisons"] if c["id"] == run.name)
@@ -76,10 +79,9 @@ def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -
         out[run.name] = entry
         if not run.adjusted:  # not estimable: no figures
             continue
-        if run.propensity is not None:
-            entry["preference"] = svg_uri(histogram_svg(preference_bins(
-                run.propensity.preference, run.treatment, labels, min_cell), labels,
-                title=f"Preference score before adjustment: {run.name}"))
+        if (run.name, None) in curves.preference:
+            entry["preference"] = svg_uri(histogram_svg(curves.preference[(run.name, None)], labels,
+                                                        title=f"Preference score before adjustment: {run.name}"))
         for name, adj in run.adjusted.items():
             figs: dict[str, Any] = {"km": {}}
             published = next((a["balance"] for a in comp.get("adjustments", []) if a["name"] == name), [])
@@ -90,22 +92,22 @@ def figures(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -
                                                 before="before adjustment", title=f"Covariate balance: {name}",
                                                 after=f"after {adj.kind}" if adj.kind != "crude"
                                                 else "crude (no adjustment)"))
-            bins = adjusted_preference(run, name, min_cell)
+            bins = curves.preference.get((run.name, name))
             if bins is not None:
                 figs["preference"] = svg_uri(histogram_svg(bins, labels, title=f"Preference score after {name}"))
             entry["adjustments"][name] = figs
-    for comparison, name, outcome, curves, at_risk in published_curves(runs, results, min_cell):
-        arms, ticks = km_arms(curves, at_risk, min_cell)
+    for comparison, name, outcome, km, at_risk in curves.km:
+        arms, ticks = km_arms(km, at_risk, min_cell)
         out[comparison]["adjustments"][name]["km"][outcome] = svg_uri(
             km_svg(arms, ticks, title=outcome.replace("_", " "), min_cell_count=min_cell))
     return out
 
 
 def study_report_html(spec: StudySpec, runs: list[ComparisonRun], results: dict[str, Any], *,
-                      truth: dict[tuple[str, str], float] | None = None) -> str:
+                      truth: dict[tuple[str, str], float] | None = None, curves: RunCurves | None = None) -> str:
     """The report page; *truth* (true HR by comparison and outcome, the synthetic world's) is shown
-    beside each estimate."""
-    return render_study_report(results, figures(runs, results, spec.min_cell_count),
+    beside each estimate; *curves* as for :func:`figures`."""
+    return render_study_report(results, figures(runs, results, spec.min_cell_count, curves),
                                methods=methods_paragraph(spec), caveats=caveats(spec, results), truth=truth)
 
 
