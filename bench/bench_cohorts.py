@@ -15,6 +15,8 @@ on one DuckDB connection:
 
 Prints every run, the medians, peak MB and the ratio extract / scan per child and of the medians.
 Target (issue 21, point 4): extraction within 3x the scan at 200k and 1M persons.
+"""
+
 from __future__ import annotations
 
 import argparse
