@@ -40,7 +40,8 @@ def main() -> None:
     typer = median_wall([sys.executable, "-c", "import typer, rich.console"], args.repeat)
     print(f"load average {os.getloadavg()[0]:.1f} (shared 2-core machine); median of {args.repeat} fresh processes")
     print(f"{'python -c pass':<34}{bare:7.3f} s")
-    print(f"{'python -c \"import typer, rich\"':<34}{typer:7.3f} s")
+    label = 'python -c "import typer, rich"'
+    print(f"{label:<34}{typer:7.3f} s")
     for cmd in COMMANDS:
         wall = median_wall([exe, *cmd], args.repeat)
         print(f"{'follicle ' + ' '.join(cmd):<34}{wall:7.3f} s  ({wall - typer:+.3f} s over Typer + Rich; "
