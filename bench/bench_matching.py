@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
-from follicle.causal import fit_propensity, match, pooled_sd_logit
+from follicle.causal import _greedy, fit_propensity, match, pooled_sd_logit
 
 
 CPU: list[float] = []  # CPU seconds of the last timed call (the dev machine is shared: wall is noisy)
@@ -95,9 +95,10 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(2024)
 
-    print("warm-up (numba compile or cache load) ...")
-    match(np.array([0.2, 0.3, 0.4]), np.array([1, 0, 0]), order="closest")
-    match(np.array([0.2, 0.3, 0.4]), np.array([1, 0, 0]), order="random")
+    print("warm-up (numba compile or cache load; used above PLAIN_MAX_UNITS units) ...")
+    x3, t3 = np.array([0.2, 0.3, 0.4]), np.array([True, False, False])
+    _greedy.closest_pairs(x3, t3, np.ones(3, bool), 1.0)
+    _greedy.ordered_nearest(x3, np.array([0]), np.array([1, 2]), 1.0, np.zeros(2, bool))
 
     n = args.n
     t = np.r_[np.ones(n, bool), np.zeros(n, bool)]

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from follicle.privacy import is_small, protect_chain, protect_km
 from follicle.run.adjust import adjust
-from follicle.run.curves import curve_tables
+from follicle.run.curves import curve_tables, run_curves
 from follicle.run.estimate import OutcomeEstimate, estimate_outcome, outcome_frame
 from follicle.run.pipeline import ComparisonRun, PropensityStep, adjusted_attrition
 from follicle.run.results import comparison_record
@@ -312,7 +312,7 @@ def test_every_adjustments_curves_and_histograms_are_built_from_rounded_counts(s
     run = ComparisonRun("cmp", "jaki", "other", attrition, PropensityStep(ps, ps, 0.5, 1.0, 2), t, adjusted, estimates,
                         {a: [] for a in adjusted}, {a: None for a in adjusted}, "matched")
     results = {"comparisons": [comparison_record(run, spec)]}
-    tabs = curve_tables([run], results, k)
+    tabs = curve_tables(run_curves([run], results, k), k)
     km, risk = tabs["km"], tabs["km_at_risk"]
     assert set(km["adjustment"]) == {"matched", "crude"}  # weighted and stratified designs draw no KM curve
     rounded = []

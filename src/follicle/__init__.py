@@ -25,13 +25,7 @@ Synthetic world
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-
-try:
-    __version__ = version("follicle")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.1.0"
 
 #: public name -> "module:attribute" (imported lazily)
 _API: dict[str, str] = {
@@ -72,8 +66,21 @@ _API: dict[str, str] = {
 __all__ = ["__version__", *sorted(_API)]
 
 
+def _version() -> str:
+    """The installed version (read from the package metadata on first use: ~0.1 s of imports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("follicle")
+    except PackageNotFoundError:  # running from a source tree without installation
+        return "0.1.0"
+
+
 def __getattr__(name: str) -> Any:
     """Import a public name on first use (PEP 562) and keep it in the module namespace."""
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     target = _API.get(name)
     if target is None:
         raise AttributeError(f"module 'follicle' has no attribute {name!r}")

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from follicle.distributions import norm_ppf
 from follicle.errors import InputError
 
 DEFAULT_MIN_CELL_COUNT = 10
@@ -250,9 +251,8 @@ def km_at_risk(protected: pd.DataFrame, times: Iterable[float], n0: int, min_cel
 
 
 def _z(conf_level: float) -> float:
-    from scipy.stats import norm
 
-    return float(norm.ppf(0.5 + conf_level / 2))
+    return float(norm_ppf(0.5 + conf_level / 2))
 
 
 def check_min_cell_count(min_cell_count: int, *, allow_small_cells: bool, where: str) -> str | None:

@@ -172,3 +172,44 @@ def test_keywords_are_the_study_settings_fields():
     assert [p for p in inspect.signature(fit_propensity).parameters][2:] == ["penalty", "cv_folds", "max_iter"]
     defaults = {k: v.default for k, v in inspect.signature(match).parameters.items()}
     assert (defaults["caliper"], defaults["caliper_scale"], defaults["order"]) == (0.1, "std_logit", "random")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_plain_kernels_give_the_compiled_kernels_pairs(seed):
+    """The plain-Python kernels (used below PLAIN_MAX_UNITS, no compilation) match exactly the
+    numba kernels' pairs, with ties in the score, a caliper and controls already used."""
+    from follicle.causal import _greedy, _greedy_py
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    x = np.round(rng.normal(size=n), 2 if seed % 2 else 6)  # rounding makes many ties
+    tr = rng.random(n) < 0.4
+    width = [0.01, 0.05, math.inf, 0.0][seed]
+    active = rng.random(n) < 0.9
+    np.testing.assert_array_equal(_greedy_py.closest_pairs(x, tr, active, width),
+                                  _greedy.closest_pairs(x, tr, active, width))
+    tord = rng.permutation(np.flatnonzero(tr)).astype(np.int64)
+    cpos = np.flatnonzero(~tr)
+    controls = cpos[np.argsort(x[cpos], kind="stable")].astype(np.int64)
+    used0 = rng.random(controls.shape[0]) < 0.2
+    u1, u2 = used0.copy(), used0.copy()
+    np.testing.assert_array_equal(_greedy_py.ordered_nearest(x, tord, controls, width, u1),
+                                  _greedy.ordered_nearest(x, tord, controls, width, u2))
+    np.testing.assert_array_equal(u1, u2)
+
+
+def test_match_dispatches_to_the_compiled_kernels_above_the_threshold(monkeypatch):
+    """Both sides of PLAIN_MAX_UNITS give the same matched sets (both orders, 1:3 variable ratio)."""
+    from follicle.causal import _greedy_py
+
+    rng = np.random.default_rng(5)
+    ps = rng.beta(2, 3, 4000)
+    tr = rng.random(4000) < ps
+    for kw in ({"order": "random", "seed": 3}, {"order": "closest"}, {"order": "closest", "ratio": 3, "variable_ratio": True}):
+        plain = match(ps, tr, **kw)
+        monkeypatch.setattr(_greedy_py, "PLAIN_MAX_UNITS", 10)
+        compiled = match(ps, tr, **kw)
+        monkeypatch.undo()
+        for col in ("treated", "control", "set_id"):
+            np.testing.assert_array_equal(getattr(plain, col), getattr(compiled, col))
+        assert plain.n_pairs > 1000

@@ -20,7 +20,9 @@ COMPARISONS = sorted(SPEC.comparisons)
 
 def _populations(con, database=None):
     with StudySession(SPEC, con, database=database) as session:
-        return {c: build_population(SPEC, con, c, session=session) for c in COMPARISONS}
+        out = {c: build_population(SPEC, con, c, session=session) for c in COMPARISONS}
+        out["concept_set_report"] = session.concept_set_report()
+        return out
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,15 @@ def test_identical_sparse_covariates(duckdb_result, backend_result, comparison):
     assert len(ref.sparse_covariates) > 0
     pd.testing.assert_frame_equal(got.sparse_covariates, ref.sparse_covariates)
     pd.testing.assert_frame_equal(got.covariate_ref, ref.covariate_ref)
+
+
+def test_identical_concept_set_report(duckdb_result, backend_result):
+    """Rows and persons per concept set and route, and what each could miss (counted with per-person
+    flag bits, engine bit operations included) are the same on every backend."""
+    ref, got = duckdb_result["concept_set_report"], backend_result["concept_set_report"]
+    assert ref.sets["persons"].sum() > 0
+    pd.testing.assert_frame_equal(got.sets, ref.sets)
+    pd.testing.assert_frame_equal(got.routes, ref.routes)
 
 
 def test_book_of_ohdsi_study_on_every_backend(gibleed_db, backend_result, request):

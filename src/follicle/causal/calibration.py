@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
+
+from follicle.distributions import norm_cdf, norm_ppf, norm_sf
 
 from follicle.errors import InputError
 
@@ -98,7 +100,7 @@ def calibrate_p(null: EmpiricalNull, log_rr: Any, se_log_rr: Any) -> np.ndarray:
     b = np.asarray(log_rr, dtype=float)
     s = np.asarray(se_log_rr, dtype=float)
     z = (b - null.mean) / np.sqrt(null.sd ** 2 + s * s)
-    return 2 * np.minimum(stats.norm.cdf(z), stats.norm.sf(z))
+    return 2 * np.minimum(norm_cdf(z), norm_sf(z))
 
 
 def fit_systematic_error_model(log_rr: Any, se_log_rr: Any, true_log_rr: Any) -> SystematicErrorModel:
@@ -141,7 +143,7 @@ def calibrate_ci(model: SystematicErrorModel | EmpiricalNull, log_rr: float, se_
         raise InputError(f"calibrate_ci needs a finite log_rr and se_log_rr > 0. Got {log_rr!r}, {se_log_rr!r}.")
     if model.b <= 0:
         raise InputError(f"the systematic error model has a non-positive slope b={model.b:g}; it cannot calibrate")
-    zq = stats.norm.ppf(1 - alpha / 2)
+    zq = norm_ppf(1 - alpha / 2)
 
     def zfun(theta: float, target: float) -> float:
         return (log_rr - model.mean(theta)) / math.sqrt(model.sd(theta) ** 2 + se_log_rr ** 2) - target

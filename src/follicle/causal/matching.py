@@ -6,7 +6,9 @@ Two greedy orders are offered: treated units in random order with a seed (TriNet
 closest remaining pair first (OHDSI CohortMethod; deterministic). 1:k matching runs k passes,
 each giving every still-matched treated unit at most one more control; with ``variable_ratio``
 treated units keep the 1..k controls they got, otherwise only complete 1:k sets are kept.
-Both orders run in O(n log n) (see :mod:`follicle.causal._greedy`).
+Both orders run in O(n log n) (see :mod:`follicle.causal._greedy`); up to
+:data:`~follicle.causal._greedy_py.PLAIN_MAX_UNITS` units in plain Python (no compilation at a
+user's first run), above it compiled with numba.
 
 References
 ----------
@@ -27,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from follicle.causal._greedy import closest_pairs, ordered_nearest
+from follicle.causal import _greedy_py
 from follicle.causal._validate import as_ps, as_treatment
 from follicle.errors import InputError
 
@@ -166,6 +168,10 @@ def match(ps: Any, t: Any, *, caliper: float | None = 0.1, caliper_scale: Calipe
     else:
         width = float(caliper)
     k = int(ratio)
+    if n <= _greedy_py.PLAIN_MAX_UNITS:
+        closest_pairs, ordered_nearest = _greedy_py.closest_pairs, _greedy_py.ordered_nearest
+    else:  # numba is imported (and its kernels compiled or loaded from its cache) only here
+        from follicle.causal._greedy import closest_pairs, ordered_nearest
     treated_pos = np.flatnonzero(tr)
     got = np.full((n, k), -1, np.int64)  # controls per treated position, by pass
     if order == "closest":

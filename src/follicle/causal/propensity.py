@@ -32,12 +32,10 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
-from scipy import stats
 from scipy.special import expit
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from follicle.causal._validate import as_treatment
+from follicle.distributions import norm_sf, rank_average
 from follicle.errors import InputError
 
 Penalty = Literal["none", "l1", "l2"]
@@ -193,8 +191,13 @@ def _divergence_message(beta: np.ndarray, names: list[str]) -> str:
             "Remove or merge these covariates, or use penalty='l2'.")
 
 
-class PropensityModel(BaseEstimator):
-    """Logistic propensity-score model on the scikit-learn contract.
+_DEFAULTS: dict[str, Any] = {"penalty": "none", "cv_folds": 5, "max_iter": 1000, "tol": 1e-10, "random_state": 0}
+
+
+class PropensityModel:
+    """Logistic propensity-score model on the scikit-learn contract (``get_params``/``set_params``,
+    so ``sklearn.base.clone`` works; not derived from sklearn's ``BaseEstimator``, whose import costs
+    ~0.3 s in every ``follicle run``).
 
     Parameters
     ----------
@@ -223,6 +226,29 @@ class PropensityModel(BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
+
+    _PARAMS = ("penalty", "cv_folds", "max_iter", "tol", "random_state")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._PARAMS}
+
+    def set_params(self, **params: Any) -> PropensityModel:
+        for k, v in params.items():
+            if k not in self._PARAMS:
+                raise ValueError(f"Invalid parameter {k!r} for PropensityModel.")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v != _DEFAULTS[k])
+        return f"PropensityModel({changed})"
+
+    def _check_fitted(self) -> None:
+        """scikit-learn's ``NotFittedError`` before ``fit`` (imported only then)."""
+        if not hasattr(self, "coef_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("This PropensityModel instance is not fitted yet. Call 'fit' first.")
 
     def _check_params(self) -> None:
         problems = []
@@ -284,7 +310,7 @@ class PropensityModel(BaseEstimator):
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Linear predictor (logit of the propensity score)."""
-        check_is_fitted(self, "coef_")
+        self._check_fitted()
         arr, _ = _design(X, list(self.feature_names_in_))
         if arr.shape[1] != self.n_features_in_:
             raise InputError(f"expected {self.n_features_in_} covariates, got {arr.shape[1]}")
@@ -301,11 +327,11 @@ class PropensityModel(BaseEstimator):
 
     def coefficients(self) -> pd.DataFrame:
         """Table of term, coef, se, z, p (se/z/p NaN for penalised fits)."""
-        check_is_fitted(self, "coef_")
+        self._check_fitted()
         coef = np.concatenate([[self.intercept_], self.coef_])
         z = coef / self.se_
         return pd.DataFrame({"term": ["(intercept)", *self.feature_names_in_], "coef": coef, "se": self.se_,
-                             "z": z, "p": 2 * stats.norm.sf(np.abs(z))})
+                             "z": z, "p": 2 * norm_sf(np.abs(z))})
 
 
 #: penalties tried, as multiples of the smallest C at which some coefficient leaves zero
@@ -388,7 +414,7 @@ def fit_propensity(X: Any, t: Any, *, penalty: Penalty = "none", cv_folds: int =
 def ps_auc(ps: Any, t: Any) -> float:
     """Area under the ROC curve of the PS for treatment (Mann-Whitney, ties counted half); O(n log n)."""
     tr = as_treatment(t)
-    ranks = stats.rankdata(np.asarray(ps, dtype=float))
+    ranks = rank_average(np.asarray(ps, dtype=float))
     n1 = tr.sum()
     n0 = tr.shape[0] - n1
     return float((ranks[tr].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))

@@ -10,7 +10,6 @@ import importlib
 
 import typer
 
-from follicle import __version__
 from follicle.cli._common import JsonErrorsGroup
 
 app = typer.Typer(
@@ -27,6 +26,8 @@ _COMMAND_MODULES = ("cdm", "synth", "study", "run", "analyze", "meta", "response
 
 def _version(value: bool) -> None:
     if value:
+        from follicle import __version__
+
         typer.echo(f"follicle {__version__}")
         raise typer.Exit()
 

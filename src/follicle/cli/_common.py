@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from typer.core import TyperGroup
 from rich.console import Console
 from rich.markup import escape
@@ -80,6 +79,13 @@ def _is_interrupt(exc: BaseException) -> bool:
     return False
 
 
+def _is_validation_error(exc: BaseException) -> bool:
+    """A pydantic ``ValidationError`` (pydantic is imported only by the commands that use it, so
+    when it is not loaded the error cannot be one)."""
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(exc, pydantic.ValidationError)
+
+
 def error_record(message: str, *, problems: list[str] | None = None, kind: str = "error", exit_code: int = 2) -> dict[str, Any]:
     """The JSON object a command prints on stdout for an error under ``--json``."""
     return {"error": message, "problems": list(problems or []), "type": kind, "exit_code": exit_code}
@@ -108,9 +114,6 @@ def guarded(func: F) -> F:
             return func(*args, **kwargs)
         except FollicleError as exc:
             raise _fail(str(exc), exc.problems, type(exc).__name__, exc.exit_code, as_json) from None
-        except ValidationError as exc:
-            problems = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
-            raise _fail(f"invalid {exc.title}:", problems, "ValidationError", 2, as_json) from None
         except FileNotFoundError as exc:
             raise _fail(f"file not found: {exc.filename or exc}", [], "FileNotFoundError", 2, as_json) from None
         except KeyboardInterrupt:
@@ -118,6 +121,9 @@ def guarded(func: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
+            if _is_validation_error(exc):
+                problems = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]  # type: ignore[attr-defined]
+                raise _fail(f"invalid {exc.title}:", problems, "ValidationError", 2, as_json) from None  # type: ignore[attr-defined]
             if _is_interrupt(exc):
                 _interrupted()
             if not as_json:

@@ -5,20 +5,22 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.table import Table
 
-from follicle.privacy import check_min_cell_count, protect_chain, suppress_count
-from follicle.run.disclosure import binary_cells, protect_rows
 from follicle.cli._common import JsonFlag, console, err_console, guarded, print_json
 from follicle.errors import InputError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def _read(path: Path, treatment: str, covariates: list[str]) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     if not path.is_file():
         raise InputError(f"file not found: {path}")
     try:
@@ -63,8 +65,11 @@ def run_match(data_path: Path, *, treatment: str, covariates: list[str], caliper
               caliper_scale: str, ratio: int, variable_ratio: bool, order: str, seed: int,
               penalty: str, out: Path | None) -> dict[str, Any]:
     """Read, fit the PS model, match, check balance; write the matched rows if asked. Returns results."""
+    import numpy as np
+
     from follicle.causal import balance_table, fit_propensity, match, matched_frame
     from follicle.causal._validate import as_treatment
+    from follicle.run.disclosure import binary_cells
 
     data = _read(data_path, treatment, covariates)
     t = as_treatment(data[treatment], name=treatment)
@@ -102,6 +107,11 @@ def run_match(data_path: Path, *, treatment: str, covariates: list[str], caliper
 def protect(res: dict[str, Any], k: int) -> dict[str, Any]:
     """Counts suppressed, the treated/control chains before and after matching protected, and the
     SMDs of binary covariates with small cells withheld (docs/privacy.md)."""
+    import pandas as pd
+
+    from follicle.privacy import protect_chain, suppress_count
+    from follicle.run.disclosure import protect_rows
+
     cells = res.pop("_cells")
     m = res["matching"]
     n = {"before": {"target": m["n_treated"], "comparator": m["n_control"]},
@@ -166,6 +176,8 @@ def register(group: typer.Typer) -> None:
         json_out: JsonFlag = False,
     ) -> None:
         """Propensity-score matching: PS model, matched pairs, balance before and after."""
+        from follicle.privacy import check_min_cell_count
+
         covs = [c.strip() for c in covariates.split(",") if c.strip()]
         if not covs:
             raise InputError("--covariates: give at least one column name")

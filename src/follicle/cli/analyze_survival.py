@@ -6,35 +6,19 @@ Thin: read the CSV, check the columns, call :mod:`follicle.survival`, print tabl
 from __future__ import annotations
 
 import json
+import math
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.table import Table
 
 from follicle.cli._common import JsonFlag, console, err_console, guarded, print_json, to_json
 from follicle.errors import InputError
-from follicle.privacy import (
-    DEFAULT_MIN_CELL_COUNT,
-    check_min_cell_count,
-    events_publishable,
-    is_small,
-    km_at_risk,
-    protect_km,
-    suppress_count,
-)
-from follicle.survival import (
-    CoxPH,
-    cox_zph,
-    followup_by_group,
-    incidence_rates,
-    kaplan_meier_by_group,
-    logrank_test,
-    risk_comparison,
-)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Ties(str, Enum):
@@ -50,6 +34,8 @@ class TimeUnit(str, Enum):
 
 
 def _read_csv(path: Path, needed: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise FileNotFoundError(2, "No such file", str(path))
     try:
@@ -67,6 +53,9 @@ def _read_csv(path: Path, needed: list[str]) -> pd.DataFrame:
 
 def _design(frame: pd.DataFrame, group: str | None, covariates: list[str]) -> tuple[pd.DataFrame, dict[str, list[int]]]:
     """Numeric design matrix; a non-numeric (or multi-level group) column becomes 0/1 dummies, one term."""
+    import numpy as np
+    import pandas as pd
+
     blocks: list[pd.DataFrame] = []
     terms: dict[str, list[int]] = {}
     col = 0
@@ -98,6 +87,12 @@ def run_survival(
     time_unit: str = "days", window: float | None = None,
 ) -> dict[str, Any]:
     """Compute everything the command reports, as a JSON-ready dict."""
+    import numpy as np
+    import pandas as pd
+
+    from follicle.survival import (CoxPH, cox_zph, followup_by_group, incidence_rates, kaplan_meier_by_group,
+                                   logrank_test, risk_comparison)
+
     needed = [time, event] + ([group] if group else []) + covariates
     frame = _read_csv(path, needed)
     t, e = frame[time], frame[event]
@@ -162,6 +157,10 @@ def _cells(x: pd.Series, t: pd.Series, e: pd.Series) -> list[tuple[int, int]]:
 def protect(res: dict[str, Any], k: int) -> dict[str, Any]:
     """The result with the small-cell rules of :mod:`follicle.privacy` applied (docs/privacy.md):
     counts, rates, follow-up, KM curves and numbers at risk, log-rank, risks, Cox terms."""
+    import pandas as pd
+
+    from follicle.privacy import events_publishable, is_small, km_at_risk, protect_km, suppress_count
+
     res = json.loads(to_json(res))
     cells, terms = res.pop("_cells", {}), res.pop("_terms", {})
     withheld: list[str] = []
@@ -241,9 +240,9 @@ def _risk_dict(res: Any) -> dict[str, Any]:
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
-    if isinstance(x, float) and np.isinf(x):
+    if isinstance(x, float) and math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "NA"
     return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
 
@@ -331,7 +330,7 @@ def register(group: typer.Typer) -> None:
         min_cell_count: Annotated[int, typer.Option(
             "--min-cell-count", min=1,
             help="Counts 1..N-1 are shown as '<N', and figures that would give them back are withheld "
-                 "(docs/privacy.md). Below 5 needs --allow-small-cells.")] = DEFAULT_MIN_CELL_COUNT,
+                 "(docs/privacy.md). Below 5 needs --allow-small-cells.")] = 10,
         allow_small_cells: Annotated[bool, typer.Option(
             "--allow-small-cells", help="Allow --min-cell-count below 5 (1 = no suppression); a warning is printed.")] = False,
         json_out: JsonFlag = False,
@@ -341,6 +340,8 @@ def register(group: typer.Typer) -> None:
         Also follow-up (mean, median, reverse-KM median) and incidence per 1,000 person-years per
         group; with --window and a two-level --group, the risk per arm at the window end.
         """
+        from follicle.privacy import check_min_cell_count
+
         warning = check_min_cell_count(min_cell_count, allow_small_cells=allow_small_cells, where="--min-cell-count")
         covs = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else []
         res = protect(run_survival(data, time, event, group_col, covs, ties.value, conf_level, time_unit.value, window),

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.table import Table
 
 from follicle.cli._common import JsonFlag, console, err_console, guarded, print_json
 from follicle.errors import InputError, SpecError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MEASURES = ("OR", "RR", "RD", "MD", "SMD", "GEN")
 METHODS = ("EE", "MH", "PETO", "DL", "REML", "PM", "ML", "SJ", "HE", "EB", "HS", "HSk")
@@ -27,6 +28,8 @@ _XLABEL_RATIO = "Ratio (generic)"
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
@@ -36,6 +39,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _load_data(ref: str, base: Path) -> tuple[pd.DataFrame, str]:
+    import pandas as pd
+
     if ref.startswith("bundled:"):
         from follicle.synthesis.data import load_jaki_rct
 
@@ -61,6 +66,8 @@ def _check_fig_path(opt: str, path: Optional[Path]) -> None:
 
 
 def _result_json(obj: Any) -> Any:
+    import numpy as np
+
     from follicle.synthesis.pooling import MetaResult
 
     if isinstance(obj, MetaResult):
@@ -79,6 +86,8 @@ def _result_json(obj: Any) -> Any:
 
 
 def _print_result(res: Any, title: str) -> None:
+    import numpy as np
+
     ratio = res.is_ratio
     tr = np.exp if ratio else (lambda v: v)
     table = Table(title=title)
@@ -125,6 +134,8 @@ def _print_result(res: Any, title: str) -> None:
 
 def _print_auxiliary(out: dict[str, Any]) -> None:
     """One line per auxiliary analysis: its result, or 'not estimable' with the reason."""
+    import numpy as np
+
     def missing(name: str, title: str) -> bool:
         if out[name]["estimable"]:
             return False
@@ -176,6 +187,8 @@ def _forest_for_spec(out: dict[str, Any], spec: Any) -> Any:
 
 def _funnel(res: Any, measure: str, tf: dict[str, Any] | None = None) -> Any:
     """Funnel plot of *res*, with the studies filled by trim-and-fill when *tf* (its JSON form) is given."""
+    import numpy as np
+
     from follicle.report.funnel import funnel_plot
 
     xlabel = {"OR": "log odds ratio", "RR": "log risk ratio"}.get(measure, _XLABEL.get(measure, "Estimate"))
@@ -209,6 +222,8 @@ def register(app: typer.Typer) -> None:
         json_out: JsonFlag = False,
     ) -> None:
         """Pool studies: equal/random effects, Mantel-Haenszel or Peto, with heterogeneity and plots."""
+        import numpy as np
+
         from follicle.synthesis.spec import Continuity, MetaSpec, run_spec
 
         _check_fig_path("--forest", forest)

@@ -9,19 +9,23 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from follicle.cli._common import JsonFlag, console, guarded, print_json
 from follicle.errors import InputError, SpecError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 MEASURES = ("OR", "RR", "RD", "MD", "SMD")
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     if path.stat().st_size > 50_000_000:

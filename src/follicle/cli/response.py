@@ -4,16 +4,17 @@ safety on a clinic's CSV registry; a predictor study on an OMOP CDM)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from follicle.cli._common import err_console, JsonFlag, console, guarded, print_json, to_json
 from follicle.errors import InputError
-from follicle.privacy import check_min_cell_count, suppress_counts, withhold_small_rates
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MinCell = Annotated[
     int, typer.Option("--min-cell-count", min=1, help="Counts from 1 to this minus 1 are shown as '<N'; below 5 needs --allow-small-cells.")
@@ -23,6 +24,8 @@ AllowSmall = Annotated[bool, typer.Option("--allow-small-cells", help="Allow --m
 
 def _protect(obj: dict, min_cell_count: int, allow_small_cells: bool) -> dict:
     """Rates of small cells withheld, small counts suppressed; a warning when the threshold is low."""
+    from follicle.privacy import check_min_cell_count, suppress_counts, withhold_small_rates
+
     warning = check_min_cell_count(min_cell_count, allow_small_cells=allow_small_cells, where="--min-cell-count")
     out = suppress_counts(withhold_small_rates(obj, min_cell_count), COUNT_KEYS, min_cell_count)
     if warning:
@@ -46,6 +49,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _table(title: str, frame: pd.DataFrame, digits: int = 4) -> Table:
+    import pandas as pd
+
     t = Table(title=title)
     for col in frame.columns:
         t.add_column(str(col))
@@ -199,6 +204,8 @@ def run_predictor_analysis(
     model: str, firth: bool, screen: bool, subgroups: list[str], conf_level: float, seed: int, source: str,
 ) -> dict:
     """The predictor analysis shared by the CSV and CDM routes (library calls only)."""
+    import pandas as pd
+
     from follicle.response.predictors import fit_linear, fit_logistic, subgroup_table, univariable_screen
 
     if model not in ("auto", "logistic", "linear"):
@@ -225,6 +232,8 @@ def run_predictor_analysis(
 
 
 def _emit_predictors(out: dict, json_out: bool) -> None:
+    import pandas as pd
+
     if json_out:
         print_json(out)
         return
@@ -255,6 +264,8 @@ def safety(
     json_out: JsonFlag = False,
 ) -> None:
     """Incidence rates per 100 patient-years with exact Poisson CIs, by event type."""
+    import pandas as pd
+
     from follicle.registry import read_events, read_exposure
     from follicle.response.safety import rate_table, safety_rates
 
@@ -294,6 +305,8 @@ def cdm(
     json_out: JsonFlag = False,
 ) -> None:
     """Run a response predictor study (e.g. Wada-Irimada) on SALT measurements in an OMOP CDM."""
+    import pandas as pd
+
     from follicle.study.salt_cohort import load_spec, run_study
 
     spec = load_spec(spec_file)

@@ -1,7 +1,7 @@
 """HTML of a network study: the site summary a data steward reads before sending a bundle, and the
 pooled report (per-site forests with the pooled rows, calibration on the pooled negative controls).
 
-Plain HTML with inline SVG from :mod:`follicle.web.plots` (no matplotlib: a report of 50 sites x 30
+Plain HTML with inline SVG from :mod:`follicle.report.svg` (no matplotlib: a report of 50 sites x 30
 outcomes renders in well under a second).
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 from markupsafe import escape
 
-from follicle.web.plots.charts import funnel_svg
-from follicle.web.plots.forest import Row, forest_svg
+from follicle.report.svg.charts import funnel_svg
+from follicle.report.svg.forest import Row, forest_svg
 
 STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}"
          "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 6px;"

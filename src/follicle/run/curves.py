@@ -19,6 +19,7 @@ numbers at risk, and the preference-score distribution, small cells protected, p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,11 +73,13 @@ def published_curves(runs: list[ComparisonRun], results: dict[str, Any], min_cel
     return out
 
 
-def km_tables(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def km_tables(published: list[tuple[str, str, str, dict[str, pd.DataFrame], pd.DataFrame]], min_cell: int,
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``km`` (comparison, adjustment, outcome, arm, time, survival, ci_low, ci_high) and
-    ``km_at_risk`` (comparison, adjustment, outcome, arm, time, at_risk as text)."""
+    ``km_at_risk`` (comparison, adjustment, outcome, arm, time, at_risk as text) of the
+    :func:`published_curves`."""
     steps, risk = [], []
-    for comparison, name, outcome, curves, at_risk in published_curves(runs, results, min_cell):
+    for comparison, name, outcome, curves, at_risk in published:
         for arm, curve in curves.items():
             kept = curve[curve["at_risk"] >= min_cell]
             kept = kept[kept["survival"].diff().fillna(-1.0) != 0]  # event steps only
@@ -120,23 +123,44 @@ def adjusted_preference(run: ComparisonRun, name: str, min_cell: int) -> list[di
     return preference_bins(run.propensity.preference, run.treatment, (run.target, run.comparator), min_cell, weights)
 
 
-def preference_table(runs: list[ComparisonRun], min_cell: int) -> pd.DataFrame:
-    """Preference-score histogram per comparison, arm, and adjustment (null: before adjustment),
-    counts rounded up to multiples of *min_cell*."""
-    rows = []
+def preference_histograms(runs: list[ComparisonRun], min_cell: int) -> dict[tuple[str, str | None], list[dict[str, Any]]]:
+    """Protected preference-score histogram rows by (comparison, adjustment; None before
+    adjustment), for comparisons with propensity scores (see :func:`adjusted_preference`)."""
+    out: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
     for run in runs:
         if run.propensity is None:  # not estimable, or crude only: no propensity score
             continue
-        labels = (run.target, run.comparator)
-        rows += [{"comparison": run.name, "adjustment": None, **r}
-                 for r in preference_bins(run.propensity.preference, run.treatment, labels, min_cell)]
+        out[(run.name, None)] = preference_bins(run.propensity.preference, run.treatment,
+                                                (run.target, run.comparator), min_cell)
         for name in run.adjusted:
-            rows += [{"comparison": run.name, "adjustment": name, **r}
-                     for r in adjusted_preference(run, name, min_cell) or []]
+            bins = adjusted_preference(run, name, min_cell)
+            if bins is not None:
+                out[(run.name, name)] = bins
+    return out
+
+
+def preference_table(histograms: dict[tuple[str, str | None], list[dict[str, Any]]]) -> pd.DataFrame:
+    """Preference-score histogram per comparison, arm, and adjustment (null: before adjustment),
+    counts rounded up to multiples of the minimum cell count (from :func:`preference_histograms`)."""
+    rows = [{"comparison": comparison, "adjustment": adjustment, **r}
+            for (comparison, adjustment), bins in histograms.items() for r in bins]
     return pd.DataFrame(rows, columns=PREFERENCE_COLUMNS)
 
 
-def curve_tables(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -> dict[str, pd.DataFrame]:
+@dataclass(frozen=True)
+class RunCurves:
+    """The protected curves of a run, computed once for both the tables and the report's figures."""
+
+    km: list[tuple[str, str, str, dict[str, pd.DataFrame], pd.DataFrame]]
+    preference: dict[tuple[str, str | None], list[dict[str, Any]]]
+
+
+def run_curves(runs: list[ComparisonRun], results: dict[str, Any], min_cell: int) -> RunCurves:
+    """Kaplan-Meier curves that may be published and preference histograms of every comparison."""
+    return RunCurves(published_curves(runs, results, min_cell), preference_histograms(runs, min_cell))
+
+
+def curve_tables(curves: RunCurves, min_cell: int) -> dict[str, pd.DataFrame]:
     """The tables this module makes, keyed by their file names under ``tables/``."""
-    km, at_risk = km_tables(runs, results, min_cell)
-    return {"km": km, "km_at_risk": at_risk, "preference": preference_table(runs, min_cell)}
+    km, at_risk = km_tables(curves.km, min_cell)
+    return {"km": km, "km_at_risk": at_risk, "preference": preference_table(curves.preference)}

@@ -25,7 +25,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
+
+from follicle.distributions import norm_cdf, norm_ppf
 
 EQUIPOISE_THRESHOLD = 0.2
 MDRR_THRESHOLD = 10.0
@@ -74,7 +75,7 @@ def mdrr(events: int, n_target: int, n_comparator: int, alpha: float = 0.05, pow
     if events <= 0 or n_target <= 0 or n_comparator <= 0:
         return math.inf
     pa, pb = n_target / n, n_comparator / n
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    z = norm_ppf(1 - alpha / 2) + norm_ppf(power)
     return float(math.exp(math.sqrt(z * z / (events * pa * pb))))
 
 
@@ -90,7 +91,7 @@ def expected_absolute_systematic_error(mean: float, sd: float) -> float:
     if sd <= 0:
         return abs(mean)
     return float(sd * math.sqrt(2 / math.pi) * math.exp(-mean**2 / (2 * sd**2))
-                 + mean * (1 - 2 * stats.norm.cdf(-mean / sd)))
+                 + mean * (1 - 2 * norm_cdf(-mean / sd)))
 
 
 def ease_diagnostic(mean: float | None, sd: float | None, threshold: float = EASE_THRESHOLD) -> Diagnostic:

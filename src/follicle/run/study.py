@@ -10,7 +10,7 @@ from follicle.cdm.connect import connect
 from follicle.cdm.fingerprint import combine, table_hashes
 from follicle.privacy import check_min_cell_count
 from follicle.run.cache import ArtifactStore
-from follicle.run.curves import curve_tables
+from follicle.run.curves import curve_tables, run_curves
 from follicle.run.degenerate import NotEstimable
 from follicle.run.pipeline import ComparisonRun, Progress, default_store, not_estimable_run, run_comparison
 from follicle.run.publish import check_out_dir, publish, remove_stale, work_dir_for
@@ -126,9 +126,10 @@ def run_study(
             session.close()
         con.disconnect()
     results = assemble(spec, runs, fp, concept_sets=concept_sets, privacy_warning=warning)
+    curves = run_curves(runs, results, spec.min_cell_count)  # once, for the tables and the report
     files = {"results.json": json_bytes(results),
-             "report.html": study_report_html(spec, runs, results, truth=truth).encode()}
+             "report.html": study_report_html(spec, runs, results, truth=truth, curves=curves).encode()}
     files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in tables(results).items()}
-    files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in curve_tables(runs, results, spec.min_cell_count).items()}
+    files |= {f"tables/{name}.parquet": parquet_bytes(frame) for name, frame in curve_tables(curves, spec.min_cell_count).items()}
     publish(out_dir, files)
     return StudyRun(results, runs, store, out_dir)

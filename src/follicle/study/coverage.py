@@ -14,8 +14,8 @@ vocabulary cannot classify, so the set might be missing them:
   mapped route cannot decide it.
 
 Rows the set matches are never counted as missed. Everything is computed in the database: per
-domain one DISTINCT over the event codes, then one join of the events to (flag, code) pairs with
-a count of rows and distinct persons per flag. Counts are raw here; suppress before they leave
+domain one aggregate over the event codes, then one join of the events to their codes' flag bits,
+grouped by person, with a count of persons per flag. Counts are raw here; suppress before they leave
 the machine (:func:`suppressed_report`).
 """
 
@@ -222,28 +222,41 @@ def _unclassified(rs: ResolvedConceptSet, codes: pa.Table, unknown: Any, not_icd
     return unk, outside, unmapped
 
 
+#: flag bits per 64-bit mask word (62 keeps every bit's value a positive BIGINT on every engine)
+_BITS = 62
+
+
 def _count_flags(session: Any, base: Any, codes: pa.Table, flags: dict[str, Any],
                  per_code: dict[int, int]) -> dict[str, tuple[int, int]]:
     """Rows and distinct persons of the events whose code has each flag. Rows add up over codes
     (*per_code*, by position in *codes*); persons are counted in the database, once per distinct
-    set of codes (many flags share one): events joined to their code, distinct (person, code),
-    joined to (flag, code) pairs, distinct persons per flag."""
+    set of codes (many flags share one), in one pass: each code carries a bit per set it belongs
+    to, the events are grouped by person OR-ing their codes' bits, and the persons with each bit
+    set are counted (a person-level aggregate, not a distinct over persons and codes)."""
     flags = {k: v for k, v in flags.items() if pc.any(v).as_py()}
     if not flags:
         return {}
     positions = {k: tuple(pc.indices_nonzero(v).to_pylist()) for k, v in flags.items()}
-    unique = {p: f"u{i}" for i, p in enumerate(dict.fromkeys(positions.values()))}
+    unique = {p: u for u, p in enumerate(dict.fromkeys(positions.values()))}
     used = sorted({i for p in unique for i in p})
-    table = _codes_table(codes.take(used), list(CODE_COLUMNS), {})  # code_id = 1 + index into used
-    code_id = {pos: k + 1 for k, pos in enumerate(used)}
-    pairs = pa.table({"flag": [u for p, u in unique.items() for _ in p],
-                      "code_id": pa.array([code_id[i] for p in unique for i in p], pa.int64())})
-    c, f = ibis.memtable(table), ibis.memtable(pairs)
-    events = base.join(c, _code_match(base, c, list(CODE_COLUMNS))).select("person_id", "code_id").distinct()
-    j = events.join(f, "code_id")
-    frame = session.cdm.con.execute(j.group_by("flag").aggregate(persons=j.person_id.nunique()))
-    persons = dict(zip(frame["flag"], frame["persons"]))
-    return {k: (sum(per_code.get(i, 0) for i in p), int(persons.get(unique[p], 0))) for k, p in positions.items()}
+    words = [[0] * len(used) for _ in range(-(-len(unique) // _BITS))]
+    slot = {pos: k for k, pos in enumerate(used)}
+    for p, u in unique.items():
+        for i in p:
+            words[u // _BITS][slot[i]] |= 1 << (u % _BITS)
+    masks = {f"m{w}": pa.array(bits, pa.int64()) for w, bits in enumerate(words)}
+    c = ibis.memtable(_codes_table(codes.take(used), list(CODE_COLUMNS), masks))
+    ev = base.join(c, _code_match(base, c, list(CODE_COLUMNS)))
+    ev = ev.filter(ev.person_id.notnull())
+    person = ev.group_by("person_id").aggregate(**{m: ev[m].bit_or() for m in masks})
+    counts = {f"u{u}": person.count(where=(person[f"m{u // _BITS}"] & (1 << (u % _BITS))) != 0) for u in unique.values()}
+    row = session.cdm.con.execute(person.aggregate(**counts)).iloc[0]
+    return {k: (sum(per_code.get(i, 0) for i in p), _int(row[f"u{unique[p]}"])) for k, p in positions.items()}
+
+
+def _int(value: Any) -> int:
+    """A count from the engine (NULL or NaN over no rows: 0)."""
+    return 0 if value is None or value != value else int(value)
 
 
 def suppressed_report(report: ConceptSetReport, min_cell_count: int) -> dict[str, Any]:

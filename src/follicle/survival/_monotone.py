@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from follicle.distributions import chi2_ppf
 from follicle.profile_root import finite_profile_end
 from follicle.survival import _cox_kernel as kernel
 
@@ -150,7 +150,7 @@ def profile_limit(
     moving from the far side towards the infinite end; the other coefficients (finite, started
     at *start*) are refitted at each b.
     """
-    crit = float(stats.chi2.ppf(conf_level, 1))
+    crit = float(chi2_ppf(conf_level, 1))
     free = np.ones(start.size, dtype=bool)
     free[j] = False
 

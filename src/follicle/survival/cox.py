@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from follicle.distributions import chi2_sf, norm_ppf, norm_sf
 from follicle.errors import InputError
 from follicle.survival import _cox_kernel as kernel
 from follicle.survival import _monotone
@@ -239,7 +239,7 @@ class CoxPH:
             report[j] = sign * np.inf
             keep = np.array([i for i in range(p) if i != j], dtype=int)
             ll_without = ll0 if not keep.size else _monotone.fit_sup(t, e, xm[:, keep], **kw).loglik
-            lr_p[j] = float(stats.chi2.sf(max(2 * (ll - ll_without), 0.0), 1))
+            lr_p[j] = float(chi2_sf(max(2 * (ll - ll_without), 0.0), 1))
             limits[j] = float("nan")
             if len(infinite) == 1:  # profile over the finite others, from their limit values
                 full = kernel.prepare(t, e, xm, strata=s, weights=w, ties=self.ties)
@@ -300,12 +300,12 @@ class CoxPH:
 
 
 def _summary(beta: np.ndarray, se: np.ndarray, names: list[str], conf_level: float) -> pd.DataFrame:
-    zq = stats.norm.ppf(1 - (1 - conf_level) / 2)
+    zq = norm_ppf(1 - (1 - conf_level) / 2)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         z = beta / se
         return pd.DataFrame(
             {"coef": beta, "se": se, "hr": np.exp(beta), "ci_low": np.exp(beta - zq * se),
-             "ci_high": np.exp(beta + zq * se), "z": z, "p": 2 * stats.norm.sf(np.abs(z))},
+             "ci_high": np.exp(beta + zq * se), "z": z, "p": 2 * norm_sf(np.abs(z))},
             index=pd.Index(names, name="term"),
         )[SUMMARY_COLUMNS]
 

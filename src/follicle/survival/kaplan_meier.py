@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from follicle.distributions import norm_ppf
 from follicle.survival._inputs import as_groups, as_time_event, check_choice, check_conf_level
 from follicle.survival._risktable import RiskTable, risk_table
 
@@ -84,7 +84,7 @@ def confidence_limits(
     surv: np.ndarray, std_err: np.ndarray, conf_level: float, conf_type: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pointwise CI for S(t) from the standard error of log S(t) (R ``survfit_confint``)."""
-    z = stats.norm.ppf(1 - (1 - conf_level) / 2)
+    z = norm_ppf(1 - (1 - conf_level) / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         if conf_type == "log-log":
             xx = np.where((surv == 0) | (surv == 1), np.nan, surv)

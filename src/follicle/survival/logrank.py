@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from follicle.distributions import chi2_sf
 from follicle.survival._inputs import as_groups, as_time_event, column_name, require_events
 from follicle.survival._risktable import RiskTable, risk_table
 
@@ -85,4 +85,4 @@ def logrank_from_table(rt: RiskTable, codes: np.ndarray, labels: list[Any], stra
             {"group": labels, "n": counts, "observed": observed, "expected": expected,
              "o_minus_e_sq_over_e": diff**2 / expected}
         )
-    return LogRankResult(chisq, df, float(stats.chi2.sf(chisq, df)), table, variance, stratified)
+    return LogRankResult(chisq, df, float(chi2_sf(chisq, df)), table, variance, stratified)

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from follicle.distributions import beta_ppf, chi2_ppf
 from follicle.survival._inputs import as_groups, as_time_event, check_choice
 
 
@@ -38,16 +38,16 @@ def poisson_exact_ci(events: int, conf_level: float = 0.95) -> tuple[float, floa
     if not 0 < conf_level < 1:
         raise ValueError(f"conf_level must be in (0, 1); got {conf_level!r}")
     alpha = 1.0 - conf_level
-    low = 0.0 if events == 0 else stats.chi2.ppf(alpha / 2, 2 * events) / 2
-    high = stats.chi2.ppf(1 - alpha / 2, 2 * (events + 1)) / 2
+    low = 0.0 if events == 0 else chi2_ppf(alpha / 2, 2 * events) / 2
+    high = chi2_ppf(1 - alpha / 2, 2 * (events + 1)) / 2
     return float(low), float(high)
 
 
 def clopper_pearson(events: int, n: int, conf_level: float = 0.95) -> tuple[float, float]:
     """Exact binomial CI for *events* out of *n* (R ``binom.test``; Clopper & Pearson 1934)."""
     alpha = 1 - conf_level
-    low = 0.0 if events == 0 else float(stats.beta.ppf(alpha / 2, events, n - events + 1))
-    high = 1.0 if events == n else float(stats.beta.ppf(1 - alpha / 2, events + 1, n - events))
+    low = 0.0 if events == 0 else float(beta_ppf(alpha / 2, events, n - events + 1))
+    high = 1.0 if events == n else float(beta_ppf(1 - alpha / 2, events + 1, n - events))
     return low, high
 
 
@@ -96,6 +96,8 @@ def rate_ratio(events1: int, pt1: float, events0: int, pt0: float, *, conf_level
     low, high = clopper_pearson(int(events1), total, conf_level)
     with np.errstate(divide="ignore"):
         ci = (low / (1 - low) * scale, high / (1 - high) * scale if high < 1 else float("inf"))
+    from scipy import stats  # only here: scipy.stats is slow to import (see follicle.distributions)
+
     p = stats.binomtest(int(events1), total, pt1 / (pt1 + pt0)).pvalue
     return RateRatio(float(rr), float(ci[0]), float(ci[1]), float(p), conf_level)
 

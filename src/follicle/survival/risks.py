@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from follicle.distributions import norm_ppf
 from follicle.errors import InputError
 from follicle.survival._inputs import as_groups, as_time_event, check_choice, check_conf_level, column_name
 from follicle.survival.kaplan_meier import kaplan_meier
@@ -163,5 +163,5 @@ def risk_comparison(
         raise InputError(f"column '{name}' must have exactly two arms including {treated!r}; got {labels[:5]}")
     k_t = labels.index(treated)
     arms = [_arm(t[codes == k], e[codes == k], labels[k], window, estimator, conf_level) for k in (k_t, 1 - k_t)]
-    z = float(stats.norm.ppf(1 - (1 - conf_level) / 2))
+    z = float(norm_ppf(1 - (1 - conf_level) / 2))
     return RiskComparison(estimator, window, conf_level, arms[0], arms[1], *_compare(arms[0], arms[1], z, estimator))

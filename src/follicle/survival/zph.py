@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from follicle.distributions import chi2_sf, rank_average
 from follicle.survival import _cox_kernel as kernel
 from follicle.survival._inputs import as_groups, as_time_event, check_choice, column_name
 from follicle.survival._risktable import risk_table
@@ -43,7 +43,7 @@ def _transform_times(t: np.ndarray, e: np.ndarray, transform: str) -> np.ndarray
     if transform == "log":
         return np.log(t)
     if transform == "rank":
-        return stats.rankdata(t, method="average")
+        return rank_average(t)
     rt = risk_table(t, e)
     surv = np.cumprod(1.0 - rt.n_event[0] / rt.n_risk[0])
     idx = np.searchsorted(rt.time, t, side="left")  # number of distinct times strictly below t
@@ -112,5 +112,5 @@ def cox_zph(
         rows.append((term, stat, len(cols)))
     rows.append(("GLOBAL", float(u @ np.linalg.solve(imat, u)), p))
     table = pd.DataFrame(rows, columns=["term", "chisq", "df"]).set_index("term")
-    table["p"] = stats.chi2.sf(table["chisq"], table["df"])
+    table["p"] = chi2_sf(table["chisq"], table["df"])
     return ZphResult(table, transform)

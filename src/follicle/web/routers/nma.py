@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from follicle.errors import InputError, SpecError
 from follicle.web.deps import recall, remember, studies_dir
-from follicle.web.plots.axes import figure, url
-from follicle.web.plots.charts import netgraph_svg
-from follicle.web.plots.forest import Row, forest_svg
+from follicle.report.svg.axes import figure, url
+from follicle.report.svg.charts import netgraph_svg
+from follicle.report.svg.forest import Row, forest_svg
 from follicle.web.security import read_form
 from follicle.web.templating import is_htmx, render
 from follicle.web.uploads import csv_frame, upload_text

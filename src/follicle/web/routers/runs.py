@@ -13,10 +13,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from follicle.web.deps import RUN_ID_RE, inside
-from follicle.web.plots.axes import figure, url
-from follicle.web.plots.charts import histogram_svg, love_svg
-from follicle.web.plots.forest import Row, forest_svg
-from follicle.web.plots.km import Arm, km_figure
+from follicle.report.svg.axes import figure, url
+from follicle.report.svg.charts import histogram_svg, love_svg
+from follicle.report.svg.forest import Row, forest_svg
+from follicle.report.svg.km import Arm, km_figure
 from follicle.web.templating import is_htmx, render
 
 router = APIRouter(prefix="/runs")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from follicle.web.plots.axes import Scale, esc, figure, num, svg, x_axis, zoom_range
+from follicle.report.svg.axes import Scale, esc, figure, num, svg, x_axis, zoom_range
 
 ROW = 22
 LABEL_W = 270

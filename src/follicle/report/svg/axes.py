@@ -1,6 +1,6 @@
-"""Scales, ticks and the figure wrapper of the web app's SVG plots.
+"""Scales, ticks and the figure wrapper of the SVG plots (the study report and the web app).
 
-Plots are SVG made on the server from aggregate numbers. Interaction lives in ``static/plots.js``:
+Plots are SVG made from aggregate numbers. In the web app, interaction lives in ``web/static/plots.js``:
 elements with ``data-tip`` show a tooltip on hover or keyboard focus, and an SVG carrying
 ``data-x0/x1`` (the x domain) and ``data-px0/px1`` (its position in viewBox units) can be zoomed:
 the browser asks the figure's ``data-src`` again with ``xmin``/``xmax``.

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from follicle.web.plots.axes import COMPARATOR, PALETTE, TARGET, Scale, esc, nice_ticks, num, svg, x_axis, y_axis
+from follicle.report.svg.axes import COMPARATOR, PALETTE, TARGET, Scale, esc, nice_ticks, num, svg, x_axis, y_axis
 
 
 def funnel_svg(yi: Sequence[float], sei: Sequence[float], labels: Sequence[str], *, estimate: float, xlabel: str,
@@ -40,7 +40,7 @@ def histogram_svg(bins: Sequence[dict[str, Any]], arms: Sequence[str], *, title:
     w, h, x0, x1, y0, y1 = 640.0, 300.0, 70.0, 620.0, 20.0, 250.0
     dens = [b["density"] for b in bins if b.get("density") is not None]
     ymax = max(dens + [1e-6]) * 1.08
-    sx, sy = Scale(0.0, 1.0, x0, x1), Scale(0.0, nice_ticks(0, ymax, 5)[-1] if dens else 1.0, y1, y0)
+    sx, sy = Scale(0.0, 1.0, x0, x1), Scale(0.0, _top(ymax) if dens else 1.0, y1, y0)
     body = []
     if band:
         body.append(f'<rect x="{num(sx(band[0]))}" y="{y0}" width="{num(sx(band[1]) - sx(band[0]))}" height="{y1 - y0}" '
@@ -61,6 +61,13 @@ def histogram_svg(bins: Sequence[dict[str, Any]], arms: Sequence[str], *, title:
     if note:
         body.append(f'<text x="{x0}" y="{h - 6}" font-size="11" fill="#5b6472">{esc(note)}</text>')
     return svg(w, h, body, label=title)
+
+
+def _top(vmax: float) -> float:
+    """The first round tick at or above *vmax* (the top of a value axis, so no bar is cut)."""
+    ticks = nice_ticks(0.0, vmax, 5)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else vmax
+    return ticks[-1] if ticks[-1] >= vmax else ticks[-1] + step
 
 
 def love_svg(rows: Sequence[dict[str, Any]], *, threshold: float, title: str = "Covariate balance",
@@ -88,9 +95,10 @@ def love_svg(rows: Sequence[dict[str, Any]], *, threshold: float, title: str = "
             body.append(f'<circle class="pt" tabindex="0" data-tip="{esc(tip)}" cx="{num(sx(abs(a)))}" cy="{num(y)}" r="4" '
                         f'fill="{TARGET}"/>')
     body += x_axis(sx, top + row * len(data) + 2, "absolute standardised mean difference")
+    gap = 14 + 7 * len(before) + 16  # the second legend entry after the first one's text (~7 px a letter)
     body.append(f'<circle cx="{x0 + 6}" cy="{h - 8}" r="4" fill="none" stroke="#7f8c8d"/><text x="{x0 + 14}" y="{h - 4}" '
-                f'font-size="11">{esc(before)}</text><circle cx="{x0 + 96}" cy="{h - 8}" r="4" fill="{TARGET}"/>'
-                f'<text x="{x0 + 104}" y="{h - 4}" font-size="11">{esc(after)}</text>')
+                f'font-size="11">{esc(before)}</text><circle cx="{x0 + 6 + gap}" cy="{h - 8}" r="4" fill="{TARGET}"/>'
+                f'<text x="{x0 + 14 + gap}" y="{h - 4}" font-size="11">{esc(after)}</text>')
     return svg(w, h, body, label=title)
 
 

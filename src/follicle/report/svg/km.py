@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
-from follicle.web.plots.axes import PALETTE, Scale, esc, figure, nice_ticks, num, svg, tick_text, y_axis, zoom_range
+from follicle.report.svg.axes import PALETTE, Scale, esc, figure, nice_ticks, num, svg, tick_text, y_axis, zoom_range
 
 DAYS_PER_YEAR = 365.25
 X0, X1, Y0, Y1, WIDTH = 78.0, 740.0, 24.0, 300.0, 760.0
@@ -89,15 +89,15 @@ def km_svg(arms: list[Arm], ticks: list[float], *, title: str, min_cell_count: i
                         f'<text x="{num(sx(t))}" y="{Y1 + 16}" font-size="11" text-anchor="middle">{tick_text(t / DAYS_PER_YEAR)}</text>')
     body.append(f'<text x="{num((X0 + X1) / 2)}" y="{Y1 + 32}" font-size="12" text-anchor="middle">years since index</text>')
     body.append(f'<text x="4" y="{Y1 + 54}" font-size="11" font-weight="bold">Number at risk</text>')
-    for i, a in enumerate(arms):
-        y = Y1 + 72 + 16 * i
-        body.append(f'<text x="4" y="{num(y)}" font-size="11" fill="{PALETTE[i % len(PALETTE)]}">{esc(a.name[:12])}</text>')
+    for i, a in enumerate(arms):  # each arm's name on its own line, its numbers under the ticks below it
+        y = Y1 + 86 + 30 * i
+        body.append(f'<text x="4" y="{num(y - 14)}" font-size="11" fill="{PALETTE[i % len(PALETTE)]}">{esc(a.name[:60])}</text>')
         for t, v in zip(ticks, a.at_risk):
             if lo - 1e-9 <= t <= hi + 1e-9:
                 body.append(f'<text x="{num(sx(t))}" y="{num(y)}" font-size="11" text-anchor="middle">{esc(v)}</text>')
     body.append(f'<line class="guide" x1="{X0}" x2="{X0}" y1="{Y0}" y2="{Y1}" stroke="#444" stroke-dasharray="2,2" visibility="hidden"/>')
     extra = f"data-km='{esc(json.dumps(payload, separators=(',', ':')))}'"
-    return svg(WIDTH, Y1 + 80 + 16 * len(arms), body, label=title, xscale=sx, extra=extra, focusable=True)
+    return svg(WIDTH, Y1 + 64 + 30 * len(arms), body, label=title, xscale=sx, extra=extra, focusable=True)
 
 
 def km_figure(arms: list[Arm], ticks: list[float], *, title: str, caption: str, src: str | None, min_cell_count: int,

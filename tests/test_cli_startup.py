@@ -1,0 +1,73 @@
+"""``follicle --help`` and ``follicle <cmd> --help`` load no heavy library (issue #21, point 1).
+
+The check is on what gets imported, not on a timing (timings live in bench/): a command module that
+imports pandas, numpy, ibis, numba, scipy or matplotlib at its top makes every ``--help`` pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("numpy", "pandas", "scipy", "ibis", "duckdb", "numba", "matplotlib", "pyarrow", "jinja2", "sklearn")
+
+# every command group and a leaf command under each group that has them
+HELP_ARGS = [
+    [], ["cdm"], ["cdm", "load"], ["synth"], ["cohorts"], ["run"], ["demo"], ["analyze"], ["analyze", "match"], ["analyze", "survival"],
+    ["meta"], ["response"], ["response", "predictors"], ["salt"], ["cds"], ["nma"], ["web"], ["vocab"], ["atlas"],
+]
+
+_PROBE = """
+import json, sys
+from follicle.cli import app
+try:
+    app(sys.argv[1:], standalone_mode=False)
+except SystemExit:
+    pass
+heavy = %r
+print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("args", HELP_ARGS, ids=lambda a: " ".join(a) or "root")
+def test_help_imports_no_heavy_library(args: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-c", _PROBE % (HEAVY,), *args, "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout, proc.stdout  # the help was printed, not an error
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert loaded == [], f"`follicle {' '.join(args)} --help` imported {loaded}"
+
+
+def test_probe_detects_a_heavy_import() -> None:
+    """The probe itself can fail: running a command that computes does load the libraries."""
+    proc = subprocess.run([sys.executable, "-c", _PROBE % (HEAVY,), "analyze", "match", "/nonexistent.csv",
+                           "--treatment", "t", "--covariates", "x"], capture_output=True, text=True, timeout=60)
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "pandas" in loaded
+
+
+def test_study_run_imports_no_plotting_or_unused_library(tmp_path) -> None:
+    """The study report's figures are SVG written directly (issue #21, point 3): running a small
+    study and rendering its report imports no plotting library, nor scipy.stats, scikit-learn or
+    numba (the pipeline uses none of them; together ~1 s of imports)."""
+    probe = f"""
+import sys
+from follicle.run.study import run_study
+from follicle.study.spec import load_spec
+from follicle.synth.build import build_world
+build_world(3000, 5, {str(tmp_path / 'w.duckdb')!r}, overwrite=True)
+run_study(load_spec('studies/jaki_neuropsych.yaml'), {str(tmp_path / 'w.duckdb')!r}, {str(tmp_path / 'out')!r})
+print(sorted(m for m in ('matplotlib', 'scipy.stats', 'sklearn', 'numba', 'statsmodels') if m in sys.modules))
+"""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600, cwd=repo)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.count("data:image/svg+xml;base64,") >= 3  # forest, preference, love at least
+    assert proc.stdout.strip().splitlines()[-1] == "[]"  # nor scipy.stats/sklearn/numba: a leaner `follicle run`
