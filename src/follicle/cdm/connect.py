@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import ibis
@@ -21,6 +22,19 @@ def dialect_of(target: str | Path) -> str:
     if scheme in SPARK_SCHEMES:
         return "spark"
     return "postgres" if scheme in POSTGRES_SCHEMES else "duckdb"
+
+
+#: DuckDB draws a progress bar on stdout for queries over 2 s, even into a pipe: it would corrupt --json
+QUIET = "SET enable_progress_bar = false"
+
+
+def open_duckdb(path: str | Path, *, read_only: bool = False) -> Any:
+    """A plain DuckDB connection to *path* (bulk loading and staging), without the progress bar."""
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute(QUIET)
+    return con
 
 
 def connect(target: str | Path, *, read_only: bool = False) -> BaseBackend:
@@ -62,7 +76,9 @@ def connect(target: str | Path, *, read_only: bool = False) -> BaseBackend:
         path = Path(target)
         if read_only and not path.exists():
             raise DatabaseError(f"database file not found: {path}")
-        return ibis.duckdb.connect(str(path), read_only=read_only)
+        con = ibis.duckdb.connect(str(path), read_only=read_only)
+        con.raw_sql(QUIET)
+        return con
     except DatabaseError:
         raise
     except Exception as exc:  # driver errors differ by backend; report them uniformly

@@ -23,7 +23,7 @@ import duckdb
 
 from follicle.tempfiles import remove_stale
 from follicle.cdm import schema, source
-from follicle.cdm.connect import dialect_of, redact
+from follicle.cdm.connect import dialect_of, open_duckdb, redact
 from follicle.cdm.validate import diagnose_csv, duckdb_message
 from follicle.cdm.write import copy_stage
 from follicle.errors import DatabaseError, InputError
@@ -134,7 +134,7 @@ def _stage(
 ) -> None:
     """Build the whole CDM in the DuckDB file *path* (removed by the caller on failure)."""
     path.unlink(missing_ok=True)
-    con = duckdb.connect(str(path))
+    con = open_duckdb(str(path))
     try:
         for stmt in schema.create_statements(version, "duckdb", not_null=False):
             con.execute(stmt)

@@ -11,10 +11,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
-import duckdb
-
 from follicle.cdm import schema as cdm_schema
-from follicle.cdm.connect import redact
+from follicle.cdm.connect import open_duckdb, redact
 from follicle.errors import DatabaseError
 
 
@@ -44,7 +42,7 @@ def copy_to_postgres(
         conn = psycopg.connect(url)
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot connect to {redact(target)}: {str(exc).strip()}") from exc
-    duck = duckdb.connect(str(stage), read_only=True)
+    duck = open_duckdb(str(stage), read_only=True)
     try:
         with conn.transaction(), conn.cursor() as cur, tempfile.TemporaryDirectory() as tmp:
             cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))

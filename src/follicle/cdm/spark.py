@@ -56,6 +56,10 @@ class _Compiler(PySparkCompiler):
             return self.f.count_if(where)
         return super().visit_CountStar(op, arg=arg, where=where)
 
+    def visit_BitOr(self, op: Any, *, arg: Any, where: Any) -> Any:
+        # Ibis 12 has no rule for it on Spark, whose SQL has bit_or (the concept-set report uses it)
+        return self.agg.bit_or(arg, where=where)
+
 
 class SparkBackend(_PySparkBackend):
     """Ibis' PySpark backend as Follicle uses it: conditional counts of no rows are 0, in-memory
@@ -272,8 +276,7 @@ def publish_stage(stage: Path, target: str, version: str, *, overwrite: bool = F
     before the swap leaves the previous CDM as it was, and a load killed mid-way leaves only a
     temporary folder that the next load removes. Returns rows per table.
     """
-    import duckdb
-
+    from follicle.cdm.connect import open_duckdb
     from follicle.tempfiles import remove_stale
 
     if not target.startswith("spark:"):
@@ -288,7 +291,7 @@ def publish_stage(stage: Path, target: str, version: str, *, overwrite: bool = F
     tmp, old = folder / f".warehouse.tmp-{os.getpid()}", folder / f".warehouse.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     counts: dict[str, int] = {}
-    duck = duckdb.connect(str(stage), read_only=True)
+    duck = open_duckdb(stage, read_only=True)
     try:
         tmp.mkdir()
         for name in schema.tables(version):

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from follicle.cdm import schema, source
-from follicle.cdm.connect import dialect_of, redact
+from follicle.cdm.connect import dialect_of, open_duckdb, redact
 from follicle.errors import DatabaseError, InputError
 from follicle.vocab.athena import VOCABULARY_TABLES, AthenaFiles, diagnose, find_files, select_sql
 
@@ -77,7 +77,7 @@ def load_vocabulary(src: str | Path, target: str | Path, *, progress: Progress |
         if dialect_of(target) == "postgres":
             with tempfile.TemporaryDirectory(prefix="follicle-vocab-") as tmp:
                 stage = Path(tmp) / "stage.duckdb"
-                con = duckdb.connect(str(stage))
+                con = open_duckdb(str(stage))
                 try:
                     _fill(con, found, result, progress, create_all=True)
                 finally:
@@ -87,7 +87,7 @@ def load_vocabulary(src: str | Path, target: str | Path, *, progress: Progress |
             path = Path(target)
             if not path.is_file():
                 raise DatabaseError(f"no CDM at {path}: create one first (follicle cdm load, or follicle cdm init)")
-            con = duckdb.connect(str(path))
+            con = open_duckdb(str(path))
             try:
                 _fill(con, found, result, progress, create_all=False)
             finally:
@@ -147,7 +147,7 @@ def _copy_to_postgres(stage: Path, target: str, tables: list[str]) -> None:
         conn = psycopg.connect(url)
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot connect to {redact(target)}: {str(exc).strip()}") from exc
-    duck = duckdb.connect(str(stage), read_only=True)
+    duck = open_duckdb(str(stage), read_only=True)
     statements = dict(zip(schema.tables("5.4"), schema.create_statements(
         "5.4", "postgres", schema=sql.Identifier(schema_name).as_string(conn), not_null=False), strict=True))
     try:

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from follicle.cdm import schema
-from follicle.cdm.connect import dialect_of
+from follicle.cdm.connect import dialect_of, open_duckdb
 from follicle.errors import DatabaseError, InputError
 from follicle.tempfiles import remove_stale
 
@@ -68,12 +68,16 @@ class DuckDbSink(Sink):
         self.tmp = _temporary(target, overwrite, "--db") if final else target
         self.tmp.unlink(missing_ok=True)
         self.rows = {}
-        self.con = duckdb.connect(str(self.tmp))
-        self.con.execute("SET enable_progress_bar = false")
-        # DuckDB keeps written blocks cached up to 80 % of RAM by default: cap it so memory stays that of a chunk
-        self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        for stmt in schema.create_statements(VERSION, "duckdb"):
-            self.con.execute(stmt)
+        self.con = None
+        try:
+            self.con = open_duckdb(str(self.tmp))
+            # DuckDB keeps written blocks cached up to 80 % of RAM by default: cap it so memory stays that of a chunk
+            self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            for stmt in schema.create_statements(VERSION, "duckdb"):
+                self.con.execute(stmt)
+        except BaseException:  # Ctrl-C or an error before the `with` block owns the sink: nothing left behind
+            self.abort()
+            raise
         self._columns = schema.tables(VERSION)
 
     def write(self, tables: Mapping[str, pa.Table]) -> None:
@@ -98,9 +102,12 @@ class DuckDbSink(Sink):
             os.replace(self.tmp, self.target)
 
     def abort(self) -> None:
-        self.con.close()
-        self.tmp.unlink(missing_ok=True)
-        Path(f"{self.tmp}.wal").unlink(missing_ok=True)
+        try:
+            if self.con is not None:
+                self.con.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+            Path(f"{self.tmp}.wal").unlink(missing_ok=True)
 
 
 class PostgresSink(DuckDbSink):
