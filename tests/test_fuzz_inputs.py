@@ -6,6 +6,7 @@ OperationOutcome; never another exception, a 5xx or a traceback."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import string
 import sys
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from follicle.errors import FollicleError
 
 REPO = Path(__file__).resolve().parents[1]
-GIBLEED = REPO.parent / "shared" / "data" / "omop" / "gibleed"
+GIBLEED = Path(os.environ.get("FOLLICLE_SHARED", REPO.parent / "shared")) / "data" / "omop" / "gibleed"  # as conftest.shared_dir
 sys.path.insert(0, str(Path(__file__).parent / "service"))
 from service_helpers import make_app, order_request  # noqa: E402
 

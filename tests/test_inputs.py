@@ -22,7 +22,7 @@ from follicle.errors import InputError
 from follicle.textinput import MAX_SPEC_BYTES, load_data
 
 REPO = Path(__file__).resolve().parents[1]
-GIBLEED = REPO.parent / "shared" / "data" / "omop" / "gibleed"
+GIBLEED = Path(os.environ.get("FOLLICLE_SHARED", REPO.parent / "shared")) / "data" / "omop" / "gibleed"  # as conftest.shared_dir
 runner = CliRunner()
 
 
