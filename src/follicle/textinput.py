@@ -24,14 +24,20 @@ MAX_YAML_ALIASES = 100
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def read_text(path: str | Path, *, max_bytes: int = MAX_SPEC_BYTES, what: str = "file") -> str:
-    """The text of *path* (UTF-8, a BOM dropped), or :class:`InputError` naming the problem."""
+def check_size(path: str | Path, *, max_bytes: int, what: str = "file") -> Path:
+    """*path* as a Path, or :class:`InputError` when it is missing or larger than *max_bytes*."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: {what} not found")
     size = path.stat().st_size
     if size > max_bytes:
         raise InputError(f"{path}: {what} is {size:,} bytes; the limit is {max_bytes:,} bytes")
+    return path
+
+
+def read_text(path: str | Path, *, max_bytes: int = MAX_SPEC_BYTES, what: str = "file") -> str:
+    """The text of *path* (UTF-8, a BOM dropped), or :class:`InputError` naming the problem."""
+    path = check_size(path, max_bytes=max_bytes, what=what)
     with path.open("rb") as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:  # grew while we looked

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from follicle.errors import InputError
+from follicle.textinput import check_size
 
 MAX_ZIP_BYTES = 64 * 1024 * 1024
 MAX_MEMBERS = 16
@@ -60,12 +61,7 @@ def write_zip(path: Path, files: dict[str, bytes], manifest: dict[str, Any]) -> 
 def read_zip(path: Path, *, kind: str, expected: set[str]) -> tuple[dict[str, Any], dict[str, bytes]]:
     """(manifest, files) of the zip at *path* (a *kind*: "package" or "site bundle"), checked as the
     module docstring says; every problem is an :class:`InputError` naming the file (and member)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: {kind} not found")
-    size = path.stat().st_size
-    if size > MAX_ZIP_BYTES:
-        raise InputError(f"{path}: {kind} is {size:,} bytes; the limit is {MAX_ZIP_BYTES:,}")
+    path = check_size(path, max_bytes=MAX_ZIP_BYTES, what=kind)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:

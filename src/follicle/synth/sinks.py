@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,19 +37,22 @@ def _temporary(target: Path, overwrite: bool, what: str) -> Path:
     return target.with_name(f".{target.name}.tmp-{os.getpid()}")
 
 
-class Sink:
+class Sink(ABC):
     """Appends chunks of CDM tables; :meth:`commit` puts the result in place, :meth:`abort` drops it."""
 
     rows: dict[str, int]
 
+    @abstractmethod
     def write(self, tables: Mapping[str, pa.Table]) -> None:
-        raise NotImplementedError
+        """Append one chunk of tables."""
 
+    @abstractmethod
     def commit(self) -> None:
-        raise NotImplementedError
+        """Put the whole output in place."""
 
+    @abstractmethod
     def abort(self) -> None:
-        raise NotImplementedError
+        """Drop everything written so far."""
 
     def __enter__(self) -> Sink:
         return self
