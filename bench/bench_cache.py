@@ -69,7 +69,7 @@ def main() -> None:
         t0 = time.perf_counter()
         warm = run_study(spec, args.db, tmp / "out")
         warm_s = time.perf_counter() - t0
-        # reading every stored artefact back (Parquet + JSON, digests checked) against pickle of the
+        # reading every stored artefact back (Arrow IPC + JSON, digests checked) against pickle of the
         # same objects in memory (the previous store's format), in the same run
         from follicle.run.cache import decode
 
@@ -94,7 +94,7 @@ def main() -> None:
     print(json.dumps({
         "db": str(args.db), "rows_hashed": sum(rows.values()), "rows_by_table": rows,
         "study_tables_native_hash_s": round(native_s, 3), "all_tables_portable_md5_s": round(portable_s, 3),
-        "artefacts": len(folders), "decode_all_parquet_s": round(decode_s, 3), "unpickle_all_s": round(unpickle_s, 3),
+        "artefacts": len(folders), "decode_all_s": round(decode_s, 3), "unpickle_all_s": round(unpickle_s, 3),
         "store_bytes": store_bytes, "pickle_bytes": sum(len(b) for b in blobs),
         "cold_run_s": round(cold_s, 2), "warm_rerun_s": round(warm_s, 2), "warm_computed": dict(warm.store.computed),
         "one_row_edited_rerun_s": round(edited_s, 2), "edited_computed": dict(edited.store.computed),

@@ -69,7 +69,7 @@ def test_adding_an_adjustment_computes_only_it(world, first, tmp_path):
     assert rerun.store.computed["outcome"] == outcomes and rerun.store.reused["outcome"] == outcomes
     assert not rerun.store.computed["population"] and not rerun.store.computed["propensity"]
     stored = list((first.store.root / "adjustment").rglob("*"))
-    assert {p.suffix for p in stored if p.is_file()} == {".parquet", ".json"}
+    assert {p.suffix for p in stored if p.is_file()} == {".arrow", ".json"}
     for old, new in zip(first.results["comparisons"], rerun.results["comparisons"]):
         assert [a["name"] for a in new["adjustments"]] == ["matching", "weighted"]
         assert new["adjustments"][0] == old["adjustments"][0]  # the matching one, as before
@@ -87,7 +87,7 @@ def test_one_changed_value_changes_that_tables_hash_only(world, tmp_path):
         assert {k for k in a if a[k] != b[k]} == {"drug_exposure"}
 
 
-def test_cache_is_parquet_outside_the_shareable_folder(first):
+def test_cache_is_plain_data_outside_the_shareable_folder(first):
     out, work = first.out_dir, work_dir_for(first.out_dir)
     assert first.store.root.is_relative_to(work)
     shared = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
@@ -96,7 +96,7 @@ def test_cache_is_parquet_outside_the_shareable_folder(first):
                                         "adjusted_table1", "attrition", "balance", "diagnostics", "estimates", "km",
                                         "km_at_risk", "preference", "table1")])
     stored = [p for p in work.rglob("*") if p.is_file()]
-    assert stored and {p.suffix for p in stored} <= {".parquet", ".json"}
+    assert stored and {p.suffix for p in stored} <= {".arrow", ".json"}
     assert not [p for p in stored if p.suffix in (".pkl", ".pickle")]
     # the shareable tables have no person-level column
     for p in (out / "tables").glob("*.parquet"):
@@ -112,9 +112,9 @@ def test_planted_or_corrupt_cache_entries_are_recomputed_not_executed(world, fir
     meta = folders[0] / "meta.json"
     # a pickle planted beside the artefact is never read
     (folders[0] / "evil.pkl").write_bytes(b"cos\nsystem\n(S'touch /tmp/follicle-pwned'\ntR.")
-    # a Parquet file of the population flipped: the digest no longer matches
+    # a data file of the population flipped: the digest no longer matches
     pop = next((work / "cache" / "population").iterdir())
-    blob = next(pop.glob("*.parquet"))
+    blob = next(pop.glob("*.arrow"))
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF
     blob.write_bytes(bytes(data))
@@ -126,6 +126,26 @@ def test_planted_or_corrupt_cache_entries_are_recomputed_not_executed(world, fir
     assert not Path("/tmp/follicle-pwned").exists()
     assert rerun.results["comparisons"] == json.loads((tmp_path / "o" / "results.json").read_text())["comparisons"]
     assert store.root.exists()
+
+
+def test_forged_data_file_with_a_matching_digest_is_refused(first, tmp_path):
+    """Someone who can write the store can also rewrite meta.json's digests: a data file that is
+    not a valid Arrow stream (or whose buffers lie about their sizes) must still fail to decode
+    as CorruptArtifact, never crash or return garbage."""
+    import hashlib
+
+    src = next((first.store.root / "population").iterdir())
+    for forge in (lambda d: d[: len(d) // 3], lambda d: d[:200] + bytes(len(d) - 200), lambda d: b"PAR1" + d[4:]):
+        folder = tmp_path / f"forged{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(src, folder)
+        meta = json.loads((folder / "meta.json").read_text())
+        name = max(meta["files"], key=lambda n: (folder / n).stat().st_size)
+        data = forge((folder / name).read_bytes())
+        (folder / name).write_bytes(data)
+        meta["files"][name] = hashlib.sha256(data).hexdigest()
+        (folder / "meta.json").write_text(json.dumps(meta))
+        with pytest.raises(CorruptArtifact):
+            decode(folder)
 
 
 def test_work_folder_inside_out_is_refused(world, tmp_path):

@@ -80,7 +80,7 @@ def test_damaged_cache_entries_are_recomputed(tmp_path, damage):
     store = ArtifactStore(tmp_path)
     store.put("outcome", "k", _estimate())
     folder = store.path("outcome", "k")
-    blob = next(folder.glob("*.parquet"))
+    blob = next(folder.glob("*.arrow"))
     if damage == "truncate":
         blob.write_bytes(blob.read_bytes()[:20])
     elif damage == "delete_blob":

