@@ -71,3 +71,28 @@ print(sorted(m for m in ('matplotlib', 'scipy.stats', 'sklearn', 'numba', 'stats
     html = (tmp_path / "out" / "report.html").read_text()
     assert html.count("data:image/svg+xml;base64,") >= 3  # forest, preference, love at least
     assert proc.stdout.strip().splitlines()[-1] == "[]"  # nor scipy.stats/sklearn/numba: a leaner `follicle run`
+
+
+def test_command_map_matches_what_each_module_registers() -> None:
+    """``follicle <command>`` loads only the module that COMMANDS names for it: the map must list
+    exactly the top-level commands each module registers, or a command would go missing."""
+    from follicle.cli import COMMANDS, build_app
+
+    for module, names in COMMANDS.items():
+        app = build_app((module,))
+        got = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+        assert sorted(got) == sorted(names), module
+    every = build_app()
+    assert len(every.registered_commands) + len(every.registered_groups) == sum(map(len, COMMANDS.values()))
+
+
+def test_a_command_runs_with_only_its_module_loaded() -> None:
+    """The console entry point builds the app with the asked command's module only."""
+    probe = ("import sys; sys.argv = ['follicle', 'meta', '--help']\n"
+             "from follicle.cli import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith('follicle.cli.') and not m.endswith('_common')))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "['follicle.cli.meta']"

@@ -7,21 +7,21 @@ only assembles them.
 from __future__ import annotations
 
 import importlib
+import sys
 
 import typer
 
 from follicle.cli._common import JsonErrorsGroup
 
-app = typer.Typer(
-    name="follicle",
-    cls=JsonErrorsGroup,
-    help="Follicle: evidence engine for JAK-inhibitor therapy in alopecia areata (OMOP CDM).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-_COMMAND_MODULES = ("cdm", "synth", "study", "run", "analyze", "meta", "response", "cds", "nma", "web", "vocab", "atlas", "network")
+#: command module -> the top-level commands it registers (tests/test_cli_startup.py checks this
+#: against what each module's ``register`` adds). ``follicle <command> ...`` imports and builds only
+#: that module's commands: Typer turns every command's signature into Click parameters on each
+#: start, which is most of a ``--help``'s time.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "cdm": ("cdm",), "synth": ("synth",), "study": ("cohorts",), "run": ("run", "demo"), "analyze": ("analyze",),
+    "meta": ("meta",), "response": ("salt", "response"), "cds": ("cds",), "nma": ("nma",), "web": ("web",),
+    "vocab": ("vocab",), "atlas": ("atlas",), "network": ("network",),
+}
 
 
 def _version(value: bool) -> None:
@@ -32,17 +32,39 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
-) -> None:
-    """Follicle command line."""
+def build_app(modules: tuple[str, ...] = tuple(COMMANDS)) -> typer.Typer:
+    """The ``follicle`` app with the commands of *modules* (default: all of them)."""
+    app = typer.Typer(
+        name="follicle",
+        cls=JsonErrorsGroup,
+        help="Follicle: evidence engine for JAK-inhibitor therapy in alopecia areata (OMOP CDM).",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    ) -> None:
+        """Follicle command line."""
+
+    for name in modules:
+        importlib.import_module(f"follicle.cli.{name}").register(app)
+    return app
 
 
-for _name in _COMMAND_MODULES:
-    importlib.import_module(f"follicle.cli.{_name}").register(app)
+def __getattr__(name: str) -> typer.Typer:
+    """``follicle.cli.app``: the app with every command, built on first use."""
+    if name == "app":
+        globals()["app"] = built = build_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: only the module of the command asked for is loaded (all of them
+    for the root help, ``--version`` or an unknown command, whose message lists the others)."""
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    modules = tuple(m for m, names in COMMANDS.items() if command in names)
+    build_app(modules or tuple(COMMANDS))()
