@@ -98,7 +98,7 @@ def run_follicle(db: str, study: str) -> dict:
         return wrapper
 
     study_mod.connect = timed("setup: connect", study_mod.connect, False)
-    study_mod.cdm_fingerprint = timed("setup: CDM fingerprint", study_mod.cdm_fingerprint, False)
+    study_mod.table_hashes = timed("setup: CDM fingerprint (hashes of the tables read)", study_mod.table_hashes, False)
     study_mod.StudySession = timed("session: resolve concept sets, scan event tables", study_mod.StudySession, False)
     study_mod.build_population = timed("cohorts + analysis table", study_mod.build_population)
     pipeline.propensity_step = timed("propensity model", pipeline.propensity_step)

@@ -55,6 +55,43 @@ def test_tampered_copy_with_same_counts_and_dates_recomputes(world, first, tmp_p
     assert json.loads((first.out_dir / "results.json").read_text()) == first.results
 
 
+def test_a_table_the_study_does_not_read_keeps_the_cache(world, first, tmp_path):
+    """Only the tables a study reads are hashed: the bundled study resolves no concept set to the
+    measurement domain, so changing every measurement reuses every step (and the fingerprint),
+    while one changed drug exposure recomputes what reads it."""
+    from follicle.run.study import tables_read
+    from follicle.study.population import StudySession
+
+    spec = load_spec(STUDY)
+    with StudySession(spec, connect(world, read_only=True)) as session:
+        read = tables_read(spec, session)
+    assert "measurement" not in read and {"condition_occurrence", "drug_exposure"} <= set(read)
+    copy = tmp_path / "measured.duckdb"
+    shutil.copy(world, copy)
+    with duckdb.connect(str(copy)) as con:
+        assert con.execute("SELECT count(*) FROM measurement").fetchone()[0] > 0
+        con.execute("UPDATE measurement SET value_as_number = -1")
+    rerun = run_study(spec, copy, tmp_path / "m", work_dir=work_dir_for(first.out_dir))
+    assert rerun.results["cdm_fingerprint"] == first.results["cdm_fingerprint"]
+    assert sum(rerun.store.computed.values()) == 0 and rerun.store.reused["population"] == 2
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE drug_exposure SET drug_exposure_end_date = drug_exposure_end_date + 1 "
+                    "WHERE drug_exposure_id = (SELECT min(drug_exposure_id) FROM drug_exposure)")
+    again = run_study(spec, copy, tmp_path / "m", work_dir=work_dir_for(first.out_dir))
+    assert again.results["cdm_fingerprint"] != first.results["cdm_fingerprint"]
+    assert again.store.computed["population"] == 2
+
+
+def test_an_atlas_cohort_makes_every_circe_table_part_of_the_key():
+    """An ATLAS cohort reads what its criteria name (visits, eras...), not only concept-set domains."""
+    from follicle.run.study import tables_read
+
+    spec = load_spec(REPO / "tests" / "study" / "atlas" / "atlas_spec.yaml")
+    assert any(c.atlas for c in spec.cohorts.values())
+    read = tables_read(spec, session=None)
+    assert {"visit_occurrence", "condition_era", "drug_era", "measurement", "condition_occurrence"} <= set(read)
+
+
 def test_adding_an_adjustment_computes_only_it(world, first, tmp_path):
     """Every adjustment is an artefact of its own (Parquet, keyed by its settings and the content
     keys upstream): adding one to the spec computes that adjustment and its estimates, nothing else."""

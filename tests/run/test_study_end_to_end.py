@@ -93,12 +93,13 @@ def test_changing_one_outcome_recomputes_only_that_outcome(world, first_run, tmp
     rerun = run_study(changed, world, out)
     # ankle_sprain is a negative control in both comparisons: two extractions, two estimates; and
     # the concept-set resolution report, which covers every set
-    assert dict(rerun.store.computed) == {"outcome_extract": 2, "outcome": 2, "concept_sets": 1}
+    # (and which event tables the spec reads, a function of its concept sets)
+    assert dict(rerun.store.computed) == {"outcome_extract": 2, "outcome": 2, "concept_sets": 1, "tables_read": 1}
     assert rerun.store.reused["population"] == 2 and rerun.store.reused["propensity"] == 2
 
 
 def test_changed_cdm_is_detected(world, first_run, monkeypatch):
-    monkeypatch.setattr(study_mod, "cdm_fingerprint", lambda con: "another-cdm")
+    monkeypatch.setattr(study_mod, "cdm_fingerprint", lambda *args, **kwargs: "another-cdm")
     rerun = run_study(load_spec(STUDY), world, first_run.out_dir)
     assert rerun.store.computed["population"] == 2 and not rerun.store.reused
 

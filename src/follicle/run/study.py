@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,41 @@ from follicle.study.events import DOMAINS
 from follicle.study.population import StudySession, build_population, outcome_columns
 from follicle.study.spec import StudySpec
 
-#: Every CDM table a study can read; their content hashes key the step cache.
-STUDY_TABLES = tuple(sorted({"person", "observation_period", "death", "cdm_source", "concept", "concept_ancestor",
-                             "concept_relationship", "source_to_concept_map",
-                             *(d.table for d in DOMAINS.values())}))
+#: The tables every study reads, whatever its concept sets: people, their observation, death and
+#: the vocabulary that resolves the concept sets.
+BASE_TABLES = ("cdm_source", "concept", "concept_ancestor", "concept_relationship", "death", "observation_period",
+               "person", "source_to_concept_map")
+#: Every CDM table a study of concept sets can read.
+STUDY_TABLES = tuple(sorted({*BASE_TABLES, *(d.table for d in DOMAINS.values())}))
 
 
-def cdm_fingerprint(con: Any) -> str:
-    """Content fingerprint of the tables a study reads (computed in the database, see cdm.fingerprint)."""
-    return combine(table_hashes(con, STUDY_TABLES, portable=False))
+def tables_read(spec: StudySpec, session: StudySession) -> list[str]:
+    """The event tables *spec* reads on this CDM: those of the domains its concept sets resolved to
+    (and the default covariate set's domains); every table Circe can read when a cohort is ATLAS."""
+    if any(c.atlas for c in spec.cohorts.values()):
+        from follicle.study.atlas.domains import DOMAINS as ATLAS_DOMAINS  # what Circe's criteria read: visits, eras...
+
+        return sorted({*STUDY_TABLES, *(d.table for d in ATLAS_DOMAINS.values())} - set(BASE_TABLES))
+    domains = {rs.domain for rs in session.resolved.values() if rs.domain in DOMAINS}
+    if spec.covariates.default_set is not None:
+        domains |= set(spec.covariates.default_set.domains)
+    return sorted(DOMAINS[d].table for d in domains)
+
+
+def cdm_fingerprint(con: Any, spec: StudySpec, store: ArtifactStore, open_session: Callable[[], StudySession],
+                    *, force: bool = False) -> str:
+    """Content fingerprint of the tables *spec* reads (hashed in the database, see cdm.fingerprint).
+
+    A table the study does not read (often measurement, the largest) is not hashed, so changing it
+    keeps every cached step. Which event tables are read follows from concept-set resolution,
+    itself a function of the vocabulary and the spec: it is cached under their hashes, so a warm
+    run hashes the base tables, then only the event tables read.
+    """
+    base = table_hashes(con, BASE_TABLES, portable=False)
+    events = store.get_or_compute("tables_read", store.key(combine(base), spec.concept_sets, spec.cohorts,
+                                                           spec.covariates),
+                                  lambda: tables_read(spec, open_session()), force=force)
+    return combine(base | table_hashes(con, events, portable=False))
 
 
 @dataclass
@@ -99,15 +126,16 @@ def run_study(
     remove_stale(store.root, depth=2)
     con = connect(target, read_only=True)
     session: StudySession | None = None
+
+    def open_session() -> StudySession:
+        nonlocal session
+        session = session or StudySession(spec, con)
+        return session
+
     try:
-        fp = cdm_fingerprint(con)
+        fp = cdm_fingerprint(con, spec, store, open_session, force=force)
         runs = []
         for name in spec.comparisons:
-            def open_session() -> StudySession:
-                nonlocal session
-                session = session or StudySession(spec, con)
-                return session
-
             def extract(name: str = name) -> Any:
                 return build_population(spec, con, name, session=open_session(), outcomes=[])
 
