@@ -27,7 +27,7 @@ from follicle.study.cohorts import (
 )
 from follicle.study.collector import full_collections_deferred
 from follicle.study.coverage import ConceptSetReport, concept_set_report
-from follicle.study.events import DOMAINS, Cdm, EventStore
+from follicle.study.events import DOMAINS, Cdm, EventStore, min_where
 from follicle.study.spec import StudySpec
 from follicle.vocab.resolve import (
     ResolvedConceptSet,
@@ -137,19 +137,21 @@ class StudySession:
 
     @full_collections_deferred
     def study_table(self) -> ir.Table:
-        """Members of every cohort used by a comparison (keys ``cohort``, ``person_id``) with their
+        """Members of every cohort used by a comparison (keys ``cohort``, ``person_id``; ``ck`` numbers the cohort) with their
         time at risk (``tar_start``, ``tar_end``, ``has_tar``), ``<o>_date`` and ``<o>_prior`` of every
         outcome of the spec and ``cov_<set>`` of every covariate set; persisted once."""
         if self._study is None:
             names = list(dict.fromkeys(n for c in self.spec.comparisons.values() for n in (c.target, c.comparator)))
-            parts = [self.cohort(n).members.select(*MEMBER_COLUMNS).mutate(cohort=ibis.literal(n, "string")) for n in names]
+            # ck: the cohort as a number, a cheaper grouping key than its name for the event aggregates
+            parts = [self.cohort(n).members.select(*MEMBER_COLUMNS).mutate(cohort=ibis.literal(n, "string"), ck=ibis.literal(i, "int64"))
+                     for i, n in enumerate(names)]
             members = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
             pop = time_at_risk(self, members)
             # CohortMethod's rule: at least min_days_at_risk days from start to end (end - start)
             min_days = self.spec.time_at_risk.min_days_at_risk
             pop = pop.mutate(has_tar=pop.tar_end.delta(pop.tar_start, unit="day") >= min_days)
             events = event_columns(self, pop.filter(pop.has_tar), list(self.spec.outcomes), list(self.spec.covariates.concept_sets))
-            self._study = self.store.persist(attach(pop, *events, keys=KEYS), "study")
+            self._study = self.store.persist(attach(pop, *events, keys=("ck", "person_id")), "study")
         return self._study
 
     def close(self) -> None:
@@ -226,7 +228,7 @@ def population(session: StudySession, comparison: str) -> ir.Table:
     flagged, _ = comparison_members(session, comparison)
     members = flagged.filter(flagged.keep_t | flagged.keep_c).select("person_id", "treatment", "cohort")
     pop = members.join(session.study_table(), list(KEYS))  # every member is in the study table
-    return pop.filter(pop.has_tar).drop("has_tar")
+    return pop.filter(pop.has_tar).drop("has_tar", "ck")
 
 
 def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
@@ -254,7 +256,7 @@ def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
 
 
 def event_columns(session: StudySession, pop: ir.Table, outcomes: list[str], covariates: list[str]) -> list[ir.Table]:
-    """Per member of *pop* (keys ``cohort``, ``person_id``), per domain: ``<o>_date`` (first event
+    """Per member of *pop* (keys ``ck``, ``person_id``), per domain: ``<o>_date`` (first event
     of outcome *o* in the time at risk), ``<o>_prior`` (an event before the time at risk, within the
     outcome's lookback) and ``cov_<c>`` (covariate set *c* occurs in the covariate window).
 
@@ -268,18 +270,18 @@ def event_columns(session: StudySession, pop: ir.Table, outcomes: list[str], cov
     keys: dict[str, ir.Value] = {"ts": pop.tar_start, "te": pop.tar_end}
     if covariates:
         keys |= {k: v for k, v in (("clo", lo), ("chi", hi)) if v is not None}
-    p = pop.select("cohort", "person_id", **keys)
+    p = pop.select("ck", "person_id", **keys)
     wanted = [(n, spec.outcomes[n].concept_set) for n in outcomes] + [(None, c) for c in covariates]
     parts = []
     for events, codes, cols in session.store.coded([set_name for _, set_name in wanted]):
         j = p.join(events.select("person_id", "code_id", "start_date"), "person_id")
         summary: dict[str, ir.Value] = {}
         if outcomes:
-            summary["first_in_tar"] = j.start_date.min(where=(j.start_date >= j.ts) & (j.start_date <= j.te))
-            summary["days_before"] = j.ts.delta(j.start_date, unit="day").min(where=j.start_date < j.ts)
+            summary["first_in_tar"] = min_where(j.start_date, (j.start_date >= j.ts) & (j.start_date <= j.te))
+            summary["days_before"] = min_where(j.ts.delta(j.start_date, unit="day"), j.start_date < j.ts)
         if covariates:
             summary["in_window"] = between(j.start_date, j.clo if lo is not None else None, j.chi if hi is not None else None).any()
-        per_code = j.group_by(["cohort", "person_id", "code_id"]).aggregate(**summary)
+        per_code = j.group_by(["ck", "person_id", "code_id"]).aggregate(**summary)
         pc = per_code.join(codes, "code_id")
         aggs: dict[str, ir.Value] = {}
         for outcome, set_name in wanted:
@@ -291,7 +293,7 @@ def event_columns(session: StudySession, pop: ir.Table, outcomes: list[str], cov
                 continue
             lb = spec.outcomes[outcome].prior_lookback_days
             prior = pc.days_before.notnull() if lb is None else pc.days_before <= lb
-            aggs[f"{outcome}_date"] = pc.first_in_tar.min(where=hit)
+            aggs[f"{outcome}_date"] = min_where(pc.first_in_tar, hit)
             aggs[f"{outcome}_prior"] = (hit & prior).any()
-        parts.append(pc.group_by(["cohort", "person_id"]).aggregate(**aggs))
+        parts.append(pc.group_by(["ck", "person_id"]).aggregate(**aggs))
     return parts
