@@ -92,13 +92,15 @@ def outcome_columns(session: StudySession, comparison: str, names: list[str]) ->
     """``person_id`` and ``<name>_event``, ``<name>_days``, ``<name>_prior`` of each outcome in *names*,
     for the population of *comparison* (rows ordered by person_id, as the analysis table)."""
     raw, _, _ = population_rows(session, comparison)
+    session.populations.pop(comparison, None)  # the last use in a run: free the rows (asked again, they are queried again)
     return _frame({"person_id": _ints(raw["person_id"])} | _outcome_frame(raw, names))
 
 
 def population_rows(session: StudySession, comparison: str) -> tuple[pa.Table, list[dict[str, str]], list[int]]:
     """The comparison's population as the database returns it (Arrow; one row per person, in
     ``person_id`` order: the analysis columns, day counts from the index date and both columns of
-    every outcome of the spec), its attrition steps and their counts: one query, once per session."""
+    every outcome of the spec), its attrition steps and their counts: one query, kept in the session
+    until the outcome columns have been read."""
     if comparison not in session.populations:
         spec = session.spec
         columns: dict[str, Any] = {c: c for c in ("treatment", "cohort", "index_date", "age", "gender_concept_id", "year_of_birth")}
@@ -149,6 +151,8 @@ def _build(session: StudySession, comparison: str, outcomes: list[str] | None = 
     cov_sets = list(spec.covariates.concept_sets)
     sparse, ref, warnings = _sparse_covariates(session, comparison, comp)
     table = _analysis_frame(raw, spec.covariates.demographics, cov_sets, outcome_names)
+    if outcomes is None:  # every outcome is in the table: the rows are not needed again
+        session.populations.pop(comparison, None)
     return Population(comparison, table, attrition, sparse, ref, list(comp.outcomes), list(comp.negative_controls),
                       session.warnings + warnings)
 
