@@ -130,3 +130,39 @@ def test_maps_to_and_mapped_from(make_db):
     assert vocab.maps_to({35207681, 35211274}) == {141933, 436962}
     assert vocab.mapped_from({436962}) == {35211274, 35208160}  # G47.0 and F51.0 both map to Insomnia
     assert vocab.mapped_from(set()) == set()
+
+
+def test_concept_sets_resolve_in_a_constant_number_of_queries(make_db, monkeypatch):
+    """Resolving many ICD-10-CM sets asks the vocabulary as often as resolving one (the look-ups
+    are batched across sets), and finds the same concepts as resolving each set alone."""
+    con = make_db({"concept": CONCEPT, "concept_relationship": MAPS_TO})
+    one = {"aa": ConceptSet(include=["ICD10CM:L63"])}
+    many = one | {"insomnia": ConceptSet(include=["ICD10CM:G47.0"]), "f51": ConceptSet(include=["ICD10CM:F51.0"]),
+                  "sleep": ConceptSet(include=["ICD10CM:G47", "ICD10CM:F51"]), "aa0": ConceptSet(include=["ICD10CM:L63.0"])}
+    queries = []
+    execute = type(con).execute
+    monkeypatch.setattr(type(con), "execute", lambda self, expr, *a, **k: queries.append(expr) or execute(self, expr, *a, **k))
+    alone = {name: resolve_concept_sets({name: cs}, con, bundled={})[name] for name, cs in many.items()}
+    queries.clear()
+    resolve_concept_sets(one, con, bundled={})
+    n_one = len(queries)
+    queries.clear()
+    together = resolve_concept_sets(many, con, bundled={})
+    assert len(queries) == n_one
+    assert together["sleep"].mapped_concept_ids == {436962} and together["aa"].mapped_concept_ids == {141933}
+    for name, rs in together.items():
+        assert (rs.source_concept_ids, rs.mapped_concept_ids, rs.routes) == \
+            (alone[name].source_concept_ids, alone[name].mapped_concept_ids, alone[name].routes)
+
+
+def test_maps_to_falls_back_to_the_bundled_relationships_per_concept(make_db):
+    """An id the CDM's concept_relationship does not map is mapped by the bundled one; an id the
+    CDM maps is not (batched look-ups keep that rule per concept)."""
+    con = make_db({"concept": CONCEPT, "concept_relationship": MAPS_TO[MAPS_TO.concept_id_1 != 35211274]})
+    bundled_rel = pd.DataFrame([(35211274, 436962, "Maps to"), (35207681, 999, "Maps to")],
+                               columns=["concept_id_1", "concept_id_2", "relationship_id"])
+    vocab = VocabularySource(con, bundled={"concept_relationship": bundled_rel})
+    vocab.prefetch_maps_to({35207681, 35211274, 1})
+    assert vocab.maps_to({35207681}) == {141933}  # the CDM maps it: the bundled row is not used
+    assert vocab.maps_to({35211274}) == {436962}  # only the bundled one maps it
+    assert vocab.maps_to({1}) == set()

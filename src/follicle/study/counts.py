@@ -12,7 +12,7 @@ import pandas as pd
 from follicle.privacy import protect_chain, suppress_count
 from follicle.study.collector import full_collections_deferred
 from follicle.study.coverage import missed_warnings, suppressed_report
-from follicle.study.session import StudySession, population_steps, step_counts
+from follicle.study.session import StudySession, comparison_rows
 from follicle.study.spec import StudySpec
 
 
@@ -39,12 +39,12 @@ def cohort_counts(spec: StudySpec, con: Any, *, database: Any = None) -> dict[st
     """
     with StudySession(spec, con, database=database) as session:
         report = session.concept_set_report()
-        attrition = pd.concat([session.attrition(name) for name in spec.cohorts], ignore_index=True)
+        attrition = pd.concat(session.attritions(list(spec.cohorts)), ignore_index=True)
         rows = []
         for name in spec.comparisons:
-            _, steps, counts = population_steps(session, name)
+            _, steps, counts = comparison_rows(session, name)  # the flags alone: one row per person, no analysis columns
             rows += [{"comparison": name, "step": s["step"], "description": s["description"], "persons": n}
-                     for s, n in zip(steps, step_counts(session, steps, counts), strict=True)]
+                     for s, n in zip(steps, counts, strict=True)]
         empty = [m for name in spec.cohorts if (m := empty_cohort_message(name, attrition, spec.min_cell_count))]
         warnings = report.notes + missed_warnings(report, spec.min_cell_count) + empty
         return {"attrition": attrition, "comparisons": pd.DataFrame(rows), "concept_sets": report, "warnings": warnings}

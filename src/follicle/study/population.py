@@ -21,7 +21,7 @@ from follicle.study.cohorts import FEMALE, MALE, in_window
 from follicle.study.collector import full_collections_deferred
 from follicle.study.covariates import covariate_names, default_covariates
 from follicle.study.events import DOMAINS, generic_events
-from follicle.study.session import StudySession, population_steps, step_counts
+from follicle.study.session import StudySession, comparison_rows, population
 from follicle.study.spec import StudySpec
 from follicle.vocab.resolve import VocabularySource
 
@@ -91,20 +91,30 @@ def build_population(spec: StudySpec, con: Any, comparison: str, *, database: An
 def outcome_columns(session: StudySession, comparison: str, names: list[str]) -> pd.DataFrame:
     """``person_id`` and ``<name>_event``, ``<name>_days``, ``<name>_prior`` of each outcome in *names*,
     for the population of *comparison* (rows ordered by person_id, as the analysis table)."""
-    wide, _, _ = population_steps(session, comparison)
-    raw = session.cdm.con.to_pyarrow(wide.select(
-        "person_id", followup_days=_day(wide.tar_end, wide), **_outcome_raw(wide, names)).order_by("person_id"))
+    raw, _, _ = population_rows(session, comparison)
+    session.populations.pop(comparison, None)  # the last use in a run: free the rows (asked again, they are queried again)
     return _frame({"person_id": _ints(raw["person_id"])} | _outcome_frame(raw, names))
+
+
+def population_rows(session: StudySession, comparison: str) -> tuple[pa.Table, list[dict[str, str]], list[int]]:
+    """The comparison's population as the database returns it (Arrow; one row per person, in
+    ``person_id`` order: the analysis columns, day counts from the index date and both columns of
+    every outcome of the spec), its attrition steps and their counts: one query, kept in the session
+    until the outcome columns have been read."""
+    if comparison not in session.populations:
+        spec = session.spec
+        columns: dict[str, Any] = {c: c for c in ("treatment", "cohort", "index_date", "age", "gender_concept_id", "year_of_birth")}
+        columns |= {f"cov_{n}": f"cov_{n}" for n in spec.covariates.concept_sets}
+        columns |= {"tar_start_day": lambda j: _day(j.tar_start, j), "followup_days": lambda j: _day(j.tar_end, j)}
+        for n in spec.outcomes:
+            columns |= {f"{n}_day": lambda j, n=n: _day(j[f"{n}_date"], j), f"{n}_prior": f"{n}_prior"}
+        session.populations[comparison] = comparison_rows(session, comparison, **columns)
+    return session.populations[comparison]
 
 
 def _day(date: ir.DateValue, wide: ir.Table) -> ir.IntegerValue:
     """Days from the index date to *date* (the analysis table's time origin)."""
     return date.delta(wide.index_date, unit="day")
-
-
-def _outcome_raw(wide: ir.Table, names: list[str]) -> dict[str, ir.Value]:
-    """Per outcome: the day of the first event in the time at risk (NULL when none) and the prior flag."""
-    return {c: v for n in names for c, v in ((f"{n}_day", _day(wide[f"{n}_date"], wide)), (f"{n}_prior", wide[f"{n}_prior"]))}
 
 
 def _ints(values: pa.ChunkedArray, fill: Any = None) -> np.ndarray:
@@ -129,23 +139,20 @@ def _outcome_frame(raw: pa.Table, names: list[str]) -> dict[str, np.ndarray]:
 
 
 def _build(session: StudySession, comparison: str, outcomes: list[str] | None = None) -> Population:
-    spec, con = session.spec, session.cdm.con
+    spec = session.spec
     comp = spec.comparisons[comparison]
-    attrition = pd.concat([session.attrition(comp.target), session.attrition(comp.comparator)], ignore_index=True)
-    pop, steps, counts = population_steps(session, comparison)
-    for i, (s, n) in enumerate(zip(steps, step_counts(session, steps, counts), strict=True)):
+    attrition = pd.concat(session.attritions([comp.target, comp.comparator]), ignore_index=True)
+    raw, steps, counts = population_rows(session, comparison)
+    for i, (s, n) in enumerate(zip(steps, counts, strict=True)):
         attrition.loc[len(attrition)] = {"cohort": comparison, "step_index": i, "step": s["step"],
                                         "description": s["description"], "persons": n}
 
     outcome_names = list(dict.fromkeys(comp.outcomes + comp.negative_controls)) if outcomes is None else outcomes
     cov_sets = list(spec.covariates.concept_sets)
-    raw = con.to_pyarrow(pop.select(
-        "person_id", "treatment", "cohort", "index_date", "age", "gender_concept_id", "year_of_birth",
-        *[f"cov_{n}" for n in cov_sets], tar_start_day=_day(pop.tar_start, pop),
-        followup_days=_day(pop.tar_end, pop), **_outcome_raw(pop, outcome_names),
-    ).order_by("person_id"))
-    sparse, ref, warnings = _sparse_covariates(session, pop, comp)
+    sparse, ref, warnings = _sparse_covariates(session, comparison, comp)
     table = _analysis_frame(raw, spec.covariates.demographics, cov_sets, outcome_names)
+    if outcomes is None:  # every outcome is in the table: the rows are not needed again
+        session.populations.pop(comparison, None)
     return Population(comparison, table, attrition, sparse, ref, list(comp.outcomes), list(comp.negative_controls),
                       session.warnings + warnings)
 
@@ -186,9 +193,12 @@ def _frame(columns: dict[str, Any]) -> pd.DataFrame:
     return df
 
 
-def _sparse_covariates(session: StudySession, pop: ir.Table, comp: Any) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def _sparse_covariates(session: StudySession, comparison: str, comp: Any) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """The sparse covariates (long format) of the comparison's people, their reference, warnings."""
     cov = session.spec.covariates
+    wanted = [d for d, w in (("condition", cov.all_conditions), ("drug", cov.all_drugs)) if w and session.cdm.has(DOMAINS[d].table)]
+    # the population as an expression, built only when some covariates are asked for
+    pop = population(session, comparison) if cov.default_set is not None or wanted else None
     excluded: set[int] = set()
     for cohort in (comp.target, comp.comparator):
         entry = session.spec.cohorts[cohort].entry
@@ -210,9 +220,7 @@ def _sparse_covariates(session: StudySession, pop: ir.Table, comp: Any) -> tuple
     ref_empty = pd.DataFrame({"covariate_id": pd.Series(dtype="int64"), "covariate_name": pd.Series(dtype="str"),
                               "analysis": pd.Series(dtype="str"), "concept_id": pd.Series(dtype="int64")})
     parts = []
-    for domain, wanted in (("condition", cov.all_conditions), ("drug", cov.all_drugs)):
-        if not wanted or not session.cdm.has(DOMAINS[domain].table):
-            continue
+    for domain in wanted:
         ev = generic_events(session.cdm, domain).select("person_id", "concept_id", "start_date")
         p = pop.select(k=pop.person_id, hi=pop.index_date)
         j = p.join(ev, p.k == ev.person_id)

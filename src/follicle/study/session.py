@@ -8,11 +8,15 @@ joined to that table. Only aggregates and the analysis tables leave the database
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, Self
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from follicle.study.cohorts import (
     CompiledCohort,
@@ -23,7 +27,7 @@ from follicle.study.cohorts import (
 )
 from follicle.study.collector import full_collections_deferred
 from follicle.study.coverage import ConceptSetReport, concept_set_report
-from follicle.study.events import DOMAINS, Cdm, EventStore
+from follicle.study.events import DOMAINS, Cdm, EventStore, min_where
 from follicle.study.spec import StudySpec
 from follicle.vocab.resolve import (
     ResolvedConceptSet,
@@ -82,7 +86,7 @@ class StudySession:
             entry_sets = None  # an ATLAS cohort's people are not known before it runs: keep everyone's events
         self.store = EventStore(self.cdm, self.resolved, needed, materialize=materialize, entry_sets=entry_sets)
         self.cohorts: dict[str, CompiledCohort] = {}
-        self.populations: dict[str, tuple[ir.Table, list[dict[str, str]], ir.Table]] = {}
+        self.populations: dict[str, tuple[pa.Table, list[dict[str, str]], list[int]]] = {}
         self._attrition: dict[str, pd.DataFrame] = {}
         self._study: ir.Table | None = None
         self._report: ConceptSetReport | None = None
@@ -106,34 +110,48 @@ class StudySession:
 
     @full_collections_deferred
     def attrition(self, name: str) -> pd.DataFrame:
-        """People left after each step of cohort *name* (one query, once per session)."""
-        if name not in self._attrition:
-            c = self.cohort(name)
-            row = self.cdm.con.execute(c.attrition_expr()).iloc[0]
-            entry = self.spec.cohorts[name].entry
-            first = f"first event of {entry.concept_set}" if entry else "first entry of the ATLAS definition"
-            labels = [("s_entry", first)] + c.steps
-            self._attrition[name] = pd.DataFrame(
-                [{"cohort": name, "step_index": i, "step": f.removeprefix("s_"), "description": d, "persons": int(row[f])}
-                 for i, (f, d) in enumerate(labels)]
-            )
-        return self._attrition[name].copy()
+        """People left after each step of cohort *name* (once per session; see :meth:`attritions`)."""
+        return self.attritions([name])[0]
+
+    @full_collections_deferred
+    def attritions(self, names: list[str]) -> list[pd.DataFrame]:
+        """People left after each step of each cohort of *names*: those not yet counted in one
+        query (one row: every cohort's one-row aggregate side by side), once per session."""
+        todo = [n for n in dict.fromkeys(names) if n not in self._attrition]
+        if todo:
+            compiled = [self.cohort(n) for n in todo]
+            parts = []
+            for i, c in enumerate(compiled):
+                a = c.attrition_expr()
+                parts.append(a.select(**{f"c{i}_{f}": a[f] for f in a.columns}))
+            row = self.cdm.con.execute(functools.reduce(lambda a, b: a.cross_join(b), parts)).iloc[0]
+            for i, (name, c) in enumerate(zip(todo, compiled, strict=True)):
+                entry = self.spec.cohorts[name].entry
+                first = f"first event of {entry.concept_set}" if entry else "first entry of the ATLAS definition"
+                labels = [("s_entry", first)] + c.steps
+                self._attrition[name] = pd.DataFrame(
+                    [{"cohort": name, "step_index": k, "step": f.removeprefix("s_"), "description": d,
+                      "persons": int(row[f"c{i}_{f}"])} for k, (f, d) in enumerate(labels)]
+                )
+        return [self._attrition[n].copy() for n in names]
 
     @full_collections_deferred
     def study_table(self) -> ir.Table:
-        """Members of every cohort used by a comparison (keys ``cohort``, ``person_id``) with their
+        """Members of every cohort used by a comparison (keys ``cohort``, ``person_id``; ``ck`` numbers the cohort) with their
         time at risk (``tar_start``, ``tar_end``, ``has_tar``), ``<o>_date`` and ``<o>_prior`` of every
         outcome of the spec and ``cov_<set>`` of every covariate set; persisted once."""
         if self._study is None:
             names = list(dict.fromkeys(n for c in self.spec.comparisons.values() for n in (c.target, c.comparator)))
-            parts = [self.cohort(n).members.select(*MEMBER_COLUMNS).mutate(cohort=ibis.literal(n, "string")) for n in names]
+            # ck: the cohort as a number, a cheaper grouping key than its name for the event aggregates
+            parts = [self.cohort(n).members.select(*MEMBER_COLUMNS).mutate(cohort=ibis.literal(n, "string"), ck=ibis.literal(i, "int64"))
+                     for i, n in enumerate(names)]
             members = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
             pop = time_at_risk(self, members)
             # CohortMethod's rule: at least min_days_at_risk days from start to end (end - start)
             min_days = self.spec.time_at_risk.min_days_at_risk
             pop = pop.mutate(has_tar=pop.tar_end.delta(pop.tar_start, unit="day") >= min_days)
             events = event_columns(self, pop.filter(pop.has_tar), list(self.spec.outcomes), list(self.spec.covariates.concept_sets))
-            self._study = self.store.persist(attach(pop, *events, keys=KEYS), "study")
+            self._study = self.store.persist(attach(pop, *events, keys=("ck", "person_id")), "study")
         return self._study
 
     def close(self) -> None:
@@ -146,10 +164,11 @@ class StudySession:
         self.close()
 
 
-def comparison_members(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, str]], ir.Table]:
-    """Target and comparator members (``person_id``, ``treatment``, ``cohort``) after the overlap
-    rule, the attrition steps (``step``, ``description``) and their counts: one row, a column per
-    step, from one aggregate over both cohorts joined on the person."""
+def comparison_members(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, str]]]:
+    """Everyone in the target or the comparator cohort (``person_id``), flagged: ``in_t``, ``in_c``
+    (a member of each), ``keep_t``, ``keep_c`` (kept in that arm by the overlap rule) and, for the
+    kept, ``treatment`` and ``cohort`` (NULL for the others); and the attrition steps (``step``,
+    ``description``) of the overlap rule, each a count of one of the flags."""
     comp = session.spec.comparisons[comparison]
     t = session.cohort(comp.target).members.select("person_id", t_index="index_date")
     c = session.cohort(comp.comparator).members.select("person_id", c_index="index_date")
@@ -164,14 +183,12 @@ def comparison_members(session: StudySession, comparison: str) -> tuple[ir.Table
         keep_c = in_c & (~in_t | (both.c_index < both.t_index))
         desc = "people in both cohorts kept in the one entered first (same-day entries removed)"
     keep_t, keep_c = keep_t.fill_null(False), keep_c.fill_null(False)
-    members = both.filter(keep_t | keep_c).select(
-        "person_id",
+    arm = ibis.ifelse(keep_c, ibis.literal(comp.comparator, "string"), ibis.literal(None, "string"))
+    flagged = both.select(
+        "person_id", in_t=in_t, in_c=in_c, keep_t=keep_t, keep_c=keep_c,
         treatment=ibis.ifelse(keep_t, 1, 0).cast("int64"),
-        cohort=ibis.ifelse(keep_t, ibis.literal(comp.target, "string"), ibis.literal(comp.comparator, "string")),
+        cohort=ibis.ifelse(keep_t, ibis.literal(comp.target, "string"), arm),
     )
-    counts = both.aggregate(target=both.count(where=in_t), comparator=both.count(where=in_c),
-                            in_both=both.count(where=in_t & in_c), overlap_target=both.count(where=keep_t),
-                            overlap_comparator=both.count(where=keep_c))
     steps = [
         {"step": "target", "description": f"members of {comp.target}"},
         {"step": "comparator", "description": f"members of {comp.comparator}"},
@@ -179,28 +196,39 @@ def comparison_members(session: StudySession, comparison: str) -> tuple[ir.Table
         {"step": "overlap_target", "description": f"target after overlap rule: {desc}"},
         {"step": "overlap_comparator", "description": f"comparator after overlap rule: {desc}"},
     ]
-    return members, steps, counts
+    min_days = session.spec.time_at_risk.min_days_at_risk
+    steps.append({"step": "time_at_risk", "description": f"people with at least {min_days} day{'s' if min_days != 1 else ''} "
+                  "at risk (end minus start of the time at risk; both arms)"})
+    return flagged, steps
 
 
-def population_steps(session: StudySession, comparison: str) -> tuple[ir.Table, list[dict[str, str]], ir.Table]:
-    """The comparison's population (its members with time at risk, joined to the study table),
-    the attrition steps and their counts (one row, a column per step; see :func:`step_counts`)."""
-    if comparison not in session.populations:
-        members, steps, counts = comparison_members(session, comparison)
-        study = session.study_table()
-        pop = members.join(study, list(KEYS))  # every member is in the study table
-        min_days = session.spec.time_at_risk.min_days_at_risk
-        steps.append({"step": "time_at_risk", "description": f"people with at least {min_days} day{'s' if min_days != 1 else ''} "
-                      "at risk (end minus start of the time at risk; both arms)"})
-        counts = counts.cross_join(pop.aggregate(time_at_risk=pop.count(where=pop.has_tar)))
-        session.populations[comparison] = (pop.filter(pop.has_tar).drop("has_tar"), steps, counts)
-    return session.populations[comparison]
+def comparison_rows(session: StudySession, comparison: str,
+                    **columns: str | Callable[[ir.Table], ir.Value]) -> tuple[pa.Table, list[dict[str, str]], list[int]]:
+    """One query for a comparison: everyone in either cohort with the flags of
+    :func:`comparison_members` and ``has_tar``, plus *columns* (a column name, or a function
+    giving an expression over the flagged people joined to the study table; NULL for those not
+    kept); the attrition steps and the number of people after each, counted from the flags. Only
+    the kept people with time at risk are returned, in ``person_id`` order."""
+    flagged, steps = comparison_members(session, comparison)
+    j = attach(flagged, session.study_table(), keys=KEYS)
+    cols = {k: (j[v] if isinstance(v, str) else v(j)) for k, v in columns.items()}
+    flags = ("in_t", "in_c", "keep_t", "keep_c", "has_tar")
+    raw = session.cdm.con.to_pyarrow(j.select("person_id", *flags, **cols))
+    raw = raw.sort_by("person_id")
+    f = {k: pc.fill_null(raw[k], False) for k in flags}
+    kept = pc.and_(pc.or_(f["keep_t"], f["keep_c"]), f["has_tar"])
+    counts = [f["in_t"], f["in_c"], pc.and_(f["in_t"], f["in_c"]), f["keep_t"], f["keep_c"], kept]
+    rows = raw.filter(kept).drop_columns(list(flags))
+    return rows, steps, [int(pc.sum(pc.cast(v, pa.int64())).as_py() or 0) for v in counts]
 
 
-def step_counts(session: StudySession, steps: list[dict[str, str]], counts: ir.Table) -> list[int]:
-    """The number of people after each of *steps* (see :func:`population_steps`), in one query."""
-    values = session.cdm.con.execute(counts).iloc[0]
-    return [int(values[s["step"]]) for s in steps]
+def population(session: StudySession, comparison: str) -> ir.Table:
+    """The comparison's population as an expression: its kept members with time at risk joined
+    to the study table (for what must stay in the database, such as default covariates)."""
+    flagged, _ = comparison_members(session, comparison)
+    members = flagged.filter(flagged.keep_t | flagged.keep_c).select("person_id", "treatment", "cohort")
+    pop = members.join(session.study_table(), list(KEYS))  # every member is in the study table
+    return pop.filter(pop.has_tar).drop("has_tar", "ck")
 
 
 def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
@@ -228,7 +256,7 @@ def time_at_risk(session: StudySession, members: ir.Table) -> ir.Table:
 
 
 def event_columns(session: StudySession, pop: ir.Table, outcomes: list[str], covariates: list[str]) -> list[ir.Table]:
-    """Per member of *pop* (keys ``cohort``, ``person_id``), per domain: ``<o>_date`` (first event
+    """Per member of *pop* (keys ``ck``, ``person_id``), per domain: ``<o>_date`` (first event
     of outcome *o* in the time at risk), ``<o>_prior`` (an event before the time at risk, within the
     outcome's lookback) and ``cov_<c>`` (covariate set *c* occurs in the covariate window).
 
@@ -242,18 +270,18 @@ def event_columns(session: StudySession, pop: ir.Table, outcomes: list[str], cov
     keys: dict[str, ir.Value] = {"ts": pop.tar_start, "te": pop.tar_end}
     if covariates:
         keys |= {k: v for k, v in (("clo", lo), ("chi", hi)) if v is not None}
-    p = pop.select("cohort", "person_id", **keys)
+    p = pop.select("ck", "person_id", **keys)
     wanted = [(n, spec.outcomes[n].concept_set) for n in outcomes] + [(None, c) for c in covariates]
     parts = []
     for events, codes, cols in session.store.coded([set_name for _, set_name in wanted]):
         j = p.join(events.select("person_id", "code_id", "start_date"), "person_id")
         summary: dict[str, ir.Value] = {}
         if outcomes:
-            summary["first_in_tar"] = j.start_date.min(where=(j.start_date >= j.ts) & (j.start_date <= j.te))
-            summary["days_before"] = j.ts.delta(j.start_date, unit="day").min(where=j.start_date < j.ts)
+            summary["first_in_tar"] = min_where(j.start_date, (j.start_date >= j.ts) & (j.start_date <= j.te))
+            summary["days_before"] = min_where(j.ts.delta(j.start_date, unit="day"), j.start_date < j.ts)
         if covariates:
             summary["in_window"] = between(j.start_date, j.clo if lo is not None else None, j.chi if hi is not None else None).any()
-        per_code = j.group_by(["cohort", "person_id", "code_id"]).aggregate(**summary)
+        per_code = j.group_by(["ck", "person_id", "code_id"]).aggregate(**summary)
         pc = per_code.join(codes, "code_id")
         aggs: dict[str, ir.Value] = {}
         for outcome, set_name in wanted:
@@ -265,7 +293,7 @@ def event_columns(session: StudySession, pop: ir.Table, outcomes: list[str], cov
                 continue
             lb = spec.outcomes[outcome].prior_lookback_days
             prior = pc.days_before.notnull() if lb is None else pc.days_before <= lb
-            aggs[f"{outcome}_date"] = pc.first_in_tar.min(where=hit)
+            aggs[f"{outcome}_date"] = min_where(pc.first_in_tar, hit)
             aggs[f"{outcome}_prior"] = (hit & prior).any()
-        parts.append(pc.group_by(["cohort", "person_id"]).aggregate(**aggs))
+        parts.append(pc.group_by(["ck", "person_id"]).aggregate(**aggs))
     return parts

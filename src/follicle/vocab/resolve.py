@@ -184,7 +184,8 @@ def _kind_key(entry: ConceptEntry) -> tuple[str, str]:
 
 def prefetch_concept_sets(concept_sets: dict[str, ConceptSet], vocab: VocabularySource) -> None:
     """Batch the vocabulary look-ups of many concept sets: one query per code kind, one for the
-    ICD-10-CM categories, one for all descendants (instead of several per code)."""
+    ICD-10-CM categories, one for what their concepts map to, one for all descendants (instead of
+    several per code or per set)."""
     entries = [e for cs in concept_sets.values() for e in (*cs.include, *cs.exclude)]
     by_kind: dict[str, list[str]] = {}
     for e in entries:
@@ -195,7 +196,8 @@ def prefetch_concept_sets(concept_sets: dict[str, ConceptSet], vocab: Vocabulary
         vocab.prefetch(kind, keys)
     cats = {normalise_icd10(c)[:3] for e in entries if e.vocabulary == "ICD10CM" for c in expand_icd10_range(e.code)}
     if cats:
-        vocab.icd10cm_concepts(sorted(cats))
+        # every ICD10CM concept of these categories, and what each maps to: two queries in all
+        vocab.prefetch_maps_to({cid for cid, _ in vocab.icd10cm_concepts(sorted(cats))})
     roots: set[int] = set()
     for e in entries:
         if e.descendants and e.vocabulary != "ICD10CM":

@@ -100,6 +100,7 @@ class VocabularySource:
         self._routes: dict[frozenset[int], dict[str, set[int]]] = {}
         self._named: dict[str, set[int]] = {}
         self._info: dict[int, dict[str, Any] | None] = {}
+        self._maps: dict[int, set[int]] = {}
 
     # -- tables -------------------------------------------------------------------------------
     def cdm_table(self, name: str) -> ir.Table | None:
@@ -218,18 +219,25 @@ class VocabularySource:
 
     def maps_to(self, ids: set[int]) -> set[int]:
         """Standard concepts that the (source) concepts *ids* map to (``Maps to``): from the CDM's
-        ``concept_relationship``, and from the bundled one for ids the CDM does not map."""
-        out: set[int] = set()
-        todo = sorted(ids)
+        ``concept_relationship``, and from the bundled one for ids the CDM does not map (cached per
+        id; see :meth:`prefetch_maps_to`)."""
+        self.prefetch_maps_to(ids)
+        return set().union(*(self._maps[i] for i in ids))
+
+    def prefetch_maps_to(self, ids: set[int]) -> None:
+        """``Maps to`` targets of many source concepts at once: one query per source (the CDM's
+        ``concept_relationship``, then the bundled one for the ids the CDM does not map)."""
+        todo = sorted(i for i in ids if i not in self._maps)
         for rel in self.sources("concept_relationship"):
             if not todo:
                 break
-            frame = self.con.execute(rel.filter(rel.concept_id_1.isin(todo), rel.relationship_id == "Maps to")
-                                     .select("concept_id_1", "concept_id_2").distinct())
-            out |= {int(v) for v in frame["concept_id_2"]}
-            done = {int(v) for v in frame["concept_id_1"]}
-            todo = [i for i in todo if i not in done]
-        return out
+            maps = rel.filter(rel.relationship_id == "Maps to")
+            frame = self.con.execute(self._among(maps, "concept_id_1", todo).select("concept_id_1", "concept_id_2").distinct())
+            for a, b in zip(frame["concept_id_1"], frame["concept_id_2"]):
+                self._maps.setdefault(int(a), set()).add(int(b))
+            todo = [i for i in todo if i not in self._maps]
+        for i in todo:
+            self._maps[i] = set()
 
     def mapped_from(self, ids: set[int]) -> set[int]:
         """Source concepts that map to the standard concepts *ids* (``Maps to`` read backwards), as
