@@ -6,6 +6,7 @@ only assembles them.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 
@@ -67,4 +68,10 @@ def main() -> None:
     for the root help, ``--version`` or an unknown command, whose message lists the others)."""
     command = sys.argv[1] if len(sys.argv) > 1 else None
     modules = tuple(m for m, names in COMMANDS.items() if command in names)
-    build_app(modules or tuple(COMMANDS))()
+    try:
+        build_app(modules or tuple(COMMANDS))()
+    finally:
+        # The command is done and its outputs are closed: keep the interpreter's last collection
+        # from walking every object the run built (0.4 s after a 200k-person study; atexit
+        # handlers and context managers, which do the cleaning up, still run).
+        gc.freeze()
