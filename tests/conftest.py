@@ -88,17 +88,22 @@ def spark_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def spark_connect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def connect_client() -> None:
+    """PySpark's Spark Connect client is installed (pyspark and grpcio: the spark extra)."""
+    if importlib.util.find_spec("pyspark") is None:
+        _unavailable("pyspark not installed (pip install -c constraints.txt -e '.[spark]')")
+    if importlib.util.find_spec("grpc") is None:
+        _unavailable("grpcio not installed: the Spark Connect client needs it (pip install -c constraints.txt -e '.[spark]')")
+
+
+@pytest.fixture(scope="session")
+def spark_connect(tmp_path_factory: pytest.TempPathFactory, connect_client: None) -> Iterator[str]:
     """URL (``sc://127.0.0.1:PORT``) of a Spark Connect server started for the test run from the
     jars PySpark bundles (``SparkConnectServer``, as Spark's ``start-connect-server.sh`` runs it;
     10-30 s: a second JVM), on a free port, stopped at the end. Its catalog is in memory and
     starts empty: a test puts the CDM's tables there as a cluster would hold them. Its session
     time zone and ANSI mode are set to what Follicle does not want, so a client that forgot to set
     its own would give different answers."""
-    if importlib.util.find_spec("pyspark") is None:
-        _unavailable("pyspark not installed (pip install -c constraints.txt -e '.[spark]')")
-    if importlib.util.find_spec("grpc") is None:
-        _unavailable("grpcio not installed: the Spark Connect client needs it (pip install -c constraints.txt -e '.[spark]')")
     import pyspark
 
     from follicle.cdm.spark import java_available

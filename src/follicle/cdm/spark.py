@@ -271,18 +271,41 @@ def _connect_remote(target: str) -> SparkBackend:
         from pyspark.sql import SparkSession
 
         session = SparkSession.builder.remote(url).create()  # not getOrCreate: views of its own
-        con = SparkBackend().connect(session)  # Ibis sets the time zone: the first call to the server
+        # PySpark 4.0's Connect sessions share one thread pool, which a session's __del__ shuts
+        # down: a dead session collected in the middle of a live one's query broke that query
+        # ("cannot schedule new futures after shutdown"); the process keeps its sessions
+        _BASE.setdefault("remote_sessions", []).append(session)
+        with _few_retries(session):  # a wrong host or port fails in seconds, not after 10 minutes
+            con = SparkBackend().connect(session)  # Ibis sets the time zone: the first call to the server
         with contextlib.suppress(Exception):  # a managed service may refuse to set it (it is then on)
             session.conf.set("spark.sql.ansi.enabled", "true")
         if "database" in ours:
             session.sql(f"USE {_qualified(ours['database'])}")
     except Exception as exc:  # no grpcio, server down, unknown database, ...
-        hint = " (pip install -c constraints.txt -e '.[spark]')" if "grpc" in str(exc).lower() and "install" in str(exc).lower() else ""
-        raise DatabaseError(f"cannot connect to Spark Connect at {redact(target)}: "
-                            f"{str(exc).strip().splitlines()[0]}{hint}") from exc
+        reason = str(exc).strip().splitlines()[0]
+        if "RETRIES_EXCEEDED" in reason:
+            reason = "no answer (is a Spark Connect server running there, and the host and port right?)"
+        elif "PACKAGE_NOT_INSTALLED" in reason:
+            reason += " (pip install -c constraints.txt -e '.[spark]')"
+        raise DatabaseError(f"cannot connect to Spark Connect at {redact(target)}: {reason}") from exc
     con.remote = True
     con.scratch_database = ours.get("scratch")
     return con
+
+
+@contextlib.contextmanager
+def _few_retries(session: Any) -> Iterator[None]:
+    """Retry an unreachable server for about 4 s (PySpark's default policy waits at least 10
+    minutes, right for a busy cluster's queries, not for a mistyped URL), then restore it."""
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    client = session.client
+    policies = client.get_retry_policies()
+    client.set_retry_policies([DefaultPolicy(max_retries=4)])  # 50 + 200 + 800 + 3,200 ms
+    try:
+        yield
+    finally:
+        client.set_retry_policies(policies)
 
 
 def _qualified(name: str) -> str:
