@@ -124,7 +124,7 @@ class SparkBackend(_PySparkBackend):
         """Forget this connection's views: a Spark Connect session ends (the server drops its views
         and cached rows); the local JVM session is shared and stops at process exit."""
         if self.remote:
-            self._session.stop()
+            retire(self._session)
             return
         for view in self._session.catalog.listTables():
             if view.isTemporary:
@@ -271,10 +271,7 @@ def _connect_remote(target: str) -> SparkBackend:
         from pyspark.sql import SparkSession
 
         session = SparkSession.builder.remote(url).create()  # not getOrCreate: views of its own
-        # PySpark 4.0's Connect sessions share one thread pool, which a session's __del__ shuts
-        # down: a dead session collected in the middle of a live one's query broke that query
-        # ("cannot schedule new futures after shutdown"); the process keeps its sessions
-        _BASE.setdefault("remote_sessions", []).append(session)
+        _LIVE.append(session)  # see retire()
         with _few_retries(session):  # a wrong host or port fails in seconds, not after 10 minutes
             con = SparkBackend().connect(session)  # Ibis sets the time zone: the first call to the server
         with contextlib.suppress(Exception):  # a managed service may refuse to set it (it is then on)
@@ -282,6 +279,8 @@ def _connect_remote(target: str) -> SparkBackend:
         if "database" in ours:
             session.sql(f"USE {_qualified(ours['database'])}")
     except Exception as exc:  # no grpcio, server down, unknown database, ...
+        if "session" in locals():
+            retire(session)
         reason = str(exc).strip().splitlines()[0]
         if "RETRIES_EXCEEDED" in reason:
             reason = "no answer (is a Spark Connect server running there, and the host and port right?)"
@@ -291,6 +290,22 @@ def _connect_remote(target: str) -> SparkBackend:
     con.remote = True
     con.scratch_database = ours.get("scratch")
     return con
+
+
+#: Spark Connect sessions not yet retired: PySpark 4.0's sessions share one thread pool, and a
+#: session's __del__ shuts it down; a session collected in the middle of another's query broke
+#: that query ("cannot schedule new futures after shutdown"), so none is left to the collector
+_LIVE: list[Any] = []
+
+
+def retire(session: Any) -> None:
+    """End a Spark Connect session (the server drops its views and cached rows) so that its
+    collection later harms no other session."""
+    with contextlib.suppress(Exception), _few_retries(session):  # the server may be gone already
+        session.stop()
+    session.client.close = lambda: None  # what __del__ calls: the pool is the live sessions'
+    with contextlib.suppress(ValueError):
+        _LIVE.remove(session)
 
 
 @contextlib.contextmanager
