@@ -10,6 +10,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -80,3 +85,61 @@ def spark_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _unavailable("java not found (apt-get install openjdk-17-jre-headless); local Spark needs it")
     base_session()
     return tmp_path_factory.mktemp("spark")
+
+
+@pytest.fixture(scope="session")
+def connect_client() -> None:
+    """PySpark's Spark Connect client is installed (pyspark and grpcio: the spark extra)."""
+    if importlib.util.find_spec("pyspark") is None:
+        _unavailable("pyspark not installed (pip install -c constraints.txt -e '.[spark]')")
+    if importlib.util.find_spec("grpc") is None:
+        _unavailable("grpcio not installed: the Spark Connect client needs it (pip install -c constraints.txt -e '.[spark]')")
+
+
+@pytest.fixture(scope="session")
+def spark_connect(tmp_path_factory: pytest.TempPathFactory, connect_client: None) -> Iterator[str]:
+    """URL (``sc://127.0.0.1:PORT``) of a Spark Connect server started for the test run from the
+    jars PySpark bundles (``SparkConnectServer``, as Spark's ``start-connect-server.sh`` runs it;
+    10-30 s: a second JVM), on a free port, stopped at the end. Its catalog is in memory and
+    starts empty: a test puts the CDM's tables there as a cluster would hold them. Its session
+    time zone and ANSI mode are set to what Follicle does not want, so a client that forgot to set
+    its own would give different answers."""
+    import pyspark
+
+    from follicle.cdm.spark import java_available
+
+    if java_available() is None:
+        _unavailable("java not found (apt-get install openjdk-17-jre-headless); a Spark Connect server needs it")
+    home = Path(pyspark.__file__).parent
+    folder = tmp_path_factory.mktemp("spark-connect")
+    with socket.socket() as s:  # a free port (released again just before the server binds it)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = {"spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": port,
+            "spark.sql.catalogImplementation": "in-memory", "spark.sql.warehouse.dir": folder / "warehouse",
+            "spark.local.dir": folder / "tmp", "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": 4,
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={folder}",
+            "spark.sql.session.timeZone": "Pacific/Kiritimati", "spark.sql.ansi.enabled": "false"}
+    command = [str(home / "bin" / "spark-submit"), "--master", "local[2]", "--driver-memory", "1g",
+               "--class", "org.apache.spark.sql.connect.service.SparkConnectServer", "--name", "follicle-tests",
+               *[arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")], "spark-internal"]
+    log = folder / "server.log"
+    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1"}
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder, env=env,
+                                  start_new_session=True)  # its own process group: stopped as one
+    try:
+        deadline = time.monotonic() + 180
+        while "Spark Connect server started" not in log.read_text(errors="replace"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                pytest.fail(f"the Spark Connect server did not start (exit {server.poll()}):\n{tail}")
+            time.sleep(0.5)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

@@ -1,9 +1,11 @@
 """Backend contract: one synthetic world, loaded by ``cdm load`` into DuckDB, PostgreSQL and local
 Spark, gives the same load, checks, summary, fingerprint, cohorts, attrition and hazard ratios
-(1e-9 relative) on all three; the CDM-based response study too.
+(1e-9 relative) on all three; the CDM-based response study too. The same world served by a Spark
+Connect server (``--db sc://HOST:PORT/;database=cdm``) gives them too.
 
 The world (8,000 persons, seed 3) is written once as a Parquet folder, the form a network's
-export takes. Spark shares one JVM session for the whole test run (see ``spark_home``).
+export takes. Spark shares one JVM session for the whole test run (see ``spark_home``); the Spark
+Connect server is a second JVM (see ``spark_connect``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from follicle.synth.build import build_world
 REPO = Path(__file__).resolve().parents[2]
 SPEC = load_spec(REPO / "studies" / "jaki_neuropsych.yaml")
 PERSONS, SEED = 8_000, 3
-BACKENDS = ["duckdb", "postgres", "spark"]
+BACKENDS = ["duckdb", "postgres", "spark", "spark-connect"]
 COUNT = "persons"
 runner = CliRunner()
 
@@ -75,24 +77,65 @@ def backend(request: pytest.FixtureRequest, world_dir: Path, reference: dict, tm
         finally:
             with psycopg.connect(pg_url, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-    else:
+    elif request.param == "spark":
         home = request.getfixturevalue("spark_home")
         yield "spark", _everything(world_dir, f"spark://{home / 'contract'}", tmp_path_factory)
+    else:
+        url = request.getfixturevalue("spark_connect")
+        yield "spark-connect", _everything(world_dir, f"spark://{tmp_path_factory.mktemp('served')}",
+                                           tmp_path_factory, served=url)
 
 
-def _everything(world_dir: Path, target: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def _everything(world_dir: Path, target: str, tmp_path_factory: pytest.TempPathFactory, served: str | None = None) -> dict:
+    """Load the world into *target*, then check, summarise, fingerprint, count the cohorts and run
+    the study there; with *served* (a Spark Connect URL), load into the local folder *target*,
+    put its tables in the server's catalog and do the rest through the server, by the CLI."""
     loaded = load_cdm(world_dir, target)
-    con = connect(target, read_only=not target.startswith(("postgres", "spark")))
-    try:
-        checks = [r.model_dump() for r in run_checks(con)]
-        summary = summarise(con).model_dump()
-    finally:
-        con.disconnect()
-    cohorts = runner.invoke(app, ["cohorts", str(REPO / "studies" / "jaki_neuropsych.yaml"), "--db", target, "--json"])
-    assert cohorts.exit_code == 0, cohorts.output
+    if served:
+        from follicle.cdm.spark import warehouse
+
+        serve(served, warehouse(target), "cdm")
+        target = f"{served}/;database=cdm"
+        checks = _cli("cdm", "check", "--db", target)["checks"]
+        summary = _cli("cdm", "summary", "--db", target)
+    else:
+        con = connect(target, read_only=not target.startswith(("postgres", "spark")))
+        try:
+            checks = [r.model_dump() for r in run_checks(con)]
+            summary = summarise(con).model_dump(mode="json")  # as `cdm summary --json` prints it
+        finally:
+            con.disconnect()
+    cohorts = _cli("cohorts", str(REPO / "studies" / "jaki_neuropsych.yaml"), "--db", target)
     run = run_study(SPEC, target, tmp_path_factory.mktemp("out") / "results", force=True)
     return {"rows": loaded.rows, "checks": checks, "summary": summary, "fingerprint": fingerprint(target),
-            "cohorts": json.loads(cohorts.stdout), "runs": run.runs, "results": run.results}
+            "cohorts": cohorts, "runs": run.runs, "results": run.results}
+
+
+def _cli(*args: str) -> dict:
+    """The JSON document a command prints with ``--json`` (it must succeed)."""
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def serve(url: str, folder: Path, database: str) -> list[str]:
+    """Put the CDM's Parquet table folders under *folder* in *database* of a Spark Connect server's
+    catalog, as docs/scale.md tells a cluster's administrator to (its SQL block, one table per
+    folder), through a session of the server; return the tables."""
+    from pyspark.sql import SparkSession
+
+    block = (REPO / "docs" / "scale.md").read_text().split("```sql\n", 1)[1].split("```", 1)[0]
+    create_db, create_table = [line for line in block.splitlines() if line.startswith("CREATE")]
+    tables = sorted(p.name for p in folder.iterdir())
+    session = SparkSession.builder.remote(url).create()
+    try:
+        session.sql(create_db.rstrip(";").replace(" cdm", f" {database}"))
+        for name in tables:
+            session.sql(create_table.rstrip(";").replace("cdm.person", f"{database}.{name}")
+                        .replace("/data/cdm-spark/warehouse/person", str(folder / name)))
+    finally:
+        session.stop()
+    return tables
 
 
 def test_load_check_summary_fingerprint(backend, reference):

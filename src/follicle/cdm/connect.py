@@ -86,8 +86,15 @@ def connect(target: str | Path, *, read_only: bool = False) -> BaseBackend:
 
 
 def redact(target: str) -> str:
-    """The target with any password replaced by ``***`` (for messages and results)."""
+    """The target with any password (or a Spark Connect URL's ``;token=``) replaced by ``***``
+    (for messages and results).
+
+    >>> redact("sc://host:443/;token=dapi123;x-databricks-cluster-id=0101")
+    'sc://host:443/;token=***;x-databricks-cluster-id=0101'
+    """
     parsed = urlparse(target)
+    if parsed.scheme == "sc":
+        return ";".join("token=***" if p.startswith("token=") else p for p in target.split(";"))
     if parsed.password:
         return target.replace(f":{parsed.password}@", ":***@")
     return target

@@ -5,13 +5,16 @@
 (default ``4g``). The CDM is plain Parquet under ``DIR/warehouse/<table>/`` (no Delta, no Hive
 metastore): each connection registers those folders as tables of its own Spark database, so a
 second process, or the same process after a load, sees the current files. ``sc://HOST:PORT``
-connects to a running cluster through Spark Connect and reads the tables of its current
-database (``sc://HOST:PORT/;database=...`` is not parsed here: set the default database on the
-server). Databricks goes the same way (``sc://`` URL of the workspace, see docs/scale.md).
+connects to a running cluster through Spark Connect (a session of its own per connection) and
+reads the CDM tables of a database of the server's catalog: ``;database=NAME`` in the URL, else
+the server's current one. Databricks goes the same way (``sc://`` URL of the workspace, see
+docs/scale.md).
 
 Spark pitfalls handled here: the session time zone is UTC (dates never shift with the machine's
 zone); Spark has no temporary tables, and its temporary views are recomputed at every use, so a
-step cached by the study is written as a real Parquet table (dropped when the study closes);
+step cached by the study is written as a real Parquet table (dropped when the study closes) or,
+over Spark Connect without ``;scratch=DATABASE``, kept as a cached temporary view of the session
+(``CACHE TABLE``: no write rights needed, gone when the session ends);
 one JVM session is shared by every connection of a process (``disconnect`` does not stop it;
 each connection is a ``newSession()`` with its own current database and views); Spark's log
 and progress bar stay off stdout; ``spark-warehouse``, ``metastore_db`` and ``derby.log`` never
@@ -42,6 +45,7 @@ from ibis.backends.pyspark import Backend as _PySparkBackend
 from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 
 from follicle.cdm import schema
+from follicle.cdm.connect import redact
 from follicle.errors import DatabaseError
 
 SPARK_SCHEMES = ("spark", "sc")
@@ -70,31 +74,39 @@ class SparkBackend(_PySparkBackend):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._scratch: set[str] = set()
+        self._scratch: dict[str, str | None] = {}  # cached step -> its database (None: a cached view)
 
-    #: Where "temporary" tables go: the local session's scratch database (removed at exit), or
-    #: None for the current database (Spark Connect)
+    #: Where "temporary" tables go: a database (the local session's scratch one, removed at exit,
+    #: or the ``;scratch=`` of a Spark Connect URL), or None for cached temporary views
     scratch_database: str | None = None
+    #: A Spark Connect session of this connection alone (stopped on disconnect)
+    remote: bool = False
 
     def create_table(self, name: str, /, obj: Any = None, *, temp: bool | None = None, **kwargs: Any) -> Any:
         # Spark has no temporary tables, and a temporary view is recomputed at each use: write a
-        # real Parquet table instead; the study drops it when it closes (events.EventStore.close)
-        if not (temp and self.scratch_database and obj is not None and kwargs.get("database") is None):
+        # real Parquet table, or cache the view's rows; the study drops it when it closes
+        # (events.EventStore.close)
+        if not (temp and obj is not None and kwargs.get("database") is None):
             return super().create_table(name, obj, **kwargs)
         # compiled against the current (CDM) database, written to the scratch one
         table = obj if isinstance(obj, ir.Expr) else ibis.memtable(obj)
         self._run_pre_execute_hooks(table)
-        df = self._session.sql(self.compile(table))
-        df.write.saveAsTable(f"{self.scratch_database}.{name}", format="parquet")
-        self._scratch.add(name)
+        query = self.compile(table)
+        self._scratch[name] = self.scratch_database
+        if self.scratch_database is None:
+            self._session.sql(f"CACHE TABLE {sg.to_identifier(name, quoted=True).sql('spark')} AS {query}")
+            return self.table(name)
+        self._session.sql(query).write.saveAsTable(f"{self.scratch_database}.{name}", format="parquet")
         return self.table(name, database=self.scratch_database)
 
     def drop_table(self, name: str, /, *, database: Any = None, force: bool = False) -> None:
         # Ibis 12 builds DROP with sqlglot's old field and Spark receives "DROP TABLE IF EXISTS"
         # without a name; a scratch table is dropped from the scratch database
         if database is None and name in self._scratch:
-            database = self.scratch_database
-            self._scratch.discard(name)
+            database = self._scratch.pop(name)
+            if database is None:
+                self._session.catalog.dropTempView(name)  # and its cached rows
+                return
         table = sg.table(name, db=database, quoted=True)
         drop = sge.Drop(tables=[table], kind="TABLE", exists=force).sql(dialect="spark")
         self._session.sql(drop)
@@ -109,7 +121,11 @@ class SparkBackend(_PySparkBackend):
         df.createOrReplaceTempView(op.name)
 
     def disconnect(self) -> None:
-        """Forget this connection's views; the JVM session is shared and stops at process exit."""
+        """Forget this connection's views: a Spark Connect session ends (the server drops its views
+        and cached rows); the local JVM session is shared and stops at process exit."""
+        if self.remote:
+            retire(self._session)
+            return
         for view in self._session.catalog.listTables():
             if view.isTemporary:
                 self._session.catalog.dropTempView(view.name)
@@ -212,13 +228,7 @@ def connect_spark(target: str) -> SparkBackend:
     ibis.pyspark  # noqa: B018 - loading the backend by name registers its options (ibis.options.pyspark)
     parsed = urlparse(target)
     if parsed.scheme == "sc":
-        from pyspark.sql import SparkSession
-
-        try:
-            session = SparkSession.builder.remote(target).getOrCreate()
-        except Exception as exc:
-            raise DatabaseError(f"cannot connect to Spark Connect at {target}: {str(exc).strip().splitlines()[0]}") from exc
-        return SparkBackend().connect(session)
+        return _connect_remote(target)
     folder = local_dir(target)
     session = base_session().newSession()  # own current database, views and SQL settings
     db = database_name(folder)
@@ -228,6 +238,94 @@ def connect_spark(target: str) -> SparkBackend:
     con = SparkBackend().connect(session)
     con.scratch_database = "default"  # its location is the process's scratch folder
     return con
+
+
+#: Parameters of an ``sc://`` URL that Follicle reads and does not pass on to Spark Connect
+REMOTE_PARAMS = ("database", "scratch")
+
+
+def split_remote(target: str) -> tuple[str, dict[str, str]]:
+    """The Spark Connect URL without Follicle's own parameters, and those parameters.
+
+    >>> split_remote("sc://h:15002/;token=x;database=cdm")
+    ('sc://h:15002/;token=x', {'database': 'cdm'})
+    """
+    head, _, params = target.partition(";")  # sc://HOST:PORT/;key=value;key=value
+    kept, ours = [], {}
+    for part in filter(None, params.split(";")):
+        key, _, value = part.partition("=")
+        if key in REMOTE_PARAMS:
+            if not value:
+                raise DatabaseError(f"{redact(target)}: ;{key}= needs a name")
+            ours[key] = value
+        else:
+            kept.append(part)
+    return ";".join([head, *kept]), ours
+
+
+def _connect_remote(target: str) -> SparkBackend:
+    """A Spark Connect session of its own, time zone UTC and ANSI mode on, its current database
+    the CDM's (``;database=``), cached steps where ``;scratch=`` says (else cached views)."""
+    url, ours = split_remote(target)
+    try:
+        from pyspark.sql import SparkSession
+
+        session = SparkSession.builder.remote(url).create()  # not getOrCreate: views of its own
+        _LIVE.append(session)  # see retire()
+        with _few_retries(session):  # a wrong host or port fails in seconds, not after 10 minutes
+            con = SparkBackend().connect(session)  # Ibis sets the time zone: the first call to the server
+        with contextlib.suppress(Exception):  # a managed service may refuse to set it (it is then on)
+            session.conf.set("spark.sql.ansi.enabled", "true")
+        if "database" in ours:
+            session.sql(f"USE {_qualified(ours['database'])}")
+    except Exception as exc:  # no grpcio, server down, unknown database, ...
+        if "session" in locals():
+            retire(session)
+        reason = str(exc).strip().splitlines()[0]
+        if "RETRIES_EXCEEDED" in reason:
+            reason = "no answer (is a Spark Connect server running there, and the host and port right?)"
+        elif "PACKAGE_NOT_INSTALLED" in reason:
+            reason += " (pip install -c constraints.txt -e '.[spark]')"
+        raise DatabaseError(f"cannot connect to Spark Connect at {redact(target)}: {reason}") from exc
+    con.remote = True
+    con.scratch_database = ours.get("scratch")
+    return con
+
+
+#: Spark Connect sessions not yet retired: PySpark 4.0's sessions share one thread pool, and a
+#: session's __del__ shuts it down; a session collected in the middle of another's query broke
+#: that query ("cannot schedule new futures after shutdown"), so none is left to the collector
+_LIVE: list[Any] = []
+
+
+def retire(session: Any) -> None:
+    """End a Spark Connect session (the server drops its views and cached rows) so that its
+    collection later harms no other session."""
+    with contextlib.suppress(Exception), _few_retries(session):  # the server may be gone already
+        session.stop()
+    session.client.close = lambda: None  # what __del__ calls: the pool is the live sessions'
+    with contextlib.suppress(ValueError):
+        _LIVE.remove(session)
+
+
+@contextlib.contextmanager
+def _few_retries(session: Any) -> Iterator[None]:
+    """Retry an unreachable server for about 4 s (PySpark's default policy waits at least 10
+    minutes, right for a busy cluster's queries, not for a mistyped URL), then restore it."""
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    client = session.client
+    policies = client.get_retry_policies()
+    client.set_retry_policies([DefaultPolicy(max_retries=4)])  # 50 + 200 + 800 + 3,200 ms
+    try:
+        yield
+    finally:
+        client.set_retry_policies(policies)
+
+
+def _qualified(name: str) -> str:
+    """``catalog.schema`` or ``schema`` as quoted Spark SQL."""
+    return ".".join(sg.to_identifier(part, quoted=True).sql("spark") for part in name.split("."))
 
 
 def register_tables(session: Any, root: Path, db: str) -> list[str]:
