@@ -96,3 +96,26 @@ def test_a_command_runs_with_only_its_module_loaded() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Usage" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "['follicle.cli.meta']"
+
+
+LOADING = """
+import gc, json
+from follicle.cli import _common
+_common.OWN_PROCESS = {own}
+before = gc.get_freeze_count()
+with _common.loading_libraries():
+    inside = gc.isenabled()
+    import fractions  # a library loaded inside the block
+print(json.dumps({{"inside": inside, "after": gc.isenabled(), "frozen": gc.get_freeze_count() - before}}))
+"""
+
+
+@pytest.mark.parametrize("own", [True, False])
+def test_libraries_load_with_the_collector_off_only_in_the_follicle_process(own: bool) -> None:
+    """In ``follicle``'s own process a command's imports run without cyclic collections and are then
+    frozen out of later ones; in any other process (tests, a notebook) the block changes nothing."""
+    out = subprocess.run([sys.executable, "-c", LOADING.format(own=own)], capture_output=True, text=True, check=True)
+    state = json.loads(out.stdout)
+    assert state["after"] is True
+    assert state["inside"] is (not own)
+    assert (state["frozen"] > 0) is own

@@ -245,3 +245,30 @@ def test_small_min_cell_count_needs_the_flag_and_warns_in_results_and_report(wor
     warning = done.results["privacy_warning"]
     assert "weakened" in warning and json.loads((tmp_path / "o" / "results.json").read_text())["privacy_warning"] == warning
     assert 'role="alert"' in (tmp_path / "o" / "report.html").read_text()
+
+
+FRAMES = {
+    "numeric (stored without pandas metadata)": pd.DataFrame(
+        {"t": [1.5, 2.0, float("nan")], "n": [3, 2, 1], "ok": [True, False, True],
+         "i32": pd.array([1, 2, 3], dtype="int32"), "f32": pd.array([0.5, 1, 2], dtype="float32")}),
+    "numeric, no rows": pd.DataFrame({"t": pd.array([], dtype="float64"), "n": pd.array([], dtype="int64")}),
+    "nullable ints and dates": pd.DataFrame({"n": pd.array([1, None], dtype="Int64"),
+                                             "d": pd.to_datetime(["2020-01-01", "2021-06-30"])}),
+    "strings and nested cells": pd.DataFrame({"s": ["a", None], "nested": [{"k": [1, 2]}, None]}),
+    "numeric with an index of its own": pd.DataFrame({"x": [1.0, 2.0]}, index=pd.Index([10, 20], name="person_id")),
+    "numeric, a named range index": pd.DataFrame({"x": [1.0, 2.0]}, index=pd.RangeIndex(2, name="row")),
+    "numeric, non-string column names": pd.DataFrame({0: [1.0], 1: [2.0]}),
+}
+
+
+@pytest.mark.parametrize("kind", list(FRAMES))
+def test_stored_frames_come_back_unchanged(kind, tmp_path):
+    """Every frame comes back with its values, dtypes, index and column names (plain numeric frames
+    take a fast path without pandas metadata; the others keep it); column names become strings."""
+    frame = FRAMES[kind]
+    store = ArtifactStore(tmp_path)
+    store.put("step", "k", {"frame": frame, "array": frame.index.to_numpy()})
+    back = store.get_or_compute("step", "k", lambda: pytest.fail("recomputed instead of read"))
+    expected = frame.rename(columns=str)
+    pd.testing.assert_frame_equal(back["frame"], expected, check_index_type=True, check_column_type=True)
+    assert list(back["array"]) == list(frame.index)

@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from follicle.cli import _common
 from follicle.cli._common import JsonErrorsGroup
 
 #: command module -> the top-level commands it registers (tests/test_cli_startup.py checks this
@@ -68,8 +69,11 @@ def main() -> None:
     for the root help, ``--version`` or an unknown command, whose message lists the others)."""
     command = sys.argv[1] if len(sys.argv) > 1 else None
     modules = tuple(m for m, names in COMMANDS.items() if command in names)
+    _common.OWN_PROCESS = True
     try:
-        build_app(modules or tuple(COMMANDS))()
+        with _common.loading_libraries():
+            app = build_app(modules or tuple(COMMANDS))
+        app()
     finally:
         # The command is done and its outputs are closed: keep the interpreter's last collection
         # from walking every object the run built (0.4 s after a 200k-person study; atexit

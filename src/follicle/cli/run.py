@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from follicle.cli._common import JsonFlag, console, err_console, guarded, print_json
+from follicle.cli._common import JsonFlag, console, err_console, guarded, loading_libraries, print_json
 
 STUDIES = Path(__file__).resolve().parents[3] / "studies"
 DEMO_STUDY = "jaki_neuropsych.yaml"
@@ -109,8 +109,9 @@ def register(app: typer.Typer) -> None:
         counts), 3 when some could not be (empty cohort, no events, ...: each is named, and the
         outputs hold what could be computed), 2 on bad input.
         """
-        from follicle.run.study import run_study
-        from follicle.study.spec import load_spec
+        with loading_libraries():
+            from follicle.run.study import run_study
+            from follicle.study.spec import load_spec
 
         spec = load_spec(study)
         with _progress(json_out) as bar:
@@ -144,7 +145,8 @@ def register(app: typer.Typer) -> None:
         json_out: JsonFlag = False,
     ) -> None:
         """Build a synthetic AA world, run the bundled JAKi neuropsychiatric study, compare with the truth."""
-        from follicle.run.demo import run_demo
+        with loading_libraries():
+            from follicle.run.demo import run_demo
 
         with _progress(json_out) as bar:
             task = bar.add_task("synthetic world", total=None)

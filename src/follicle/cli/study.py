@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from follicle.cli._common import JsonFlag, console, err_console, guarded, print_json
+from follicle.cli._common import JsonFlag, console, err_console, guarded, loading_libraries, print_json
 
 StudyArg = Annotated[Path, typer.Argument(help="Study spec (YAML or JSON).")]
 DbOpt = Annotated[str, typer.Option("--db", help="CDM: a DuckDB file, a postgresql:// URL, spark:///ABS/DIR (local Spark) or sc://HOST:PORT (Spark Connect).")]
@@ -25,10 +25,11 @@ def cohorts(study: StudyArg, db: DbOpt, json: JsonFlag = False,
 
     Counts from 1 to min_cell_count - 1 are shown as "<min_cell_count" (default "<10").
     """
-    from follicle.cdm.connect import connect
-    from follicle.privacy import check_min_cell_count
-    from follicle.study.counts import cohort_counts, suppressed
-    from follicle.study.spec import load_spec
+    with loading_libraries():
+        from follicle.cdm.connect import connect
+        from follicle.privacy import check_min_cell_count
+        from follicle.study.counts import cohort_counts, suppressed
+        from follicle.study.spec import load_spec
 
     spec = load_spec(study)
     check_min_cell_count(spec.min_cell_count, allow_small_cells=allow_small_cells, where=f"{study}: min_cell_count")
