@@ -147,8 +147,13 @@ def child(which: str, db: str, study: str) -> None:
     print("RESULT " + json.dumps(out, default=float))
 
 
+def child_env(src: Path) -> dict[str, str]:
+    """The environment of a child process that imports follicle from *src*."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+
+
 def spawn(which: str, db: Path, src: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    env = child_env(src)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--child", which, "--db", str(db)], capture_output=True, check=False,
                           text=True, env=env)
@@ -162,7 +167,7 @@ def spawn(which: str, db: Path, src: Path) -> dict:
 def spawn_cli(db: Path, src: Path) -> dict:
     """``python -m follicle run`` (fresh process, cold output and work folders): wall and CPU seconds
     from start to exit, that process's peak RSS (``wait4``), exit code."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    env = child_env(src)
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "stderr", "w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "follicle", "run", str(STUDY), "--db", str(db),
@@ -170,7 +175,7 @@ def spawn_cli(db: Path, src: Path) -> dict:
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         code = os.waitstatus_to_exitcode(status)
-        proc.returncode = code
+        proc.returncode = code  # reaped by wait4: tell Popen, so it does not wait or warn again
         if code not in (0, 3):
             err.seek(0)
             raise SystemExit(f"follicle run failed ({code}):\n{err.read()[-4000:]}")
